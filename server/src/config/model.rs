@@ -1,0 +1,158 @@
+//! The configuration model: what `config/taxiway.toml` says.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole service configuration, as read from the config directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Service-wide settings (discovery, versions served).
+    pub service: Service,
+    /// Limits on what clients may ask for or send.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Store maintenance settings.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// API roots, each a URL path segment.
+    #[serde(default, rename = "api_roots")]
+    pub api_roots: Vec<ApiRoot>,
+    /// Collections, stored or query.
+    #[serde(default)]
+    pub collections: Vec<Collection>,
+}
+
+/// A TAXII version the service can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaxiiVersion {
+    /// TAXII 2.0 (discovery at `/taxii/`).
+    #[serde(rename = "2.0")]
+    V20,
+    /// TAXII 2.1 (discovery at `/taxii2/`).
+    #[serde(rename = "2.1")]
+    V21,
+}
+
+/// Service-level settings shown in discovery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Discovery title.
+    pub title: String,
+    /// Discovery description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Discovery contact.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// TAXII versions served; default `["2.1"]`.
+    #[serde(default = "default_versions")]
+    pub versions: Vec<TaxiiVersion>,
+    /// The API root named as `default` in discovery.
+    #[serde(default)]
+    pub default_api_root: Option<String>,
+    /// Base URL clients use to reach the service (e.g. `https://taxii.example.com/prefix`);
+    /// when unset, URLs are built from the request's `Host`.
+    #[serde(default)]
+    pub external_url: Option<String>,
+}
+
+fn default_versions() -> Vec<TaxiiVersion> {
+    vec![TaxiiVersion::V21]
+}
+
+/// Request and response limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest page a client can get; larger `limit` values are lowered silently.
+    pub max_page_size: usize,
+    /// Page size when the client gives no `limit`.
+    pub default_page_size: usize,
+    /// Largest request body accepted (bytes), announced as `max_content_length`.
+    pub max_content_length: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_page_size: 1000,
+            default_page_size: 1000,
+            max_content_length: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Store maintenance settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// How often (seconds) queries using relative time (`now-30d`) are re-evaluated.
+    pub refresh_interval_secs: u64,
+    /// How long (hours) status resources are kept; at least 24.
+    pub status_retention_hours: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            refresh_interval_secs: 60,
+            status_retention_hours: 48,
+        }
+    }
+}
+
+/// An API root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiRoot {
+    /// The URL path segment (`feeds` serves `/feeds/`).
+    pub path: String,
+    /// API root title.
+    pub title: String,
+    /// API root description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A collection: either `writable` (stored) or a `query` over the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    /// The TAXII collection id: a lowercase UUIDv4.
+    pub id: String,
+    /// The API root path this collection lives in.
+    pub api_root: String,
+    /// Title, unique per API root.
+    pub title: String,
+    /// Optional description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Optional alias, unique per API root.
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// A stored collection producers may POST to.
+    #[serde(default)]
+    pub writable: bool,
+    /// The query of a read-only query collection.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Who may read and write.
+    #[serde(default)]
+    pub access: Access,
+}
+
+/// Access rules of a collection. Entries are user names or `group:<name>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// Users/groups that may read; empty = every authenticated user.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Users/groups that may write; empty = every authenticated user (writable collections only).
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Allow reading without credentials.
+    #[serde(default)]
+    pub anonymous_read: bool,
+}

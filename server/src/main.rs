@@ -1,0 +1,160 @@
+//! The `taxiway-server` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use taxiway_server::{config, import, serve};
+
+#[derive(Parser)]
+#[command(
+    name = "taxiway-server",
+    version,
+    about = "Taxiway: a TAXII 2.1 threat-intelligence feed server"
+)]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "TAXIWAY_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve TAXII from the config, credentials and TLS directories and the data directory.
+    Serve {
+        /// Directory holding taxiway.toml (hot-reloaded).
+        #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
+        config_dir: PathBuf,
+        /// Directory of the embedded store.
+        #[arg(long, env = "TAXIWAY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Directory of user credentials (hot-reloaded).
+        #[arg(long, env = "TAXIWAY_CREDENTIALS_DIR")]
+        credentials_dir: Option<PathBuf>,
+        /// Directory with tls.crt, tls.key and optional ca.crt (hot-reloaded).
+        #[arg(long, env = "TAXIWAY_TLS_DIR")]
+        tls_dir: Option<PathBuf>,
+        /// TAXII listen address.
+        #[arg(long, env = "TAXIWAY_LISTEN", default_value = "127.0.0.1:9443")]
+        listen: SocketAddr,
+        /// Admin listen address (/healthz, /readyz, /metrics).
+        #[arg(long, env = "TAXIWAY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+        /// Read connections to the store.
+        #[arg(long, env = "TAXIWAY_STORE_READERS", default_value_t = 8)]
+        readers: u32,
+    },
+    /// Load STIX bundles or TAXII envelopes into a writable collection.
+    Import {
+        /// Directory holding taxiway.toml.
+        #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
+        config_dir: PathBuf,
+        /// Directory of the embedded store.
+        #[arg(long, env = "TAXIWAY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The target collection's id, alias or title.
+        #[arg(long)]
+        collection: String,
+        /// Bundle or envelope files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate a config directory; prints every problem and exits non-zero if any.
+    CheckConfig {
+        /// Directory holding taxiway.toml.
+        #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
+        config_dir: PathBuf,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TAXIWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                config_dir,
+                data_dir,
+                credentials_dir,
+                tls_dir,
+                listen,
+                admin_listen,
+                readers,
+            } => {
+                serve::serve(serve::ServeOptions {
+                    config_dir,
+                    data_dir,
+                    credentials_dir,
+                    tls_dir,
+                    listen,
+                    admin_listen,
+                    readers,
+                })
+                .await
+            }
+            Command::Import {
+                config_dir,
+                data_dir,
+                collection,
+                files,
+            } => import::import(&config_dir, &data_dir, &collection, &files)
+                .await
+                .map(|_| ()),
+            Command::CheckConfig { config_dir } => match config::load_dir(&config_dir) {
+                Ok(c) => {
+                    println!(
+                        "{}: valid ({} API roots, {} collections)",
+                        config_dir.display(),
+                        c.config.api_roots.len(),
+                        c.collections.len()
+                    );
+                    Ok(())
+                }
+                Err(config::ConfigError::Invalid(problems)) => {
+                    for p in &problems {
+                        eprintln!("error: {p}");
+                    }
+                    Err(anyhow::anyhow!(
+                        "{} problem(s) in {}",
+                        problems.len(),
+                        config_dir.display()
+                    ))
+                }
+                Err(e) => Err(e.into()),
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

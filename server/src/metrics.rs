@@ -1,0 +1,207 @@
+//! Prometheus metrics, served on the admin listener.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::StoreStats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollectionLabels {
+    collection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram>,
+    objects: Family<ResultLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    auth_failures: Family<ReasonLabels, Counter>,
+    lockouts: Counter,
+    object_versions: Gauge,
+    collection_entries: Family<CollectionLabels, Gauge>,
+    rebuilding: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("taxiway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "TAXII requests by endpoint, method and status",
+            requests.clone(),
+        );
+        let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ])
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "TAXII request latency",
+            latency.clone(),
+        );
+        let objects = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "objects_added",
+            "Objects posted, by result (stored or rejected)",
+            objects.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result (ok or error)",
+            reloads.clone(),
+        );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Refused authentications by reason",
+            auth_failures.clone(),
+        );
+        let lockouts = Counter::default();
+        registry.register(
+            "auth_lockouts",
+            "Temporary lockouts started after repeated failures",
+            lockouts.clone(),
+        );
+        let object_versions = Gauge::default();
+        registry.register(
+            "object_versions",
+            "Object versions in the store",
+            object_versions.clone(),
+        );
+        let collection_entries = Family::<CollectionLabels, Gauge>::default();
+        registry.register(
+            "collection_entries",
+            "Object versions per collection",
+            collection_entries.clone(),
+        );
+        let rebuilding = Gauge::default();
+        registry.register(
+            "query_rebuilds_in_progress",
+            "Query collections being rebuilt",
+            rebuilding.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            objects,
+            reloads,
+            auth_failures,
+            lockouts,
+            object_versions,
+            collection_entries,
+            rebuilding,
+        }
+    }
+
+    /// Record one request.
+    pub fn observe_request(
+        &self,
+        endpoint: &'static str,
+        method: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint,
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Record the outcome of an add-objects request.
+    pub fn objects_added(&self, stored: u64, rejected: u64) {
+        self.objects
+            .get_or_create(&ResultLabels { result: "stored" })
+            .inc_by(stored);
+        self.objects
+            .get_or_create(&ResultLabels { result: "rejected" })
+            .inc_by(rejected);
+    }
+
+    /// Record a configuration reload.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Record a refused authentication.
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Record a lockout.
+    pub fn lockout(&self) {
+        self.lockouts.inc();
+    }
+
+    /// Prometheus text exposition, with store figures refreshed.
+    pub fn render(&self, stats: Option<StoreStats>) -> String {
+        if let Some(stats) = stats {
+            self.object_versions.set(stats.object_versions as i64);
+            self.rebuilding.set(stats.rebuilding as i64);
+            self.collection_entries.clear();
+            for c in stats.collections {
+                self.collection_entries
+                    .get_or_create(&CollectionLabels {
+                        collection: c.collection,
+                    })
+                    .set(c.entries as i64);
+            }
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            tracing::error!("cannot encode metrics");
+        }
+        out
+    }
+}

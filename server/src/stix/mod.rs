@@ -1,0 +1,2 @@
+//! STIX helpers: timestamps, TLP markings and indicator patterns.
+pub mod timestamp;

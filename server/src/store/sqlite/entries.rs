@@ -1,0 +1,140 @@
+//! Membership rows: adding and removing object versions in views, keeping the
+//! `is_first`/`is_last` flags and view sizes right.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::store::{Micros, StoreError};
+
+/// The indexed facts of a stored object version.
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    /// `object_versions.vid`.
+    pub vid: i64,
+    /// STIX id.
+    pub stix_id: String,
+    /// STIX type.
+    pub kind: String,
+    /// `spec_version`.
+    pub spec_version: String,
+    /// The version as listed.
+    pub version_us: Micros,
+}
+
+/// Per-view size changes accumulated during a transaction, written once at the end.
+#[derive(Debug, Default)]
+pub struct SizeChanges(HashMap<i64, i64>);
+
+impl SizeChanges {
+    /// Record `delta` rows for a view.
+    pub fn add(&mut self, view_id: i64, delta: i64) {
+        *self.0.entry(view_id).or_default() += delta;
+    }
+
+    /// Write the accumulated changes.
+    pub fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut stmt = tx.prepare_cached("UPDATE views SET size = size + ?2 WHERE view_id = ?1")?;
+        for (view_id, delta) in self.0 {
+            if delta != 0 {
+                stmt.execute(params![view_id, delta])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `date_added` of a version in a view, if it is a member.
+pub fn date_added_in(
+    tx: &Transaction<'_>,
+    view_id: i64,
+    vid: i64,
+) -> Result<Option<Micros>, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT date_added FROM entries WHERE view_id = ?1 AND vid = ?2")?
+        .query_row(params![view_id, vid], |r| r.get(0))
+        .optional()?)
+}
+
+/// Add a version to a view at `date_added` unless it is already a member; returns
+/// whether it was added.
+pub fn insert_entry(
+    tx: &Transaction<'_>,
+    sizes: &mut SizeChanges,
+    view_id: i64,
+    row: &VersionRow,
+    date_added: Micros,
+    provisional: bool,
+) -> Result<bool, StoreError> {
+    if date_added_in(tx, view_id, row.vid)?.is_some() {
+        return Ok(false);
+    }
+    let (min, max): (Option<Micros>, Option<Micros>) = tx
+        .prepare_cached(
+            "SELECT min(version_us), max(version_us) FROM entries WHERE view_id = ?1 AND stix_id = ?2",
+        )?
+        .query_row(params![view_id, row.stix_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let is_first = min.is_none_or(|m| row.version_us < m);
+    let is_last = max.is_none_or(|m| row.version_us > m);
+    if is_first && min.is_some() {
+        tx.prepare_cached(
+            "UPDATE entries SET is_first = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_first = 1",
+        )?
+        .execute(params![view_id, row.stix_id])?;
+    }
+    if is_last && max.is_some() {
+        tx.prepare_cached(
+            "UPDATE entries SET is_last = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_last = 1",
+        )?
+        .execute(params![view_id, row.stix_id])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
+         is_first, is_last, provisional) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        view_id,
+        date_added,
+        row.vid,
+        row.stix_id,
+        row.kind,
+        row.spec_version,
+        row.version_us,
+        is_first,
+        is_last,
+        provisional
+    ])?;
+    sizes.add(view_id, 1);
+    Ok(true)
+}
+
+/// Remove a version from a view; returns whether it was a member.
+pub fn remove_entry(
+    tx: &Transaction<'_>,
+    sizes: &mut SizeChanges,
+    view_id: i64,
+    vid: i64,
+    stix_id: &str,
+) -> Result<bool, StoreError> {
+    let removed = tx
+        .prepare_cached("DELETE FROM entries WHERE view_id = ?1 AND vid = ?2")?
+        .execute(params![view_id, vid])?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    sizes.add(view_id, -1);
+    refresh_flags(tx, view_id, stix_id)?;
+    Ok(true)
+}
+
+/// Recompute `is_first`/`is_last` of one object's versions in a view.
+pub fn refresh_flags(tx: &Transaction<'_>, view_id: i64, stix_id: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE entries SET \
+           is_first = (version_us = (SELECT min(version_us) FROM entries e WHERE e.view_id = ?1 AND e.stix_id = ?2)), \
+           is_last  = (version_us = (SELECT max(version_us) FROM entries e WHERE e.view_id = ?1 AND e.stix_id = ?2)) \
+         WHERE view_id = ?1 AND stix_id = ?2",
+    )?
+    .execute(params![view_id, stix_id])?;
+    Ok(())
+}

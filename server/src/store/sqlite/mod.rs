@@ -1,0 +1,471 @@
+//! The embedded store: SQLite (bundled) in WAL mode on the data directory.
+//!
+//! One writer connection serialises writes (SQLite allows one writer at a time anyway),
+//! which also makes `date_added` stamps follow commit order. Reads use a pool of
+//! read-only connections and never wait for writers.
+
+mod entries;
+mod ingest;
+mod read;
+mod registry;
+mod schema;
+mod views;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params, Connection};
+
+use self::registry::{Registry, ViewState};
+use super::{
+    AddObjects, Clock, CollectionSize, Listing, Page, Status, StatusDetail, Store, StoreError,
+    StoreStats, VersionMatch,
+};
+use crate::config::ServiceConfig;
+use crate::stix::timestamp::{format_taxii, now_us};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "taxiway.db";
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    clock: Clock,
+    registry: RwLock<Arc<Registry>>,
+    running: Mutex<HashSet<i64>>,
+    retention_hours: AtomicU64,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Database("a store lock was poisoned by an earlier panic".into())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path, readers: u32) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        schema::configure(&writer, true)?;
+        schema::migrate(&mut writer)?;
+        let last: Option<i64> = writer.query_row(
+            "SELECT max(m) FROM (SELECT max(date_added) AS m FROM entries UNION ALL SELECT max(added_us) FROM object_versions)",
+            [],
+            |r| r.get(0),
+        )?;
+        let manager = SqliteConnectionManager::file(&path).with_init(|c| {
+            schema::configure(c, false).map_err(|e| match e {
+                StoreError::Database(m) | StoreError::Unavailable(m) => {
+                    rusqlite::Error::InvalidParameterName(m)
+                }
+                other => rusqlite::Error::InvalidParameterName(other.to_string()),
+            })
+        });
+        let readers = r2d2::Pool::builder()
+            .max_size(readers.max(1))
+            .min_idle(Some(1))
+            .build(manager)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                clock: Clock::starting_after(last.unwrap_or(0)),
+                registry: RwLock::new(Arc::new(Registry::default())),
+                running: Mutex::new(HashSet::new()),
+                retention_hours: AtomicU64::new(48),
+            }),
+        })
+    }
+
+    fn registry(&self) -> Result<Arc<Registry>, StoreError> {
+        Ok(self.inner.registry.read().map_err(poisoned)?.clone())
+    }
+
+    /// Run blocking store work off the async runtime.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+
+    fn spawn_rebuild(&self, view_id: i64) {
+        {
+            let Ok(mut running) = self.inner.running.lock() else {
+                return;
+            };
+            if !running.insert(view_id) {
+                return;
+            }
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = store.rebuild(view_id).await;
+            if let Ok(mut running) = store.inner.running.lock() {
+                running.remove(&view_id);
+            }
+            match result {
+                Ok(true) => tracing::info!(
+                    view_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "query collection rebuilt"
+                ),
+                Ok(false) => tracing::info!(view_id, "rebuild superseded"),
+                Err(e) => {
+                    tracing::error!(view_id, error = %e, "query collection rebuild failed; will retry on next maintenance")
+                }
+            }
+        });
+    }
+
+    /// Fill a building view batch by batch, then switch it live. `Ok(false)` if the
+    /// view was superseded (query changed again) before it finished.
+    async fn rebuild(&self, view_id: i64) -> Result<bool, StoreError> {
+        loop {
+            let done = self
+                .blocking(move |inner| {
+                    let registry = inner.registry.read().map_err(poisoned)?.clone();
+                    let Some(view) = registry
+                        .view(view_id)
+                        .filter(|v| v.state == ViewState::Building)
+                        .cloned()
+                    else {
+                        return Ok(Some(false));
+                    };
+                    let Some(query) = view.query.clone() else {
+                        return Ok(Some(false));
+                    };
+                    let reader = inner.readers.get()?;
+                    let Some(after) = views::progress(&reader, view_id)? else {
+                        return Ok(Some(false));
+                    };
+                    let batch = views::candidates(&reader, after)?;
+                    drop(reader);
+                    let now = now_us();
+                    let matching: Vec<_> = batch
+                        .iter()
+                        .filter(|c| views::matches(&registry, &query, c, now))
+                        .collect();
+                    let mut writer = inner.writer.lock().map_err(poisoned)?;
+                    // Re-check under the writer lock: a reload may have superseded the view.
+                    let registry = inner.registry.read().map_err(poisoned)?.clone();
+                    if registry
+                        .view(view_id)
+                        .is_none_or(|v| v.state != ViewState::Building)
+                    {
+                        return Ok(Some(false));
+                    }
+                    let tx = writer.transaction()?;
+                    if let Some(last) = batch.last() {
+                        views::fill(&tx, &inner.clock, &view, &matching, last.row.vid)?;
+                    }
+                    if batch.len() < views::BATCH {
+                        views::switch(&tx, &inner.clock, &view)?;
+                        tx.commit()?;
+                        let mut next = (*registry).clone();
+                        next.views.retain(|v| Some(v.view_id) != view.replaces);
+                        if let Some(v) = next.views.iter_mut().find(|v| v.view_id == view_id) {
+                            v.state = ViewState::Active;
+                            v.replaces = None;
+                        }
+                        *inner.registry.write().map_err(poisoned)? = Arc::new(next);
+                        return Ok(Some(true));
+                    }
+                    tx.commit()?;
+                    Ok(None)
+                })
+                .await?;
+            if let Some(finished) = done {
+                if finished {
+                    self.purge_retired().await?;
+                }
+                return Ok(finished);
+            }
+        }
+    }
+
+    async fn purge_retired(&self) -> Result<(), StoreError> {
+        let retired = self
+            .blocking(|inner| views::retired(&*inner.readers.get()?))
+            .await?;
+        for view_id in retired {
+            loop {
+                let gone = self
+                    .blocking(move |inner| {
+                        let mut writer = inner.writer.lock().map_err(poisoned)?;
+                        let tx = writer.transaction()?;
+                        let gone = views::purge_some(&tx, view_id)?;
+                        tx.commit()?;
+                        Ok(gone)
+                    })
+                    .await?;
+                if gone {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-evaluate live query views that use relative time.
+    async fn refresh_relative(&self) -> Result<(), StoreError> {
+        let registry = self.registry()?;
+        let targets: Vec<_> = registry
+            .query_views()
+            .filter(|(v, q)| v.state == ViewState::Active && q.uses_relative_time())
+            .map(|(v, q)| (v.view_id, q.clone()))
+            .collect();
+        for (view_id, query) in targets {
+            let mut after = 0;
+            loop {
+                let query = query.clone();
+                let next = self
+                    .blocking(move |inner| {
+                        let batch = views::candidates(&*inner.readers.get()?, after)?;
+                        let Some(last) = batch.last().map(|c| c.row.vid) else {
+                            return Ok(None);
+                        };
+                        let mut writer = inner.writer.lock().map_err(poisoned)?;
+                        let registry = inner.registry.read().map_err(poisoned)?.clone();
+                        if registry
+                            .view(view_id)
+                            .is_none_or(|v| v.state != ViewState::Active)
+                        {
+                            return Ok(None);
+                        }
+                        let tx = writer.transaction()?;
+                        views::reevaluate(
+                            &tx,
+                            &inner.clock,
+                            view_id,
+                            &batch,
+                            &query,
+                            &registry,
+                            now_us(),
+                        )?;
+                        tx.commit()?;
+                        Ok((batch.len() == views::BATCH).then_some(last))
+                    })
+                    .await?;
+                match next {
+                    Some(vid) => after = vid,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
+        let config = config.clone();
+        let building = self
+            .blocking(move |inner| {
+                let mut writer = inner.writer.lock().map_err(poisoned)?;
+                let tx = writer.transaction()?;
+                let (registry, building) = views::apply_config(&tx, &config)?;
+                tx.commit()?;
+                // Swapped while still holding the writer lock: no ingest sees a view
+                // set that differs from what the database says.
+                *inner.registry.write().map_err(poisoned)? = Arc::new(registry);
+                inner.retention_hours.store(
+                    config.config.store.status_retention_hours,
+                    Ordering::Relaxed,
+                );
+                Ok(building)
+            })
+            .await?;
+        for view_id in building {
+            self.spawn_rebuild(view_id);
+        }
+        Ok(())
+    }
+
+    async fn add_objects(
+        &self,
+        api_root: &str,
+        collection: &str,
+        request: AddObjects,
+    ) -> Result<Status, StoreError> {
+        let api_root = api_root.to_string();
+        let collection = collection.to_string();
+        self.blocking(move |inner| {
+            let request_timestamp = format_taxii(now_us());
+            let total = (request.objects.len() + request.failures.len()) as u64;
+            let mut writer = inner.writer.lock().map_err(poisoned)?;
+            let registry = inner.registry.read().map_err(poisoned)?.clone();
+            let view = registry
+                .active(&collection)
+                .ok_or_else(|| StoreError::UnknownCollection(collection.clone()))?;
+            if view.query.is_some() {
+                return Err(StoreError::ReadOnly(collection));
+            }
+            let tx = writer.transaction()?;
+            let done = ingest::add_objects(
+                &tx,
+                &registry,
+                &inner.clock,
+                &collection,
+                view.view_id,
+                request,
+            )?;
+            let status = Status {
+                id: uuid::Uuid::new_v4().to_string(),
+                status: "complete".into(),
+                request_timestamp,
+                total_count: total,
+                success_count: done.successes.len() as u64,
+                failure_count: done.failures.len() as u64,
+                pending_count: 0,
+                successes: done.successes,
+                failures: done.failures,
+                pendings: Vec::<StatusDetail>::new(),
+            };
+            let body = serde_json::to_string(&status)
+                .map_err(|e| StoreError::Database(format!("cannot encode status: {e}")))?;
+            tx.prepare_cached(
+                "INSERT INTO status (id, api_root, created_us, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![status.id, api_root, now_us(), body])?;
+            tx.commit()?;
+            Ok(status)
+        })
+        .await
+    }
+
+    async fn list(&self, collection: &str, listing: &Listing) -> Result<Page, StoreError> {
+        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+            // A new query collection whose first build has not finished yet.
+            return Ok(Page::default());
+        };
+        let listing = listing.clone();
+        self.blocking(move |inner| read::list(&*inner.readers.get()?, view_id, &listing))
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        collection: &str,
+        object_id: &str,
+        versions: &VersionMatch,
+        spec_versions: &[String],
+    ) -> Result<u64, StoreError> {
+        let collection = collection.to_string();
+        let object_id = object_id.to_string();
+        let versions = versions.clone();
+        let spec_versions = spec_versions.to_vec();
+        self.blocking(move |inner| {
+            let mut writer = inner.writer.lock().map_err(poisoned)?;
+            let registry = inner.registry.read().map_err(poisoned)?.clone();
+            let view = registry
+                .active(&collection)
+                .ok_or_else(|| StoreError::UnknownCollection(collection.clone()))?;
+            if view.query.is_some() {
+                return Err(StoreError::ReadOnly(collection));
+            }
+            let tx = writer.transaction()?;
+            let n = ingest::delete_object(
+                &tx,
+                &registry,
+                &collection,
+                view.view_id,
+                &object_id,
+                &versions,
+                &spec_versions,
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>, StoreError> {
+        let api_root = api_root.to_string();
+        let id = id.to_string();
+        self.blocking(move |inner| read::status(&*inner.readers.get()?, &api_root, &id))
+            .await
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        self.refresh_relative().await?;
+        self.blocking(|inner| {
+            let hours = inner.retention_hours.load(Ordering::Relaxed) as i64;
+            let mut writer = inner.writer.lock().map_err(poisoned)?;
+            let tx = writer.transaction()?;
+            views::purge_statuses(&tx, now_us() - hours * 3_600_000_000)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        // Resume rebuilds that failed or were interrupted.
+        let building: Vec<i64> = self
+            .registry()?
+            .views
+            .iter()
+            .filter(|v| v.state == ViewState::Building)
+            .map(|v| v.view_id)
+            .collect();
+        for view_id in building {
+            self.spawn_rebuild(view_id);
+        }
+        self.purge_retired().await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let registry = self.registry()?;
+        self.blocking(move |inner| {
+            let conn = inner.readers.get()?;
+            let object_versions: i64 =
+                conn.query_row("SELECT count(*) FROM object_versions", [], |r| r.get(0))?;
+            let mut collections = Vec::new();
+            let mut rebuilding = 0;
+            let mut size = conn.prepare_cached("SELECT size FROM views WHERE view_id = ?1")?;
+            for view in &registry.views {
+                match view.state {
+                    ViewState::Building => rebuilding += 1,
+                    ViewState::Active => {
+                        let entries: i64 = size.query_row(params![view.view_id], |r| r.get(0))?;
+                        collections.push(CollectionSize {
+                            collection: view.collection.clone(),
+                            entries: entries.max(0) as u64,
+                        });
+                    }
+                }
+            }
+            Ok(StoreStats {
+                object_versions: object_versions.max(0) as u64,
+                collections,
+                rebuilding,
+            })
+        })
+        .await
+    }
+
+    async fn ready(&self) -> bool {
+        self.registry()
+            .map(|r| r.views.iter().all(|v| v.state == ViewState::Active))
+            .unwrap_or(false)
+    }
+}

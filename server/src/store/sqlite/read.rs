@@ -1,0 +1,98 @@
+//! Reads: a page of a view, a status resource.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::store::{Entry, Listing, Page, Status, StoreError};
+
+/// One page of a view: an index range scan from the listing's position.
+pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, StoreError> {
+    let mut sql = String::from("SELECT e.date_added, e.stix_id, e.version_us, e.spec_version");
+    sql.push_str(if listing.with_raw {
+        ", v.raw FROM entries e JOIN object_versions v ON v.vid = e.vid"
+    } else {
+        ", '' FROM entries e"
+    });
+    sql.push_str(" WHERE e.view_id = ? AND e.date_added > ?");
+    let mut args: Vec<SqlValue> = vec![
+        SqlValue::Integer(view_id),
+        SqlValue::Integer(listing.after.unwrap_or(i64::MIN)),
+    ];
+    in_list(&mut sql, &mut args, "e.stix_id", &listing.ids);
+    in_list(&mut sql, &mut args, "e.type", &listing.types);
+    in_list(
+        &mut sql,
+        &mut args,
+        "e.spec_version",
+        &listing.spec_versions,
+    );
+    let v = &listing.versions;
+    if !v.all {
+        let mut alternatives = Vec::new();
+        if v.last {
+            // Written exactly as the partial index's condition so the planner can use it.
+            alternatives.push("e.is_last = 1".to_string());
+        }
+        if v.first {
+            alternatives.push("e.is_first = 1".to_string());
+        }
+        if !v.at.is_empty() {
+            alternatives.push(format!(
+                "e.version_us IN ({})",
+                vec!["?"; v.at.len()].join(",")
+            ));
+            args.extend(v.at.iter().map(|t| SqlValue::Integer(*t)));
+        }
+        if alternatives.is_empty() {
+            return Ok(Page::default());
+        }
+        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+    sql.push_str(" ORDER BY e.date_added LIMIT ?");
+    let fetch = listing.limit.saturating_add(1);
+    args.push(SqlValue::Integer(i64::try_from(fetch).unwrap_or(i64::MAX)));
+
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut entries = Vec::with_capacity(listing.limit.min(1024));
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if entries.len() == listing.limit {
+            more = true;
+            break;
+        }
+        entries.push(Entry {
+            date_added: row.get(0)?,
+            id: row.get(1)?,
+            version: row.get(2)?,
+            spec_version: row.get(3)?,
+            raw: row.get(4)?,
+        });
+    }
+    Ok(Page { entries, more })
+}
+
+fn in_list(sql: &mut String, args: &mut Vec<SqlValue>, column: &str, values: &[String]) {
+    if values.is_empty() {
+        return;
+    }
+    sql.push_str(&format!(
+        " AND {column} IN ({})",
+        vec!["?"; values.len()].join(",")
+    ));
+    args.extend(values.iter().map(|s| SqlValue::Text(s.clone())));
+}
+
+/// A status resource of an API root.
+pub fn status(conn: &Connection, api_root: &str, id: &str) -> Result<Option<Status>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM status WHERE id = ?1 AND api_root = ?2")?
+        .query_row(params![id, api_root], |r| r.get(0))
+        .optional()?;
+    match body {
+        None => Ok(None),
+        Some(body) => serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|e| StoreError::Database(format!("corrupt status {id}: {e}"))),
+    }
+}

@@ -1,0 +1,82 @@
+//! Which view serves or is being built for each collection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::query::Query;
+
+/// Lifecycle of a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewState {
+    /// Serves reads and is maintained on ingest.
+    Active,
+    /// Being filled by a rebuild; maintained on ingest, not yet read.
+    Building,
+}
+
+impl ViewState {
+    /// The name stored in the `views` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewState::Active => "active",
+            ViewState::Building => "building",
+        }
+    }
+}
+
+/// A view the store maintains.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Row id in `views`.
+    pub view_id: i64,
+    /// Collection id.
+    pub collection: String,
+    /// The query of a query view; `None` for a stored collection.
+    pub query: Option<Arc<Query>>,
+    /// Active or building.
+    pub state: ViewState,
+    /// The view a building view replaces.
+    pub replaces: Option<i64>,
+}
+
+/// The views maintained right now, and the names `source:` terms can use.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// Every maintained view.
+    pub views: Vec<View>,
+    /// Stored collection id → names (id, title, alias).
+    pub source_names: HashMap<String, Vec<String>>,
+}
+
+impl Registry {
+    /// The view that serves reads of a collection.
+    pub fn active(&self, collection: &str) -> Option<&View> {
+        self.views
+            .iter()
+            .find(|v| v.collection == collection && v.state == ViewState::Active)
+    }
+
+    /// Query views (active and building) that ingest must evaluate.
+    pub fn query_views(&self) -> impl Iterator<Item = (&View, &Arc<Query>)> {
+        self.views
+            .iter()
+            .filter_map(|v| v.query.as_ref().map(|q| (v, q)))
+    }
+
+    /// A view by id.
+    pub fn view(&self, view_id: i64) -> Option<&View> {
+        self.views.iter().find(|v| v.view_id == view_id)
+    }
+
+    /// Names of the stored collections listed in a version's `sources` column.
+    pub fn names_of<'a>(&'a self, sources: &'a str) -> Vec<&'a str> {
+        sources
+            .split('\n')
+            .filter(|s| !s.is_empty())
+            .flat_map(|id| match self.source_names.get(id) {
+                Some(names) => names.iter().map(String::as_str).collect::<Vec<_>>(),
+                None => vec![id],
+            })
+            .collect()
+    }
+}

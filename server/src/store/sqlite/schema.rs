@@ -1,0 +1,106 @@
+//! The SQLite schema and its migrations.
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
+
+/// Schema versions, applied in order; `PRAGMA user_version` records the last applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: object versions, views, entries, status resources.
+    r#"
+    CREATE TABLE object_versions (
+        vid          INTEGER PRIMARY KEY,
+        stix_id      TEXT    NOT NULL,
+        type         TEXT    NOT NULL,
+        spec_version TEXT    NOT NULL,
+        -- `modified`, else `created`; -1 for objects without either (SCOs): one version only.
+        version_key  INTEGER NOT NULL,
+        -- the version as listed: version_key, or added_us for unversioned objects.
+        version_us   INTEGER NOT NULL,
+        added_us     INTEGER NOT NULL,
+        -- stored collections this version was posted to, '\n'-separated ids.
+        sources      TEXT    NOT NULL,
+        raw          TEXT    NOT NULL
+    );
+    CREATE UNIQUE INDEX object_versions_by_version ON object_versions (stix_id, version_key);
+
+    CREATE TABLE views (
+        view_id      INTEGER PRIMARY KEY,
+        collection   TEXT    NOT NULL,
+        kind         TEXT    NOT NULL CHECK (kind IN ('stored', 'query')),
+        query        TEXT,
+        state        TEXT    NOT NULL CHECK (state IN ('active', 'building', 'retired')),
+        -- the view a building view will replace.
+        replaces     INTEGER,
+        -- rebuilds resume after this object_versions.vid.
+        progress_vid INTEGER NOT NULL DEFAULT 0,
+        size         INTEGER NOT NULL DEFAULT 0,
+        created_us   INTEGER NOT NULL
+    );
+    CREATE INDEX views_by_collection ON views (collection, state);
+
+    CREATE TABLE entries (
+        view_id      INTEGER NOT NULL,
+        date_added   INTEGER NOT NULL,
+        vid          INTEGER NOT NULL,
+        stix_id      TEXT    NOT NULL,
+        type         TEXT    NOT NULL,
+        spec_version TEXT    NOT NULL,
+        version_us   INTEGER NOT NULL,
+        is_first     INTEGER NOT NULL,
+        is_last      INTEGER NOT NULL,
+        -- set while a rebuild inserts rows that are new to the collection; re-stamped on switch.
+        provisional  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (view_id, date_added)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX entries_by_version ON entries (view_id, vid);
+    CREATE INDEX entries_by_object ON entries (view_id, stix_id, version_us);
+    CREATE INDEX entries_by_type ON entries (view_id, type, date_added);
+    CREATE INDEX entries_latest ON entries (view_id, date_added) WHERE is_last = 1;
+    CREATE INDEX entries_provisional ON entries (view_id) WHERE provisional = 1;
+
+    CREATE TABLE status (
+        id          TEXT    PRIMARY KEY,
+        api_root    TEXT    NOT NULL,
+        created_us  INTEGER NOT NULL,
+        body        TEXT    NOT NULL
+    );
+    CREATE INDEX status_by_age ON status (created_us);
+    "#,
+];
+
+/// Open-time settings of every connection.
+pub fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -32_000)?; // ~32 MB per connection
+    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before we answer 202.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    } else {
+        conn.pragma_update(None, "query_only", true)?;
+    }
+    Ok(())
+}
+
+/// Apply pending migrations; refuse a database written by a newer binary.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::Database(format!(
+            "the store has schema version {current}, newer than this binary understands ({known}); \
+             upgrade taxiway-server"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

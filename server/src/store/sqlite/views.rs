@@ -1,0 +1,335 @@
+//! View lifecycle: matching views to the configuration, rebuilding query views in the
+//! background, re-evaluating relative-time queries and purging retired views.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::entries::{date_added_in, insert_entry, remove_entry, SizeChanges, VersionRow};
+use super::registry::{Registry, View, ViewState};
+use crate::config::{CollectionKind, ServiceConfig};
+use crate::query::{ObjectFacts, Query};
+use crate::stix::timestamp::now_us;
+use crate::store::{Clock, Micros, StoreError};
+
+/// Object versions evaluated per rebuild transaction.
+pub const BATCH: usize = 2_000;
+
+struct ViewRow {
+    view_id: i64,
+    collection: String,
+    kind: String,
+    query: Option<String>,
+    state: String,
+}
+
+fn live_rows(tx: &Transaction<'_>) -> Result<Vec<ViewRow>, StoreError> {
+    let mut stmt = tx.prepare(
+        "SELECT view_id, collection, kind, query, state FROM views WHERE state != 'retired' ORDER BY view_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(ViewRow {
+                view_id: r.get(0)?,
+                collection: r.get(1)?,
+                kind: r.get(2)?,
+                query: r.get(3)?,
+                state: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn create_view(
+    tx: &Transaction<'_>,
+    collection: &str,
+    query: Option<&str>,
+    state: ViewState,
+    replaces: Option<i64>,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO views (collection, kind, query, state, replaces, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        collection,
+        if query.is_some() { "query" } else { "stored" },
+        query,
+        state.as_str(),
+        replaces,
+        now_us()
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn retire(tx: &Transaction<'_>, view_id: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE views SET state = 'retired' WHERE view_id = ?1")?
+        .execute(params![view_id])?;
+    Ok(())
+}
+
+/// Make the views match `config`; returns the new registry and the building views
+/// that need a rebuild runner.
+pub fn apply_config(
+    tx: &Transaction<'_>,
+    config: &ServiceConfig,
+) -> Result<(Registry, Vec<i64>), StoreError> {
+    let rows = live_rows(tx)?;
+    let mut registry = Registry::default();
+    let mut building = Vec::new();
+    let mut keep = std::collections::HashSet::new();
+
+    for c in &config.collections {
+        let id = c.id();
+        let find = |kind: &str, state: &str| {
+            rows.iter()
+                .find(|r| r.collection == id && r.kind == kind && r.state == state)
+        };
+        match &c.kind {
+            CollectionKind::Stored => {
+                let view_id = match find("stored", "active") {
+                    Some(r) => r.view_id,
+                    None => create_view(tx, id, None, ViewState::Active, None)?,
+                };
+                keep.insert(view_id);
+                registry.views.push(View {
+                    view_id,
+                    collection: id.to_string(),
+                    query: None,
+                    state: ViewState::Active,
+                    replaces: None,
+                });
+                registry
+                    .source_names
+                    .insert(id.to_string(), c.source_names());
+            }
+            CollectionKind::Query(query) => {
+                let text = query.text();
+                let active = find("query", "active");
+                let current = active.filter(|r| r.query.as_deref() == Some(text));
+                if let Some(r) = current {
+                    keep.insert(r.view_id);
+                    registry.views.push(View {
+                        view_id: r.view_id,
+                        collection: id.to_string(),
+                        query: Some(query.clone()),
+                        state: ViewState::Active,
+                        replaces: None,
+                    });
+                    continue;
+                }
+                // The old view keeps serving (and being maintained with its old query)
+                // until the rebuilt one replaces it.
+                let mut replaces = None;
+                if let Some(old) = active {
+                    let old_query = old.query.as_deref().and_then(|t| Query::parse(t).ok());
+                    keep.insert(old.view_id);
+                    replaces = Some(old.view_id);
+                    registry.views.push(View {
+                        view_id: old.view_id,
+                        collection: id.to_string(),
+                        query: old_query.map(Arc::new),
+                        state: ViewState::Active,
+                        replaces: None,
+                    });
+                }
+                let in_progress =
+                    find("query", "building").filter(|r| r.query.as_deref() == Some(text));
+                let view_id = match in_progress {
+                    Some(r) => r.view_id,
+                    None => {
+                        let view_id =
+                            create_view(tx, id, Some(text), ViewState::Building, replaces)?;
+                        tx.prepare_cached("UPDATE views SET replaces = ?2 WHERE view_id = ?1")?
+                            .execute(params![view_id, replaces])?;
+                        view_id
+                    }
+                };
+                keep.insert(view_id);
+                building.push(view_id);
+                registry.views.push(View {
+                    view_id,
+                    collection: id.to_string(),
+                    query: Some(query.clone()),
+                    state: ViewState::Building,
+                    replaces,
+                });
+            }
+        }
+    }
+    // Query views nobody configures any more are retired; stored data is never dropped.
+    for r in &rows {
+        if r.kind == "query" && !keep.contains(&r.view_id) {
+            retire(tx, r.view_id)?;
+        }
+    }
+    Ok((registry, building))
+}
+
+/// Object versions read for evaluation.
+pub struct Candidate {
+    /// Indexed facts.
+    pub row: VersionRow,
+    /// When the version entered the store.
+    pub added_us: Micros,
+    /// Stored collections it is in.
+    pub sources: String,
+    /// Raw JSON.
+    pub raw: String,
+}
+
+/// Up to [`BATCH`] object versions after `after_vid`.
+pub fn candidates(conn: &Connection, after_vid: i64) -> Result<Vec<Candidate>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT vid, stix_id, type, spec_version, version_us, added_us, sources, raw \
+         FROM object_versions WHERE vid > ?1 ORDER BY vid LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after_vid, BATCH as i64], |r| {
+            Ok(Candidate {
+                row: VersionRow {
+                    vid: r.get(0)?,
+                    stix_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    spec_version: r.get(3)?,
+                    version_us: r.get(4)?,
+                },
+                added_us: r.get(5)?,
+                sources: r.get(6)?,
+                raw: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Whether a candidate matches a query.
+pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
+        return false;
+    };
+    let names = registry.names_of(&c.sources);
+    query.matches(
+        &ObjectFacts {
+            object: &value,
+            sources: &names,
+            added_us: c.added_us,
+        },
+        now,
+    )
+}
+
+/// Where a rebuild stands.
+pub fn progress(conn: &Connection, view_id: i64) -> Result<Option<i64>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached("SELECT progress_vid FROM views WHERE view_id = ?1 AND state = 'building'")?
+        .query_row(params![view_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Insert a batch of matching candidates into a building view and advance its progress.
+pub fn fill(
+    tx: &Transaction<'_>,
+    clock: &Clock,
+    view: &View,
+    matching: &[&Candidate],
+    last_vid: i64,
+) -> Result<(), StoreError> {
+    let mut sizes = SizeChanges::default();
+    for c in matching {
+        let (stamp, provisional) = match view.replaces {
+            Some(old) => match date_added_in(tx, old, c.row.vid)? {
+                Some(kept) => (kept, false),
+                None => (clock.stamp(), true),
+            },
+            None => (clock.stamp(), false),
+        };
+        insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional)?;
+    }
+    sizes.flush(tx)?;
+    tx.prepare_cached("UPDATE views SET progress_vid = ?2 WHERE view_id = ?1")?
+        .execute(params![view.view_id, last_vid])?;
+    Ok(())
+}
+
+/// Put a fully built view live: rows new to the collection get fresh stamps (so
+/// pollers resuming from their last `date_added` see them), then the view replaces
+/// the old one.
+pub fn switch(tx: &Transaction<'_>, clock: &Clock, view: &View) -> Result<(), StoreError> {
+    let provisional: Vec<i64> = tx
+        .prepare("SELECT date_added FROM entries WHERE view_id = ?1 AND provisional = 1 ORDER BY date_added")?
+        .query_map(params![view.view_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut restamp = tx.prepare_cached(
+        "UPDATE entries SET date_added = ?3, provisional = 0 WHERE view_id = ?1 AND date_added = ?2",
+    )?;
+    for old in provisional {
+        restamp.execute(params![view.view_id, old, clock.stamp()])?;
+    }
+    if let Some(old) = view.replaces {
+        retire(tx, old)?;
+    }
+    tx.prepare_cached("UPDATE views SET state = 'active', replaces = NULL WHERE view_id = ?1")?
+        .execute(params![view.view_id])?;
+    Ok(())
+}
+
+/// Apply a re-evaluation of a batch to a live view.
+pub fn reevaluate(
+    tx: &Transaction<'_>,
+    clock: &Clock,
+    view_id: i64,
+    batch: &[Candidate],
+    query: &Query,
+    registry: &Registry,
+    now: Micros,
+) -> Result<usize, StoreError> {
+    let mut sizes = SizeChanges::default();
+    let mut changed = 0;
+    for c in batch {
+        let member = date_added_in(tx, view_id, c.row.vid)?.is_some();
+        let wanted = matches(registry, query, c, now);
+        if wanted && !member {
+            insert_entry(tx, &mut sizes, view_id, &c.row, clock.stamp(), false)?;
+            changed += 1;
+        } else if !wanted && member {
+            remove_entry(tx, &mut sizes, view_id, c.row.vid, &c.row.stix_id)?;
+            changed += 1;
+        }
+    }
+    sizes.flush(tx)?;
+    Ok(changed)
+}
+
+/// Retired views, whose rows can go.
+pub fn retired(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    Ok(conn
+        .prepare("SELECT view_id FROM views WHERE state = 'retired'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Delete up to [`BATCH`]·5 rows of a retired view; drops the view when it is empty.
+/// Returns whether the view is gone.
+pub fn purge_some(tx: &Transaction<'_>, view_id: i64) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "DELETE FROM entries WHERE view_id = ?1 AND date_added IN \
+             (SELECT date_added FROM entries WHERE view_id = ?1 LIMIT ?2)",
+        )?
+        .execute(params![view_id, (BATCH * 5) as i64])?;
+    if n == 0 {
+        tx.prepare_cached("DELETE FROM views WHERE view_id = ?1")?
+            .execute(params![view_id])?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Delete status resources older than the retention.
+pub fn purge_statuses(tx: &Transaction<'_>, older_than: Micros) -> Result<usize, StoreError> {
+    Ok(tx
+        .prepare_cached("DELETE FROM status WHERE created_us < ?1")?
+        .execute(params![older_than])?)
+}

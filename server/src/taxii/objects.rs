@@ -1,0 +1,361 @@
+//! Objects, object, versions and manifest resources.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::cursor::{self, Cursor, Resume};
+use super::envelope::{parse_envelope, write_envelope};
+use super::error::TaxiiError;
+use super::media::{self, taxii_media_type, STIX_21};
+use super::params::{self, Allowed, Params};
+use super::response::{bytes, json, with_date_added};
+use super::{read_body, Ctx};
+use crate::access::Caller;
+use crate::config::{CollectionConfig, TaxiiVersion};
+use crate::stix::timestamp::format_taxii;
+use crate::store::validate::is_stix_id;
+use crate::store::{Listing, Page, VersionMatch};
+
+/// The collection, if the caller may read it (403 if they may only write).
+fn readable<'a>(ctx: &'a Ctx, root: &str, id: &str) -> Result<&'a CollectionConfig, TaxiiError> {
+    ctx.api_root(root)?;
+    let c = ctx.visible_collection(root, id)?;
+    if !ctx.rights(c).read {
+        return Err(TaxiiError::forbidden(
+            "you may add objects to this collection but not read it",
+        ));
+    }
+    Ok(c)
+}
+
+fn parse_params(query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
+    params::parse(query, allowed).map_err(TaxiiError::bad_request)
+}
+
+/// Everything needed to list one page and issue the next cursor.
+struct PageRequest {
+    scope: String,
+    resume: Resume,
+    listing: Listing,
+}
+
+fn page_request(
+    ctx: &Ctx,
+    endpoint: &str,
+    c: &CollectionConfig,
+    object: Option<&str>,
+    params: &Params,
+    default_versions: VersionMatch,
+    with_raw: bool,
+) -> Result<PageRequest, TaxiiError> {
+    let scope = format!(
+        "{endpoint}|{}|{}|{}",
+        c.id(),
+        object.unwrap_or(""),
+        ctx.caller.key()
+    );
+    let resume = cursor::resume(params, &scope).map_err(TaxiiError::bad_request)?;
+    let limits = &ctx.config.config.limits;
+    let f = &resume.filters;
+    let listing = Listing {
+        ids: match object {
+            Some(o) => vec![o.to_string()],
+            None => f.ids.clone(),
+        },
+        types: f.types.clone(),
+        versions: f.versions.clone().unwrap_or(default_versions),
+        spec_versions: f.spec_versions.clone(),
+        after: resume.after,
+        limit: params
+            .limit
+            .unwrap_or(limits.default_page_size)
+            .min(limits.max_page_size),
+        with_raw,
+    };
+    Ok(PageRequest {
+        scope,
+        resume,
+        listing,
+    })
+}
+
+impl PageRequest {
+    /// The `next` cursor after this page, if more follow.
+    fn next(&self, page: &Page) -> Option<String> {
+        let last = page.entries.last()?;
+        page.more.then(|| {
+            Cursor::new(
+                self.scope.clone(),
+                last.date_added,
+                self.resume.filters.clone(),
+            )
+            .encode()
+        })
+    }
+
+    /// `X-TAXII-Date-Added-First/Last`: the page's range, or on an empty page the
+    /// position the client asked from (so a poller resuming from it keeps its place).
+    fn date_headers(&self, response: Response, page: &Page) -> Response {
+        match (page.entries.first(), page.entries.last()) {
+            (Some(first), Some(last)) => {
+                with_date_added(response, Some(first.date_added), Some(last.date_added))
+            }
+            _ => with_date_added(response, self.listing.after, self.listing.after),
+        }
+    }
+}
+
+/// `GET …/objects/`.
+pub async fn get_objects(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    let params = parse_params(query, Allowed::All)?;
+    let req = page_request(ctx, "objects", c, None, &params, VersionMatch::last(), true)?;
+    let page = ctx.store.list(c.id(), &req.listing).await?;
+    let body = write_envelope(&page.entries, page.more, req.next(&page).as_deref());
+    Ok(req.date_headers(
+        bytes(StatusCode::OK, taxii_media_type(ctx.version), body),
+        &page,
+    ))
+}
+
+/// `GET …/objects/{object}/`: 404 when the collection holds no version of it.
+pub async fn get_object(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    object: &str,
+    query: Option<&str>,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    require_object_id(object)?;
+    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let req = page_request(
+        ctx,
+        "object",
+        c,
+        Some(object),
+        &params,
+        VersionMatch::last(),
+        true,
+    )?;
+    let page = ctx.store.list(c.id(), &req.listing).await?;
+    if page.entries.is_empty() && params.next.is_none() {
+        ensure_exists(ctx, c, object).await?;
+    }
+    let body = write_envelope(&page.entries, page.more, req.next(&page).as_deref());
+    Ok(req.date_headers(
+        bytes(StatusCode::OK, taxii_media_type(ctx.version), body),
+        &page,
+    ))
+}
+
+#[derive(Serialize)]
+struct Versions {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    versions: Vec<String>,
+}
+
+/// `GET …/objects/{object}/versions/`.
+pub async fn get_versions(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    object: &str,
+    query: Option<&str>,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    require_object_id(object)?;
+    let params = parse_params(query, Allowed::SpecOnly)?;
+    let req = page_request(
+        ctx,
+        "versions",
+        c,
+        Some(object),
+        &params,
+        VersionMatch::all(),
+        false,
+    )?;
+    let page = ctx.store.list(c.id(), &req.listing).await?;
+    if page.entries.is_empty() && params.next.is_none() {
+        ensure_exists(ctx, c, object).await?;
+    }
+    let body = Versions {
+        more: page.more,
+        next: req.next(&page),
+        versions: page
+            .entries
+            .iter()
+            .map(|e| format_taxii(e.version))
+            .collect(),
+    };
+    let r = json(StatusCode::OK, taxii_media_type(ctx.version), &body)?;
+    Ok(req.date_headers(r, &page))
+}
+
+#[derive(Serialize)]
+struct ManifestRecord {
+    id: String,
+    date_added: String,
+    version: String,
+    media_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Manifest {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    objects: Vec<ManifestRecord>,
+}
+
+/// `GET …/manifest/`.
+pub async fn get_manifest(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    let params = parse_params(query, Allowed::All)?;
+    let req = page_request(
+        ctx,
+        "manifest",
+        c,
+        None,
+        &params,
+        VersionMatch::last(),
+        false,
+    )?;
+    let page = ctx.store.list(c.id(), &req.listing).await?;
+    let body = Manifest {
+        more: page.more,
+        next: req.next(&page),
+        objects: page
+            .entries
+            .iter()
+            .map(|e| ManifestRecord {
+                id: e.id.clone(),
+                date_added: format_taxii(e.date_added),
+                version: format_taxii(e.version),
+                media_type: if e.spec_version == "2.0" {
+                    media::STIX_20
+                } else {
+                    STIX_21
+                },
+            })
+            .collect(),
+    };
+    let r = json(StatusCode::OK, taxii_media_type(ctx.version), &body)?;
+    Ok(req.date_headers(r, &page))
+}
+
+/// `DELETE …/objects/{object}/`: all versions unless `match[version]` narrows it.
+pub async fn delete_object(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    object: &str,
+    query: Option<&str>,
+) -> Result<Response, TaxiiError> {
+    ctx.api_root(root)?;
+    let c = ctx.visible_collection(root, id)?;
+    require_write(ctx, c)?;
+    require_object_id(object)?;
+    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let versions = params
+        .filters
+        .versions
+        .clone()
+        .unwrap_or_else(VersionMatch::all);
+    let removed = ctx
+        .store
+        .delete_object(c.id(), object, &versions, &params.filters.spec_versions)
+        .await?;
+    if removed == 0 {
+        ensure_exists(ctx, c, object).await?;
+    }
+    Ok(bytes(
+        StatusCode::OK,
+        taxii_media_type(ctx.version),
+        Vec::new(),
+    ))
+}
+
+/// `POST …/objects/`: validate each object, store durably, answer 202 with the status.
+pub async fn add_objects(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, TaxiiError> {
+    ctx.api_root(root)?;
+    let c = ctx.visible_collection(root, id)?;
+    require_write(ctx, c)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if media::posted_version(content_type) != Some(TaxiiVersion::V21) {
+        return Err(TaxiiError::unsupported_media_type());
+    }
+    let max = ctx.config.config.limits.max_content_length;
+    let body = read_body(headers, body, max).await?;
+    let request = parse_envelope(&body, None).map_err(|e| TaxiiError::bad_request(e))?;
+    let status = ctx.store.add_objects(root, c.id(), request).await?;
+    ctx.state
+        .metrics
+        .objects_added(status.success_count, status.failure_count);
+    json(StatusCode::ACCEPTED, taxii_media_type(ctx.version), &status)
+}
+
+fn require_write(ctx: &Ctx, c: &CollectionConfig) -> Result<(), TaxiiError> {
+    if !c.is_writable() {
+        return Err(TaxiiError::forbidden(
+            "this collection is a read-only query collection",
+        ));
+    }
+    if !ctx.rights(c).write {
+        return Err(match ctx.caller {
+            Caller::Anonymous => ctx.state.unauthorized(),
+            Caller::User(_) => TaxiiError::forbidden("you may not write to this collection"),
+        });
+    }
+    Ok(())
+}
+
+fn require_object_id(object: &str) -> Result<(), TaxiiError> {
+    if is_stix_id(object) {
+        Ok(())
+    } else {
+        Err(TaxiiError::not_found("not a STIX object id"))
+    }
+}
+
+async fn ensure_exists(ctx: &Ctx, c: &CollectionConfig, object: &str) -> Result<(), TaxiiError> {
+    let any = Listing {
+        ids: vec![object.to_string()],
+        types: Vec::new(),
+        versions: VersionMatch::all(),
+        spec_versions: Vec::new(),
+        after: None,
+        limit: 1,
+        with_raw: false,
+    };
+    if ctx.store.list(c.id(), &any).await?.entries.is_empty() {
+        return Err(TaxiiError::not_found("no such object in this collection"));
+    }
+    Ok(())
+}

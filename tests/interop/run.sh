@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the TAXII 2.1 interop test against an already built taxiway-server binary.
+#
+#   cargo build -p taxiway-server && tests/interop/run.sh
+#
+# Environment (all optional): TAXIWAY_BIN (default target/debug/taxiway-server),
+# TAXIWAY_CACHE (venv location), TAXII_USER / TAXII_PASSWORD, TAXII_CA,
+# TAXIWAY_CREDENTIALS_DIR, TAXIWAY_TLS_DIR; see test_taxii21.py.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+
+venv="$("$here/setup-venv.sh")"
+cd "$repo"
+exec "$venv/bin/python" "$here/test_taxii21.py" "$@"
