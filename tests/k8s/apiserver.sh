@@ -4,10 +4,16 @@
 # ServiceAccounts), no kubelet. Recipe: shared/KUBE-TESTING.md; binaries from
 # tests/k8s/provision.sh.
 #
-#   apiserver.sh start <workdir>   start on free loopback ports; returns once /readyz
-#                                  answers and the controller-manager has created the
-#                                  `default` ServiceAccount. Prints the kubeconfig path.
-#   apiserver.sh stop <workdir>    SIGKILL what `start` started (by PID); idempotent.
+#   apiserver.sh start <workdir> [MANIFEST...]
+#       Start on free loopback ports; return once /readyz answers and the
+#       controller-manager has created the `default` ServiceAccount (~7 s). Prints the
+#       kubeconfig path. Optional MANIFEST files/dirs (e.g. the project's CRDs) are
+#       applied with kubectl before the controller-manager starts, so its garbage
+#       collector knows those kinds at once; a CRD created later is only picked up by
+#       the GC's discovery resync (every 30 s), until then objects owned by its custom
+#       resources are not garbage-collected.
+#   apiserver.sh stop <workdir>
+#       SIGKILL what `start` started (by PID); idempotent; deletes nothing.
 #
 # Everything lives in <workdir>:
 #   kubeconfig   cluster CA data + bearer token (system:masters), server https://127.0.0.1:PORT
@@ -18,7 +24,8 @@
 # captures this script's output (Rust Command::output, Python subprocess.run) does not
 # hang, and Ctrl-C in a terminal does not reach them: always call `stop`.
 #
-# Binaries: $KUBE_BIN_DIR (else from $TAXIWAY_CACHE/env.sh), etcd from $ETCD or PATH.
+# Binaries: $KUBE_BIN_DIR, $ETCD, $KUBECTL if set, else from $TAXIWAY_CACHE/env.sh
+# (written by provision.sh), else etcd/kubectl from PATH.
 set -euo pipefail
 
 CACHE=${TAXIWAY_CACHE:-$HOME/.cache/taxiway}
@@ -27,7 +34,7 @@ READY_TIMEOUT=${APISERVER_READY_TIMEOUT:-60}
 log() { printf '[apiserver.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-usage() { die "usage: $0 start|stop <workdir>"; }
+usage() { die "usage: $0 start <workdir> [MANIFEST...] | stop <workdir>"; }
 
 # State of a PID: "" if gone, else the ps STAT (Z... for a zombie).
 proc_stat() { ps -o stat= -p "$1" 2>/dev/null | tr -d ' ' || true; }
@@ -36,14 +43,18 @@ alive() { local s; s=$(proc_stat "$1"); [[ -n $s && $s != Z* ]]; }
 ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$W/"; }
 
 find_binaries() {
-  if [[ -z ${KUBE_BIN_DIR:-} && -f $CACHE/env.sh ]]; then
+  # The caller's environment wins over env.sh.
+  local bin_dir=${KUBE_BIN_DIR:-} etcd=${ETCD:-} kubectl=${KUBECTL:-}
+  if [[ -f $CACHE/env.sh ]]; then
     # shellcheck disable=SC1091
     source "$CACHE/env.sh"
   fi
-  [[ -n ${KUBE_BIN_DIR:-} ]] || die "KUBE_BIN_DIR unset and no $CACHE/env.sh: run tests/k8s/provision.sh"
+  KUBE_BIN_DIR=${bin_dir:-${KUBE_BIN_DIR:-}}
+  [[ -n $KUBE_BIN_DIR ]] || die "KUBE_BIN_DIR unset and no $CACHE/env.sh: run tests/k8s/provision.sh"
   APISERVER=$KUBE_BIN_DIR/kube-apiserver
   CONTROLLER_MANAGER=$KUBE_BIN_DIR/kube-controller-manager
-  ETCD_BIN=${ETCD:-$(command -v etcd || true)}
+  ETCD_BIN=${etcd:-${ETCD:-$(command -v etcd || true)}}
+  KUBECTL_BIN=${kubectl:-${KUBECTL:-$(command -v kubectl || true)}}
   local b
   for b in "$APISERVER" "$CONTROLLER_MANAGER" "$ETCD_BIN"; do
     [[ -x $b ]] || die "missing ${b:-etcd}: run tests/k8s/provision.sh"
@@ -105,6 +116,7 @@ launch() {
   rm -f "$pidfile"
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
     </dev/null >"$W/$name.log" 2>&1 &
+  disown
   local i
   for ((i = 0; i < 100; i++)); do [[ -s $pidfile ]] && break; sleep 0.05; done
   [[ -s $pidfile ]] || die "$name did not start"
@@ -140,6 +152,20 @@ api_get() { # PATH -> body; fails unless HTTP 2xx
 }
 readyz_ok() { [[ $(api_get /readyz) == ok ]]; }
 
+preload_manifests() {
+  ((${#MANIFESTS[@]})) || return 0
+  [[ -x $KUBECTL_BIN ]] || fail_start "applying manifests needs kubectl: run tests/k8s/provision.sh"
+  local k=("$KUBECTL_BIN" --kubeconfig "$W/kubeconfig") m
+  for m in "${MANIFESTS[@]}"; do
+    "${k[@]}" apply --server-side -f "$m" >>"$W/manifests.log" 2>&1 \
+      || { cat "$W/manifests.log" >&2; fail_start "kubectl apply -f $m failed"; }
+  done
+  if [[ -n $("${k[@]}" get crd -o name 2>/dev/null) ]]; then
+    "${k[@]}" wait --for=condition=Established crd --all --timeout=30s >>"$W/manifests.log" 2>&1 \
+      || { cat "$W/manifests.log" >&2; fail_start "CRDs not Established"; }
+  fi
+}
+
 start_cluster() {
   mkdir -p "$W"
   W=$(cd "$W" && pwd -P)
@@ -153,6 +179,8 @@ start_cluster() {
   find_binaries
   local t0=$SECONDS
   rm -rf "$W/etcd" "$W"/*.log "$W/kubeconfig" "$W/env"
+  local m
+  for m in "${MANIFESTS[@]}"; do [[ -e $m ]] || die "no such manifest: $m"; done
   make_pki
   TOKEN=$(<"$W/pki/token")
   local ports etcd_port peer_port
@@ -205,6 +233,7 @@ contexts:
 current-context: taxiway-test
 EOF
   chmod 600 "$W/kubeconfig"
+  preload_manifests
 
   # No serving ports: several clusters can run side by side.
   launch kube-controller-manager "$CONTROLLER_MANAGER" \
@@ -242,11 +271,13 @@ stop_cluster() {
   rm -f "$W/pids"
 }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -ge 2 ]] || usage
 W=$2
+MANIFESTS=("${@:3}")
 case $1 in
   start) start_cluster ;;
   stop)
+    [[ $# -eq 2 ]] || usage
     [[ -d $W ]] || exit 0
     W=$(cd "$W" && pwd -P)
     stop_cluster

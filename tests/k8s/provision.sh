@@ -84,7 +84,7 @@ APT_UPDATED=0
 apt_update_once() {
   [[ $APT_UPDATED == 1 ]] && return
   log "apt-get update"
-  as_root apt-get update -qq >&2
+  as_root apt-get update -qq >&2 || die "apt-get update failed"
   APT_UPDATED=1
 }
 
@@ -95,8 +95,12 @@ apt_install() {
   apt_update_once
   # shellcheck disable=SC2086
   log "apt-get install" $missing
-  as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends $missing >&2
+  # shellcheck disable=SC2086
+  if ! as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends $missing >"$CACHE/apt.log" 2>&1; then
+    tail -n 30 "$CACHE/apt.log" >&2
+    die "apt-get install failed (log: $CACHE/apt.log)"
+  fi
 }
 
 # Debian's source tarball, kept (34 MB) so a later TAXIWAY_K8S_FULL=1 build need not
