@@ -8,11 +8,20 @@ use crate::store::{Entry, Listing, Page, Status, StoreError};
 /// One page of a view: an index range scan from the listing's position.
 pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, StoreError> {
     let mut sql = String::from("SELECT e.date_added, e.stix_id, e.version_us, e.spec_version");
-    sql.push_str(if listing.with_raw {
-        ", v.raw FROM entries e JOIN object_versions v ON v.vid = e.vid"
+    // With ids, look the objects up by id: without this hint the planner may walk the
+    // whole collection in date order looking for them.
+    let hint = if listing.ids.is_empty() {
+        ""
     } else {
-        ", '' FROM entries e"
-    });
+        " INDEXED BY entries_by_object"
+    };
+    if listing.with_raw {
+        sql.push_str(&format!(
+            ", v.raw FROM entries e{hint} JOIN object_versions v ON v.vid = e.vid"
+        ));
+    } else {
+        sql.push_str(&format!(", '' FROM entries e{hint}"));
+    }
     sql.push_str(" WHERE e.view_id = ? AND e.date_added > ?");
     let mut args: Vec<SqlValue> = vec![
         SqlValue::Integer(view_id),
