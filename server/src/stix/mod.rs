@@ -1,2 +1,5 @@
-//! STIX helpers: timestamps, TLP markings and indicator patterns.
+//! STIX 2.x helpers: patterns, TLP markings and timestamps.
+
+pub mod pattern;
 pub mod timestamp;
+pub mod tlp;

@@ -119,7 +119,7 @@ async fn dispatch(
     let served = &config.config.service.versions;
     let headers = request.headers();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let version = media::negotiate(accept, served).map_err(|()| TaxiiError::not_acceptable())?;
+    let version = media::negotiate(accept, served).map_err(|_| TaxiiError::not_acceptable())?;
     let err_version = |e: TaxiiError| e.in_version(version);
 
     let caller = request
