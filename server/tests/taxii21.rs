@@ -597,30 +597,49 @@ async fn query_collections_follow_ingest_with_their_own_date_added() {
 async fn query_collections_hold_the_latest_version_only_while_it_matches() {
     let app = TestApp::with_config(config("type:indicator and confidence:>=50")).await;
     let id = "indicator--00000001-0000-4000-8000-000000000000";
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90)]).await;
+    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90)])
+        .await;
     let (_, h, v) = app.get(&objects_url(INDICATORS)).await;
     assert_eq!(ids(&v), vec![id]);
-    let before = h["x-taxii-date-added-last"].to_str().expect("last").to_string();
+    let before = h["x-taxii-date-added-last"]
+        .to_str()
+        .expect("last")
+        .to_string();
 
     // A newer matching version replaces the old one with a fresh date_added.
-    app.post(INBOX, vec![indicator(1, 2, "198.51.100.1", 80)]).await;
-    let (_, _, v) = app.get(&format!("{}?added_after={before}&match[version]=all", objects_url(INDICATORS))).await;
+    app.post(INBOX, vec![indicator(1, 2, "198.51.100.1", 80)])
+        .await;
+    let (_, _, v) = app
+        .get(&format!(
+            "{}?added_after={before}&match[version]=all",
+            objects_url(INDICATORS)
+        ))
+        .await;
     assert_eq!(v["objects"].as_array().map(Vec::len), Some(1));
     assert_eq!(v["objects"][0]["confidence"], 80);
 
     // A late-arriving older version changes nothing.
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 10)]).await;
+    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 10)])
+        .await;
     let (_, _, v) = app.get(&objects_url(INDICATORS)).await;
     assert_eq!(v["objects"][0]["confidence"], 80);
 
     // A newer version that no longer matches takes the object out of the view.
-    app.post(INBOX, vec![indicator(1, 3, "198.51.100.1", 20)]).await;
-    let (_, _, v) = app.get(&format!("{}?match[version]=all", objects_url(INDICATORS))).await;
+    app.post(INBOX, vec![indicator(1, 3, "198.51.100.1", 20)])
+        .await;
+    let (_, _, v) = app
+        .get(&format!("{}?match[version]=all", objects_url(INDICATORS)))
+        .await;
     assert_eq!(v, json!({"more": false}));
 
     // Deleting that version brings the previous (matching) one back.
     let obj = format!("/feeds/collections/{INBOX}/objects/{id}/?match[version]=last");
-    assert_eq!(app.send(Request::delete(obj).body(Body::empty()).expect("req")).await.0, StatusCode::OK);
+    assert_eq!(
+        app.send(Request::delete(obj).body(Body::empty()).expect("req"))
+            .await
+            .0,
+        StatusCode::OK
+    );
     let (_, _, v) = app.get(&objects_url(INDICATORS)).await;
     assert_eq!(v["objects"][0]["confidence"], 80);
 }
