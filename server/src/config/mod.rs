@@ -192,6 +192,14 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
             );
         }
     }
+    for (i, proxy) in config.service.trusted_proxies.iter().enumerate() {
+        if parse_proxy(proxy).is_none() {
+            problem(
+                format!("service.trusted_proxies[{i}]"),
+                format!("must be an IP address or CIDR range like 10.0.0.0/8, got {proxy:?}"),
+            );
+        }
+    }
     let limits = &config.limits;
     if limits.max_page_size == 0 {
         problem("limits.max_page_size".into(), "must be > 0".into());
@@ -331,6 +339,15 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// An IP address or CIDR range of a trusted proxy.
+pub fn parse_proxy(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 fn check_path_segment(path: &str) -> Result<(), String> {

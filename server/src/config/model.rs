@@ -55,6 +55,10 @@ pub struct Service {
     /// when unset, URLs are built from the request's `Host`.
     #[serde(default)]
     pub external_url: Option<String>,
+    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-Host/Proto/Prefix`
+    /// headers are believed; none by default.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_versions() -> Vec<TaxiiVersion> {
