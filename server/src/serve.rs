@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use crate::admin::{self, Admin};
-use crate::auth::{self, Credentials, Peer};
+use crate::auth::{self, Credentials};
 use crate::config;
 use crate::reload;
 use crate::state::AppState;
@@ -222,11 +223,7 @@ async fn connection(
     watcher: Watcher,
 ) {
     let Some(tls) = tls else {
-        let peer = Peer {
-            address: remote.ip(),
-            certificate: None,
-        };
-        return serve_http(stream, peer, Scheme("http"), app, &builder, watcher).await;
+        return serve_http(stream, remote, None, Scheme("http"), app, &builder, watcher).await;
     };
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await
     {
@@ -246,16 +243,24 @@ async fn connection(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|der| Arc::new(CertificateNames::from_der(der.as_ref())));
-    let peer = Peer {
-        address: remote.ip(),
+    serve_http(
+        stream,
+        remote,
         certificate,
-    };
-    serve_http(stream, peer, Scheme("https"), app, &builder, watcher).await;
+        Scheme("https"),
+        app,
+        &builder,
+        watcher,
+    )
+    .await;
 }
 
+/// Serve HTTP on a connection; every request carries the peer address
+/// (`ConnectInfo`), the client certificate's names and the scheme as extensions.
 async fn serve_http<S>(
     stream: S,
-    peer: Peer,
+    remote: SocketAddr,
+    certificate: Option<Arc<CertificateNames>>,
     scheme: Scheme,
     app: Router,
     builder: &auto::Builder<TokioExecutor>,
@@ -264,8 +269,12 @@ async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(peer.clone());
-        request.extensions_mut().insert(scheme);
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(remote));
+        extensions.insert(scheme);
+        if let Some(names) = &certificate {
+            extensions.insert(names.clone());
+        }
         let app = app.clone();
         async move { app.oneshot(request.map(Body::new)).await }
     });

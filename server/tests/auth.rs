@@ -1,5 +1,6 @@
 //! Authentication and per-collection access over HTTP, in process.
 
+mod common;
 mod fixtures;
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use fixtures::*;
 use taxiway_server::access::Policy;
-use taxiway_server::auth::{self, Peer};
+use taxiway_server::auth;
 use taxiway_server::tls::CertificateNames;
 
 fn auth_header(value: &str) -> [(&'static str, &str); 1] {
@@ -20,14 +21,11 @@ fn auth_header(value: &str) -> [(&'static str, &str); 1] {
 async fn without_users_everyone_reads_and_writes() {
     let s = service(&config_toml(""), "").await;
     assert_eq!(s.state.policy(), Policy::Open);
-    let titles = listed_titles(&s.router, &[]).await;
+    let titles = listed_titles(&s, &[]).await;
     assert_eq!(titles, ["inbox", "soc only", "alice only", "everyone"]);
-    assert_eq!(
-        post_objects(&s.router, INBOX, 1, &[]).await,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(post_objects(&s, INBOX, 1, &[]).await, StatusCode::ACCEPTED);
     // Credentials sent to an open server are not an error.
-    let (status, _) = get_json(&s.router, "/taxii2/", &auth_header(&basic("x", "y"))).await;
+    let (status, _) = get_json(&s, "/taxii2/", &auth_header(&basic("x", "y"))).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -44,16 +42,14 @@ async fn anonymous_callers_are_challenged() {
         let request = from_address(get(path), "192.0.2.1")
             .body(Body::empty())
             .expect("request");
-        let (status, response, body) = send(&s.router, request).await;
+        let (status, headers, body) = s.send(request).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
-        let challenge = response.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .expect("ascii");
+        let challenge = headers[header::WWW_AUTHENTICATE].to_str().expect("ascii");
         assert!(
             challenge.starts_with("Basic realm=\"taxiway\""),
             "{challenge}"
         );
-        assert_eq!(response.headers()[header::CONTENT_TYPE], TAXII);
+        assert_eq!(headers[header::CONTENT_TYPE], TAXII);
         let error: serde_json::Value = serde_json::from_slice(&body).expect("TAXII error");
         assert_eq!(error["http_status"], "401");
         assert!(error["title"].is_string());
@@ -67,7 +63,7 @@ async fn basic_auth_in_any_case_of_the_scheme() {
     let b64 = encoded.trim_start_matches("Basic ");
     for scheme in ["Basic", "basic", "BASIC"] {
         let value = format!("{scheme} {b64}");
-        let titles = listed_titles(&s.router, &auth_header(&value)).await;
+        let titles = listed_titles(&s, &auth_header(&value)).await;
         assert!(
             titles.contains(&"alice only".to_string()),
             "{scheme}: {titles:?}"
@@ -90,13 +86,9 @@ async fn wrong_unknown_disabled_and_locked_look_the_same() {
             .header(header::AUTHORIZATION, basic(user, password))
             .body(Body::empty())
             .expect("request");
-        let (status, response, body) = send(&s.router, request).await;
+        let (status, headers, body) = s.send(request).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{user}");
-        let mut headers: Vec<_> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| format!("{k}: {v:?}"))
-            .collect();
+        let mut headers: Vec<_> = headers.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
         headers.sort();
         let body = String::from_utf8(body).expect("utf-8");
         assert!(!body.contains(password), "no secret in the body");
@@ -130,7 +122,7 @@ async fn api_keys_in_every_form() {
     ];
     for (name, value) in &forms {
         let (status, body) = get_json(
-            &s.router,
+            &s,
             &format!("/feeds/collections/{INBOX}/"),
             &[(name, value)],
         )
@@ -144,7 +136,7 @@ async fn api_keys_in_every_form() {
         ("authorization", basic("alice", "bob-key")),
         ("authorization", "Digest bob-key".to_string()),
     ] {
-        let (status, _) = get_json(&s.router, "/feeds/collections/", &[(name, &value)]).await;
+        let (status, _) = get_json(&s, "/feeds/collections/", &[(name, &value)]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {value}");
     }
 }
@@ -155,11 +147,11 @@ async fn verified_credentials_are_cached_until_the_file_changes() {
     let alice = basic("alice", "alice-pw");
     assert_eq!(s.state.auth.cached(), 0);
     for _ in 0..3 {
-        let (status, _) = get_json(&s.router, "/feeds/", &auth_header(&alice)).await;
+        let (status, _) = get_json(&s, "/feeds/", &auth_header(&alice)).await;
         assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(s.state.auth.cached(), 1, "verified once, then remembered");
-    let (status, _) = get_json(&s.router, "/feeds/", &auth_header(&basic("alice", "x"))).await;
+    let (status, _) = get_json(&s, "/feeds/", &auth_header(&basic("alice", "x"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(s.state.auth.cached(), 1, "failures are not remembered");
 
@@ -169,10 +161,10 @@ async fn verified_credentials_are_cached_until_the_file_changes() {
     std::fs::write(dir.path().join("users.toml"), changed).expect("write");
     assert!(auth::reload_once(&s.state.auth, dir.path()));
     assert_eq!(s.state.auth.cached(), 0);
-    let (status, _) = get_json(&s.router, "/feeds/", &auth_header(&alice)).await;
+    let (status, _) = get_json(&s, "/feeds/", &auth_header(&alice)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let new = basic("alice", "alice-new");
-    let (status, _) = get_json(&s.router, "/feeds/", &auth_header(&new)).await;
+    let (status, _) = get_json(&s, "/feeds/", &auth_header(&new)).await;
     assert_eq!(status, StatusCode::OK);
 
     // The same file again changes nothing and keeps the cache.
@@ -184,7 +176,7 @@ async fn verified_credentials_are_cached_until_the_file_changes() {
 async fn a_removed_or_disabled_user_is_refused_after_reload() {
     let s = service(&config_toml(""), &users_toml()).await;
     let bob = basic("bob", "bob-pw");
-    let (status, _) = get_json(&s.router, "/feeds/", &auth_header(&bob)).await;
+    let (status, _) = get_json(&s, "/feeds/", &auth_header(&bob)).await;
     assert_eq!(status, StatusCode::OK);
     let dir = tempfile::tempdir().expect("tempdir");
     let disabled = users_toml().replace(
@@ -194,9 +186,9 @@ async fn a_removed_or_disabled_user_is_refused_after_reload() {
     assert_ne!(disabled, users_toml());
     std::fs::write(dir.path().join("users.toml"), disabled).expect("write");
     assert!(auth::reload_once(&s.state.auth, dir.path()));
-    let (status, _) = get_json(&s.router, "/feeds/", &auth_header(&bob)).await;
+    let (status, _) = get_json(&s, "/feeds/", &auth_header(&bob)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "cached success dropped");
-    let (status, _) = get_json(&s.router, "/feeds/", &[("authorization", "Bearer bob-key")]).await;
+    let (status, _) = get_json(&s, "/feeds/", &[("authorization", "Bearer bob-key")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the API key too");
 }
 
@@ -210,7 +202,7 @@ async fn losing_every_user_does_not_open_the_server() {
     std::fs::write(empty.path().join("users.toml"), "not toml [").expect("write");
     assert!(!auth::reload_once(&s.state.auth, empty.path()));
     assert_eq!(s.state.policy(), Policy::Rules);
-    let (status, _) = get_json(&s.router, "/feeds/", &[]).await;
+    let (status, _) = get_json(&s, "/feeds/", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let metrics = s.state.metrics.render(None);
     assert!(
@@ -227,12 +219,12 @@ failure_window_secs = 60
 lockout_secs = 1
 "#;
 
-async fn status_from(s: &Service, address: &str, authorization: &str) -> StatusCode {
+async fn status_from(s: &common::TestApp, address: &str, authorization: &str) -> StatusCode {
     let request = from_address(get("/feeds/"), address)
         .header(header::AUTHORIZATION, authorization)
         .body(Body::empty())
         .expect("request");
-    send(&s.router, request).await.0
+    s.send(request).await.0
 }
 
 #[tokio::test]
@@ -297,31 +289,43 @@ async fn repeated_failures_lock_the_address_out() {
 }
 
 #[tokio::test]
-async fn forwarded_for_is_used_only_when_trusted() {
-    let trusting = format!("{FAST_LOCKOUT}trust_forwarded_for = true\n");
-    let s = service(&config_toml(&trusting), &users_toml()).await;
-    let through_proxy = |client: &str, auth: &str| {
-        from_address(get("/feeds/"), "10.0.0.1")
-            .header("x-forwarded-for", format!("1.1.1.1, {client}"))
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    let trusting = config_toml(FAST_LOCKOUT).replace(
+        "title = \"Auth tests\"",
+        "title = \"Auth tests\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
+    );
+    let s = service(&trusting, &users_toml()).await;
+    let request = |peer: &str, forwarded: &str, auth: &str| {
+        from_address(get("/feeds/"), peer)
+            .header("x-forwarded-for", forwarded)
             .header(header::AUTHORIZATION, auth)
             .body(Body::empty())
             .expect("request")
     };
+    let alice = basic("alice", "alice-pw");
+    // Through two proxies of ours: the client is the nearest untrusted entry.
     for i in 0..5 {
-        let r = through_proxy("203.0.113.50", &format!("Bearer guess-{i}"));
-        assert_eq!(send(&s.router, r).await.0, StatusCode::UNAUTHORIZED);
+        let guess = format!("Bearer guess-{i}");
+        let r = request("10.0.0.1", "1.1.1.1, 203.0.113.50, 10.0.0.2", &guess);
+        assert_eq!(s.send(r).await.0, StatusCode::UNAUTHORIZED);
     }
-    let other_client = through_proxy("203.0.113.51", &basic("alice", "alice-pw"));
+    let r = request("10.0.0.1", "203.0.113.51", &alice);
     assert_eq!(
-        send(&s.router, other_client).await.0,
+        s.send(r).await.0,
         StatusCode::OK,
-        "the proxy itself is not locked out"
+        "the proxy is not locked out"
     );
-    let same_client = through_proxy("203.0.113.50", &basic("alice", "alice-pw"));
-    assert_eq!(
-        send(&s.router, same_client).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    let r = request("10.0.0.1", "203.0.113.50", &alice);
+    assert_eq!(s.send(r).await.0, StatusCode::UNAUTHORIZED, "the client is");
+
+    // From anyone else the header is ignored: a locked-out client cannot escape by it.
+    for i in 0..5 {
+        let guess = format!("Bearer guess-{i}");
+        let r = request("203.0.113.60", &format!("198.51.100.{i}"), &guess);
+        assert_eq!(s.send(r).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let r = request("203.0.113.60", "198.51.100.99", &alice);
+    assert_eq!(s.send(r).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -330,28 +334,28 @@ async fn groups_and_names_decide_who_sees_what() {
     let alice = basic("alice", "alice-pw");
     let bob = basic("bob", "bob-pw");
     assert_eq!(
-        listed_titles(&s.router, &auth_header(&alice)).await,
+        listed_titles(&s, &auth_header(&alice)).await,
         ["inbox", "soc only", "alice only", "everyone"]
     );
     assert_eq!(
-        listed_titles(&s.router, &auth_header(&bob)).await,
+        listed_titles(&s, &auth_header(&bob)).await,
         ["inbox", "everyone"],
         "collections bob cannot read are hidden"
     );
     // can_read/can_write are the caller's.
     let inbox = format!("/feeds/collections/{INBOX}/");
-    let (_, as_alice) = get_json(&s.router, &inbox, &auth_header(&alice)).await;
+    let (_, as_alice) = get_json(&s, &inbox, &auth_header(&alice)).await;
     assert_eq!(
         (&as_alice["can_read"], &as_alice["can_write"]),
         (&true.into(), &false.into())
     );
-    let (_, as_bob) = get_json(&s.router, &inbox, &auth_header(&bob)).await;
+    let (_, as_bob) = get_json(&s, &inbox, &auth_header(&bob)).await;
     assert_eq!(
         (&as_bob["can_read"], &as_bob["can_write"]),
         (&true.into(), &true.into())
     );
     let (_, soc) = get_json(
-        &s.router,
+        &s,
         &format!("/feeds/collections/{SOC_ONLY}/"),
         &auth_header(&alice),
     )
@@ -367,7 +371,7 @@ async fn groups_and_names_decide_who_sees_what() {
         format!("/feeds/collections/{SOC_ONLY}/manifest/"),
         format!("/feeds/collections/{ALICE_ONLY}/objects/"),
     ] {
-        let (status, body) = get_json(&s.router, &path, &auth_header(&bob)).await;
+        let (status, body) = get_json(&s, &path, &auth_header(&bob)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["http_status"], "404");
     }
@@ -379,21 +383,21 @@ async fn writes_need_the_write_right() {
     let alice = basic("alice", "alice-pw");
     let bob = basic("bob", "bob-pw");
     assert_eq!(
-        post_objects(&s.router, INBOX, 1, &auth_header(&alice)).await,
+        post_objects(&s, INBOX, 1, &auth_header(&alice)).await,
         StatusCode::FORBIDDEN,
         "alice reads the inbox but may not write it"
     );
     assert_eq!(
-        post_objects(&s.router, INBOX, 1, &auth_header(&bob)).await,
+        post_objects(&s, INBOX, 1, &auth_header(&bob)).await,
         StatusCode::ACCEPTED
     );
     assert_eq!(
-        post_objects(&s.router, INBOX, 1, &[("x-api-key", "erin-key")]).await,
+        post_objects(&s, INBOX, 1, &[("x-api-key", "erin-key")]).await,
         StatusCode::ACCEPTED,
         "group members write with an API key too"
     );
     assert_eq!(
-        post_objects(&s.router, INBOX, 1, &[]).await,
+        post_objects(&s, INBOX, 1, &[]).await,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -401,32 +405,26 @@ async fn writes_need_the_write_right() {
 #[tokio::test]
 async fn anonymous_read_is_per_collection() {
     let s = service(&config_toml(PUBLIC_COLLECTION), &users_toml()).await;
-    assert_eq!(listed_titles(&s.router, &[]).await, ["public"]);
-    let (status, _) = get_json(
-        &s.router,
-        &format!("/feeds/collections/{PUBLIC}/objects/"),
-        &[],
-    )
-    .await;
+    assert_eq!(listed_titles(&s, &[]).await, ["public"]);
+    let (status, _) = get_json(&s, &format!("/feeds/collections/{PUBLIC}/objects/"), &[]).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = get_json(&s.router, &format!("/feeds/collections/{PUBLIC}/"), &[]).await;
+    let (status, body) = get_json(&s, &format!("/feeds/collections/{PUBLIC}/"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (&body["can_read"], &body["can_write"]),
         (&true.into(), &false.into())
     );
     for c in [EVERYONE, SOC_ONLY] {
-        let (status, _) =
-            get_json(&s.router, &format!("/feeds/collections/{c}/objects/"), &[]).await;
+        let (status, _) = get_json(&s, &format!("/feeds/collections/{c}/objects/"), &[]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{c}");
     }
     assert_eq!(
-        post_objects(&s.router, INBOX, 1, &[]).await,
+        post_objects(&s, INBOX, 1, &[]).await,
         StatusCode::UNAUTHORIZED
     );
     // Wrong credentials are refused even where anonymous reads are allowed.
     let (status, _) = get_json(
-        &s.router,
+        &s,
         &format!("/feeds/collections/{PUBLIC}/objects/"),
         &auth_header(&basic("alice", "wrong")),
     )
@@ -439,44 +437,26 @@ async fn a_cursor_grants_nothing_to_another_user() {
     let s = service(&config_toml(""), &users_toml()).await;
     let bob = basic("bob", "bob-pw");
     assert_eq!(
-        post_objects(&s.router, INBOX, 3, &auth_header(&bob)).await,
+        post_objects(&s, INBOX, 3, &auth_header(&bob)).await,
         StatusCode::ACCEPTED
     );
     let alice = basic("alice", "alice-pw");
     let objects = format!("/feeds/collections/{INBOX}/objects/");
-    let (status, page) = get_json(
-        &s.router,
-        &format!("{objects}?limit=1"),
-        &auth_header(&alice),
-    )
-    .await;
+    let (status, page) = get_json(&s, &format!("{objects}?limit=1"), &auth_header(&alice)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["more"], true);
     let next = page["next"].as_str().expect("next").to_string();
-    let (status, _) = get_json(
-        &s.router,
-        &format!("{objects}?next={next}"),
-        &auth_header(&alice),
-    )
-    .await;
+    let (status, _) = get_json(&s, &format!("{objects}?next={next}"), &auth_header(&alice)).await;
     assert_eq!(status, StatusCode::OK, "alice continues her own paging");
-    let (status, body) = get_json(
-        &s.router,
-        &format!("{objects}?next={next}"),
-        &auth_header(&bob),
-    )
-    .await;
+    let (status, body) = get_json(&s, &format!("{objects}?next={next}"), &auth_header(&bob)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 fn with_certificate(common_name: &str) -> axum::http::request::Builder {
-    get("/feeds/collections/").extension(Peer {
-        address: "192.0.2.20".parse().expect("ip"),
-        certificate: Some(Arc::new(CertificateNames {
-            common_names: vec![common_name.into()],
-            alt_names: vec![format!("{common_name}.example.com")],
-        })),
-    })
+    from_address(get("/feeds/collections/"), "192.0.2.20").extension(Arc::new(CertificateNames {
+        common_names: vec![common_name.into()],
+        alt_names: vec![format!("{common_name}.example.com")],
+    }))
 }
 
 #[tokio::test]
@@ -485,23 +465,19 @@ async fn client_certificates_name_users() {
     let request = with_certificate("alice")
         .body(Body::empty())
         .expect("request");
-    let (status, _, body) = send(&s.router, request).await;
+    let (status, _, body) = s.send(request).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&body).contains("alice only"));
     for cn in ["carol", "mallory"] {
         let request = with_certificate(cn).body(Body::empty()).expect("request");
-        assert_eq!(
-            send(&s.router, request).await.0,
-            StatusCode::UNAUTHORIZED,
-            "{cn}"
-        );
+        assert_eq!(s.send(request).await.0, StatusCode::UNAUTHORIZED, "{cn}");
     }
     // Credentials in headers take precedence over the certificate.
     let request = with_certificate("alice")
         .header(header::AUTHORIZATION, basic("bob", "bob-pw"))
         .body(Body::empty())
         .expect("request");
-    let (_, _, body) = send(&s.router, request).await;
+    let (_, _, body) = s.send(request).await;
     assert!(!String::from_utf8_lossy(&body).contains("alice only"));
 }
 
@@ -513,7 +489,7 @@ async fn client_certificate_names_are_configurable() {
         .body(Body::empty())
         .expect("request");
     assert_eq!(
-        send(&s.router, request).await.0,
+        s.send(request).await.0,
         StatusCode::UNAUTHORIZED,
         "the SAN alice.example.com names no user"
     );
@@ -522,7 +498,7 @@ async fn client_certificate_names_are_configurable() {
     let request = with_certificate("alice")
         .body(Body::empty())
         .expect("request");
-    let (status, _, body) = send(&s.router, request).await;
+    let (status, _, body) = s.send(request).await;
     assert_eq!(
         status,
         StatusCode::OK,

@@ -1,6 +1,7 @@
 //! TLS over a real socket: versions, certificate rotation, client certificates and
 //! graceful shutdown, with certificates generated here.
 
+mod common;
 mod fixtures;
 
 use std::net::SocketAddr;
@@ -102,7 +103,7 @@ fn mount_secret(dir: &Path, version: u32, files: &[(&str, &str)]) {
 
 struct Running {
     addr: SocketAddr,
-    service: Service,
+    service: common::TestApp,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<()>,
     _watcher: DirWatcher,

@@ -19,13 +19,14 @@ pub mod password;
 pub mod presented;
 pub mod settings;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::sync::{mpsc, Semaphore};
 
 use self::cache::VerifiedCache;
@@ -35,7 +36,7 @@ use self::presented::Presented;
 pub use self::settings::{AuthSettings, ClientCertUser};
 use crate::access::{Caller, Identity, Policy};
 use crate::config::watch::DirWatcher;
-use crate::config::ServiceConfig;
+use crate::config::{parse_proxy, ServiceConfig};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::taxii::error::TaxiiError;
@@ -45,15 +46,6 @@ use crate::tls::CertificateNames;
 const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-/// What the listener knows about the connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The remote address.
-    pub address: IpAddr,
-    /// Names in the client certificate the TLS layer verified, if one was presented.
-    pub certificate: Option<Arc<CertificateNames>>,
-}
 
 /// One load of the credentials file and the credentials verified against it.
 struct Snapshot {
@@ -307,47 +299,69 @@ fn check(credentials: &Credentials, presented: &Presented, by_name: bool) -> Opt
     None
 }
 
-/// The client address: the peer, or the last `X-Forwarded-For` entry when trusted.
+/// The client address lockouts count: the peer, or, when the peer is one of
+/// `service.trusted_proxies`, the nearest `X-Forwarded-For` entry that is not.
 fn client_address(
-    peer: Option<&Peer>,
+    config: &ServiceConfig,
     headers: &HeaderMap,
-    settings: &AuthSettings,
+    peer: Option<IpAddr>,
 ) -> Option<IpAddr> {
-    if settings.trust_forwarded_for {
-        let forwarded = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .last()
-            .and_then(|last| last.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
+    let proxies: Vec<_> = config
+        .config
+        .service
+        .trusted_proxies
+        .iter()
+        .filter_map(|p| parse_proxy(p))
+        .collect();
+    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    let peer = peer?;
+    if !trusted(&peer) {
+        return Some(peer);
     }
-    peer.map(|p| p.address)
+    let forwarded: Vec<IpAddr> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|entry| entry.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer),
+    )
 }
 
 /// Who is calling. Unauthenticated requests are anonymous where some collection
 /// allows anonymous reads and challenged (401) otherwise, so that clients which send
 /// credentials only when asked (challenge-response) do.
+///
+/// The listener puts the peer address (`ConnectInfo<SocketAddr>`) and the names in a
+/// verified client certificate (`Arc<CertificateNames>`) in the request's extensions.
 pub async fn caller(
     state: &AppState,
     config: &ServiceConfig,
     headers: &HeaderMap,
-    peer: Option<&Peer>,
+    extensions: &Extensions,
 ) -> Result<Caller, TaxiiError> {
     let auth = &state.auth;
     if auth.policy() == Policy::Open {
         return Ok(Caller::Anonymous);
     }
     let settings = &config.config.auth;
-    let address = client_address(peer, headers, settings);
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let address = client_address(config, headers, peer);
     let outcome = match presented::from_headers(headers) {
         Err(presented::Malformed) => Err(Refusal::Unauthorized("malformed")),
         Ok(Some(presented)) => auth.verify(presented, address, settings).await,
-        Ok(None) => match peer
-            .and_then(|p| p.certificate.as_deref())
+        Ok(None) => match extensions
+            .get::<Arc<CertificateNames>>()
             .and_then(|names| auth.certificate_user(names, settings))
         {
             Some(outcome) => outcome,

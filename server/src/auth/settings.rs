@@ -1,4 +1,4 @@
-//! `[auth]` in `taxiway.toml`: lockout thresholds, client-certificate mapping, proxies.
+//! `[auth]` in `taxiway.toml`: lockout thresholds and client-certificate mapping.
 
 use std::num::NonZeroU64;
 use std::time::Duration;
@@ -21,9 +21,6 @@ pub struct AuthSettings {
     pub lockout_secs: NonZeroU64,
     /// Which name of a verified client certificate is the user name.
     pub client_cert_user: ClientCertUser,
-    /// Take the client address from the last `X-Forwarded-For` entry (set only when
-    /// every request comes through a proxy that appends it, e.g. an Ingress).
-    pub trust_forwarded_for: bool,
 }
 
 const DEFAULT_WINDOW: NonZeroU64 = NonZeroU64::new(600).unwrap();
@@ -37,7 +34,6 @@ impl Default for AuthSettings {
             failure_window_secs: DEFAULT_WINDOW,
             lockout_secs: DEFAULT_LOCKOUT,
             client_cert_user: ClientCertUser::Cn,
-            trust_forwarded_for: false,
         }
     }
 }

@@ -137,8 +137,7 @@ async fn dispatch(
     let version = media::negotiate(accept, served).map_err(|_| TaxiiError::not_acceptable())?;
     let err_version = |e: TaxiiError| e.in_version(version);
 
-    let peer = request.extensions().get::<crate::auth::Peer>();
-    let caller = crate::auth::caller(&state, &config, headers, peer)
+    let caller = crate::auth::caller(&state, &config, headers, request.extensions())
         .await
         .map_err(err_version)?;
     let Some(resource) = resource else {
