@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -269,6 +270,14 @@ async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        // HTTP/2 carries the host in `:authority`, not in a Host header; URLs the
+        // server emits are built from Host, so give HTTP/2 requests one.
+        if !request.headers().contains_key(header::HOST) {
+            let authority = request.uri().authority().map(|a| a.as_str().to_string());
+            if let Some(host) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+                request.headers_mut().insert(header::HOST, host);
+            }
+        }
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(remote));
         extensions.insert(scheme);

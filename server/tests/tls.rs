@@ -488,6 +488,52 @@ async fn shutdown_stops_accepting_and_closes_idle_connections() {
 }
 
 #[tokio::test]
+async fn http2_over_tls_emits_urls_with_the_authority() {
+    use http_body_util::BodyExt;
+    let ca = ca("Test CA");
+    let server = leaf(&ca, "taxiway", false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    mount_secret(
+        dir.path(),
+        1,
+        &[("tls.crt", &server.cert_pem), ("tls.key", &server.key_pem)],
+    );
+    let running = start(dir.path(), "").await;
+    let mut config = (*client(&ca, &[&rustls::version::TLS13], None)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let stream = connect(running.addr, Arc::new(config))
+        .await
+        .expect("handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let authority = format!("localhost:{}", running.addr.port());
+    let request = axum::http::Request::get(format!("https://{authority}/taxii2/"))
+        .header("accept", TAXII)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let discovery: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        discovery["default"],
+        format!("https://{authority}/feeds/"),
+        "HTTP/2 has no Host header: the :authority is used"
+    );
+}
+
+#[tokio::test]
 async fn plain_http_takes_the_same_path() {
     let service = service(&config_toml(""), &users_toml()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
