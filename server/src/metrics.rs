@@ -53,6 +53,7 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
     lockouts: Family<SubjectLabels, Counter>,
+    verifications: Counter,
     credential_reloads: Family<ResultLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
     users: Gauge,
@@ -112,6 +113,12 @@ impl Metrics {
             "Temporary lockouts started after repeated failures, by subject (user or address)",
             lockouts.clone(),
         );
+        let verifications = Counter::default();
+        registry.register(
+            "auth_verifications",
+            "Slow (argon2) credential verifications: credentials not yet verified",
+            verifications.clone(),
+        );
         let credential_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "credentials_reloads",
@@ -152,6 +159,7 @@ impl Metrics {
             reloads,
             auth_failures,
             lockouts,
+            verifications,
             credential_reloads,
             tls_reloads,
             users,
@@ -209,6 +217,11 @@ impl Metrics {
         self.lockouts
             .get_or_create(&SubjectLabels { subject })
             .inc();
+    }
+
+    /// Record one slow credential verification.
+    pub fn verification(&self) {
+        self.verifications.inc();
     }
 
     /// Record a credentials reload.

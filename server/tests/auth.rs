@@ -522,3 +522,80 @@ fn auth_settings_reject_nonsense() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_with_a_new_credential_verifies_it_a_few_times_not_every_time() {
+    let s = Arc::new(service(&config_toml(""), &users_toml()).await);
+    let bursts: Vec<_> = (0..32)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let alice = basic("alice", "alice-pw");
+                get_json(&s, "/feeds/", &auth_header(&alice)).await.0
+            })
+        })
+        .collect();
+    for b in bursts {
+        assert_eq!(b.await.expect("task"), StatusCode::OK);
+    }
+    let metrics = s.state.metrics.render(None);
+    let verifications: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("taxiway_auth_verifications_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the counter");
+    let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        (1..=slots).contains(&verifications),
+        "{verifications} argon2 runs for 32 requests (at most one per slot)"
+    );
+}
+
+#[test]
+fn hash_password_reads_stdin_never_argv() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_taxiway-server");
+    let mut child = Command::new(bin)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"s3cret pass\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let phc = String::from_utf8(out.stdout).expect("utf-8");
+    let hash = auth::password::SecretHash::parse(phc.trim()).expect("an argon2id PHC string");
+    assert!(
+        hash.verify(b"s3cret pass"),
+        "the whole line, spaces included, without the newline"
+    );
+    assert!(!hash.verify(b"s3cret pass\n"));
+
+    let empty = Command::new(bin)
+        .arg("hash-password")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!empty.status.success(), "an empty secret is refused");
+    let argv = Command::new(bin)
+        .args(["hash-password", "hunter2"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(
+        !argv.status.success(),
+        "a secret on the command line is refused"
+    );
+}

@@ -198,6 +198,7 @@ impl Auth {
         if let Some(identity) = snapshot.verified.get(&fingerprint) {
             return Ok(Ok(identity));
         }
+        self.metrics.verification();
         let verifying = snapshot.clone();
         let name = tokio::task::spawn_blocking(move || {
             let _permit = permit;
