@@ -153,11 +153,6 @@ impl Tls {
             .map(|c| names::describe(c.as_ref()))
             .unwrap_or_default()
     }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// Watch the TLS directory and apply each change (Kubernetes swaps a `..data`
