@@ -60,6 +60,25 @@ impl Snapshot {
             verified: VerifiedCache::new(),
         })
     }
+
+    /// Verify a credential (slow) and remember it if it identifies an enabled user;
+    /// the error says why not.
+    fn verify(
+        &self,
+        presented: &Presented,
+        by_name: bool,
+        fingerprint: cache::Fingerprint,
+    ) -> Result<Arc<Identity>, &'static str> {
+        let name = check(&self.credentials, presented, by_name);
+        match name.and_then(|n| self.credentials.user(&n)) {
+            Some(user) if user.enabled => {
+                self.verified.insert(fingerprint, user.identity.clone());
+                Ok(user.identity.clone())
+            }
+            Some(user) => Err(user.refusal.unwrap_or("disabled")),
+            None => Err("invalid"),
+        }
+    }
 }
 
 /// Why a request was not authenticated: the reason goes to metrics and logs only.
@@ -200,20 +219,14 @@ impl Auth {
         }
         self.metrics.verification();
         let verifying = snapshot.clone();
-        let name = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            // Held until the verdict is cached, so a request that was waiting for this
+            // slot finds it instead of verifying the same credential again.
             let _permit = permit;
-            check(&verifying.credentials, &presented, by_name)
+            verifying.verify(&presented, by_name, fingerprint)
         })
         .await
-        .map_err(|_| Refusal::Unauthorized("internal"))?;
-        Ok(match name.and_then(|n| snapshot.credentials.user(&n)) {
-            Some(user) if user.enabled => {
-                snapshot.verified.insert(fingerprint, user.identity.clone());
-                Ok(user.identity.clone())
-            }
-            Some(user) => Err(user.refusal.unwrap_or("disabled")),
-            None => Err("invalid"),
-        })
+        .map_err(|_| Refusal::Unauthorized("internal"))
     }
 
     /// Count a failure against the address and the named user; log lockouts.
