@@ -317,6 +317,15 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     );
     let r = request("10.0.0.1", "203.0.113.50", &alice);
     assert_eq!(s.send(r).await.0, StatusCode::UNAUTHORIZED, "the client is");
+    // Garbage the client puts in front does not hide it behind the proxy.
+    let r = request("10.0.0.1", "not-an-address, 203.0.113.50", &alice);
+    assert_eq!(
+        s.send(r).await.0,
+        StatusCode::UNAUTHORIZED,
+        "still the client"
+    );
+    let r = request("10.0.0.1", "not-an-address, 203.0.113.52", &alice);
+    assert_eq!(s.send(r).await.0, StatusCode::OK, "and not the proxy");
 
     // From anyone else the header is ignored: a locked-out client cannot escape by it.
     for i in 0..5 {

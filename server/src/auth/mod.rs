@@ -332,22 +332,26 @@ fn client_address(
     if !trusted(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = headers
+    // Right to left: entries were appended by each proxy in turn, so the ones on the
+    // right are the trustworthy ones; stop at the first that is not ours (the client)
+    // or not an address (everything left of it is whatever the client sent).
+    let entries: Vec<&str> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map_while(|entry| entry.trim().parse().ok())
         .collect();
-    Some(
-        forwarded
-            .iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .or(forwarded.first())
-            .copied()
-            .unwrap_or(peer),
-    )
+    let mut nearest = None;
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        nearest = Some(ip);
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Some(nearest.unwrap_or(peer))
 }
 
 /// Who is calling. Unauthenticated requests are anonymous where some collection
