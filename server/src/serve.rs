@@ -160,8 +160,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ),
     }
     ready.store(true, Ordering::Release);
-    run(listener, taxii::router(state), tls, shutdown_signal()).await;
-    ready.store(false, Ordering::Release);
+    let draining = ready.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Not ready while draining, so the Service stops sending new requests here.
+        draining.store(false, Ordering::Release);
+    };
+    run(listener, taxii::router(state), tls, shutdown).await;
     tracing::info!("shut down cleanly");
     Ok(())
 }
