@@ -101,6 +101,15 @@ fn mount_secret(dir: &Path, version: u32, files: &[(&str, &str)]) {
     }
 }
 
+/// Mount `leaf` as the server certificate, as version `version` of the Secret.
+fn mount_certificate(dir: &Path, version: u32, leaf: &Leaf) {
+    mount_secret(
+        dir,
+        version,
+        &[("tls.crt", &leaf.cert_pem), ("tls.key", &leaf.key_pem)],
+    );
+}
+
 struct Running {
     addr: SocketAddr,
     service: common::TestApp,
@@ -131,6 +140,15 @@ async fn start(tls_dir: &Path, users: &str) -> Running {
         handle,
         _watcher: watcher,
     }
+}
+
+/// A server for `localhost` with a certificate from `ca`, with no users; the TLS
+/// directory lives as long as the returned guard.
+async fn start_open(ca: &Issuer) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mount_certificate(dir.path(), 1, &leaf(ca, "taxiway", false));
+    let running = start(dir.path(), "").await;
+    (dir, running)
 }
 
 fn client(
@@ -237,14 +255,7 @@ async fn tls_12_and_13_are_served_and_nothing_older() {
         [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2]
     );
     let ca = ca("Test CA");
-    let server = leaf(&ca, "taxiway", false);
-    let dir = tempfile::tempdir().expect("tempdir");
-    mount_secret(
-        dir.path(),
-        1,
-        &[("tls.crt", &server.cert_pem), ("tls.key", &server.key_pem)],
-    );
-    let running = start(dir.path(), "").await;
+    let (_dir, running) = start_open(&ca).await;
     for (version, expected) in [
         (&rustls::version::TLS13, ProtocolVersion::TLSv1_3),
         (&rustls::version::TLS12, ProtocolVersion::TLSv1_2),
@@ -313,11 +324,7 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
     let ca = ca("Test CA");
     let first = leaf(&ca, "taxiway-first", false);
     let dir = tempfile::tempdir().expect("tempdir");
-    mount_secret(
-        dir.path(),
-        1,
-        &[("tls.crt", &first.cert_pem), ("tls.key", &first.key_pem)],
-    );
+    mount_certificate(dir.path(), 1, &first);
     let running = start(dir.path(), "").await;
     let config = client(&ca, &[&rustls::version::TLS13], None);
     let mut kept = connect(running.addr, config.clone())
@@ -333,11 +340,7 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
     );
 
     let second = leaf(&ca, "taxiway-second", false);
-    mount_secret(
-        dir.path(),
-        2,
-        &[("tls.crt", &second.cert_pem), ("tls.key", &second.key_pem)],
-    );
+    mount_certificate(dir.path(), 2, &second);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let stream = connect(running.addr, config.clone())
@@ -456,14 +459,7 @@ async fn client_certificates_from_the_client_ca_identify_users() {
 #[tokio::test]
 async fn shutdown_stops_accepting_and_closes_idle_connections() {
     let ca = ca("Test CA");
-    let server = leaf(&ca, "taxiway", false);
-    let dir = tempfile::tempdir().expect("tempdir");
-    mount_secret(
-        dir.path(),
-        1,
-        &[("tls.crt", &server.cert_pem), ("tls.key", &server.key_pem)],
-    );
-    let mut running = start(dir.path(), "").await;
+    let (_dir, mut running) = start_open(&ca).await;
     let mut idle = connect(running.addr, client(&ca, &[&rustls::version::TLS13], None))
         .await
         .expect("handshake");
@@ -491,14 +487,7 @@ async fn shutdown_stops_accepting_and_closes_idle_connections() {
 async fn http2_over_tls_emits_urls_with_the_authority() {
     use http_body_util::BodyExt;
     let ca = ca("Test CA");
-    let server = leaf(&ca, "taxiway", false);
-    let dir = tempfile::tempdir().expect("tempdir");
-    mount_secret(
-        dir.path(),
-        1,
-        &[("tls.crt", &server.cert_pem), ("tls.key", &server.key_pem)],
-    );
-    let running = start(dir.path(), "").await;
+    let (_dir, running) = start_open(&ca).await;
     let mut config = (*client(&ca, &[&rustls::version::TLS13], None)).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let stream = connect(running.addr, Arc::new(config))
