@@ -1,2 +1,3 @@
 //! STIX helpers: timestamps, TLP markings and indicator patterns.
+pub mod convert;
 pub mod timestamp;

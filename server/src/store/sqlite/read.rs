@@ -1,4 +1,4 @@
-//! Reads: a page of a view, a status resource.
+//! Reads: a page of a view, the size of a listing, a status resource.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -13,41 +13,9 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
     } else {
         ", '' FROM entries e"
     });
-    sql.push_str(" WHERE e.view_id = ? AND e.date_added > ?");
-    let mut args: Vec<SqlValue> = vec![
-        SqlValue::Integer(view_id),
-        SqlValue::Integer(listing.after.unwrap_or(i64::MIN)),
-    ];
-    in_list(&mut sql, &mut args, "e.stix_id", &listing.ids);
-    in_list(&mut sql, &mut args, "e.type", &listing.types);
-    in_list(
-        &mut sql,
-        &mut args,
-        "e.spec_version",
-        &listing.spec_versions,
-    );
-    let v = &listing.versions;
-    if !v.all {
-        let mut alternatives = Vec::new();
-        if v.last {
-            // Written exactly as the partial index's condition so the planner can use it.
-            alternatives.push("e.is_last = 1".to_string());
-        }
-        if v.first {
-            alternatives.push("e.is_first = 1".to_string());
-        }
-        if !v.at.is_empty() {
-            alternatives.push(format!(
-                "e.version_us IN ({})",
-                vec!["?"; v.at.len()].join(",")
-            ));
-            args.extend(v.at.iter().map(|t| SqlValue::Integer(*t)));
-        }
-        if alternatives.is_empty() {
-            return Ok(Page::default());
-        }
-        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
-    }
+    let Some(mut args) = filter(&mut sql, view_id, listing) else {
+        return Ok(Page::default());
+    };
     sql.push_str(" ORDER BY e.date_added LIMIT ?");
     let fetch = listing.limit.saturating_add(1);
     args.push(SqlValue::Integer(i64::try_from(fetch).unwrap_or(i64::MAX)));
@@ -70,6 +38,55 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
         });
     }
     Ok(Page { entries, more })
+}
+
+/// How many entries of a view a listing selects, whatever its `limit`. It reads
+/// every matching index entry: O(matches), not O(page).
+pub fn count(conn: &Connection, view_id: i64, listing: &Listing) -> Result<u64, StoreError> {
+    let mut sql = String::from("SELECT count(*) FROM entries e");
+    let Some(args) = filter(&mut sql, view_id, listing) else {
+        return Ok(0);
+    };
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args), |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Append the listing's `WHERE` clause (everything but order and limit) and return
+/// its arguments; `None` when the version match selects nothing at all.
+fn filter(sql: &mut String, view_id: i64, listing: &Listing) -> Option<Vec<SqlValue>> {
+    sql.push_str(" WHERE e.view_id = ? AND e.date_added > ?");
+    let mut args: Vec<SqlValue> = vec![
+        SqlValue::Integer(view_id),
+        SqlValue::Integer(listing.after.unwrap_or(i64::MIN)),
+    ];
+    in_list(sql, &mut args, "e.stix_id", &listing.ids);
+    in_list(sql, &mut args, "e.type", &listing.types);
+    in_list(sql, &mut args, "e.spec_version", &listing.spec_versions);
+    let v = &listing.versions;
+    if !v.all {
+        let mut alternatives = Vec::new();
+        if v.last {
+            // Written exactly as the partial index's condition so the planner can use it.
+            alternatives.push("e.is_last = 1".to_string());
+        }
+        if v.first {
+            alternatives.push("e.is_first = 1".to_string());
+        }
+        if !v.at.is_empty() {
+            alternatives.push(format!(
+                "e.version_us IN ({})",
+                vec!["?"; v.at.len()].join(",")
+            ));
+            args.extend(v.at.iter().map(|t| SqlValue::Integer(*t)));
+        }
+        if alternatives.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+    Some(args)
 }
 
 fn in_list(sql: &mut String, args: &mut Vec<SqlValue>, column: &str, values: &[String]) {
