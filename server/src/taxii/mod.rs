@@ -12,6 +12,7 @@ pub mod params;
 pub mod resource;
 pub mod response;
 mod status;
+pub mod v20;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -149,6 +150,9 @@ async fn dispatch(
     let method = request.method().clone();
     let query = request.uri().query().map(str::to_string);
     let result = match (&resource, &method) {
+        (Resource::Discovery20, _) if config.serves(TaxiiVersion::V20) => {
+            v20::discovery(&ctx, &method, accept)
+        }
         (Resource::Discovery21, &Method::GET) if config.serves(TaxiiVersion::V21) => {
             if version != TaxiiVersion::V21 {
                 Err(TaxiiError::not_acceptable())
@@ -165,7 +169,7 @@ async fn dispatch(
         (Resource::Discovery20, &Method::GET) => {
             Err(TaxiiError::not_found("TAXII 2.0 is not served"))
         }
-        _ if version == TaxiiVersion::V20 => Err(TaxiiError::not_acceptable()),
+        _ if version == TaxiiVersion::V20 => v20::dispatch(&ctx, &resource, request).await,
         (Resource::ApiRoot { root }, &Method::GET) => discovery::api_root(&ctx, root),
         (Resource::Collections { root }, &Method::GET) => collections::list(&ctx, root),
         (Resource::Collection { root, collection }, &Method::GET) => {

@@ -1,0 +1,90 @@
+//! STIX 2.0 bundles: writing pages of converted objects, and reading posted bundles
+//! into 2.1 objects to store.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::stix::convert::to_stix21;
+use crate::store::AddObjects;
+use crate::taxii::envelope::parse_envelope;
+
+/// A STIX 2.0 bundle of `objects` (a bundle without `objects` when there are none:
+/// STIX 2.0 forbids an empty list).
+pub fn write<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(br#"{"type":"bundle","id":"bundle--"#);
+    out.extend_from_slice(uuid::Uuid::new_v4().hyphenated().to_string().as_bytes());
+    out.extend_from_slice(br#"","spec_version":"2.0""#);
+    let mut any = false;
+    for object in objects {
+        out.extend_from_slice(if any { b"," } else { br#","objects":["# });
+        any = true;
+        // Serialising a `Value` into memory cannot fail.
+        let _ = serde_json::to_writer(&mut out, object);
+    }
+    out.extend_from_slice(if any { b"]}" } else { b"}" });
+    out
+}
+
+#[derive(Deserialize)]
+struct PostedBundle {
+    #[serde(default)]
+    objects: Option<Vec<Value>>,
+}
+
+/// A posted STIX 2.0 bundle as an add-objects request: every object converted to
+/// STIX 2.1 (the converted JSON is what gets stored) and validated one by one.
+pub fn parse(body: &[u8]) -> Result<AddObjects, String> {
+    let bundle: PostedBundle = serde_json::from_slice(body).map_err(|e| {
+        format!("the body is not a STIX bundle (a JSON object with an `objects` array): {e}")
+    })?;
+    let converted: Vec<Value> = bundle
+        .objects
+        .unwrap_or_default()
+        .into_iter()
+        .map(to_stix21)
+        .collect();
+    let envelope = serde_json::to_vec(&json!({ "objects": converted }))
+        .map_err(|e| format!("cannot re-encode the bundle: {e}"))?;
+    parse_envelope(&envelope, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundles_are_valid_json_with_or_without_objects() {
+        let empty: Value = serde_json::from_slice(&write([].iter())).expect("json");
+        assert_eq!(empty["type"], "bundle");
+        assert_eq!(empty["spec_version"], "2.0");
+        assert!(empty.get("objects").is_none());
+        let id = empty["id"].as_str().expect("id");
+        assert!(crate::config::is_uuid_v4(id.trim_start_matches("bundle--")));
+
+        let objects = [json!({"a": 1}), json!({"b": "\"x\""})];
+        let full: Value = serde_json::from_slice(&write(objects.iter())).expect("json");
+        assert_eq!(full["objects"], json!(objects));
+    }
+
+    #[test]
+    fn posted_objects_are_stored_as_2_1_and_bad_ones_reported() {
+        let body = json!({"type": "bundle", "id": "bundle--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "spec_version": "2.0", "objects": [
+            {"type": "indicator", "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+             "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+             "labels": ["malicious-activity"], "pattern": "[ipv4-addr:value = '198.51.100.1']",
+             "valid_from": "2024-01-01T00:00:00Z"},
+            {"type": "indicator"}
+        ]});
+        let parsed = parse(body.to_string().as_bytes()).expect("bundle");
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.failures.len(), 1);
+        let stored: Value = serde_json::from_str(&parsed.objects[0].raw).expect("raw");
+        assert_eq!(stored["spec_version"], "2.1");
+        assert_eq!(stored["indicator_types"], json!(["malicious-activity"]));
+        assert_eq!(parsed.objects[0].object.spec_version, "2.1");
+        assert!(parse(b"[1]").is_err());
+        assert!(parse(b"\xff").is_err());
+    }
+}
