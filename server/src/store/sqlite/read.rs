@@ -113,3 +113,100 @@ pub fn status(conn: &Connection, api_root: &str, id: &str) -> Result<Option<Stat
             .map_err(|e| StoreError::Database(format!("corrupt status {id}: {e}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::VersionMatch;
+
+    /// A view of `n` entries: types cycle indicator/malware/ipv4-addr; object `k`
+    /// has two versions when `k` is even.
+    fn view(n: i64) -> Connection {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        let kinds = ["indicator", "malware", "ipv4-addr"];
+        let mut date_added = 0;
+        for k in 0..n {
+            let versions = if k % 2 == 0 { 2 } else { 1 };
+            for v in 0..versions {
+                date_added += 1;
+                conn.execute(
+                    "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
+                     version_us, is_first, is_last) VALUES (1, ?1, ?1, ?2, ?3, '2.1', ?4, ?5, ?6)",
+                    params![
+                        date_added,
+                        format!("{}--{k}", kinds[k as usize % 3]),
+                        kinds[k as usize % 3],
+                        v,
+                        v == 0,
+                        v == versions - 1
+                    ],
+                )
+                .expect("insert");
+            }
+        }
+        conn
+    }
+
+    fn listing() -> Listing {
+        Listing {
+            ids: Vec::new(),
+            types: Vec::new(),
+            versions: VersionMatch::last(),
+            spec_versions: Vec::new(),
+            after: None,
+            limit: 1_000_000,
+            with_raw: false,
+        }
+    }
+
+    #[test]
+    fn count_agrees_with_list_whatever_the_filters() {
+        let conn = view(30);
+        let cases = [
+            listing(),
+            Listing {
+                versions: VersionMatch::all(),
+                ..listing()
+            },
+            Listing {
+                types: vec!["malware".into(), "ipv4-addr".into()],
+                ..listing()
+            },
+            Listing {
+                after: Some(17),
+                ..listing()
+            },
+            Listing {
+                ids: vec!["indicator--0".into(), "malware--1".into()],
+                versions: VersionMatch::all(),
+                limit: 1,
+                ..listing()
+            },
+            Listing {
+                versions: VersionMatch::default(),
+                ..listing()
+            },
+        ];
+        for l in cases {
+            let listed = list(
+                &conn,
+                1,
+                &Listing {
+                    limit: 1_000_000,
+                    ..l.clone()
+                },
+            )
+            .expect("list")
+            .entries
+            .len() as u64;
+            assert_eq!(count(&conn, 1, &l).expect("count"), listed, "{l:?}");
+        }
+        assert_eq!(count(&conn, 1, &listing()).expect("count"), 30);
+        assert_eq!(
+            count(&conn, 2, &listing()).expect("count"),
+            0,
+            "another view"
+        );
+    }
+}

@@ -59,9 +59,13 @@ pub async fn fetch(
         };
         selection.page(store, collection, after, want).await?
     };
+    // Objects may have arrived between counting and reading.
+    let total = match items.count {
+        0 => total,
+        n => total.max(start + n),
+    };
     Ok(Paged {
-        // Objects may have arrived between counting and reading.
-        total: total.max(start + items.count),
+        total,
         items,
         start,
         ranged: range.is_some(),
