@@ -2,7 +2,7 @@
 //! into 2.1 objects to store.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::stix::convert::to_stix21;
 use crate::store::AddObjects;
@@ -19,11 +19,37 @@ pub fn write<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<u8> {
     for object in objects {
         out.extend_from_slice(if any { b"," } else { br#","objects":["# });
         any = true;
-        // Serialising a `Value` into memory cannot fail.
-        let _ = serde_json::to_writer(&mut out, object);
+        write_object(&mut out, object);
     }
     out.extend_from_slice(if any { b"]}" } else { b"}" });
     out
+}
+
+/// Properties written first, as STIX producers order them (a JSON map would sort them).
+const LEADING: [&str; 3] = ["type", "spec_version", "id"];
+
+/// Write one object as JSON with `type`, `spec_version` and `id` first.
+fn write_object(out: &mut Vec<u8>, object: &Value) {
+    let Value::Object(map) = object else {
+        // Serialising a `Value` into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *out, object);
+        return;
+    };
+    let leading = LEADING.into_iter().filter(|k| map.contains_key(*k));
+    let rest = map
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !LEADING.contains(k));
+    out.push(b'{');
+    for (i, key) in leading.chain(rest).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut *out, &map[key]);
+    }
+    out.push(b'}');
 }
 
 #[derive(Deserialize)]
@@ -38,20 +64,22 @@ pub fn parse(body: &[u8]) -> Result<AddObjects, String> {
     let bundle: PostedBundle = serde_json::from_slice(body).map_err(|e| {
         format!("the body is not a STIX bundle (a JSON object with an `objects` array): {e}")
     })?;
-    let converted: Vec<Value> = bundle
-        .objects
-        .unwrap_or_default()
-        .into_iter()
-        .map(to_stix21)
-        .collect();
-    let envelope = serde_json::to_vec(&json!({ "objects": converted }))
-        .map_err(|e| format!("cannot re-encode the bundle: {e}"))?;
+    let mut envelope = Vec::with_capacity(body.len() + body.len() / 8);
+    envelope.extend_from_slice(br#"{"objects":["#);
+    for (i, object) in bundle.objects.unwrap_or_default().into_iter().enumerate() {
+        if i > 0 {
+            envelope.push(b',');
+        }
+        write_object(&mut envelope, &to_stix21(object));
+    }
+    envelope.extend_from_slice(b"]}");
     parse_envelope(&envelope, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bundles_are_valid_json_with_or_without_objects() {
@@ -63,8 +91,12 @@ mod tests {
         assert!(crate::config::is_uuid_v4(id.trim_start_matches("bundle--")));
 
         let objects = [json!({"a": 1}), json!({"b": "\"x\""})];
-        let full: Value = serde_json::from_slice(&write(objects.iter())).expect("json");
+        let bytes = write(objects.iter());
+        let full: Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(full["objects"], json!(objects));
+        let ordered = write([json!({"modified": "m", "id": "x--1", "type": "x"})].iter());
+        assert!(String::from_utf8_lossy(&ordered)
+            .contains(r#"[{"type":"x","id":"x--1","modified":"m"}]"#));
     }
 
     #[test]
@@ -80,7 +112,12 @@ mod tests {
         let parsed = parse(body.to_string().as_bytes()).expect("bundle");
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.failures.len(), 1);
-        let stored: Value = serde_json::from_str(&parsed.objects[0].raw).expect("raw");
+        let raw = &parsed.objects[0].raw;
+        assert!(
+            raw.starts_with(r#"{"type":"indicator","spec_version":"2.1","id":"#),
+            "{raw}"
+        );
+        let stored: Value = serde_json::from_str(raw).expect("raw");
         assert_eq!(stored["spec_version"], "2.1");
         assert_eq!(stored["indicator_types"], json!(["malicious-activity"]));
         assert_eq!(parsed.objects[0].object.spec_version, "2.1");
