@@ -549,7 +549,15 @@ async fn out_of_range_malformed_and_empty_pages() {
         assert_eq!(r.content_type(), TAXII20);
         assert!(r.json()["title"].is_string());
     }
-    for range in ["items 3-1", "items=a-b", "items 0-1,4-5", "items"] {
+    let r = s.get20(&url, Some("items 0-18446744073709551615")).await;
+    assert_eq!(r.header("content-range"), Some("items 0-9/12"));
+    for range in [
+        "items 3-1",
+        "items=a-b",
+        "items 0-1,4-5",
+        "items",
+        "items 0-18446744073709551616",
+    ] {
         let r = s.get20(&url, Some(range)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{range}");
     }
@@ -570,6 +578,16 @@ async fn out_of_range_malformed_and_empty_pages() {
         assert_bundle(&r);
         assert!(r.json().get("objects").is_none());
     }
+    let r = s
+        .get20(
+            &format!("{url}?match[type]=malware"),
+            Some("items 18446744073709551615-"),
+        )
+        .await;
+    assert_eq!(
+        r.header("content-range"),
+        Some("items 18446744073709551615-18446744073709551615/0")
+    );
     // A type 2.0 does not have is no error either.
     let r = s
         .get20(&format!("{url}?match[type]=ipv4-addr"), Some("items 0-4"))

@@ -41,13 +41,16 @@ fn write_object(out: &mut Vec<u8>, object: &Value) {
         .map(String::as_str)
         .filter(|k| !LEADING.contains(k));
     out.push(b'{');
-    for (i, key) in leading.chain(rest).enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for key in leading.chain(rest) {
+        let Some(value) = map.get(key) else { continue };
+        if !first {
             out.push(b',');
         }
+        first = false;
         let _ = serde_json::to_writer(&mut *out, key);
         out.push(b':');
-        let _ = serde_json::to_writer(&mut *out, &map[key]);
+        let _ = serde_json::to_writer(&mut *out, value);
     }
     out.push(b'}');
 }

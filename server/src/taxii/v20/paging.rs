@@ -62,7 +62,7 @@ pub async fn fetch(
     // Objects may have arrived between counting and reading.
     let total = match items.count {
         0 => total,
-        n => total.max(start + n),
+        n => total.max(start.saturating_add(n)),
     };
     Ok(Paged {
         total,
@@ -76,7 +76,7 @@ pub async fn fetch(
 impl Paged {
     /// Whether the answer is partial: a range was asked for or the page is not all.
     fn partial(&self) -> bool {
-        self.ranged || self.start + self.items.count < self.total
+        self.ranged || self.start.saturating_add(self.items.count) < self.total
     }
 
     /// `206` for partial answers, else `200`.

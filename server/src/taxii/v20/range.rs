@@ -18,7 +18,9 @@ pub struct ItemRange {
 impl ItemRange {
     /// How many items to serve: what was asked for, at most `max`.
     pub fn len(&self, max: usize) -> usize {
-        let asked = self.last.map_or(u64::MAX, |last| last - self.first + 1);
+        let asked = self.last.map_or(u64::MAX, |last| {
+            last.saturating_sub(self.first).saturating_add(1)
+        });
         usize::try_from(asked).unwrap_or(usize::MAX).min(max)
     }
 }
@@ -63,7 +65,7 @@ pub fn parse(headers: &HeaderMap) -> Result<Option<ItemRange>, TaxiiError> {
 /// `Content-Range` of a page of `n` items starting at `first` out of `total`. An empty
 /// page still gets a numeric range (`items a-a/N`): clients loop without one.
 pub fn content_range(first: u64, n: u64, total: u64) -> HeaderValue {
-    let last = first + n.saturating_sub(1);
+    let last = first.saturating_add(n.saturating_sub(1));
     HeaderValue::from_str(&format!("items {first}-{last}/{total}"))
         .unwrap_or_else(|_| HeaderValue::from_static("items */*"))
 }
@@ -126,6 +128,11 @@ mod tests {
         };
         assert_eq!(r.len(1000), 10);
         assert_eq!(r.len(4), 4);
+        let huge = ItemRange {
+            first: 0,
+            last: Some(u64::MAX),
+        };
+        assert_eq!(huge.len(1000), 1000);
         assert_eq!(
             ItemRange {
                 first: 0,
