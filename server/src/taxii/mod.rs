@@ -12,7 +12,7 @@ pub mod params;
 pub mod resource;
 pub mod response;
 mod status;
-pub mod v20;
+mod v20;
 
 use std::sync::Arc;
 use std::time::Instant;
