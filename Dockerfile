@@ -26,7 +26,8 @@ RUN cargo build --release --locked -p taxiway-server -p taxiway-operator
 # one directory per binary.
 RUN set -eu; \
     common=/rootfs/common; \
-    mkdir -p "$common/etc/ssl/certs" "$common/tmp" "$common/home/nonroot"; \
+    mkdir -p "$common/etc/ssl/certs" "$common/tmp" "$common/home/nonroot" \
+        "$common/etc/taxiway/config" "$common/var/lib/taxiway"; \
     chmod 1777 "$common/tmp"; \
     for bin in taxiway-server taxiway-operator; do \
         install -D -m 0755 "target/release/$bin" "/rootfs/$bin/usr/local/bin/$bin"; \
@@ -40,21 +41,23 @@ RUN set -eu; \
     printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' \
         > "$common/etc/passwd"; \
     printf 'root:x:0:\nnonroot:x:65532:\n' > "$common/etc/group"; \
-    chown 65532:65532 "$common/home/nonroot"; \
+    chown 65532:65532 "$common/home/nonroot" "$common/var/lib/taxiway"; \
     if ldd target/release/taxiway-server target/release/taxiway-operator | grep 'not found'; then \
         echo 'a shared library is missing' >&2; exit 1; \
     fi
 
-# The TAXII server. The operator runs it with the config, credentials and TLS
-# directories mounted from a ConfigMap and Secrets, and the store on a PVC.
+# The TAXII server. The operator runs it with its own arguments: the config,
+# credentials and TLS directories mounted from a ConfigMap and Secrets under
+# /etc/taxiway/, the store on a PVC at /var/lib/taxiway. The default command serves a
+# config directory mounted at /etc/taxiway/config (docker run -v DIR:/etc/taxiway/config:ro).
 FROM ${RUNTIME_IMAGE} AS server
 COPY --from=build /rootfs/common/ /
 COPY --from=build /rootfs/taxiway-server/ /
 USER 65532:65532
-# TAXII (HTTPS with a certificate in /tls, else HTTP); admin (/healthz /readyz /metrics).
-EXPOSE 8443 9090
+# TAXII (HTTPS when given --tls-dir, else HTTP); admin (/healthz /readyz /metrics).
+EXPOSE 9443 9090
 ENTRYPOINT ["/usr/local/bin/taxiway-server"]
-CMD ["serve", "--config-dir", "/config", "--credentials-dir", "/credentials", "--tls-dir", "/tls", "--data-dir", "/data", "--listen", "0.0.0.0:8443", "--admin-listen", "0.0.0.0:9090"]
+CMD ["serve", "--config-dir", "/etc/taxiway/config", "--data-dir", "/var/lib/taxiway", "--listen", "0.0.0.0:9443", "--admin-listen", "0.0.0.0:9090"]
 
 # The operator (the default target). The Helm chart runs `taxiway-operator run ...`.
 FROM ${RUNTIME_IMAGE} AS operator
