@@ -25,16 +25,21 @@ step() { printf -- '--- %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 eval "$(bash tests/k8s/provision.sh)"
-if ! python3 -c 'import yaml' 2>/dev/null; then
+# A Python with PyYAML for the checks (Debian's python3-yaml if need be).
+python=
+for candidate in python3 /usr/bin/python3; do
+  if "$candidate" -c 'import yaml' 2>/dev/null; then python=$candidate; break; fi
+done
+if [[ -z $python ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-yaml >/dev/null
+  python=/usr/bin/python3
 fi
+export TAXIWAY_PYTHON=$python
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/taxiway-helm.XXXXXX")
 kube_dir=$work/kube
-operator_pid=
 cleanup() {
   local rc=$?
-  if [[ -n $operator_pid ]]; then kill "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true; fi
   bash tests/k8s/apiserver.sh stop "$kube_dir" || true
   if ((rc == 0)); then rm -rf "$work"; else echo "logs and rendered manifests kept in $work" >&2; fi
 }
@@ -54,13 +59,13 @@ helm lint --strict "$chart" -f "$full_values" >"$work/lint-full.log" || { cat "$
 
 step "helm template: what the chart renders"
 helm template taxiway "$chart" -n taxiway-system >"$work/default.yaml"
-python3 "$helm_tests/check_rendered.py" default "$work/default.yaml" crds
+"$python" "$helm_tests/check_rendered.py" default "$work/default.yaml" crds
 helm template taxiway "$chart" -n taxiway-system -f "$full_values" "${api_versions[@]}" >"$work/full.yaml"
-python3 "$helm_tests/check_rendered.py" full "$work/full.yaml" crds
+"$python" "$helm_tests/check_rendered.py" full "$work/full.yaml" crds
 helm template taxiway "$chart" -n taxiway-system --set crds.install=false >"$work/no-crds.yaml"
-python3 "$helm_tests/check_rendered.py" no-crds "$work/no-crds.yaml"
+"$python" "$helm_tests/check_rendered.py" no-crds "$work/no-crds.yaml"
 helm template taxiway "$chart" -n taxiway-system -f "$full_values" >"$work/full-no-api.yaml"
-python3 "$helm_tests/check_rendered.py" no-examples "$work/full-no-api.yaml"
+"$python" "$helm_tests/check_rendered.py" no-examples "$work/full-no-api.yaml"
 
 step "values.schema.json rejects bad values"
 rejected=0
@@ -106,9 +111,9 @@ k get clusterrole/taxiway clusterrolebinding/taxiway clusterrole/taxiway-edit cl
 # for the operator's ServiceAccount — what `kubectl auth can-i --as=SA` asks.
 expect() { printf '%s\n' "$*" >>"$work/rbac-expect"; }
 check_rbac() {
-  python3 "$helm_tests/rbac.py" request "$sa_user" <"$work/rbac-expect" >"$work/rbac-request.json"
+  "$python" "$helm_tests/rbac.py" request "$sa_user" <"$work/rbac-expect" >"$work/rbac-request.json"
   k create -f "$work/rbac-request.json" -o json >"$work/rbac-answers.json"
-  python3 "$helm_tests/rbac.py" verify "$work/rbac-expect" <"$work/rbac-answers.json"
+  "$python" "$helm_tests/rbac.py" verify "$work/rbac-expect" <"$work/rbac-answers.json"
   rm -f "$work/rbac-expect"
 }
 # What the operator does in a namespace it watches.
@@ -171,14 +176,14 @@ helm upgrade "$release" "$chart" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" --
 
 if [[ -f operator/Cargo.toml ]]; then
   step "the operator reconciles the example with the chart's ServiceAccount token"
-  bash "$helm_tests/run-operator.sh" "$kube_dir" "$work" "$chart" "$ns" "$release"
+  bash "$helm_tests/run-operator.sh" "$kube_dir" "$work" "$ns" "$release" taxiway
 else
   step "SKIP the operator run: no operator crate in this tree yet"
 fi
 
 step "helm upgrade upgrades the CRDs"
 cp -r "$chart" "$work/chart-next"
-python3 - "$work"/chart-next/files/crds/*.yaml <<'EOF'
+"$python" - "$work"/chart-next/files/crds/*.yaml <<'EOF'
 import sys, yaml
 path = next(p for p in sys.argv[1:] if yaml.safe_load(open(p))["metadata"]["name"] == "taxiiservices.taxiway.dev")
 crd = yaml.safe_load(open(path))
