@@ -110,6 +110,7 @@ def check_deployment(objs, admin_port):
     check(args[:1] == ["run"], f"operator args do not start with `run`: {args}")
     check(f"--admin-listen=0.0.0.0:{admin_port}" in args, f"no --admin-listen on port {admin_port}: {args}")
     check(any(a.startswith("--server-image=") for a in args), "no --server-image argument")
+    check(any(a.startswith("--lease-name=") for a in args), "no --lease-name argument")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     check(ports.get("admin") == admin_port, f"admin port is not {admin_port}: {ports}")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
@@ -147,6 +148,11 @@ def check_crds(objs, crds_dir, keep=True):
             check(out["metadata"]["labels"].get(k) == v, f"CRD {name}: lost label {k}")
 
 
+def args_of(objs):
+    deps = of_kind(objs, "Deployment")
+    return deps[0]["spec"]["template"]["spec"]["containers"][0].get("args", []) if deps else []
+
+
 def cluster_rules(objs):
     return [r for cr in of_kind(objs, "ClusterRole") for r in cr.get("rules", [])]
 
@@ -175,33 +181,40 @@ def main():
             ("taxiway.dev", "taxiicollections/status", "patch"),
             ("", "secrets", "watch"),
             ("apps", "deployments", "create"),
+            ("apps", "deployments", "patch"),
             ("networking.k8s.io", "ingresses", "delete"),
-            ("policy", "poddisruptionbudgets", "patch"),
+            ("events.k8s.io", "events", "create"),
         ):
             check(rules_grant(rules, group, resource, verb), f"ClusterRole lacks {verb} {group}/{resource}")
         # Never more than it needs.
         for rule in rules:
             check("*" not in rule.get("verbs", []) and "*" not in rule.get("resources", []), f"wildcard in ClusterRole rule {rule}")
-            check("escalate" not in rule.get("verbs", []) and "bind" not in rule.get("verbs", []) and "impersonate" not in rule.get("verbs", []), f"privileged verb in {rule}")
+            check(not {"escalate", "bind", "impersonate"} & set(rule.get("verbs", [])), f"privileged verb in {rule}")
+        check(not rules_grant(rules, "", "secrets", "delete"), "the operator may delete Secrets")
         check(not rules_grant(rules, "coordination.k8s.io", "leases", "create"), "leases granted cluster-wide (the Lease is in the release namespace)")
         check(not rules_grant(rules, "apiextensions.k8s.io", "customresourcedefinitions", "create"), "the operator may create CRDs")
         lease_roles = [r for r in of_kind(objs, "Role") if rules_grant(r["rules"], "coordination.k8s.io", "leases", "update")]
         check(len(lease_roles) == 1, "no Role for the leader-election Lease")
+        lease_name = next((a.split("=", 1)[1] for a in args_of(objs) if a.startswith("--lease-name=")), None)
+        for role in lease_roles:
+            for rule in role["rules"]:
+                if "update" in rule.get("verbs", []) or "get" in rule.get("verbs", []):
+                    check(rule.get("resourceNames") == [lease_name], f"Lease rule not limited to the operator's Lease {lease_name}: {rule}")
 
     elif mode == "full":
         check_crds(objs, sys.argv[3])
         dep = check_deployment(objs, 9000)
-        args = dep["spec"]["template"]["spec"]["containers"][0]["args"] if dep else []
-        check("--watch-namespaces=threat-intel,soc" in args, f"watchNamespaces not passed: {args}")
+        args = args_of(objs)
+        check("--namespace=threat-intel" in args, f"watchNamespace not passed: {args}")
         check(dep and dep["spec"]["replicas"] == 2, "replicaCount not applied")
         for kind in ("ServiceMonitor", "PodDisruptionBudget", "TaxiiService", "TaxiiCollection", "Secret"):
             check(kind in kinds, f"{kind} not rendered with full values")
-        # Namespaced mode: the operator gets no cluster-wide rules at all.
+        # One namespace: the operator gets no cluster-wide rules at all.
         operator_cluster = [cr for cr in of_kind(objs, "ClusterRole") if cr["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"]
-        check(not operator_cluster, "operator ClusterRole rendered although watchNamespaces is set")
-        check(not of_kind(objs, "ClusterRoleBinding"), "ClusterRoleBinding rendered although watchNamespaces is set")
+        check(not operator_cluster, "operator ClusterRole rendered although watchNamespace is set")
+        check(not of_kind(objs, "ClusterRoleBinding"), "ClusterRoleBinding rendered although watchNamespace is set")
         role_ns = {r["metadata"]["namespace"] for r in of_kind(objs, "Role") if rules_grant(r["rules"], "", "secrets", "watch")}
-        check(role_ns == {"threat-intel", "soc"}, f"Secrets readable in {sorted(role_ns)}, expected threat-intel and soc")
+        check(role_ns == {"threat-intel"}, f"Secrets readable in {sorted(role_ns)}, expected threat-intel only")
         svc = one(objs, "TaxiiService")
         check(svc.get("spec", {}).get("ingress", {}).get("host") == "taxii.example.com", "example Ingress host not applied")
         secret = one(objs, "Secret")

@@ -4,9 +4,10 @@
     rbac.py request USER < EXPECTATIONS > sar-list.json
     kubectl create -f sar-list.json -o json | rbac.py verify EXPECTATIONS
 
-EXPECTATIONS: one `yes|no NAMESPACE VERB RESOURCE` per line, NAMESPACE `-` for "in
-every namespace" (or a cluster-scoped resource), RESOURCE as kubectl spells it:
-`secrets`, `deployments.apps`, `taxiiservices.taxiway.dev/status`.
+EXPECTATIONS: one `yes|no NAMESPACE VERB RESOURCE [NAME]` per line, NAMESPACE `-` for
+"in every namespace" (or a cluster-scoped resource), RESOURCE as kubectl spells it:
+`secrets`, `deployments.apps`, `taxiiservices.taxiway.dev/status`; NAME for rules
+limited to resourceNames.
 The SubjectAccessReviews carry the groups a ServiceAccount token has, so the answer is
 what the API server would decide for the operator's own requests.
 """
@@ -16,12 +17,14 @@ import sys
 
 
 def parse(line):
-    expect, namespace, verb, resource = line.split()
-    if expect not in ("yes", "no"):
+    fields = line.split()
+    if len(fields) not in (4, 5) or fields[0] not in ("yes", "no"):
         sys.exit(f"bad expectation: {line}")
+    expect, namespace, verb, resource = fields[:4]
+    object_name = fields[4] if len(fields) == 5 else ""
     resource, _, subresource = resource.partition("/")
     name, _, group = resource.partition(".")
-    return expect == "yes", "" if namespace == "-" else namespace, verb, name, group, subresource
+    return expect == "yes", "" if namespace == "-" else namespace, verb, name, group, subresource, object_name
 
 
 def read_expectations(stream):
@@ -31,10 +34,12 @@ def read_expectations(stream):
 def request(user):
     _, _, sa_namespace, _ = user.split(":", 3)
     items = []
-    for _, namespace, verb, name, group, subresource in read_expectations(sys.stdin):
+    for _, namespace, verb, name, group, subresource, object_name in read_expectations(sys.stdin):
         attrs = {"namespace": namespace, "verb": verb, "group": group, "resource": name}
         if subresource:
             attrs["subresource"] = subresource
+        if object_name:
+            attrs["name"] = object_name
         items.append({
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
@@ -47,8 +52,9 @@ def request(user):
     json.dump({"apiVersion": "v1", "kind": "List", "items": items}, sys.stdout)
 
 
-def describe(namespace, verb, name, group, subresource):
+def describe(namespace, verb, name, group, subresource, object_name):
     res = name + (f".{group}" if group else "") + (f"/{subresource}" if subresource else "")
+    res += f" {object_name}" if object_name else ""
     return f"{verb} {res} in {namespace or 'every namespace'}"
 
 

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Run the real operator binary as the chart's ServiceAccount (its token, nothing else)
 # with the arguments of the chart's Deployment, against the test apiserver, and check
-# that it reconciles the chart's example TaxiiService and its collections without a
+# that it reconciles a TaxiiService and every TaxiiCollection naming it without a
 # single Forbidden.
 #
-#   run-operator.sh KUBE_DIR WORK_DIR NAMESPACE RELEASE SERVICE_ACCOUNT
+#   run-operator.sh KUBE_DIR WORK_DIR RELEASE_NAMESPACE RELEASE SERVICE_ACCOUNT FEED_NAMESPACE FEED
 #
-# Expects the release installed with examples.enabled=true (TaxiiService
-# `taxiway-example`). Called by tests/run.d/40-helm.sh; stops the operator on exit.
+# FEED is an existing TaxiiService in FEED_NAMESPACE. The leader-election Lease must
+# appear in RELEASE_NAMESPACE. Called by tests/run.d/40-helm.sh; stops the operator
+# on exit.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-kube_dir=$1 work=$2 ns=$3 release=$4 sa=$5
-example=taxiway-example
-log=$work/operator.log
+kube_dir=$1 work=$2 ns=$3 release=$4 sa=$5 feed_ns=$6 feed=$7
+log=$work/operator-$sa.log
 
 fail() {
   printf 'FAIL: %s\n' "$*" >&2
-  if [[ -f $log ]]; then echo "--- last 40 lines of $log" >&2; tail -n 40 "$log" >&2; fi
+  if [[ -f $log ]]; then
+    if grep -qi forbidden "$log"; then echo "--- Forbidden in $log:" >&2; grep -i forbidden "$log" | head -n 10 >&2; fi
+    echo "--- last 30 lines of $log" >&2; tail -n 30 "$log" >&2
+  fi
   exit 1
 }
 k() { "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" "$@"; }
@@ -72,7 +75,7 @@ EOF
 chmod 600 "$sa_kubeconfig"
 # The token really is the ServiceAccount's (an admin token would hide missing rules).
 sa_can() { "$KUBECTL" --kubeconfig "$sa_kubeconfig" auth can-i "$@" 2>/dev/null || true; }
-[[ $(sa_can --all-namespaces watch taxiiservices.taxiway.dev) == yes ]] || fail "the token cannot watch TaxiiServices"
+[[ $(sa_can -n "$feed_ns" watch taxiiservices.taxiway.dev) == yes ]] || fail "the token cannot watch TaxiiServices in $feed_ns"
 [[ $(sa_can -n "$ns" create pods) == no ]] || fail "the token is not limited to the ServiceAccount's rights"
 
 # The container's arguments, exactly as the chart renders them, with the admin
@@ -90,6 +93,9 @@ EOF
 )
 ((${#args[@]})) || fail "no operator Deployment in the release"
 echo "running: taxiway-operator ${args[*]} (as system:serviceaccount:$ns:$sa)"
+
+leases() { k -n "$ns" get leases -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}'; }
+leases_before=$(leases)
 
 # Out of a pod: no in-cluster environment, so the client reads KUBECONFIG.
 env -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT \
@@ -111,24 +117,28 @@ wait_for "/readyz" 60 ready
 curl -sf "http://127.0.0.1:$admin_port/metrics" >/dev/null || fail "no /metrics on the admin port"
 
 reconciled() {
-  local gen observed
-  gen=$(k -n "$ns" get taxiiservice "$example" -o jsonpath='{.metadata.generation}')
-  observed=$(k -n "$ns" get taxiiservice "$example" -o jsonpath='{.status.observedGeneration}')
+  local gen observed c
+  gen=$(k -n "$feed_ns" get taxiiservice "$feed" -o jsonpath='{.metadata.generation}')
+  observed=$(k -n "$feed_ns" get taxiiservice "$feed" -o jsonpath='{.status.observedGeneration}')
   [[ -n $observed && $observed == "$gen" ]] || return 1
-  k -n "$ns" get configmap/"$example"-config secret/"$example"-credentials deployment/"$example" \
-    service/"$example" persistentvolumeclaim/"$example"-data || return 1
-  [[ -n $(k -n "$ns" get taxiicollection "$example"-inbox -o jsonpath='{.status.id}') ]] || return 1
-  [[ -n $(k -n "$ns" get taxiicollection "$example"-indicators -o jsonpath='{.status.id}') ]] || return 1
+  k -n "$feed_ns" get configmap/"$feed"-config secret/"$feed"-credentials deployment/"$feed" \
+    service/"$feed" persistentvolumeclaim/"$feed"-data || return 1
+  for c in "${collections[@]}"; do
+    [[ -n $(k -n "$feed_ns" get taxiicollection "$c" -o jsonpath='{.status.id}') ]] || return 1
+  done
 }
-wait_for "the example TaxiiService and its collections to be reconciled" 90 reconciled
-[[ -n $(k -n "$ns" get leases -o name) ]] || fail "no leader-election Lease in $ns"
+mapfile -t collections < <(k -n "$feed_ns" get taxiicollections \
+  -o jsonpath="{range .items[?(@.spec.service==\"$feed\")]}{.metadata.name}{'\\n'}{end}")
+((${#collections[@]})) || fail "no TaxiiCollection names $feed_ns/$feed"
+wait_for "$feed_ns/$feed and its ${#collections[@]} collections to be reconciled" 60 reconciled
+[[ $(leases) != "$leases_before" ]] || fail "no leader-election Lease taken or renewed in $ns"
 
 # Let it settle: a late Forbidden (a watch of an owned kind, an Event) shows up here.
 sleep 3
 kill -0 "$operator_pid" 2>/dev/null || fail "the operator exited"
-if grep -Eiq 'forbidden|[^0-9]403[^0-9]' "$log"; then
-  grep -Ei 'forbidden|[^0-9]403[^0-9]' "$log" | head -n 10 >&2
+# The API server's refusal is a 403 with reason Forbidden, and kube logs it as such.
+if grep -qi 'forbidden' "$log"; then
   fail "the operator was refused something with the chart's RBAC"
 fi
 stop_operator
-echo "ok: the operator reconciled $ns/$example (config, credentials, Deployment, Service, PVC, 2 collections) as $sa with no Forbidden"
+echo "ok: the operator reconciled $feed_ns/$feed (config, credentials, Deployment, Service, PVC, ${#collections[@]} collections) as $sa, with no Forbidden"

@@ -116,49 +116,58 @@ check_rbac() {
   "$python" "$helm_tests/rbac.py" verify "$work/rbac-expect" <"$work/rbac-answers.json"
   rm -f "$work/rbac-expect"
 }
-# What the operator does in a namespace it watches.
+# What the operator does in a namespace it watches (see operator/src: watches, gets,
+# server-side apply, status patches, the Ingress delete, Events).
 operator_needs() {
   local where=$1 r v
   for r in taxiiservices.taxiway.dev taxiicollections.taxiway.dev; do
-    for v in get list watch patch update; do expect yes "$where" "$v" "$r"; done
+    for v in get list watch; do expect yes "$where" "$v" "$r"; done
   done
   for r in taxiiservices.taxiway.dev/status taxiicollections.taxiway.dev/status; do
-    for v in get patch update; do expect yes "$where" "$v" "$r"; done
+    for v in get patch; do expect yes "$where" "$v" "$r"; done
   done
-  expect yes "$where" update taxiiservices.taxiway.dev/finalizers
-  for r in secrets configmaps services persistentvolumeclaims deployments.apps \
-      ingresses.networking.k8s.io poddisruptionbudgets.policy; do
-    for v in get list watch create patch update delete; do expect yes "$where" "$v" "$r"; done
+  for r in secrets configmaps services persistentvolumeclaims deployments.apps ingresses.networking.k8s.io; do
+    for v in get list watch create patch; do expect yes "$where" "$v" "$r"; done
   done
-  for r in events events.events.k8s.io; do
-    for v in create patch; do expect yes "$where" "$v" "$r"; done
-  done
+  expect yes "$where" delete ingresses.networking.k8s.io
+  for v in create patch; do expect yes "$where" "$v" events.events.k8s.io; done
 }
-# Leader election, in the release namespace only.
+# Leader election: create a Lease in the release namespace, then only its own.
 operator_lease() {
-  local v
-  for v in get create update patch; do expect yes "$ns" "$v" leases.coordination.k8s.io; done
-  expect no threat-intel update leases.coordination.k8s.io
+  local lease=$1
+  expect yes "$ns" create leases.coordination.k8s.io
+  expect yes "$ns" get leases.coordination.k8s.io "$lease"
+  expect yes "$ns" update leases.coordination.k8s.io "$lease"
+  expect no "$ns" update leases.coordination.k8s.io kube-scheduler
+  expect no "$ns" delete leases.coordination.k8s.io "$lease"
+  expect no threat-intel create leases.coordination.k8s.io
 }
 # Never, in any mode.
 operator_never() {
+  local where=$1
   expect no - create customresourcedefinitions.apiextensions.k8s.io
   expect no - create clusterroles.rbac.authorization.k8s.io
   expect no - bind clusterroles.rbac.authorization.k8s.io
   expect no - impersonate users
   expect no - get nodes
-  expect no threat-intel create pods
-  expect no threat-intel create pods/exec
-  expect no threat-intel create serviceaccounts
-  expect no threat-intel create rolebindings.rbac.authorization.k8s.io
-  expect no threat-intel delete taxiiservices.taxiway.dev
+  expect no - list namespaces
+  expect no "$where" create pods
+  expect no "$where" create pods/exec
+  expect no "$where" create serviceaccounts
+  expect no "$where" create rolebindings.rbac.authorization.k8s.io
+  expect no "$where" update taxiiservices.taxiway.dev
+  expect no "$where" delete taxiiservices.taxiway.dev
+  expect no "$where" delete secrets
+  expect no "$where" update secrets
+  expect no "$where" delete persistentvolumeclaims
+  expect no "$where" delete deployments.apps
 }
 
 step "RBAC (cluster mode): the ServiceAccount can do what the operator needs, and no more"
 operator_needs threat-intel
 operator_needs -
-operator_lease
-operator_never
+operator_lease taxiway-leader
+operator_never threat-intel
 check_rbac
 # The same question through impersonation, as an admin would ask it.
 [[ $(k auth can-i --as="$sa_user" -n soc watch secrets) == yes ]] || fail "kubectl auth can-i disagrees (watch secrets)"
@@ -176,7 +185,7 @@ helm upgrade "$release" "$chart" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" --
 
 if [[ -f operator/Cargo.toml ]]; then
   step "the operator reconciles the example with the chart's ServiceAccount token"
-  bash "$helm_tests/run-operator.sh" "$kube_dir" "$work" "$ns" "$release" taxiway
+  bash "$helm_tests/run-operator.sh" "$kube_dir" "$work" "$ns" "$release" taxiway "$ns" taxiway-example
 else
   step "SKIP the operator run: no operator crate in this tree yet"
 fi
@@ -202,7 +211,7 @@ echo "ok: CRD changed and changed back with the chart"
 
 step "full values: every object accepted by the server (dry run), then helm upgrade to them"
 k create namespace threat-intel >/dev/null
-k create namespace soc >/dev/null
+k create namespace soc >/dev/null  # not watched: the operator must have no rights there
 k apply -f "$helm_tests/servicemonitor-crd.yaml" >/dev/null
 k wait --for=condition=Established --timeout=30s crd/servicemonitors.monitoring.coreos.com >/dev/null
 # Rendered with the cluster's capabilities (--validate), as an upgrade would render it:
@@ -215,23 +224,28 @@ k apply --dry-run=server -f "$work/full-live.yaml" >"$work/dry-run-full.log" 2>&
 helm upgrade "$release" "$chart" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" -f "$full_values" \
   >"$work/upgrade-full.log" || { cat "$work/upgrade-full.log"; fail "helm upgrade (full values)"; }
 k -n "$ns" get servicemonitor/taxiway-full poddisruptionbudget/taxiway-full deployment/taxiway-full >/dev/null
-k get clusterrole/taxiway >/dev/null 2>&1 && fail "the cluster-mode ClusterRole survived the switch to watchNamespaces"
+k get clusterrole/taxiway >/dev/null 2>&1 && fail "the cluster-mode ClusterRole survived the switch to watchNamespace"
 
-step "RBAC (namespaced mode): the operator's rights stop at the watched namespaces"
+step "RBAC (watchNamespace): the operator's rights stop at threat-intel"
 sa_user=system:serviceaccount:$ns:taxiway-operator
 operator_needs threat-intel
-operator_needs soc
-operator_lease
-operator_never
+operator_lease taxiway-full-leader
+operator_never threat-intel
 for v in get list watch; do
-  expect no - "$v" secrets
-  expect no default "$v" secrets
-  expect no default "$v" taxiiservices.taxiway.dev
-  expect no - "$v" taxiicollections.taxiway.dev
+  for where in - default soc; do
+    expect no "$where" "$v" secrets
+    expect no "$where" "$v" taxiiservices.taxiway.dev
+  done
 done
-expect no default create deployments.apps
+expect no soc create deployments.apps
 expect no - create configmaps
 check_rbac
+
+k apply -f "$helm_tests/feed.yaml" >/dev/null
+if [[ -f operator/Cargo.toml ]]; then
+  step "the operator, watching only threat-intel, reconciles a feed there with the Role alone"
+  bash "$helm_tests/run-operator.sh" "$kube_dir" "$work" "$ns" "$release" taxiway-operator threat-intel intel
+fi
 
 step "helm uninstall keeps the CRDs and the users' resources"
 k -n threat-intel apply -f - >/dev/null <<'EOF'
@@ -247,7 +261,7 @@ helm uninstall "$release" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" >"$work/u
 grep -q 'kept due to the resource policy' "$work/uninstall.log" \
   || { cat "$work/uninstall.log"; fail "helm uninstall did not report the kept CRDs"; }
 k get crd taxiiservices.taxiway.dev taxiicollections.taxiway.dev >/dev/null || fail "uninstall deleted the CRDs"
-k -n threat-intel get taxiicollection/users-own >/dev/null || fail "uninstall deleted a user's TaxiiCollection"
+k -n threat-intel get taxiicollection/users-own taxiiservice/intel >/dev/null || fail "uninstall deleted a user's TaxiiService or TaxiiCollection"
 for obj in deployment/taxiway-full serviceaccount/taxiway-operator service/taxiway-full-metrics \
     role/taxiway-full-leader-election taxiiservice/demo-feed secret/demo-feed-soc-reader; do
   k -n "$ns" get "$obj" >/dev/null 2>&1 && fail "helm uninstall left $obj"

@@ -79,42 +79,40 @@ app.kubernetes.io/component: operator
 {{- if and (.Capabilities.APIVersions.Has "taxiway.dev/v1alpha1/TaxiiService") (.Capabilities.APIVersions.Has "taxiway.dev/v1alpha1/TaxiiCollection") }}true{{ end }}
 {{- end }}
 
+{{/* The leader-election Lease, one per release. */}}
+{{- define "taxiway.leaseName" -}}
+{{- include "taxiway.fullname" . }}-leader
+{{- end }}
+
 {{/*
-What the operator does in the namespaces it watches, as RBAC rules. Shared by the
-ClusterRole (all namespaces) and the per-namespace Roles (watchNamespaces).
-Keep in step with the operator's documented rules (operator/, docs/crds.md).
+What the operator does in the namespaces it watches, as RBAC rules: exactly the calls
+operator/src makes (watches, gets, server-side apply, status patches, the Ingress
+delete, Events), nothing more. Shared by the ClusterRole (all namespaces) and the Role
+(watchNamespace). tests/run.d/40-helm.sh checks each rule as the ServiceAccount, and
+runs the operator with it.
 */}}
 {{- define "taxiway.operatorRules" -}}
-# Its own resources: watched; finalizers and status written by the operator.
+# Its own resources: watched and read; status written with a merge patch.
 - apiGroups: ["taxiway.dev"]
   resources: ["taxiiservices", "taxiicollections"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["taxiway.dev"]
   resources: ["taxiiservices/status", "taxiicollections/status"]
-  verbs: ["get", "patch", "update"]
-# Setting blockOwnerDeletion on owned objects needs update on the owner's finalizers
-# (OwnerReferencesPermissionEnforcement).
-- apiGroups: ["taxiway.dev"]
-  resources: ["taxiiservices/finalizers", "taxiicollections/finalizers"]
-  verbs: ["update"]
-# Users' basic-auth and TLS Secrets are read and watched; the generated credentials
-# Secret is owned. ConfigMaps: the rendered config (and client-CA bundles, read).
+  verbs: ["get", "patch"]
+# Users' basic-auth and TLS Secrets and client-CA ConfigMaps are read and watched; the
+# rendered ConfigMap, the credentials Secret, the Service, the store's PVC and the
+# Deployment are written with server-side apply (patch; create when new).
 - apiGroups: [""]
   resources: ["secrets", "configmaps", "services", "persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# The Ingress also goes away when spec.ingress does.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: ["policy"]
-  resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Events about the resources it reconciles (core and events.k8s.io APIs).
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Events about the resources it reconciles (events.k8s.io/v1, as kube's Recorder).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
