@@ -20,13 +20,15 @@ case ${1:-} in
       echo "FAIL: charts/taxiway/files/crds/ differs from crds/; run: bash tests/helm/crds.sh sync" >&2
       exit 1
     fi
-    echo "ok: the chart's CRDs equal crds/ ($(cd "$src" && ls -- *.yaml | tr '\n' ' '))"
+    names=("$src"/*.yaml)
+    echo "ok: the chart's CRDs equal crds/ (${names[*]##*/})"
     ;;
   sync)
     mkdir -p "$copy"
     rm -f "$copy"/*.yaml
     cp "$src"/*.yaml "$copy"/
-    echo "copied $(cd "$src" && ls -- *.yaml | wc -l) CRDs into charts/taxiway/files/crds/"
+    names=("$src"/*.yaml)
+    echo "copied ${#names[@]} CRDs into charts/taxiway/files/crds/"
     ;;
   *)
     echo "usage: $0 check|sync" >&2

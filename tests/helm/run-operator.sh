@@ -23,7 +23,7 @@ fail() {
   exit 1
 }
 k() { "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" "$@"; }
-# shellcheck disable=SC1091
+# shellcheck disable=SC1090
 source <(sed 's/^/export /' "$kube_dir/env")
 
 operator_pid=

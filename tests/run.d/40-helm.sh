@@ -50,8 +50,12 @@ k() { "$KUBECTL" --kubeconfig "$kube_dir/kubeconfig" "$@"; }
 api_versions=(--api-versions taxiway.dev/v1alpha1/TaxiiService --api-versions taxiway.dev/v1alpha1/TaxiiCollection)
 
 # ---------------------------------------------------------------- offline checks
-step "the chart's CRDs equal crds/"
-bash "$helm_tests/crds.sh" check
+if [[ -f operator/Cargo.toml ]]; then
+  step "the chart's CRDs equal crds/"
+  bash "$helm_tests/crds.sh" check
+else
+  step "SKIP the CRD drift check: no operator crate (the source of crds/) in this tree yet"
+fi
 
 step "helm lint --strict (default and full values)"
 helm lint --strict "$chart" >"$work/lint-default.log" || { cat "$work/lint-default.log"; fail "helm lint (default values)"; }
@@ -59,9 +63,9 @@ helm lint --strict "$chart" -f "$full_values" >"$work/lint-full.log" || { cat "$
 
 step "helm template: what the chart renders"
 helm template taxiway "$chart" -n taxiway-system >"$work/default.yaml"
-"$python" "$helm_tests/check_rendered.py" default "$work/default.yaml" crds
+"$python" "$helm_tests/check_rendered.py" default "$work/default.yaml" "$chart/files/crds"
 helm template taxiway "$chart" -n taxiway-system -f "$full_values" "${api_versions[@]}" >"$work/full.yaml"
-"$python" "$helm_tests/check_rendered.py" full "$work/full.yaml" crds
+"$python" "$helm_tests/check_rendered.py" full "$work/full.yaml" "$chart/files/crds"
 helm template taxiway "$chart" -n taxiway-system --set crds.install=false >"$work/no-crds.yaml"
 "$python" "$helm_tests/check_rendered.py" no-crds "$work/no-crds.yaml"
 helm template taxiway "$chart" -n taxiway-system -f "$full_values" >"$work/full-no-api.yaml"
