@@ -73,7 +73,9 @@ pub fn now() -> Time {
 }
 
 /// The conditions to write: `wanted` in order, each keeping the previous
-/// `lastTransitionTime` unless its status changed.
+/// `lastTransitionTime` unless its status changed. An empty message is replaced by the
+/// reason: server-side apply on Kubernetes 1.20 sends `""` on as `null`, which the
+/// schema (message is a required string) rejects.
 pub fn merge(
     previous: &[Condition],
     wanted: Vec<Wanted>,
@@ -89,11 +91,16 @@ pub fn merge(
                 .find(|c| c.type_ == w.type_ && c.status == status)
                 .map(|c| c.last_transition_time.clone())
                 .unwrap_or_else(|| now.clone());
+            let message = if w.message.is_empty() {
+                w.reason.clone()
+            } else {
+                w.message
+            };
             Condition {
                 type_: w.type_.to_string(),
                 status: status.to_string(),
                 reason: w.reason,
-                message: w.message,
+                message,
                 observed_generation: generation,
                 last_transition_time: since,
             }
@@ -159,6 +166,17 @@ mod tests {
         );
         assert_eq!(second[0].last_transition_time, at(200));
         assert!(is(&second, "Ready", Status::True));
+    }
+
+    #[test]
+    fn messages_are_never_empty() {
+        let merged = merge(
+            &[],
+            vec![Wanted::new("Degraded", Status::False, "AsExpected", "")],
+            None,
+            &at(1),
+        );
+        assert_eq!(merged[0].message, "AsExpected");
     }
 
     #[test]

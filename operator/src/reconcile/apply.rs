@@ -56,8 +56,11 @@ where
                 name,
             });
         }
-        let applied = live.annotations().get(FINGERPRINT) == Some(&fingerprint);
-        if applied && contains(&serde_json::to_value(live)?, &wanted) {
+        if live.annotations().get(FINGERPRINT) != Some(&fingerprint) {
+            tracing::debug!(kind = %K::kind(&()), %name, "the desired object changed");
+        } else if let Some(path) = difference(&serde_json::to_value(live)?, &wanted) {
+            tracing::debug!(kind = %K::kind(&()), %name, %path, "the live object drifted");
+        } else {
             return Ok((Applied::Unchanged, live.clone()));
         }
     }
@@ -93,17 +96,30 @@ pub fn controlled_by<K: Resource>(object: &K, owner_uid: &str) -> bool {
         .any(|o| o.uid == owner_uid && o.controller == Some(true))
 }
 
-/// Whether every field of `wanted` is present with the same value in `live`. Objects
-/// may have more fields (defaults, status); lists must match element by element.
-pub fn contains(live: &Value, wanted: &Value) -> bool {
+/// The first field of `wanted` missing from or different in `live` (as a path like
+/// `spec.template.spec.containers[0].image`), or `None` when `live` has them all.
+/// Objects may have more fields (defaults, status); lists must match element by element.
+pub fn difference(live: &Value, wanted: &Value) -> Option<String> {
     match (live, wanted) {
-        (Value::Object(l), Value::Object(w)) => w
-            .iter()
-            .all(|(k, wv)| l.get(k).is_some_and(|lv| contains(lv, wv))),
-        (Value::Array(l), Value::Array(w)) => {
-            l.len() == w.len() && l.iter().zip(w).all(|(lv, wv)| contains(lv, wv))
+        (Value::Object(l), Value::Object(w)) => w.iter().find_map(|(k, wv)| match l.get(k) {
+            None => Some(k.clone()),
+            Some(lv) => difference(lv, wv).map(|rest| join(k, &rest)),
+        }),
+        (Value::Array(l), Value::Array(w)) if l.len() == w.len() => {
+            l.iter().zip(w).enumerate().find_map(|(i, (lv, wv))| {
+                difference(lv, wv).map(|rest| join(&format!("[{i}]"), &rest))
+            })
         }
-        _ => live == wanted,
+        _ if live == wanted => None,
+        _ => Some(String::new()),
+    }
+}
+
+fn join(head: &str, rest: &str) -> String {
+    match rest {
+        "" => head.to_string(),
+        _ if rest.starts_with('[') => format!("{head}{rest}"),
+        _ => format!("{head}.{rest}"),
     }
 }
 
@@ -131,24 +147,30 @@ mod tests {
             "spec": {"ports": [{"name": "taxii", "port": 443, "protocol": "TCP"}], "clusterIP": "10.0.0.7"},
             "status": {}
         });
-        assert!(contains(&live, &wanted));
+        assert_eq!(difference(&live, &wanted), None);
     }
 
     #[test]
-    fn a_changed_or_missing_field_is_drift() {
+    fn a_changed_or_missing_field_is_drift_and_named() {
         let wanted = json!({"spec": {"replicas": 1, "ports": [{"port": 443}]}});
-        assert!(!contains(
-            &json!({"spec": {"replicas": 2, "ports": [{"port": 443}]}}),
-            &wanted
-        ));
-        assert!(!contains(
-            &json!({"spec": {"ports": [{"port": 443}]}}),
-            &wanted
-        ));
-        assert!(!contains(
-            &json!({"spec": {"replicas": 1, "ports": [{"port": 443}, {"port": 80}]}}),
-            &wanted
-        ));
+        let differs = |live: Value| difference(&live, &wanted);
+        assert_eq!(
+            differs(json!({"spec": {"replicas": 2, "ports": [{"port": 443}]}})).as_deref(),
+            Some("spec.replicas")
+        );
+        assert_eq!(
+            differs(json!({"spec": {"ports": [{"port": 443}]}})).as_deref(),
+            Some("spec.replicas")
+        );
+        assert_eq!(
+            differs(json!({"spec": {"replicas": 1, "ports": [{"port": 8443}]}})).as_deref(),
+            Some("spec.ports[0].port")
+        );
+        assert_eq!(
+            differs(json!({"spec": {"replicas": 1, "ports": [{"port": 443}, {"port": 80}]}}))
+                .as_deref(),
+            Some("spec.ports")
+        );
     }
 
     #[test]

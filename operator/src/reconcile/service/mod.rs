@@ -186,23 +186,29 @@ async fn apply_all(
     }
     let regarding = service.object_ref(&());
     for (kind, name, applied) in changes {
-        let (verb, reason) = match (kind, applied) {
-            (_, Applied::Unchanged) => continue,
-            (_, Applied::Created) => ("created", "Created"),
-            (_, Applied::Deleted) => ("deleted", "Deleted"),
-            ("ConfigMap", _) => ("updated", "ConfigUpdated"),
-            ("Secret", _) => ("updated", "CredentialsUpdated"),
-            ("Deployment", _) => ("updated", "DeploymentUpdated"),
-            _ => ("updated", "Updated"),
+        let verb = match applied {
+            Applied::Unchanged => continue,
+            Applied::Created => "Created",
+            Applied::Updated => "Updated",
+            Applied::Deleted => "Deleted",
+        };
+        // One reason per object (the Event recorder folds Events with the same reason
+        // into one series).
+        let noun = match kind {
+            "ConfigMap" => "Config",
+            "Secret" => "Credentials",
+            "PersistentVolumeClaim" => "Storage",
+            other => other,
         };
         ctx.metrics.wrote(kind);
         tracing::info!(%namespace, kind, %name, verb, "applied");
+        let note = format!("{} {kind} {name}", verb.to_lowercase());
         event(
             ctx,
             &regarding,
             EventType::Normal,
-            reason,
-            format!("{verb} {kind} {name}"),
+            &format!("{noun}{verb}"),
+            note,
         )
         .await;
     }

@@ -83,7 +83,12 @@ pub fn service_status(
         )
     };
     let progressing = if done || (r.desired == 0 && r.current) {
-        Wanted::new(PROGRESSING, Status::False, "RolloutComplete", "")
+        Wanted::new(
+            PROGRESSING,
+            Status::False,
+            "RolloutComplete",
+            "the Deployment is rolled out",
+        )
     } else {
         Wanted::new(
             PROGRESSING,
@@ -110,7 +115,7 @@ pub fn service_status(
                 cut(&all.join("; ")),
             )
         }
-        (None, None) => Wanted::new(DEGRADED, Status::False, "AsExpected", ""),
+        (None, None) => Wanted::new(DEGRADED, Status::False, "AsExpected", "no problems found"),
     };
 
     let generation = service.metadata.generation;
@@ -173,7 +178,12 @@ pub fn unreadable_status(
                     "InvalidSpec",
                     "the spec cannot be read; see Degraded",
                 ),
-                Wanted::new(PROGRESSING, Status::False, "InvalidSpec", ""),
+                Wanted::new(
+                    PROGRESSING,
+                    Status::False,
+                    "InvalidSpec",
+                    "nothing is rolled out",
+                ),
                 Wanted::new(DEGRADED, Status::True, "InvalidSpec", message.clone()),
             ],
             generation,

@@ -127,7 +127,8 @@ fn the_deployment_mounts_directories_and_runs_locked_down() {
     assert_eq!(mounted(CONFIG_DIR).name, "config");
     assert_eq!(mounted(CREDENTIALS_DIR).name, "credentials");
     assert_eq!(mounted(TLS_DIR).name, "tls");
-    assert_eq!(mounted(DATA_DIR).read_only, Some(false));
+    assert_eq!(mounted(DATA_DIR).read_only, None);
+    assert_eq!(mounted(CONFIG_DIR).read_only, Some(true));
     let args = c.args.as_ref().expect("args");
     for arg in [
         "serve".to_string(),

@@ -201,7 +201,8 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),
-        read_only: Some(read_only),
+        // The API drops `readOnly: false`; sending it would look like drift forever.
+        read_only: read_only.then_some(true),
         ..VolumeMount::default()
     }
 }
