@@ -39,11 +39,19 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn symlink_swap_reloads_and_broken_config_keeps_the_old_one() {
     let config_dir = tempfile::tempdir().expect("tmp");
     publish(config_dir.path(), 1, &config_text("type:indicator"));
-    let app = TestApp::with_config(taxiway_server::config::load_dir(config_dir.path()).expect("valid")).await;
-    let _watcher = taxiway_server::reload::spawn(app.state.clone(), config_dir.path().to_path_buf()).expect("watch");
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)]).await;
+    let app =
+        TestApp::with_config(taxiway_server::config::load_dir(config_dir.path()).expect("valid"))
+            .await;
+    let _watcher =
+        taxiway_server::reload::spawn(app.state.clone(), config_dir.path().to_path_buf())
+            .expect("watch");
+    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)])
+        .await;
     let (_, _, before) = app.get(&objects_url(INDICATORS)).await;
-    assert_eq!(ids(&before), vec!["indicator--00000001-0000-4000-8000-000000000000"]);
+    assert_eq!(
+        ids(&before),
+        vec!["indicator--00000001-0000-4000-8000-000000000000"]
+    );
 
     // Change the query: the same collection now serves malware.
     publish(config_dir.path(), 2, &config_text("type:malware"));
@@ -58,10 +66,19 @@ async fn symlink_swap_reloads_and_broken_config_keeps_the_old_one() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (s, _, v) = app.get(&objects_url(INDICATORS)).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(ids(&v), vec!["malware--00000001-0000-4000-8000-000000000000"]);
+    assert_eq!(
+        ids(&v),
+        vec!["malware--00000001-0000-4000-8000-000000000000"]
+    );
     let metrics = app.state.metrics.render(None);
-    assert!(metrics.contains("taxiway_config_reloads_total{result=\"error\"} 1"), "{metrics}");
-    assert!(metrics.contains("taxiway_config_reloads_total{result=\"ok\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("taxiway_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("taxiway_config_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
 
     // Garbage TOML is rejected the same way.
     publish(config_dir.path(), 4, "this is = = not toml");

@@ -7,7 +7,12 @@ use axum::http::{header, Request, StatusCode};
 use common::*;
 use serde_json::{json, Value};
 
-fn assert_taxii_error(status: StatusCode, headers: &axum::http::HeaderMap, body: &Value, expected: StatusCode) {
+fn assert_taxii_error(
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: &Value,
+    expected: StatusCode,
+) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(headers[header::CONTENT_TYPE], TAXII21);
     assert!(body["title"].is_string(), "error body has a title: {body}");
@@ -18,21 +23,37 @@ fn assert_taxii_error(status: StatusCode, headers: &axum::http::HeaderMap, body:
 async fn discovery_lists_absolute_api_roots_and_a_default() {
     let app = TestApp::new().await;
     for path in ["/taxii2/", "/taxii2"] {
-        let req = Request::get(path).header(header::HOST, "taxii.example:8443").body(Body::empty()).expect("req");
+        let req = Request::get(path)
+            .header(header::HOST, "taxii.example:8443")
+            .body(Body::empty())
+            .expect("req");
         let (s, h, b) = app.send(req).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(h[header::CONTENT_TYPE], TAXII21);
         let v: Value = serde_json::from_slice(&b).expect("json");
         assert_eq!(v["title"], "Taxiway test");
         assert_eq!(v["default"], "http://taxii.example:8443/feeds/");
-        assert_eq!(v["api_roots"], json!(["http://taxii.example:8443/feeds/", "http://taxii.example:8443/empty/"]));
+        assert_eq!(
+            v["api_roots"],
+            json!([
+                "http://taxii.example:8443/feeds/",
+                "http://taxii.example:8443/empty/"
+            ])
+        );
     }
 }
 
 #[tokio::test]
 async fn accept_variants_real_consumers_send() {
     let app = TestApp::new().await;
-    for accept in [None, Some("application/taxii+json"), Some("*/*"), Some("application/json"), Some("application/json, text/plain, */*"), Some(TAXII21)] {
+    for accept in [
+        None,
+        Some("application/taxii+json"),
+        Some("*/*"),
+        Some("application/json"),
+        Some("application/json, text/plain, */*"),
+        Some(TAXII21),
+    ] {
         let mut req = Request::get("/taxii2/");
         if let Some(a) = accept {
             req = req.header(header::ACCEPT, a);
@@ -41,8 +62,19 @@ async fn accept_variants_real_consumers_send() {
         assert_eq!(s, StatusCode::OK, "{accept:?}");
         assert_eq!(h[header::CONTENT_TYPE], TAXII21);
     }
-    for accept in ["application/taxii+json;version=3.0", "text/html", "application/vnd.oasis.taxii+json; version=2.0"] {
-        let (s, h, b) = app.send(Request::get("/taxii2/").header(header::ACCEPT, accept).body(Body::empty()).expect("req")).await;
+    for accept in [
+        "application/taxii+json;version=3.0",
+        "text/html",
+        "application/vnd.oasis.taxii+json; version=2.0",
+    ] {
+        let (s, h, b) = app
+            .send(
+                Request::get("/taxii2/")
+                    .header(header::ACCEPT, accept)
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await;
         let v: Value = serde_json::from_slice(&b).expect("json");
         assert_taxii_error(s, &h, &v, StatusCode::NOT_ACCEPTABLE);
     }
@@ -69,14 +101,24 @@ async fn api_root_and_collections() {
     let (s, _, c) = app.get(&format!("/feeds/collections/{INDICATORS}")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(c["title"], "Indicators");
-    assert_eq!(c["media_types"], json!(["application/stix+json;version=2.1"]));
+    assert_eq!(
+        c["media_types"],
+        json!(["application/stix+json;version=2.1"])
+    );
 
     // An API root without collections: no empty list.
     let (s, _, empty) = app.get("/empty/collections/").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(empty, json!({}));
 
-    for path in ["/nope/", "/nope/collections/", &format!("/empty/collections/{INBOX}/"), "/feeds/collections/91a7b528-80eb-42ed-a74d-c6fbd5a26116/objects/", "/feeds/whatever/", "/"] {
+    for path in [
+        "/nope/",
+        "/nope/collections/",
+        &format!("/empty/collections/{INBOX}/"),
+        "/feeds/collections/91a7b528-80eb-42ed-a74d-c6fbd5a26116/objects/",
+        "/feeds/whatever/",
+        "/",
+    ] {
         let (s, h, v) = app.get(path).await;
         assert_taxii_error(s, &h, &v, StatusCode::NOT_FOUND);
     }
@@ -86,16 +128,26 @@ async fn api_root_and_collections() {
 async fn add_objects_reports_per_object_failures_and_duplicates_are_fine() {
     let app = TestApp::new().await;
     let bad = json!({"type": "indicator", "spec_version": "2.1", "id": "indicator--not-a-uuid"});
-    let (s, status) = app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), bad, malware(1)]).await;
+    let (s, status) = app
+        .post(
+            INBOX,
+            vec![indicator(1, 1, "198.51.100.1", 90), bad, malware(1)],
+        )
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(status["status"], "complete");
     assert_eq!(status["total_count"], 3);
     assert_eq!(status["success_count"], 2);
     assert_eq!(status["failure_count"], 1);
     assert_eq!(status["pending_count"], 0);
-    assert!(status["failures"][0]["message"].as_str().expect("message").contains("invalid id"));
+    assert!(status["failures"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("invalid id"));
 
-    let (s, again) = app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90)]).await;
+    let (s, again) = app
+        .post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90)])
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(again["success_count"], 1);
     let (_, _, page) = app.get(&objects_url(INBOX)).await;
@@ -106,7 +158,9 @@ async fn add_objects_reports_per_object_failures_and_duplicates_are_fine() {
     let (s, _, kept) = app.get(&format!("/feeds/status/{id}/")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(kept, status);
-    let (s, h, v) = app.get("/feeds/status/91a7b528-80eb-42ed-a74d-c6fbd5a26116/").await;
+    let (s, h, v) = app
+        .get("/feeds/status/91a7b528-80eb-42ed-a74d-c6fbd5a26116/")
+        .await;
     assert_taxii_error(s, &h, &v, StatusCode::NOT_FOUND);
     let (s, h, v) = app.get(&format!("/empty/status/{id}/")).await;
     assert_taxii_error(s, &h, &v, StatusCode::NOT_FOUND);
@@ -116,15 +170,39 @@ async fn add_objects_reports_per_object_failures_and_duplicates_are_fine() {
 async fn add_objects_errors() {
     let app = TestApp::new().await;
     let post = |ct: &str, body: Body| {
-        Request::post(objects_url(INBOX)).header(header::CONTENT_TYPE, ct).body(body).expect("req")
+        Request::post(objects_url(INBOX))
+            .header(header::CONTENT_TYPE, ct)
+            .body(body)
+            .expect("req")
     };
     let cases = [
-        (post("application/json", Body::from("{}")), StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        (post("application/taxii+json;version=2.2", Body::from("{}")), StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        (post(TAXII21, Body::from("not json")), StatusCode::BAD_REQUEST),
-        (post(TAXII21, Body::from("[1,2,3]")), StatusCode::BAD_REQUEST),
-        (post(TAXII21, Body::from(vec![0xff, 0xfe])), StatusCode::BAD_REQUEST),
-        (post(TAXII21, Body::from(format!("{{\"objects\":[\"{}\"]}}", "x".repeat(70_000)))), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            post("application/json", Body::from("{}")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            post("application/taxii+json;version=2.2", Body::from("{}")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            post(TAXII21, Body::from("not json")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            post(TAXII21, Body::from("[1,2,3]")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            post(TAXII21, Body::from(vec![0xff, 0xfe])),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            post(
+                TAXII21,
+                Body::from(format!("{{\"objects\":[\"{}\"]}}", "x".repeat(70_000))),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ];
     for (req, expected) in cases {
         let (s, h, b) = app.send(req).await;
@@ -141,12 +219,23 @@ async fn add_objects_errors() {
     // Just under the limit is fine.
     let padding = "x".repeat(60_000);
     let body = json!({"objects": [], "padding": padding}).to_string();
-    assert_eq!(app.send(post(TAXII21, Body::from(body))).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        app.send(post(TAXII21, Body::from(body))).await.0,
+        StatusCode::ACCEPTED
+    );
     // Query collections are read-only.
-    let (s, v) = app.post(INDICATORS, vec![indicator(1, 1, "198.51.100.1", 90)]).await;
+    let (s, v) = app
+        .post(INDICATORS, vec![indicator(1, 1, "198.51.100.1", 90)])
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     // Unsupported method.
-    let (s, h, b) = app.send(Request::put(objects_url(INBOX)).body(Body::empty()).expect("req")).await;
+    let (s, h, b) = app
+        .send(
+            Request::put(objects_url(INBOX))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     let v: Value = serde_json::from_slice(&b).expect("json");
     assert_taxii_error(s, &h, &v, StatusCode::METHOD_NOT_ALLOWED);
 }
@@ -156,9 +245,19 @@ async fn objects_are_served_raw_in_date_added_order_with_headers() {
     let app = TestApp::new().await;
     let raw = r#"{"type":"malware","spec_version":"2.1","id":"malware--00000009-0000-4000-8000-000000000000","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"  spaced  ","is_family":true,"x_order":[3,1,2]}"#;
     let body = format!(r#"{{"objects":[{raw}]}}"#);
-    let req = Request::post(objects_url(INBOX)).header(header::CONTENT_TYPE, TAXII21).body(Body::from(body)).expect("req");
+    let req = Request::post(objects_url(INBOX))
+        .header(header::CONTENT_TYPE, TAXII21)
+        .body(Body::from(body))
+        .expect("req");
     assert_eq!(app.send(req).await.0, StatusCode::ACCEPTED);
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), indicator(2, 1, "198.51.100.2", 10)]).await;
+    app.post(
+        INBOX,
+        vec![
+            indicator(1, 1, "198.51.100.1", 90),
+            indicator(2, 1, "198.51.100.2", 10),
+        ],
+    )
+    .await;
 
     let (s, h, body) = app.send(get(&objects_url(INBOX))).await;
     assert_eq!(s, StatusCode::OK);
@@ -174,29 +273,47 @@ async fn objects_are_served_raw_in_date_added_order_with_headers() {
     assert_eq!(last.len(), "2024-01-01T00:00:00.000000Z".len());
 
     // A Content-Type header on a GET is ignored.
-    let req = Request::get(objects_url(INBOX)).header(header::CONTENT_TYPE, "text/plain").body(Body::empty()).expect("req");
+    let req = Request::get(objects_url(INBOX))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::empty())
+        .expect("req");
     assert_eq!(app.send(req).await.0, StatusCode::OK);
 
     // Polling from the Last header returns nothing new, and an empty page has no list.
-    let (s, h, v) = app.get(&format!("{}?added_after={last}", objects_url(INBOX))).await;
+    let (s, h, v) = app
+        .get(&format!("{}?added_after={last}", objects_url(INBOX)))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v, json!({"more": false}));
-    assert_eq!(h["x-taxii-date-added-last"].to_str().expect("last"), last, "an empty page keeps the poller's place");
+    assert_eq!(
+        h["x-taxii-date-added-last"].to_str().expect("last"),
+        last,
+        "an empty page keeps the poller's place"
+    );
     // Millisecond-truncated Last (OpenCTI) still excludes nothing new but includes later commits.
     app.post(INBOX, vec![malware(10)]).await;
-    let (_, _, v) = app.get(&format!("{}?added_after={last}", objects_url(INBOX))).await;
-    assert_eq!(ids(&v), vec!["malware--0000000a-0000-4000-8000-000000000000"]);
+    let (_, _, v) = app
+        .get(&format!("{}?added_after={last}", objects_url(INBOX)))
+        .await;
+    assert_eq!(
+        ids(&v),
+        vec!["malware--0000000a-0000-4000-8000-000000000000"]
+    );
 }
 
 #[tokio::test]
 async fn paging_with_next_is_stateless_and_bound_to_filters() {
     let app = TestApp::new().await;
-    let objects: Vec<Value> = (0..45).map(|n| indicator(n, 1, &format!("203.0.113.{n}"), 50)).collect();
+    let objects: Vec<Value> = (0..45)
+        .map(|n| indicator(n, 1, &format!("203.0.113.{n}"), 50))
+        .collect();
     app.post(INBOX, objects).await;
     let url = objects_url(INBOX);
 
     let mut seen = Vec::new();
-    let (_, _, mut page) = app.get(&format!("{url}?limit=10&match[type]=indicator")).await;
+    let (_, _, mut page) = app
+        .get(&format!("{url}?limit=10&match[type]=indicator"))
+        .await;
     loop {
         let got = ids(&page);
         assert!(!got.is_empty(), "more:true pages are never empty");
@@ -207,7 +324,11 @@ async fn paging_with_next_is_stateless_and_bound_to_filters() {
         }
         let next = page["next"].as_str().expect("next with more").to_string();
         // next alone; with the same filters repeated; with a different limit — all fine.
-        let variants = [format!("{url}?next={next}"), format!("{url}?next={next}&match[type]=indicator&limit=10"), format!("{url}?limit=10&next={next}")];
+        let variants = [
+            format!("{url}?next={next}"),
+            format!("{url}?next={next}&match[type]=indicator&limit=10"),
+            format!("{url}?limit=10&next={next}"),
+        ];
         let (s0, _, p0) = app.get(&variants[0]).await;
         let (s1, _, p1) = app.get(&variants[1]).await;
         assert_eq!((s0, s1), (StatusCode::OK, StatusCode::OK));
@@ -221,18 +342,28 @@ async fn paging_with_next_is_stateless_and_bound_to_filters() {
     dedup.dedup();
     assert_eq!(dedup.len(), 45, "no duplicates across pages");
 
-    let (_, _, first) = app.get(&format!("{url}?limit=10&match[type]=indicator")).await;
+    let (_, _, first) = app
+        .get(&format!("{url}?limit=10&match[type]=indicator"))
+        .await;
     let next = first["next"].as_str().expect("next");
-    let (s, h, v) = app.get(&format!("{url}?next={next}&match[type]=malware")).await;
+    let (s, h, v) = app
+        .get(&format!("{url}?next={next}&match[type]=malware"))
+        .await;
     assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
-    let (s, h, v) = app.get(&format!("/feeds/collections/{INDICATORS}/objects/?next={next}")).await;
+    let (s, h, v) = app
+        .get(&format!(
+            "/feeds/collections/{INDICATORS}/objects/?next={next}"
+        ))
+        .await;
     assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
     let (s, h, v) = app.get(&format!("{url}?next=garbage")).await;
     assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
 
     // limit above the server maximum is lowered silently; the default applies without one.
+    app.post(INBOX, (100..110).map(malware).collect()).await;
     let (_, _, big) = app.get(&format!("{url}?limit=100000")).await;
-    assert_eq!(ids(&big).len(), 45.min(50));
+    assert_eq!(ids(&big).len(), 50, "capped at max_page_size");
+    assert_eq!(big["more"], true);
     let (_, _, default) = app.get(&url).await;
     assert_eq!(ids(&default).len(), 20);
     assert_eq!(default["more"], true);
@@ -242,8 +373,18 @@ async fn paging_with_next_is_stateless_and_bound_to_filters() {
 async fn malformed_filters_are_400_never_500() {
     let app = TestApp::new().await;
     let url = objects_url(INBOX);
-    for q in ["limit=0", "limit=-5", "limit=ten", "added_after=yesterday", "added_after=2024-02-30T00:00:00Z",
-              "match[version]=newest", "match[id]=../../../etc/passwd", "match[type]=NotAType", "match[spec_version]=x", "match[foo]=bar"] {
+    for q in [
+        "limit=0",
+        "limit=-5",
+        "limit=ten",
+        "added_after=yesterday",
+        "added_after=2024-02-30T00:00:00Z",
+        "match[version]=newest",
+        "match[id]=../../../etc/passwd",
+        "match[type]=NotAType",
+        "match[spec_version]=x",
+        "match[foo]=bar",
+    ] {
         let (s, h, v) = app.get(&format!("{url}?{q}")).await;
         assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
     }
@@ -252,30 +393,63 @@ async fn malformed_filters_are_400_never_500() {
 #[tokio::test]
 async fn version_type_id_and_spec_version_filters() {
     let app = TestApp::new().await;
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)]).await;
-    app.post(INBOX, vec![indicator(1, 3, "198.51.100.1", 95), indicator(1, 2, "198.51.100.1", 92)]).await;
+    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)])
+        .await;
+    app.post(
+        INBOX,
+        vec![
+            indicator(1, 3, "198.51.100.1", 95),
+            indicator(1, 2, "198.51.100.1", 92),
+        ],
+    )
+    .await;
     let url = objects_url(INBOX);
     let id = "indicator--00000001-0000-4000-8000-000000000000";
     let modified = |v: &Value| -> Vec<String> {
-        v["objects"].as_array().map(|a| a.iter().filter(|o| o["id"] == id).map(|o| o["modified"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+        v["objects"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|o| o["id"] == id)
+                    .map(|o| o["modified"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let (_, _, last) = app.get(&url).await;
-    assert_eq!(modified(&last), vec!["2024-01-03T00:00:00.000Z"], "default is the last version");
+    assert_eq!(
+        modified(&last),
+        vec!["2024-01-03T00:00:00.000Z"],
+        "default is the last version"
+    );
     let (_, _, all) = app.get(&format!("{url}?match[version]=all")).await;
     assert_eq!(modified(&all).len(), 3);
     let (_, _, first) = app.get(&format!("{url}?match[version]=first")).await;
     assert_eq!(modified(&first), vec!["2024-01-01T00:00:00.000Z"]);
     let (_, _, both) = app.get(&format!("{url}?match[version]=first,last")).await;
     assert_eq!(modified(&both).len(), 2);
-    let (_, _, at) = app.get(&format!("{url}?match[version]=2024-01-02T00:00:00Z")).await;
+    let (_, _, at) = app
+        .get(&format!("{url}?match[version]=2024-01-02T00:00:00Z"))
+        .await;
     assert_eq!(modified(&at), vec!["2024-01-02T00:00:00.000Z"]);
     let (_, _, t) = app.get(&format!("{url}?match[type]=malware")).await;
-    assert_eq!(ids(&t), vec!["malware--00000001-0000-4000-8000-000000000000"]);
-    let (_, _, t) = app.get(&format!("{url}?match[type]=malware,indicator")).await;
+    assert_eq!(
+        ids(&t),
+        vec!["malware--00000001-0000-4000-8000-000000000000"]
+    );
+    let (_, _, t) = app
+        .get(&format!("{url}?match[type]=malware,indicator"))
+        .await;
     assert_eq!(ids(&t).len(), 2);
     let (_, _, none) = app.get(&format!("{url}?match[type]=tool")).await;
-    assert_eq!(none, json!({"more": false}), "a type the server holds none of is not an error");
-    let (_, _, i) = app.get(&format!("{url}?match[id]={id}&match[version]=all")).await;
+    assert_eq!(
+        none,
+        json!({"more": false}),
+        "a type the server holds none of is not an error"
+    );
+    let (_, _, i) = app
+        .get(&format!("{url}?match[id]={id}&match[version]=all"))
+        .await;
     assert_eq!(ids(&i).len(), 3);
     let (_, _, sv) = app.get(&format!("{url}?match[spec_version]=2.0")).await;
     assert_eq!(sv, json!({"more": false}));
@@ -286,7 +460,15 @@ async fn version_type_id_and_spec_version_filters() {
 #[tokio::test]
 async fn object_versions_manifest_and_delete() {
     let app = TestApp::new().await;
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), indicator(1, 2, "198.51.100.1", 90), malware(1)]).await;
+    app.post(
+        INBOX,
+        vec![
+            indicator(1, 1, "198.51.100.1", 90),
+            indicator(1, 2, "198.51.100.1", 90),
+            malware(1),
+        ],
+    )
+    .await;
     let id = "indicator--00000001-0000-4000-8000-000000000000";
     let obj = format!("/feeds/collections/{INBOX}/objects/{id}");
 
@@ -303,25 +485,42 @@ async fn object_versions_manifest_and_delete() {
     let (s, h, versions) = app.get(&format!("{obj}/versions/")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(h.contains_key("x-taxii-date-added-last"));
-    assert_eq!(versions["versions"], json!(["2024-01-01T00:00:00.000000Z", "2024-01-02T00:00:00.000000Z"]));
+    assert_eq!(
+        versions["versions"],
+        json!(["2024-01-01T00:00:00.000000Z", "2024-01-02T00:00:00.000000Z"])
+    );
     let (_, _, paged) = app.get(&format!("{obj}/versions?limit=1")).await;
     assert_eq!(paged["more"], true);
     let next = paged["next"].as_str().expect("next");
     let (_, _, rest) = app.get(&format!("{obj}/versions?next={next}")).await;
     assert_eq!(rest["versions"], json!(["2024-01-02T00:00:00.000000Z"]));
 
-    let (s, h, manifest) = app.get(&format!("/feeds/collections/{INBOX}/manifest/")).await;
+    let (s, h, manifest) = app
+        .get(&format!("/feeds/collections/{INBOX}/manifest/"))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(h.contains_key("x-taxii-date-added-first"));
     let records = manifest["objects"].as_array().expect("records");
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["id"], id);
     assert_eq!(records[0]["version"], "2024-01-02T00:00:00.000000Z");
-    assert_eq!(records[0]["media_type"], "application/stix+json;version=2.1");
-    assert!(records[0]["date_added"].as_str().expect("date").ends_with('Z'));
+    assert_eq!(
+        records[0]["media_type"],
+        "application/stix+json;version=2.1"
+    );
+    assert!(records[0]["date_added"]
+        .as_str()
+        .expect("date")
+        .ends_with('Z'));
 
-    let missing = format!("/feeds/collections/{INBOX}/objects/indicator--99999999-0000-4000-8000-000000000000/");
-    for path in [missing.clone(), format!("{missing}versions/"), format!("/feeds/collections/{INBOX}/objects/not-an-id/")] {
+    let missing = format!(
+        "/feeds/collections/{INBOX}/objects/indicator--99999999-0000-4000-8000-000000000000/"
+    );
+    for path in [
+        missing.clone(),
+        format!("{missing}versions/"),
+        format!("/feeds/collections/{INBOX}/objects/not-an-id/"),
+    ] {
         let (s, h, v) = app.get(&path).await;
         assert_taxii_error(s, &h, &v, StatusCode::NOT_FOUND);
     }
@@ -329,16 +528,34 @@ async fn object_versions_manifest_and_delete() {
     // The query collection holds the indicator until it is deleted from its source.
     let in_query = format!("/feeds/collections/{INDICATORS}/objects/{id}/");
     assert_eq!(app.get(&in_query).await.0, StatusCode::OK);
-    let (s, _, _) = app.send(Request::delete(format!("{obj}/?match[version]=2024-01-01T00:00:00Z")).body(Body::empty()).expect("req")).await;
+    let (s, _, _) = app
+        .send(
+            Request::delete(format!("{obj}/?match[version]=2024-01-01T00:00:00Z"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (_, _, versions) = app.get(&format!("{obj}/versions/")).await;
     assert_eq!(versions["versions"], json!(["2024-01-02T00:00:00.000000Z"]));
-    let (s, _, _) = app.send(Request::delete(format!("{obj}/")).body(Body::empty()).expect("req")).await;
+    let (s, _, _) = app
+        .send(
+            Request::delete(format!("{obj}/"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _, _) = app.get(&obj).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&in_query).await.0, StatusCode::NOT_FOUND);
-    let (s, _, _) = app.send(Request::delete(format!("{obj}/")).body(Body::empty()).expect("req")).await;
+    let (s, _, _) = app
+        .send(
+            Request::delete(format!("{obj}/"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // Deleting from a query collection is refused.
     let (s, _, _) = app.send(Request::delete(format!("/feeds/collections/{MALWARE}/objects/malware--00000001-0000-4000-8000-000000000000/")).body(Body::empty()).expect("req")).await;
@@ -348,14 +565,81 @@ async fn object_versions_manifest_and_delete() {
 #[tokio::test]
 async fn query_collections_follow_ingest_with_their_own_date_added() {
     let app = TestApp::new().await;
-    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1), malware(2)]).await;
+    app.post(
+        INBOX,
+        vec![indicator(1, 1, "198.51.100.1", 90), malware(1), malware(2)],
+    )
+    .await;
     let (_, _, ind) = app.get(&objects_url(INDICATORS)).await;
-    assert_eq!(ids(&ind), vec!["indicator--00000001-0000-4000-8000-000000000000"]);
+    assert_eq!(
+        ids(&ind),
+        vec!["indicator--00000001-0000-4000-8000-000000000000"]
+    );
     let (_, _, mal) = app.get(&objects_url(MALWARE)).await;
     assert_eq!(ids(&mal).len(), 2);
     let (_, h, _) = app.get(&objects_url(INDICATORS)).await;
-    let last = h["x-taxii-date-added-last"].to_str().expect("last").to_string();
-    app.post(INBOX, vec![indicator(2, 1, "198.51.100.2", 90)]).await;
-    let (_, _, newer) = app.get(&format!("{}?added_after={last}", objects_url(INDICATORS))).await;
-    assert_eq!(ids(&newer), vec!["indicator--00000002-0000-4000-8000-000000000000"]);
+    let last = h["x-taxii-date-added-last"]
+        .to_str()
+        .expect("last")
+        .to_string();
+    app.post(INBOX, vec![indicator(2, 1, "198.51.100.2", 90)])
+        .await;
+    let (_, _, newer) = app
+        .get(&format!("{}?added_after={last}", objects_url(INDICATORS)))
+        .await;
+    assert_eq!(
+        ids(&newer),
+        vec!["indicator--00000002-0000-4000-8000-000000000000"]
+    );
+}
+
+#[tokio::test]
+async fn query_collections_hold_the_latest_version_only_while_it_matches() {
+    let app = TestApp::with_config(config("type:indicator and confidence:>=50")).await;
+    let id = "indicator--00000001-0000-4000-8000-000000000000";
+    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90)])
+        .await;
+    let (_, h, v) = app.get(&objects_url(INDICATORS)).await;
+    assert_eq!(ids(&v), vec![id]);
+    let before = h["x-taxii-date-added-last"]
+        .to_str()
+        .expect("last")
+        .to_string();
+
+    // A newer matching version replaces the old one with a fresh date_added.
+    app.post(INBOX, vec![indicator(1, 2, "198.51.100.1", 80)])
+        .await;
+    let (_, _, v) = app
+        .get(&format!(
+            "{}?added_after={before}&match[version]=all",
+            objects_url(INDICATORS)
+        ))
+        .await;
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["objects"][0]["confidence"], 80);
+
+    // A late-arriving older version changes nothing.
+    app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 10)])
+        .await;
+    let (_, _, v) = app.get(&objects_url(INDICATORS)).await;
+    assert_eq!(v["objects"][0]["confidence"], 80);
+
+    // A newer version that no longer matches takes the object out of the view.
+    app.post(INBOX, vec![indicator(1, 3, "198.51.100.1", 20)])
+        .await;
+    let (_, _, v) = app
+        .get(&format!("{}?match[version]=all", objects_url(INDICATORS)))
+        .await;
+    assert_eq!(v, json!({"more": false}));
+
+    // Deleting that version brings the previous (matching) one back.
+    let obj = format!("/feeds/collections/{INBOX}/objects/{id}/?match[version]=last");
+    assert_eq!(
+        app.send(Request::delete(obj).body(Body::empty()).expect("req"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, _, v) = app.get(&objects_url(INDICATORS)).await;
+    assert_eq!(v["objects"][0]["confidence"], 80);
 }

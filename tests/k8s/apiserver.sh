@@ -109,11 +109,12 @@ EOF
   ) >"$W/pki.log" 2>&1 || { cat "$W/pki.log" >&2; die "openssl failed"; }
 }
 
-# launch NAME CMD... : run CMD in its own session, stdio on $W/NAME.log, PID appended
-# to $W/pids.
+# launch NAME CMD... : run CMD in its own session, stdio on $W/NAME.log, PID recorded
+# in $W/pids.
 launch() {
   local name=$1 pidfile=$W/$1.pid; shift
   rm -f "$pidfile"
+  # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
     </dev/null >"$W/$name.log" 2>&1 &
   disown

@@ -171,6 +171,7 @@ build_k8s() {
   rm -rf "$BIN_DIR.old"
   [[ -d $BIN_DIR ]] && mv "$BIN_DIR" "$BIN_DIR.old"
   mv "$BIN_DIR.tmp" "$BIN_DIR"
+  log "removing the build tree"
   rm -rf "$BIN_DIR.old" "$tree"
   "$BIN_DIR/kube-apiserver" --version >&2
 }

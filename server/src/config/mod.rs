@@ -104,6 +104,8 @@ pub struct ServiceConfig {
     pub config: Config,
     /// Collections in configuration order.
     pub collections: Vec<CollectionConfig>,
+    /// `service.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServiceConfig {
@@ -140,6 +142,11 @@ impl ServiceConfig {
                     .find(|c| c.settings.alias.as_deref() == Some(name))
             })
             .or_else(|| self.collections.iter().find(|c| c.settings.title == name))
+    }
+
+    /// Whether `ip` is one of `service.trusted_proxies` (whose forwarded headers are believed).
+    pub fn is_trusted_proxy(&self, ip: &std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
 
     /// Whether a TAXII version is served.
@@ -189,6 +196,14 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
             problem(
                 "service.external_url".into(),
                 format!("must be an absolute http(s) URL, got {url:?}"),
+            );
+        }
+    }
+    for (i, proxy) in config.service.trusted_proxies.iter().enumerate() {
+        if parse_proxy(proxy).is_none() {
+            problem(
+                format!("service.trusted_proxies[{i}]"),
+                format!("must be an IP address or CIDR range like 10.0.0.0/8, got {proxy:?}"),
             );
         }
     }
@@ -324,13 +339,29 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     }
 
     if problems.is_empty() {
+        let trusted_proxies = config
+            .service
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| parse_proxy(p))
+            .collect();
         Ok(ServiceConfig {
             config,
             collections,
+            trusted_proxies,
         })
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// An IP address or CIDR range of a trusted proxy.
+pub fn parse_proxy(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 fn check_path_segment(path: &str) -> Result<(), String> {

@@ -67,10 +67,17 @@ fn wants(range: &MediaRange) -> Option<Option<TaxiiVersion>> {
     }
 }
 
+/// The `Accept` header names no version we serve (a 406).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAcceptable;
+
 /// The version a response should speak, given `Accept` and the versions served.
 /// No `Accept`, `*/*`, `application/json` and the like mean the default (2.1 when served).
-/// `Err(())` means 406.
-pub fn negotiate(accept: Option<&str>, served: &[TaxiiVersion]) -> Result<TaxiiVersion, ()> {
+/// `Err(NotAcceptable)` means 406.
+pub fn negotiate(
+    accept: Option<&str>,
+    served: &[TaxiiVersion],
+) -> Result<TaxiiVersion, NotAcceptable> {
     let default = if served.contains(&TaxiiVersion::V21) {
         TaxiiVersion::V21
     } else {
@@ -88,7 +95,7 @@ pub fn negotiate(accept: Option<&str>, served: &[TaxiiVersion]) -> Result<TaxiiV
         .filter_map(wants)
         .map(|w| w.unwrap_or(default))
         .find(|v| served.contains(v))
-        .ok_or(())
+        .ok_or(NotAcceptable)
 }
 
 /// The version an add-objects body is in, from its `Content-Type`; `None` means 415.
@@ -119,7 +126,7 @@ mod tests {
 
     #[test]
     fn what_real_consumers_send() {
-        let cases: &[(Option<&str>, Result<TaxiiVersion, ()>)] = &[
+        let cases: &[(Option<&str>, Result<TaxiiVersion, NotAcceptable>)] = &[
             (None, Ok(V21)),
             (Some(""), Ok(V21)),
             (Some("application/taxii+json;version=2.1"), Ok(V21)),
@@ -137,9 +144,15 @@ mod tests {
                 Some("application/vnd.oasis.stix+json; version=2.0"),
                 Ok(V20),
             ),
-            (Some("application/taxii+json;version=3.0"), Err(())),
-            (Some("text/html"), Err(())),
-            (Some("application/taxii+json;version=2.1;q=0"), Err(())),
+            (
+                Some("application/taxii+json;version=3.0"),
+                Err(NotAcceptable),
+            ),
+            (Some("text/html"), Err(NotAcceptable)),
+            (
+                Some("application/taxii+json;version=2.1;q=0"),
+                Err(NotAcceptable),
+            ),
             (
                 Some("text/html, application/taxii+json;version=2.1;q=0.5"),
                 Ok(V21),
@@ -157,7 +170,7 @@ mod tests {
                 Some("application/vnd.oasis.taxii+json; version=2.0"),
                 &[V21]
             ),
-            Err(())
+            Err(NotAcceptable)
         );
         assert_eq!(negotiate(Some("*/*"), &[V20]), Ok(V20));
         assert_eq!(

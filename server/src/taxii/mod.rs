@@ -8,16 +8,20 @@ pub mod envelope;
 pub mod error;
 pub mod media;
 mod objects;
+pub mod origin;
 pub mod params;
 pub mod resource;
 pub mod response;
 mod status;
+mod v20;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -91,13 +95,24 @@ pub fn router(state: AppState) -> Router {
 /// Serve one TAXII request and record its metrics.
 pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let resource = Resource::parse(request.uri().path());
+    let config = state.config.load_full();
+    let scheme = request
+        .extensions()
+        .get::<Scheme>()
+        .map(|s| s.0)
+        .unwrap_or("http");
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let origin = origin::origin(&config, request.headers(), scheme, peer);
+    let resource = Resource::parse(origin.local_path(request.uri().path()));
     let endpoint = resource
         .as_ref()
         .map(Resource::endpoint)
         .unwrap_or("unknown");
     let method = request.method().clone();
-    let response = match dispatch(state.clone(), resource, request).await {
+    let response = match dispatch(state.clone(), config, origin.base, resource, request).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -112,27 +127,26 @@ pub async fn handle(State(state): State<AppState>, request: Request) -> Response
 
 async fn dispatch(
     state: AppState,
+    config: Arc<ServiceConfig>,
+    base: String,
     resource: Option<Resource>,
     request: Request,
 ) -> Result<Response, TaxiiError> {
-    let config = state.config.load_full();
     let served = &config.config.service.versions;
     let headers = request.headers();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let version = media::negotiate(accept, served).map_err(|()| TaxiiError::not_acceptable())?;
+    let default_version = if config.serves(TaxiiVersion::V21) {
+        TaxiiVersion::V21
+    } else {
+        TaxiiVersion::V20
+    };
+    let version = media::negotiate(accept, served)
+        .map_err(|_| TaxiiError::not_acceptable().in_version(default_version))?;
     let err_version = |e: TaxiiError| e.in_version(version);
 
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_default();
-    let scheme = request
-        .extensions()
-        .get::<Scheme>()
-        .map(|s| s.0)
-        .unwrap_or("http");
-    let base = base_url(&config, headers, scheme);
+    let caller = crate::auth::caller(&state, &config, headers, request.extensions())
+        .await
+        .map_err(err_version)?;
     let Some(resource) = resource else {
         return Err(err_version(TaxiiError::not_found(
             "no TAXII resource at this path",
@@ -149,12 +163,18 @@ async fn dispatch(
     let method = request.method().clone();
     let query = request.uri().query().map(str::to_string);
     let result = match (&resource, &method) {
+        (Resource::Discovery20, _) if config.serves(TaxiiVersion::V20) => {
+            v20::discovery(&ctx, &method, accept)
+        }
         (Resource::Discovery21, &Method::GET) if config.serves(TaxiiVersion::V21) => {
             if version != TaxiiVersion::V21 {
                 Err(TaxiiError::not_acceptable())
             } else {
                 discovery::discovery(&ctx)
             }
+        }
+        (Resource::Discovery21, _) if !config.serves(TaxiiVersion::V21) => {
+            Err(TaxiiError::not_found("TAXII 2.1 is not served"))
         }
         (Resource::Discovery20, _) | (Resource::Discovery21, _) if version == TaxiiVersion::V20 => {
             Err(TaxiiError::not_acceptable())
@@ -165,7 +185,7 @@ async fn dispatch(
         (Resource::Discovery20, &Method::GET) => {
             Err(TaxiiError::not_found("TAXII 2.0 is not served"))
         }
-        _ if version == TaxiiVersion::V20 => Err(TaxiiError::not_acceptable()),
+        _ if version == TaxiiVersion::V20 => v20::dispatch(&ctx, &resource, request).await,
         (Resource::ApiRoot { root }, &Method::GET) => discovery::api_root(&ctx, root),
         (Resource::Collections { root }, &Method::GET) => collections::list(&ctx, root),
         (Resource::Collection { root, collection }, &Method::GET) => {
@@ -211,28 +231,6 @@ async fn dispatch(
         _ => Err(TaxiiError::method_not_allowed("GET")),
     };
     result.map_err(err_version)
-}
-
-/// The absolute base URL clients reach the service at: the configured external URL,
-/// else the request's `Host`.
-fn base_url(config: &ServiceConfig, headers: &HeaderMap, scheme: &str) -> String {
-    if let Some(url) = &config.config.service.external_url {
-        return url.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| is_plausible_host(h))
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}")
-}
-
-fn is_plausible_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
-        })
 }
 
 /// Read a request body up to `max` bytes; larger bodies are a 413 (refused from

@@ -313,7 +313,7 @@ pub async fn add_objects(
     }
     let max = ctx.config.config.limits.max_content_length;
     let body = read_body(headers, body, max).await?;
-    let request = parse_envelope(&body, None).map_err(|e| TaxiiError::bad_request(e))?;
+    let request = parse_envelope(&body, None).map_err(TaxiiError::bad_request)?;
     let status = ctx.store.add_objects(root, c.id(), request).await?;
     ctx.state
         .metrics

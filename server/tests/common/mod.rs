@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use taxiway_server::access::Policy;
+use taxiway_server::auth::Credentials;
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
@@ -83,26 +83,54 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ServiceConfig) -> TestApp {
+        Self::with_users(config, Credentials::none()).await
+    }
+
+    /// An app whose users are `credentials` (none: open to everyone).
+    pub async fn with_users(config: ServiceConfig, credentials: Credentials) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SqliteStore::open(dir.path(), 4).expect("store"));
         store.apply_config(&config).await.expect("apply");
         wait_built(&*store).await;
-        let state = AppState::new(config, store.clone(), Policy::Open);
+        let state = AppState::new(config, store.clone(), credentials);
         let router = taxii::router(state.clone());
-        TestApp { dir, state, store, router }
+        TestApp {
+            dir,
+            state,
+            store,
+            router,
+        }
     }
 
-    pub async fn send(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let response: Response<Body> = self.router.clone().oneshot(request).await.expect("infallible");
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let response: Response<Body> = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
         (status, headers, body)
     }
 
     pub async fn get(&self, uri: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
         let (s, h, b) = self.send(get(uri)).await;
-        let v = if b.is_empty() { Value::Null } else { serde_json::from_slice(&b).expect("JSON body") };
+        let v = if b.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&b).expect("JSON body")
+        };
         (s, h, v)
     }
 
@@ -132,7 +160,10 @@ pub async fn wait_built(store: &dyn Store) {
 }
 
 pub fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).header(header::ACCEPT, TAXII21).body(Body::empty()).expect("request")
+    Request::get(uri)
+        .header(header::ACCEPT, TAXII21)
+        .body(Body::empty())
+        .expect("request")
 }
 
 /// A deterministic indicator: `n` picks the id, `version` the modified day.
@@ -171,6 +202,10 @@ pub fn objects_url(collection: &str) -> String {
 pub fn ids(envelope: &Value) -> Vec<String> {
     envelope["objects"]
         .as_array()
-        .map(|a| a.iter().map(|o| o["id"].as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }

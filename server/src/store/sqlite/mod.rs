@@ -316,21 +316,10 @@ impl Store for SqliteStore {
             let total = (request.objects.len() + request.failures.len()) as u64;
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
-            let view = registry
-                .active(&collection)
-                .ok_or_else(|| StoreError::UnknownCollection(collection.clone()))?;
-            if view.query.is_some() {
-                return Err(StoreError::ReadOnly(collection));
-            }
+            let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
-            let done = ingest::add_objects(
-                &tx,
-                &registry,
-                &inner.clock,
-                &collection,
-                view.view_id,
-                request,
-            )?;
+            let done =
+                ingest::add_objects(&tx, &registry, &inner.clock, &collection, view_id, request)?;
             let status = Status {
                 id: uuid::Uuid::new_v4().to_string(),
                 status: "complete".into(),
@@ -365,6 +354,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {
+        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+            return Ok(0);
+        };
+        let listing = listing.clone();
+        self.blocking(move |inner| read::count(&*inner.readers.get()?, view_id, &listing))
+            .await
+    }
+
     async fn delete_object(
         &self,
         collection: &str,
@@ -379,18 +377,14 @@ impl Store for SqliteStore {
         self.blocking(move |inner| {
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
-            let view = registry
-                .active(&collection)
-                .ok_or_else(|| StoreError::UnknownCollection(collection.clone()))?;
-            if view.query.is_some() {
-                return Err(StoreError::ReadOnly(collection));
-            }
+            let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
             let n = ingest::delete_object(
                 &tx,
                 &registry,
+                &inner.clock,
                 &collection,
-                view.view_id,
+                view_id,
                 &object_id,
                 &versions,
                 &spec_versions,
@@ -468,4 +462,29 @@ impl Store for SqliteStore {
             .map(|r| r.views.iter().all(|v| v.state == ViewState::Active))
             .unwrap_or(false)
     }
+}
+
+/// Write a consistent copy of the store in `data_dir` to `target` while it may be
+/// serving (SQLite `VACUUM INTO`: a transactionally consistent, compacted snapshot).
+pub fn backup(data_dir: &Path, target: &Path) -> Result<(), StoreError> {
+    if target.exists() {
+        return Err(StoreError::Database(format!(
+            "{} already exists; refusing to overwrite a backup",
+            target.display()
+        )));
+    }
+    let source = data_dir.join(DB_FILE);
+    if !source.exists() {
+        return Err(StoreError::Database(format!(
+            "no store at {}",
+            source.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(&source, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = target
+        .to_str()
+        .ok_or_else(|| StoreError::Database("the backup path is not UTF-8".into()))?;
+    conn.execute("VACUUM INTO ?1", params![target])?;
+    Ok(())
 }

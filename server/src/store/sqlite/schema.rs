@@ -20,9 +20,12 @@ const MIGRATIONS: &[&str] = &[
         added_us     INTEGER NOT NULL,
         -- stored collections this version was posted to, '\n'-separated ids.
         sources      TEXT    NOT NULL,
+        -- 1 for the newest version of its object: the one query collections evaluate.
+        is_latest    INTEGER NOT NULL,
         raw          TEXT    NOT NULL
     );
     CREATE UNIQUE INDEX object_versions_by_version ON object_versions (stix_id, version_key);
+    CREATE INDEX object_versions_latest ON object_versions (vid) WHERE is_latest = 1;
 
     CREATE TABLE views (
         view_id      INTEGER PRIMARY KEY,

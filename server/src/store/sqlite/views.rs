@@ -178,11 +178,11 @@ pub struct Candidate {
     pub raw: String,
 }
 
-/// Up to [`BATCH`] object versions after `after_vid`.
+/// Up to [`BATCH`] latest object versions after `after_vid` (query views hold latest versions only).
 pub fn candidates(conn: &Connection, after_vid: i64) -> Result<Vec<Candidate>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT vid, stix_id, type, spec_version, version_us, added_us, sources, raw \
-         FROM object_versions WHERE vid > ?1 ORDER BY vid LIMIT ?2",
+         FROM object_versions WHERE vid > ?1 AND is_latest = 1 ORDER BY vid LIMIT ?2",
     )?;
     let rows = stmt
         .query_map(params![after_vid, BATCH as i64], |r| {
@@ -219,6 +219,17 @@ pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -
     )
 }
 
+/// Whether a version is still its object's latest (ingest may have superseded it
+/// since a batch was read).
+fn still_latest(tx: &Transaction<'_>, vid: i64) -> Result<bool, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(tx
+        .prepare_cached("SELECT is_latest FROM object_versions WHERE vid = ?1")?
+        .query_row(params![vid], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// Where a rebuild stands.
 pub fn progress(conn: &Connection, view_id: i64) -> Result<Option<i64>, StoreError> {
     use rusqlite::OptionalExtension;
@@ -238,6 +249,10 @@ pub fn fill(
 ) -> Result<(), StoreError> {
     let mut sizes = SizeChanges::default();
     for c in matching {
+        // Superseded since the batch was read: ingest has put the newer version in.
+        if !still_latest(tx, c.row.vid)? {
+            continue;
+        }
         let (stamp, provisional) = match view.replaces {
             Some(old) => match date_added_in(tx, old, c.row.vid)? {
                 Some(kept) => (kept, false),
@@ -290,7 +305,7 @@ pub fn reevaluate(
     for c in batch {
         let member = date_added_in(tx, view_id, c.row.vid)?.is_some();
         let wanted = matches(registry, query, c, now);
-        if wanted && !member {
+        if wanted && !member && still_latest(tx, c.row.vid)? {
             insert_entry(tx, &mut sizes, view_id, &c.row, clock.stamp(), false)?;
             changed += 1;
         } else if !wanted && member {

@@ -345,9 +345,11 @@ fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             versions,
             default_api_root: spec.default_api_root.clone(),
             external_url: urls.external.clone(),
+            trusted_proxies: vec![],
         },
         limits,
         store,
+        auth: Default::default(),
         api_roots: spec
             .api_roots
             .iter()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Taxiway benchmark: millions of objects, quoted against a static-bytes baseline.
+#
+#   bash tests/bench/run.sh                 # 100k then 1m (the default)
+#   bash tests/bench/run.sh 100k            # one size: smoke (2k, seconds), 100k, 1m, or e.g. 250k
+#   bash tests/bench/run.sh 1m --duration 20 --fresh-store --keep
+#
+# It builds release binaries (taxiway-server and the examples gen_corpus and
+# static_page), installs wrk from Debian if it is missing, generates each size's
+# deterministic corpus once and imports it once into a cached store under
+# ${TAXIWAY_CACHE:-~/.cache/taxiway}/bench/<size>/ (delete that directory, or pass
+# --fresh-store, to re-measure the import), then serves a copy of the store and
+# measures pages, query rebuild, POST ingest, memory and disk. It stops by itself,
+# stops every process it started, prints a Markdown table per size and writes it to
+# tests/bench/results/<size>.md (plus the raw figures in <size>.json).
+#
+# Not part of CI (a 1m run takes the better part of an hour on 2 cores); `smoke` runs
+# the whole pipeline on 2,000 objects in well under a minute once built.
+# Honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+
+if ! command -v wrk >/dev/null 2>&1; then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    echo "[bench] installing wrk (Debian package)" >&2
+    $sudo apt-get install -y wrk >/dev/null 2>&1 ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y wrk >/dev/null; }
+fi
+
+echo "[bench] building release binaries" >&2
+cargo build --release -p taxiway-server --bin taxiway-server --example gen_corpus --example static_page
+target="${CARGO_TARGET_DIR:-$repo/target}"
+[[ $target = /* ]] || target="$repo/$target"
+
+exec python3 "$repo/tests/bench/bench.py" \
+    --repo "$repo" \
+    --bin "$target/release/taxiway-server" \
+    --gen "$target/release/examples/gen_corpus" \
+    --static "$target/release/examples/static_page" \
+    --cache "${TAXIWAY_CACHE:-$HOME/.cache/taxiway}/bench" \
+    --results "$repo/tests/bench/results" \
+    "$@"
