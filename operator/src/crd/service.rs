@@ -76,6 +76,14 @@ pub struct TaxiiServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"))]
     pub external_url: Option<String>,
+    /// Proxies (IP addresses or CIDR ranges, e.g. the Ingress controller's pod network)
+    /// whose `X-Forwarded-Host/Proto/Prefix` headers the server believes when it builds
+    /// URLs; none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// Lockout after failed logins, and how client certificates name users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
     /// Users, each from a `kubernetes.io/basic-auth` Secret in this namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["secretName"]))]
@@ -167,6 +175,45 @@ pub struct UserSpec {
     /// Groups, named in collections' access rules as `group:<name>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+}
+
+/// Authentication settings (server defaults when unset).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Failed logins naming one user, within the window, that lock the user out
+    /// (default 10; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures_per_user: Option<u32>,
+    /// Failed logins from one client address, within the window, that lock the
+    /// address out (default 30; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures_per_address: Option<u32>,
+    /// The window failures are counted in, in seconds (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub failure_window_seconds: Option<u64>,
+    /// How long a lockout lasts, in seconds (default 900).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub lockout_seconds: Option<u64>,
+    /// Which name of a verified client certificate is the user name (default `cn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_user: Option<ClientCertUser>,
+}
+
+/// Which name of a client certificate names the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ClientCertUser {
+    /// The subject's common name.
+    #[serde(rename = "cn")]
+    Cn,
+    /// The first subject alternative name that names a user.
+    #[serde(rename = "san")]
+    San,
+    /// Client certificates name nobody.
+    #[serde(rename = "none")]
+    None,
 }
 
 /// HTTPS certificate and optional client-certificate CA.

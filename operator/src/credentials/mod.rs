@@ -1,6 +1,10 @@
 //! Users' credentials: from the plaintext in their Secrets to the salted hashes the
 //! server reads. A hash is kept for as long as it still verifies the current Secret,
 //! so unchanged Secrets give a byte-identical credentials file on every reconcile.
+//!
+//! The file never lets the server run open: a server without users lets everyone read
+//! and write, so when no user can sign in the file holds one disabled placeholder
+//! ([`NO_USERS_PLACEHOLDER`]) instead of nothing.
 
 mod file;
 
@@ -12,15 +16,18 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
-pub use file::{CredentialsFile, UserRecord, FILE_NAME};
+pub use file::{check_user, CredentialsFile, UserRecord, FILE_NAME};
+
+/// The disabled user written when no user can sign in (see the module docs).
+pub const NO_USERS_PLACEHOLDER: &str = "taxiway-operator-no-users";
 
 /// A user as read from their Secret, before hashing.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlainUser {
     /// User name.
     pub name: String,
-    /// Password (plaintext, only in memory).
-    pub password: String,
+    /// Password (plaintext, only in memory); `None` for an API-key-only user.
+    pub password: Option<String>,
     /// API key (plaintext, only in memory), if any.
     pub api_key: Option<String>,
     /// Disabled flag.
@@ -126,7 +133,10 @@ pub fn hash_users(
                 _ => hasher.hash(secret),
             }
         };
-        let password_hash = reuse(&user.password, old.map(|o| &o.password_hash))?;
+        let password_hash = match &user.password {
+            Some(password) => Some(reuse(password, old.and_then(|o| o.password_hash.as_ref()))?),
+            None => None,
+        };
         let api_key_hash = match &user.api_key {
             Some(key) => Some(reuse(key, old.and_then(|o| o.api_key_hash.as_ref()))?),
             None => None,
@@ -141,6 +151,13 @@ pub fn hash_users(
         });
     }
     records.sort_by(|a, b| a.name.cmp(&b.name));
+    if records.is_empty() {
+        records.push(UserRecord {
+            name: NO_USERS_PLACEHOLDER.into(),
+            disabled: true,
+            ..UserRecord::default()
+        });
+    }
     Ok(CredentialsFile { users: records })
 }
 
@@ -151,7 +168,7 @@ mod tests {
     fn user(name: &str, password: &str, api_key: Option<&str>) -> PlainUser {
         PlainUser {
             name: name.into(),
-            password: password.into(),
+            password: Some(password.into()),
             api_key: api_key.map(Into::into),
             disabled: false,
             locked: false,
@@ -165,12 +182,13 @@ mod tests {
         let file =
             hash_users(&[user("alice", "pw-1", Some("key-1"))], None, &hasher).expect("hashes");
         let alice = &file.users[0];
-        assert!(alice.password_hash.starts_with("$argon2id$"));
-        assert!(!alice.password_hash.contains("pw-1"));
+        let password_hash = alice.password_hash.as_deref().expect("password hash");
+        assert!(password_hash.starts_with("$argon2id$"));
+        assert!(!password_hash.contains("pw-1"));
         // A fresh hasher has no memory: this is a real Argon2 verification.
         let fresh = Argon2Hasher::default();
-        assert!(fresh.verify("pw-1", &alice.password_hash));
-        assert!(!fresh.verify("pw-2", &alice.password_hash));
+        assert!(fresh.verify("pw-1", password_hash));
+        assert!(!fresh.verify("pw-2", password_hash));
         let key_hash = alice.api_key_hash.as_deref().expect("api key hash");
         assert!(fresh.verify("key-1", key_hash));
     }
@@ -191,8 +209,28 @@ mod tests {
         ];
         let third = hash_users(&changed, Some(&again), &restarted).expect("hashes");
         assert_ne!(third.users[0].password_hash, first.users[0].password_hash);
-        assert!(restarted.verify("new-pw", &third.users[0].password_hash));
+        let new_hash = third.users[0].password_hash.as_deref().expect("hash");
+        assert!(restarted.verify("new-pw", new_hash));
         assert_eq!(third.users[1], first.users[1]);
+    }
+
+    #[test]
+    fn without_users_the_file_holds_a_disabled_placeholder_not_nothing() {
+        let file = hash_users(&[], None, &Argon2Hasher::default()).expect("file");
+        assert_eq!(file.users.len(), 1);
+        assert_eq!(file.users[0].name, NO_USERS_PLACEHOLDER);
+        assert!(file.users[0].disabled);
+        assert!(file.users[0].password_hash.is_none() && file.users[0].api_key_hash.is_none());
+        assert!(file.render().is_ok());
+    }
+
+    #[test]
+    fn an_api_key_only_user_has_no_password_hash() {
+        let mut u = user("bot", "unused", Some("key"));
+        u.password = None;
+        let file = hash_users(&[u], None, &Argon2Hasher::default()).expect("file");
+        assert!(file.users[0].password_hash.is_none());
+        assert!(file.users[0].api_key_hash.is_some());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use taxiway_operator::crd::{TaxiiCollection, TaxiiService};
+use taxiway_operator::credentials::CredentialsFile;
 
 /// How long any single wait may take.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -221,17 +222,20 @@ impl Ns {
             .ok_or_else(|| anyhow!("no taxiway.toml"))
     }
 
-    /// The generated credentials file.
-    pub async fn credentials(&self, service: &str) -> Result<Value> {
+    /// The generated credentials file (`users.toml`).
+    pub async fn credentials(&self, service: &str) -> Result<CredentialsFile> {
         let secret = self
             .api::<Secret>()
             .get(&format!("{service}-credentials"))
             .await?;
         let bytes = secret
             .data
-            .and_then(|d| d.get("users.json").cloned())
-            .ok_or_else(|| anyhow!("no users.json"))?;
-        Ok(serde_json::from_slice(&bytes.0)?)
+            .and_then(|d| d.get("users.toml").cloned())
+            .ok_or_else(|| anyhow!("no users.toml"))?;
+        // The server itself must accept it.
+        let text = String::from_utf8(bytes.0.clone())?;
+        taxiway_server::auth::Credentials::parse(&text).map_err(|e| anyhow!("{e}"))?;
+        CredentialsFile::parse(&bytes.0).map_err(|e| anyhow!(e))
     }
 
     /// Wait until a TaxiiService's status describes its current generation and `check` holds.

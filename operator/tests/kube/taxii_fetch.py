@@ -12,6 +12,7 @@ query collection. Prints one JSON object on stdout; exits 1 with a message on fa
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -64,6 +65,10 @@ def main():
     p.add_argument("--title", required=True)
     a = p.parse_args()
     verify = a.ca if a.ca else True
+    if a.ca:
+        # requests lets these override a session's own `verify` (psf/requests#3829).
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            os.environ.pop(name, None)
 
     server = Server(a.base + "/taxii2/", user=a.user, password=a.password, verify=verify)
     if server.title != a.title:

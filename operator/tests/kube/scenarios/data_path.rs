@@ -2,7 +2,8 @@
 //! operator rendered, laid out as the kubelet mounts them (atomic-writer directories with
 //! a `..data` symlink) and started with the Deployment's own arguments; the real
 //! `taxii2-client` adds objects to the writable collection and reads them from the
-//! query collection. Then a new TaxiiCollection reaches the running server through a
+//! query collection over HTTPS with the rendered certificate, authenticated against the
+//! rendered `users.toml`. Then a new TaxiiCollection reaches the running server through a
 //! `..data` swap, as a ConfigMap update reaches a pod, without a restart.
 
 use std::collections::BTreeMap;
@@ -96,17 +97,18 @@ pub fn taxii2_client(env: &Env) -> BoxFuture<'_, Result<()>> {
         .map_err(|e| e.context(server.log_tail()))?;
 
         let (crt, _, _) = certificate(env)?;
-        let https = format!("https://127.0.0.1:{port}");
-        let base = if speaks_tls(&https, &crt) {
-            https
-        } else {
-            // The server in this tree does not serve TLS yet; the files are still the
-            // operator's, and the client still authenticates.
-            eprintln!(
-                "kube: note: taxiway-server answered plain HTTP with --tls-dir; testing over http"
-            );
-            format!("http://127.0.0.1:{port}")
-        };
+        let base = format!("https://127.0.0.1:{port}");
+        ensure!(
+            speaks_tls(&base, &crt),
+            "the server does not serve HTTPS with the rendered tls/ directory\n{}",
+            server.log_tail()
+        );
+        // The rendered users.toml is in force: no credentials, no objects.
+        let anonymous = status_code(
+            &format!("{base}/feeds/collections/{}/objects/", ids["indicators"]),
+            &crt,
+        )?;
+        ensure!(anonymous == 401, "an anonymous read answered {anonymous}");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube/taxii_fetch.py");
         let mut cmd = Command::new(&python);
         cmd.arg(&script)
@@ -120,9 +122,7 @@ pub fn taxii2_client(env: &Env) -> BoxFuture<'_, Result<()>> {
             ])
             .args(["--inbox", &ids["inbox"], "--view", &ids["indicators"]])
             .args(["--title", "Data path feeds"]);
-        if base.starts_with("https") {
-            cmd.arg("--ca").arg(&crt);
-        }
+        cmd.arg("--ca").arg(&crt);
         let output = cmd.output().context("running taxii_fetch.py")?;
         if !output.status.success() {
             bail!(
@@ -167,10 +167,9 @@ pub fn taxii2_client(env: &Env) -> BoxFuture<'_, Result<()>> {
         })
         .await?;
         PodFiles::render(&ns, &root).await?;
-        let ca = base.starts_with("https").then_some(crt.as_path());
         eventually("the server to serve the new collection", WAIT, || async {
             server.check_alive()?;
-            let body = curl(&format!("{base}/feeds/collections/"), ca)?;
+            let body = curl(&format!("{base}/feeds/collections/"), &crt)?;
             ensure!(body.contains(&second), "not yet: {body}");
             Ok(())
         })
@@ -235,20 +234,46 @@ fn speaks_tls(url: &str, ca: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn curl(url: &str, ca: Option<&Path>) -> Result<String> {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "5", "-u", "reader:reader-pw"])
-        .args(["-H", "Accept: application/taxii+json;version=2.1"]);
-    if let Some(ca) = ca {
-        cmd.arg("--cacert").arg(ca);
-    }
-    let out = cmd.arg(url).output()?;
+fn curl(url: &str, ca: &Path) -> Result<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-u", "reader:reader-pw"])
+        .args([
+            "-H",
+            "Accept: application/taxii+json;version=2.1",
+            "--cacert",
+        ])
+        .arg(ca)
+        .arg(url)
+        .output()?;
     ensure!(
         out.status.success(),
         "curl: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The HTTP status of an unauthenticated GET.
+fn status_code(url: &str, ca: &Path) -> Result<u16> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .args([
+            "-H",
+            "Accept: application/taxii+json;version=2.1",
+            "--cacert",
+        ])
+        .arg(ca)
+        .arg(url)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
 /// The server container's volumes as files under a root directory.

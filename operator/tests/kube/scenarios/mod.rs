@@ -82,38 +82,74 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
     ]
 }
 
-/// A self-signed certificate for `localhost`/`127.0.0.1`, made once with openssl.
+/// A test CA and a server certificate it signs for `localhost`/`127.0.0.1`, made once
+/// with openssl: (CA file, certificate PEM, key PEM).
 pub fn certificate(env: &Env) -> Result<(PathBuf, String, String)> {
     let dir = env.dir.join("tls");
-    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let (ca, crt, key) = (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"));
     if !crt.exists() {
         std::fs::create_dir_all(&dir)?;
-        let status = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(&dir, |c| {
+            c.args(["req", "-x509"])
+                .args(ec)
+                .args(["-days", "2", "-subj", "/CN=Taxiway test CA"])
+                .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+                .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+                .args(["-keyout", "ca.key", "-out", "ca.crt"])
+        })?;
+        openssl(&dir, |c| {
+            c.arg("req").args(ec).args([
                 "-subj",
                 "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
             ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .output()?;
-        ensure!(
-            status.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
+        })?;
+        std::fs::write(
+            dir.join("tls.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )?;
+        openssl(&dir, |c| {
+            c.args([
+                "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            ])
+            .args([
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "tls.ext",
+                "-out",
+                "tls.crt",
+            ])
+        })?;
     }
     Ok((
-        crt.clone(),
+        ca,
         std::fs::read_to_string(&crt)?,
         std::fs::read_to_string(&key)?,
     ))
+}
+
+fn openssl(dir: &std::path::Path, args: impl FnOnce(&mut Command) -> &mut Command) -> Result<()> {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir);
+    let out = args(&mut cmd).output()?;
+    ensure!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 /// A `kubernetes.io/tls` Secret with the test certificate.

@@ -167,16 +167,17 @@ pub fn everything(env: &Env) -> BoxFuture<'_, Result<()>> {
 
         // Credentials: hashes that verify, never a plaintext.
         let users = ns.credentials("feeds").await?;
-        let raw = serde_json::to_string(&users)?;
+        let raw = format!("{users:?}");
         ensure!(!raw.contains("alice-pw") && !raw.contains("bob-pw") && !raw.contains("alice-key"));
-        let alice = find_user(&users, "alice")?;
+        let alice = users.user("alice").context("alice")?;
         let verifier = Argon2Hasher::default();
-        ensure!(verifier.verify("alice-pw", alice["password_hash"].as_str().context("hash")?));
+        ensure!(verifier.verify("alice-pw", alice.password_hash.as_deref().context("hash")?));
         ensure!(verifier.verify(
             "alice-key",
-            alice["api_key_hash"].as_str().context("key hash")?
+            alice.api_key_hash.as_deref().context("key hash")?
         ));
-        ensure!(find_user(&users, "bob")?["locked"] == true);
+        ensure!(alice.groups == ["soc"]);
+        ensure!(users.user("bob").context("bob")?.locked);
 
         // The Deployment.
         let uid = service.metadata.uid.clone().context("uid")?;
@@ -305,13 +306,6 @@ pub fn everything(env: &Env) -> BoxFuture<'_, Result<()>> {
         .await?;
         Ok(())
     })
-}
-
-fn find_user<'a>(users: &'a Value, name: &str) -> Result<&'a Value> {
-    users["users"]
-        .as_array()
-        .and_then(|u| u.iter().find(|u| u["name"] == name))
-        .with_context(|| format!("no user {name} in {users}"))
 }
 
 fn owned<K: kube::Resource>(object: &K, uid: &str) -> Result<()> {

@@ -3,7 +3,8 @@
 
 use anyhow::{ensure, Context as _, Result};
 use futures::future::BoxFuture;
-use serde_json::{json, Value};
+use serde_json::json;
+use taxiway_operator::credentials::CredentialsFile;
 use taxiway_operator::credentials::{Argon2Hasher, SecretHasher};
 
 use crate::support::{
@@ -13,24 +14,12 @@ use crate::Env;
 
 const NS: &str = "users";
 
-fn hash_of(users: &Value, name: &str) -> Option<String> {
-    users["users"]
-        .as_array()?
-        .iter()
-        .find(|u| u["name"] == name)?["password_hash"]
-        .as_str()
-        .map(str::to_string)
+fn hash_of(users: &CredentialsFile, name: &str) -> Option<String> {
+    users.user(name)?.password_hash.clone()
 }
 
-fn names(users: &Value) -> Vec<String> {
-    users["users"]
-        .as_array()
-        .map(|u| {
-            u.iter()
-                .filter_map(|u| u["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+fn names(users: &CredentialsFile) -> Vec<String> {
+    users.users.iter().map(|u| u.name.clone()).collect()
 }
 
 /// See the module docs.

@@ -65,7 +65,7 @@ fn the_credentials_secret_holds_hashes_only() {
     let alice = file.user("alice").expect("alice");
     let verifier = Argon2Hasher::default();
     use crate::credentials::SecretHasher;
-    assert!(verifier.verify("alice-pw", &alice.password_hash));
+    assert!(verifier.verify("alice-pw", alice.password_hash.as_deref().expect("hash")));
     assert!(verifier.verify("alice-key", alice.api_key_hash.as_deref().expect("key")));
     assert!(file.user("bob").expect("bob").locked);
     let text = String::from_utf8_lossy(bytes);

@@ -7,9 +7,11 @@
 //! own status, and the others keep being served.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroU64;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
+use taxiway_server::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
 use taxiway_server::config::{
     self as server_config, Access, ApiRoot, Collection, Config, ConfigError, Limits, Service,
     StoreSettings,
@@ -17,7 +19,9 @@ use taxiway_server::config::{
 use taxiway_server::query::Query;
 
 use super::inputs::{Inputs, Settings};
-use crate::crd::{TaxiiCollection, TaxiiCollectionSpec, TaxiiService, TaxiiVersion};
+use crate::crd::{
+    AuthSpec, ClientCertUser, TaxiiCollection, TaxiiCollectionSpec, TaxiiService, TaxiiVersion,
+};
 use crate::credentials::PlainUser;
 use crate::names;
 
@@ -345,11 +349,11 @@ fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             versions,
             default_api_root: spec.default_api_root.clone(),
             external_url: urls.external.clone(),
-            trusted_proxies: vec![],
+            trusted_proxies: spec.trusted_proxies.clone(),
         },
         limits,
         store,
-        auth: Default::default(),
+        auth: auth_settings(spec.auth.as_ref()),
         api_roots: spec
             .api_roots
             .iter()
@@ -361,6 +365,34 @@ fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             .collect(),
         collections: vec![],
     }
+}
+
+/// `[auth]`: the server's defaults, overridden by what the spec sets.
+fn auth_settings(spec: Option<&AuthSpec>) -> AuthSettings {
+    let mut auth = AuthSettings::default();
+    let Some(spec) = spec else {
+        return auth;
+    };
+    if let Some(n) = spec.max_failures_per_user {
+        auth.max_failures_per_user = n;
+    }
+    if let Some(n) = spec.max_failures_per_address {
+        auth.max_failures_per_address = n;
+    }
+    if let Some(secs) = spec.failure_window_seconds.and_then(NonZeroU64::new) {
+        auth.failure_window_secs = secs;
+    }
+    if let Some(secs) = spec.lockout_seconds.and_then(NonZeroU64::new) {
+        auth.lockout_secs = secs;
+    }
+    if let Some(user) = spec.client_cert_user {
+        auth.client_cert_user = match user {
+            ClientCertUser::Cn => ServerClientCertUser::Cn,
+            ClientCertUser::San => ServerClientCertUser::San,
+            ClientCertUser::None => ServerClientCertUser::None,
+        };
+    }
+    auth
 }
 
 /// Service-level problems in the CR's own vocabulary.
@@ -380,6 +412,7 @@ fn spec_path(at: &str) -> String {
     at.replace("api_roots", "apiRoots")
         .replace("service.default_api_root", "defaultApiRoot")
         .replace("service.external_url", "externalUrl")
+        .replace("service.trusted_proxies", "trustedProxies")
         .replace("service.", "")
         .replace(
             "store.status_retention_hours",
@@ -647,20 +680,20 @@ fn validate_users(inputs: &Inputs, problems: &mut Vec<Problem>) -> Vec<PlainUser
                     return Err(format!("has type {type_}, expected {BASIC_AUTH}"));
                 }
                 let name = secret_text(secret, "username")?;
-                if name
-                    .chars()
-                    .any(|c| c == ':' || c.is_control() || c.is_whitespace())
-                {
-                    return Err(
-                        "username must not contain ':', spaces or control characters".into(),
-                    );
-                }
-                let password = secret_text(secret, "password")?;
                 let api_key = spec
                     .api_key_key
                     .as_deref()
                     .map(|key| secret_text(secret, key))
                     .transpose()?;
+                // A Secret with an API key and no password is an API-key-only user.
+                let password = match secret_text(secret, "password") {
+                    Ok(password) => Some(password),
+                    Err(_) if api_key.is_some() && !has_key(secret, "password") => None,
+                    Err(e) => return Err(e),
+                };
+                crate::credentials::check_user(&name, &spec.groups).map_err(|problems| {
+                    format!("is refused by the server: {}", problems.join("; "))
+                })?;
                 Ok(PlainUser {
                     name,
                     password,

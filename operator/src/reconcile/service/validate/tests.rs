@@ -356,3 +356,78 @@ fn without_tls_or_ingress_urls_are_plain_http_in_the_cluster() {
     );
     assert_eq!(v.config.expect("config").service.external_url, None);
 }
+
+#[test]
+fn auth_settings_and_trusted_proxies_reach_the_config() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["trustedProxies"] = json!(["10.0.0.0/8"]);
+    spec["auth"] = json!({"maxFailuresPerUser": 3, "lockoutSeconds": 60, "clientCertUser": "san"});
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert_eq!(v.problems, vec![]);
+    let config = v.config.expect("config");
+    assert_eq!(config.service.trusted_proxies, ["10.0.0.0/8"]);
+    assert_eq!(config.auth.max_failures_per_user, 3);
+    assert_eq!(
+        config.auth.max_failures_per_address, 30,
+        "server default kept"
+    );
+    assert_eq!(config.auth.lockout_secs.get(), 60);
+    assert_eq!(
+        config.auth.client_cert_user,
+        taxiway_server::auth::ClientCertUser::San
+    );
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_named_in_the_specs_terms() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["trustedProxies"] = json!(["not-an-address"]);
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert_eq!(kinds(&v), [ProblemKind::InvalidSpec]);
+    assert!(
+        v.problems[0].message.starts_with("spec.trustedProxies"),
+        "{}",
+        v.problems[0].message
+    );
+}
+
+#[test]
+fn user_names_and_groups_the_server_refuses_are_reported() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["users"] = json!([
+        {"secretName": "alice", "groups": ["two words"]},
+        {"secretName": "bob"}
+    ]);
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["bob"]);
+    assert!(
+        v.problems[0]
+            .message
+            .contains("groups[0]: must be non-empty with no spaces"),
+        "{}",
+        v.problems[0].message
+    );
+}
+
+#[test]
+fn an_api_key_only_secret_is_a_user_without_a_password() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["users"] = json!([{"secretName": "bot", "apiKeyKey": "api-key"}]);
+    inputs.service = fixtures::service(spec);
+    inputs.secrets.insert(
+        "bot".into(),
+        secret("bot", BASIC_AUTH, &[("username", "bot"), ("api-key", "k")]),
+    );
+    let v = validated(&inputs);
+    assert_eq!(v.problems, vec![]);
+    assert_eq!(v.users[0].password, None);
+    assert_eq!(v.users[0].api_key.as_deref(), Some("k"));
+}
