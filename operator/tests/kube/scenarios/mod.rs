@@ -2,6 +2,7 @@
 
 mod availability;
 mod data_path;
+mod examples;
 mod lifecycle;
 mod render;
 mod setup;
@@ -66,6 +67,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "data path: the real server serves what the operator rendered",
             data_path::taxii2_client,
+        ),
+        (
+            "examples: examples/k8s is accepted as documented",
+            examples::accepted,
         ),
         (
             "availability: a restarted operator writes nothing",
