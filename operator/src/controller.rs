@@ -1,0 +1,361 @@
+//! Wiring: the watches that trigger each reconciler, and running both.
+//!
+//! - TaxiiService reconciler: a service's spec changes (generation, so its own status
+//!   writes do not re-trigger it); a TaxiiCollection naming it changes spec, is
+//!   created or deleted (or moves to another service); a Secret or ConfigMap it
+//!   references changes; an object it owns changes (drift, Deployment rollout).
+//! - TaxiiCollection reconciler: a collection's spec changes; a service is created,
+//!   changes spec or is deleted (its collections may now wait for it).
+//!
+//! Custom resources are watched as untyped objects: one object that does not fit the
+//! Rust types (say, stored under an older schema) is reported on its status instead of
+//! failing the whole list and stalling every reconcile.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::Api;
+use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{predicates, watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::admin::{Phase, Readiness};
+use crate::crd::{TaxiiCollection, TaxiiService};
+use crate::metrics::Metrics;
+use crate::names;
+use crate::reconcile::service::inputs::{
+    referenced_config_maps, referenced_secrets, service_of, Settings,
+};
+use crate::reconcile::{collection, service, Context};
+
+/// Where and how the controllers run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch one namespace only; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Rendering settings.
+    pub settings: Settings,
+    /// Reported as the Events' reporting instance (the pod name).
+    pub instance: String,
+}
+
+/// Run both controllers until `shutdown` turns true.
+pub async fn run(
+    client: Client,
+    options: Options,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    shutdown: watch::Receiver<bool>,
+) {
+    let service_resource = ApiResource::erase::<TaxiiService>(&());
+    let collection_resource = ApiResource::erase::<TaxiiCollection>(&());
+    let scope = Scope {
+        client: client.clone(),
+        namespace: options.namespace.clone(),
+    };
+
+    let service_writer = Writer::new(service_resource.clone());
+    let services = service_writer.as_reader();
+    let service_specs = watcher(scope.dynamic(&service_resource), watcher::Config::default())
+        .default_backoff()
+        .reflect(service_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
+    let collection_writer = Writer::new(collection_resource.clone());
+    let collections = collection_writer.as_reader();
+    let collection_specs = watcher(
+        scope.dynamic(&collection_resource),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(collection_writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: names::MANAGER.into(),
+            instance: Some(options.instance.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        options.settings.clone(),
+        collections.clone(),
+        recorder,
+        metrics,
+    ));
+    let config = controller::Config::default().debounce(Duration::from_millis(300));
+
+    let owned = || watcher::Config::default().labels(&names::managed_selector());
+    let service_controller =
+        Controller::for_stream_with(service_specs, services.clone(), service_resource.clone())
+            .with_config(config.clone())
+            .watches_stream_with(
+                spec_changes(
+                    watcher(
+                        scope.dynamic(&collection_resource),
+                        watcher::Config::default(),
+                    )
+                    .default_backoff(),
+                ),
+                collection_to_services(service_resource.clone()),
+                collection_resource.clone(),
+            )
+            .watches_stream(
+                watcher(
+                    scope.typed::<PartialObjectMeta<Secret>>(),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .touched_objects(),
+                referencing_services::<Secret>(
+                    services.clone(),
+                    service_resource.clone(),
+                    referenced_secrets,
+                ),
+            )
+            .watches_stream(
+                watcher(
+                    scope.typed::<PartialObjectMeta<ConfigMap>>(),
+                    watcher::Config::default(),
+                )
+                .default_backoff()
+                .touched_objects(),
+                referencing_services::<ConfigMap>(
+                    services.clone(),
+                    service_resource.clone(),
+                    referenced_config_maps,
+                ),
+            )
+            .owns_stream(
+                watcher(scope.typed::<Deployment>(), owned())
+                    .default_backoff()
+                    .touched_objects(),
+            )
+            .owns_stream(
+                watcher(scope.typed::<Service>(), owned())
+                    .default_backoff()
+                    .touched_objects(),
+            )
+            .owns_stream(
+                watcher(scope.typed::<PersistentVolumeClaim>(), owned())
+                    .default_backoff()
+                    .touched_objects(),
+            )
+            .owns_stream(
+                watcher(scope.typed::<Ingress>(), owned())
+                    .default_backoff()
+                    .touched_objects(),
+            )
+            .graceful_shutdown_on(stopped(shutdown.clone()))
+            .run(service::reconcile, service::error_policy, ctx.clone())
+            .for_each(|result| async move { log_result(service::CONTROLLER, result) });
+
+    let collection_controller = Controller::for_stream_with(
+        collection_specs,
+        collections.clone(),
+        collection_resource.clone(),
+    )
+    .with_config(config)
+    .watches_stream_with(
+        spec_changes(
+            watcher(scope.dynamic(&service_resource), watcher::Config::default()).default_backoff(),
+        ),
+        service_to_collections(collections.clone(), collection_resource.clone()),
+        service_resource.clone(),
+    )
+    .graceful_shutdown_on(stopped(shutdown.clone()))
+    .run(collection::reconcile, collection::error_policy, ctx.clone())
+    .for_each(|result| async move { log_result(collection::CONTROLLER, result) });
+
+    let ready = {
+        let (services, collections) = (services.clone(), collections.clone());
+        async move {
+            if services.wait_until_ready().await.is_ok()
+                && collections.wait_until_ready().await.is_ok()
+            {
+                readiness.set(Phase::Running);
+                tracing::info!("watch caches synced; reconciling");
+            }
+        }
+    };
+    tokio::join!(service_controller, collection_controller, ready);
+}
+
+/// Builds `Api`s in the watched scope.
+struct Scope {
+    client: Client,
+    namespace: Option<String>,
+}
+
+impl Scope {
+    fn dynamic(&self, resource: &ApiResource) -> Api<DynamicObject> {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
+
+    fn typed<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn log_result<E: std::error::Error, Q: std::error::Error>(
+    controller: &'static str,
+    result: Result<(ObjectRef<DynamicObject>, controller::Action), controller::Error<E, Q>>,
+) {
+    match result {
+        Ok((object, _)) => tracing::debug!(controller, %object, "reconciled"),
+        // A trigger for an object deleted meanwhile: nothing to do.
+        Err(controller::Error::ObjectNotFound(object)) => {
+            tracing::debug!(controller, %object, "object gone")
+        }
+        Err(controller::Error::ReconcilerFailed(..)) => {}
+        Err(e) => tracing::warn!(controller, error = %e, "controller error"),
+    }
+}
+
+/// Objects whose spec changed (a new generation), were created, or were deleted;
+/// status-only and metadata-only updates are dropped.
+fn spec_changes<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + 'static,
+{
+    let mut seen: HashMap<(Option<String>, String, Option<String>), Option<i64>> = HashMap::new();
+    events.flat_map(move |event| {
+        let out: Vec<Result<K, watcher::Error>> = match event {
+            Err(e) => vec![Err(e)],
+            Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                let key = (obj.namespace(), obj.name_any(), obj.uid());
+                let generation = obj.meta().generation;
+                if seen.insert(key, generation) == Some(generation) {
+                    vec![]
+                } else {
+                    vec![Ok(obj)]
+                }
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                seen.remove(&(obj.namespace(), obj.name_any(), obj.uid()));
+                vec![Ok(obj)]
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => vec![],
+        };
+        futures::stream::iter(out)
+    })
+}
+
+/// A collection → the service it names, and the one it named before if it moved.
+fn collection_to_services(
+    resource: ApiResource,
+) -> impl Fn(DynamicObject) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static {
+    let named: Mutex<HashMap<(String, String), String>> = Mutex::new(HashMap::new());
+    move |collection| {
+        let Some(namespace) = collection.namespace() else {
+            return vec![];
+        };
+        let key = (namespace.clone(), collection.name_any());
+        let current = service_of(&collection).map(str::to_string);
+        let before = named.lock().ok().and_then(|mut named| match &current {
+            Some(service) => named.insert(key, service.clone()),
+            None => named.remove(&key),
+        });
+        let mut services: Vec<String> = current.into_iter().chain(before).collect();
+        services.dedup();
+        services
+            .iter()
+            .map(|s| ObjectRef::new_with(s, resource.clone()).within(&namespace))
+            .collect()
+    }
+}
+
+/// A service → every collection naming it (from the collection cache).
+fn service_to_collections(
+    collections: Store<DynamicObject>,
+    resource: ApiResource,
+) -> impl Fn(DynamicObject) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static {
+    move |service| {
+        let namespace = service.namespace();
+        let name = service.name_any();
+        collections
+            .state()
+            .iter()
+            .filter(|c| c.namespace() == namespace && service_of(c) == Some(name.as_str()))
+            .filter_map(|c| {
+                let ns = c.namespace()?;
+                Some(ObjectRef::new_with(&c.name_any(), resource.clone()).within(&ns))
+            })
+            .collect()
+    }
+}
+
+/// A Secret or ConfigMap → the services owning it or referencing it by name.
+fn referencing_services<K>(
+    services: Store<DynamicObject>,
+    resource: ApiResource,
+    references: fn(&TaxiiService) -> Vec<String>,
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    move |object| {
+        let Some(namespace) = object.namespace() else {
+            return vec![];
+        };
+        let name = object.name_any();
+        let owners = object
+            .owner_references()
+            .iter()
+            .filter(|o| o.kind == resource.kind && o.api_version == resource.api_version)
+            .map(|o| o.name.clone());
+        let referencing = services
+            .state()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|s| {
+                s.as_ref()
+                    .clone()
+                    .try_parse::<TaxiiService>()
+                    .is_ok_and(|svc| references(&svc).contains(&name))
+            })
+            .map(|s| s.name_any());
+        let mut names: Vec<String> = owners.chain(referencing).collect();
+        names.sort();
+        names.dedup();
+        names
+            .iter()
+            .map(|n| ObjectRef::new_with(n, resource.clone()).within(&namespace))
+            .collect()
+    }
+}

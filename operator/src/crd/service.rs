@@ -1,0 +1,427 @@
+//! `TaxiiService`: one TAXII server deployment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The desired state of a TAXII server: discovery, API roots, users, TLS, storage and
+/// how it is exposed. Collections are separate `TaxiiCollection` resources naming it.
+// kube's `printcolumn(...)` repeats `type_` per column, which clippy mistakes for a
+// duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "taxiway.dev",
+    version = "v1alpha1",
+    kind = "TaxiiService",
+    plural = "taxiiservices",
+    singular = "taxiiservice",
+    shortname = "taxii",
+    shortname = "tsvc",
+    category = "taxiway",
+    namespaced,
+    status = "TaxiiServiceStatus",
+    doc = "A TAXII 2.x server: discovery, API roots, users, TLS, storage and exposure.",
+    printcolumn(name = "Versions", type_ = "string", json_path = ".spec.versions"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Collections",
+        type_ = "integer",
+        json_path = ".status.collections"
+    ),
+    printcolumn(name = "Users", type_ = "integer", json_path = ".status.users"),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.endpoints.discovery",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxiiServiceSpec {
+    /// Discovery title.
+    #[schemars(length(min = 1))]
+    pub title: String,
+    /// Discovery description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Discovery contact (e.g. an e-mail address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// TAXII versions served: `2.1`, `2.0`, or both side by side.
+    #[serde(default = "default_versions")]
+    #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "set"))]
+    pub versions: Vec<TaxiiVersion>,
+    /// API roots, each a URL path segment holding collections.
+    #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["path"]))]
+    pub api_roots: Vec<ApiRootSpec>,
+    /// The API root discovery names as `default`; defaults to the first API root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_api_root: Option<String>,
+    /// Base URL clients use (e.g. `https://taxii.example.com`); defaults to the Ingress
+    /// host when an Ingress is configured, else URLs follow the request's `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^/?#\s]+(/[^?#\s]*)?$"))]
+    pub external_url: Option<String>,
+    /// Proxies (IP addresses or CIDR ranges, e.g. the Ingress controller's pod network)
+    /// whose `X-Forwarded-Host/Proto/Prefix` headers the server believes when it builds
+    /// URLs; none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// Lockout after failed logins, and how client certificates name users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+    /// Users, each from a `kubernetes.io/basic-auth` Secret in this namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["secretName"]))]
+    pub users: Vec<UserSpec>,
+    /// Serve HTTPS with this certificate; without it the server speaks plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// The embedded store's volume and maintenance settings.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Request and response limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+    /// Server pods: 0 or 1 with the embedded store (it serves one writer).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// The `taxiway-server` image; defaults to the operator's `--server-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image pull policy of the server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// CPU and memory of the server container (defaults: 100m / 128Mi requested, 512Mi limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::resources")]
+    pub resources: Option<ResourceRequirements>,
+    /// The Kubernetes Service in front of the server.
+    #[serde(default)]
+    pub service: ServiceExposure,
+    /// An optional Ingress routing a host to the Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+}
+
+fn default_versions() -> Vec<TaxiiVersion> {
+    vec![TaxiiVersion::V21]
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// A TAXII version.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum TaxiiVersion {
+    /// TAXII 2.0, discovery at `/taxii/`.
+    #[serde(rename = "2.0")]
+    V20,
+    /// TAXII 2.1, discovery at `/taxii2/`.
+    #[serde(rename = "2.1")]
+    V21,
+}
+
+/// An API root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiRootSpec {
+    /// URL path segment: letters, digits, `-` and `_` (`feeds` serves `/feeds/`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    pub path: String,
+    /// API root title.
+    #[schemars(length(min = 1))]
+    pub title: String,
+    /// API root description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A user whose name and password live in a `kubernetes.io/basic-auth` Secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    /// The Secret (same namespace, type `kubernetes.io/basic-auth`) with `username` and
+    /// `password`. Only salted hashes of them reach the server.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// A key of the same Secret holding the user's API key (sent as a bearer token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_key: Option<String>,
+    /// A disabled user cannot sign in.
+    #[serde(default)]
+    pub disabled: bool,
+    /// A locked user cannot sign in until unlocked.
+    #[serde(default)]
+    pub locked: bool,
+    /// Groups, named in collections' access rules as `group:<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// Authentication settings (server defaults when unset).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Failed logins naming one user, within the window, that lock the user out
+    /// (default 10; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures_per_user: Option<u32>,
+    /// Failed logins from one client address, within the window, that lock the
+    /// address out (default 30; 0 turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures_per_address: Option<u32>,
+    /// The window failures are counted in, in seconds (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub failure_window_seconds: Option<u64>,
+    /// How long a lockout lasts, in seconds (default 900).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub lockout_seconds: Option<u64>,
+    /// Which name of a verified client certificate is the user name (default `cn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_user: Option<ClientCertUser>,
+}
+
+/// Which name of a client certificate names the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ClientCertUser {
+    /// The subject's common name.
+    #[serde(rename = "cn")]
+    Cn,
+    /// The first subject alternative name that names a user.
+    #[serde(rename = "san")]
+    San,
+    /// Client certificates name nobody.
+    #[serde(rename = "none")]
+    None,
+}
+
+/// HTTPS certificate and optional client-certificate CA.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret (e.g. from cert-manager): `tls.crt` and `tls.key`.
+    /// Rotations are picked up without a restart.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// CA bundle that client certificates are verified against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<ClientCaSpec>,
+}
+
+/// Where the client-certificate CA bundle is: a Secret or a ConfigMap key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCaSpec {
+    /// A Secret holding the bundle (exactly one of `secretName` and `configMapName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// A ConfigMap holding the bundle (e.g. from trust-manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_name: Option<String>,
+    /// The key holding the PEM bundle.
+    #[serde(default = "default_ca_key")]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
+}
+
+/// The embedded store: its volume and maintenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of the PersistentVolumeClaim.
+    #[serde(default = "default_storage_size")]
+    pub size: String,
+    /// StorageClass of the claim; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// How often (seconds) queries with relative time (`now-30d`) are re-evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub refresh_interval_seconds: Option<u64>,
+    /// How long (hours) TAXII status resources are kept; at least 24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 24))]
+    pub status_retention_hours: Option<u64>,
+}
+
+fn default_storage_size() -> String {
+    "1Gi".into()
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec {
+            size: default_storage_size(),
+            storage_class_name: None,
+            refresh_interval_seconds: None,
+            status_retention_hours: None,
+        }
+    }
+}
+
+/// Request and response limits (server defaults when unset).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// Largest page a client can get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_page_size: Option<u64>,
+    /// Page size when the client gives no `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub default_page_size: Option<u64>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_content_length: Option<u64>,
+}
+
+/// Image pull policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PullPolicy {
+    /// Always pull.
+    Always,
+    /// Pull when the image is missing.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// The Kubernetes Service exposing the TAXII port.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceExposure {
+    /// Service type.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Service port; 443 with TLS, 80 without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// Annotations of the Service (e.g. for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Kubernetes Service type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster.
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+    /// Also through a cloud load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// An Ingress routing `host` (and `path`) to the Service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// The IngressClass; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Host name clients use.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// Path prefix routed to the server.
+    #[serde(default = "default_ingress_path")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// A `kubernetes.io/tls` Secret the Ingress terminates TLS with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+    /// Annotations for the Ingress controller (e.g. backend protocol).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn default_ingress_path() -> String {
+    "/".into()
+}
+
+/// What the operator observed and did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxiiServiceStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Where clients reach the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    /// Collections served.
+    #[serde(default)]
+    pub collections: i32,
+    /// Users who can sign in (valid Secrets, not disabled).
+    #[serde(default)]
+    pub users: i32,
+    /// Everything wrong with the spec or what it references, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// URLs of the service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    /// TAXII 2.1 discovery (or 2.0 when only 2.0 is served), as clients should use it.
+    pub discovery: String,
+    /// The base URL inside the cluster (the Service's DNS name).
+    pub in_cluster: String,
+    /// The base URL outside the cluster (`externalUrl` or the Ingress), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
+}

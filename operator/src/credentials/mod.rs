@@ -1,0 +1,248 @@
+//! Users' credentials: from the plaintext in their Secrets to the salted hashes the
+//! server reads. A hash is kept for as long as it still verifies the current Secret,
+//! so unchanged Secrets give a byte-identical credentials file on every reconcile.
+//!
+//! The file never lets the server run open: a server without users lets everyone read
+//! and write, so when no user can sign in the file holds one disabled placeholder
+//! ([`NO_USERS_PLACEHOLDER`]) instead of nothing.
+
+mod file;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+pub use file::{check_user, CredentialsFile, UserRecord, FILE_NAME};
+
+/// The disabled user written when no user can sign in (see the module docs).
+pub const NO_USERS_PLACEHOLDER: &str = "taxiway-operator-no-users";
+
+/// A user as read from their Secret, before hashing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlainUser {
+    /// User name.
+    pub name: String,
+    /// Password (plaintext, only in memory); `None` for an API-key-only user.
+    pub password: Option<String>,
+    /// API key (plaintext, only in memory), if any.
+    pub api_key: Option<String>,
+    /// Disabled flag.
+    pub disabled: bool,
+    /// Locked flag.
+    pub locked: bool,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl std::fmt::Debug for PlainUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainUser")
+            .field("name", &self.name)
+            .field("has_api_key", &self.api_key.is_some())
+            .field("disabled", &self.disabled)
+            .field("locked", &self.locked)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a secret could not be hashed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash a credential: {0}")]
+pub struct HashError(pub String);
+
+/// Salted slow hashing of secrets, with the verification that decides reuse.
+pub trait SecretHasher {
+    /// A fresh PHC string for `secret`.
+    fn hash(&self, secret: &str) -> Result<String, HashError>;
+    /// Whether `phc` is a hash of `secret`.
+    fn verify(&self, secret: &str, phc: &str) -> bool;
+}
+
+/// Argon2id with the crate's defaults (the OWASP-recommended m=19 MiB, t=2, p=1).
+///
+/// Verifications are remembered (as a keyed fast hash of the secret, with a key drawn
+/// per process) so that a resync does not spend an Argon2 run per user.
+#[derive(Default)]
+pub struct Argon2Hasher {
+    key: RandomState,
+    verified: Mutex<HashMap<String, u64>>,
+}
+
+impl Argon2Hasher {
+    fn fingerprint(&self, secret: &str) -> u64 {
+        self.key.hash_one(secret)
+    }
+
+    fn remember(&self, phc: &str, secret: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            // Bounded: hashes of removed users would otherwise accumulate forever.
+            if verified.len() > 10_000 {
+                verified.clear();
+            }
+            verified.insert(phc.to_string(), self.fingerprint(secret));
+        }
+    }
+}
+
+impl SecretHasher for Argon2Hasher {
+    fn hash(&self, secret: &str) -> Result<String, HashError> {
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .map_err(|e| HashError(e.to_string()))?
+            .to_string();
+        self.remember(&phc, secret);
+        Ok(phc)
+    }
+
+    fn verify(&self, secret: &str, phc: &str) -> bool {
+        let known = self.verified.lock().ok().and_then(|v| v.get(phc).copied());
+        if let Some(fingerprint) = known {
+            return fingerprint == self.fingerprint(secret);
+        }
+        let ok = PasswordHash::new(phc).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok()
+        });
+        if ok {
+            self.remember(phc, secret);
+        }
+        ok
+    }
+}
+
+/// The credentials file for `users`, reusing each hash in `previous` that still
+/// verifies the user's current secret and hashing anew otherwise.
+pub fn hash_users(
+    users: &[PlainUser],
+    previous: Option<&CredentialsFile>,
+    hasher: &impl SecretHasher,
+) -> Result<CredentialsFile, HashError> {
+    let mut records = Vec::with_capacity(users.len());
+    for user in users {
+        let old = previous.and_then(|p| p.user(&user.name));
+        let reuse = |secret: &str, phc: Option<&String>| -> Result<String, HashError> {
+            match phc {
+                Some(phc) if hasher.verify(secret, phc) => Ok(phc.clone()),
+                _ => hasher.hash(secret),
+            }
+        };
+        let password_hash = match &user.password {
+            Some(password) => Some(reuse(password, old.and_then(|o| o.password_hash.as_ref()))?),
+            None => None,
+        };
+        let api_key_hash = match &user.api_key {
+            Some(key) => Some(reuse(key, old.and_then(|o| o.api_key_hash.as_ref()))?),
+            None => None,
+        };
+        records.push(UserRecord {
+            name: user.name.clone(),
+            password_hash,
+            api_key_hash,
+            disabled: user.disabled,
+            locked: user.locked,
+            groups: user.groups.clone(),
+        });
+    }
+    records.sort_by(|a, b| a.name.cmp(&b.name));
+    if records.is_empty() {
+        records.push(UserRecord {
+            name: NO_USERS_PLACEHOLDER.into(),
+            disabled: true,
+            ..UserRecord::default()
+        });
+    }
+    Ok(CredentialsFile { users: records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, password: &str, api_key: Option<&str>) -> PlainUser {
+        PlainUser {
+            name: name.into(),
+            password: Some(password.into()),
+            api_key: api_key.map(Into::into),
+            disabled: false,
+            locked: false,
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() {
+        let hasher = Argon2Hasher::default();
+        let file =
+            hash_users(&[user("alice", "pw-1", Some("key-1"))], None, &hasher).expect("hashes");
+        let alice = &file.users[0];
+        let password_hash = alice.password_hash.as_deref().expect("password hash");
+        assert!(password_hash.starts_with("$argon2id$"));
+        assert!(!password_hash.contains("pw-1"));
+        // A fresh hasher has no memory: this is a real Argon2 verification.
+        let fresh = Argon2Hasher::default();
+        assert!(fresh.verify("pw-1", password_hash));
+        assert!(!fresh.verify("pw-2", password_hash));
+        let key_hash = alice.api_key_hash.as_deref().expect("api key hash");
+        assert!(fresh.verify("key-1", key_hash));
+    }
+
+    #[test]
+    fn unchanged_secrets_keep_their_hashes_changed_ones_do_not() {
+        let hasher = Argon2Hasher::default();
+        let users = [user("alice", "pw-a", None), user("bob", "pw-b", Some("k"))];
+        let first = hash_users(&users, None, &hasher).expect("hashes");
+        // A new process (no memory) still keeps hashes that verify.
+        let restarted = Argon2Hasher::default();
+        let again = hash_users(&users, Some(&first), &restarted).expect("hashes");
+        assert_eq!(again, first);
+
+        let changed = [
+            user("alice", "new-pw", None),
+            user("bob", "pw-b", Some("k")),
+        ];
+        let third = hash_users(&changed, Some(&again), &restarted).expect("hashes");
+        assert_ne!(third.users[0].password_hash, first.users[0].password_hash);
+        let new_hash = third.users[0].password_hash.as_deref().expect("hash");
+        assert!(restarted.verify("new-pw", new_hash));
+        assert_eq!(third.users[1], first.users[1]);
+    }
+
+    #[test]
+    fn without_users_the_file_holds_a_disabled_placeholder_not_nothing() {
+        let file = hash_users(&[], None, &Argon2Hasher::default()).expect("file");
+        assert_eq!(file.users.len(), 1);
+        assert_eq!(file.users[0].name, NO_USERS_PLACEHOLDER);
+        assert!(file.users[0].disabled);
+        assert!(file.users[0].password_hash.is_none() && file.users[0].api_key_hash.is_none());
+        assert!(file.render().is_ok());
+    }
+
+    #[test]
+    fn an_api_key_only_user_has_no_password_hash() {
+        let mut u = user("bot", "unused", Some("key"));
+        u.password = None;
+        let file = hash_users(&[u], None, &Argon2Hasher::default()).expect("file");
+        assert!(file.users[0].password_hash.is_none());
+        assert!(file.users[0].api_key_hash.is_some());
+    }
+
+    #[test]
+    fn users_are_sorted_and_flags_carried() {
+        let hasher = Argon2Hasher::default();
+        let mut zed = user("zed", "z", None);
+        zed.locked = true;
+        zed.groups = vec!["soc".into()];
+        let file = hash_users(&[zed, user("amy", "a", None)], None, &hasher).expect("hashes");
+        let names: Vec<_> = file.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["amy", "zed"]);
+        assert!(file.users[1].locked);
+        assert_eq!(file.users[1].groups, ["soc"]);
+    }
+}

@@ -1,0 +1,93 @@
+//! What every reconcile shares: the client, caches, settings, metrics and backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::core::{ApiResource, DynamicObject};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
+
+use super::service::inputs::Settings;
+use crate::crd::{TaxiiCollection, TaxiiService};
+use crate::credentials::Argon2Hasher;
+use crate::metrics::Metrics;
+
+/// Longest wait before a failed reconcile is retried.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Shared by both reconcilers.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Rendering settings.
+    pub settings: Settings,
+    /// Every TaxiiCollection the operator watches (the collection controller's cache).
+    pub collections: Store<DynamicObject>,
+    /// The TaxiiService resource (reconciled as untyped objects, so one object that does
+    /// not fit the Rust types cannot stop a watch).
+    pub service_resource: ApiResource,
+    /// The TaxiiCollection resource.
+    pub collection_resource: ApiResource,
+    /// Password hashing with its verification memory.
+    pub hasher: Arc<Argon2Hasher>,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        collections: Store<DynamicObject>,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Context {
+        Context {
+            client,
+            settings,
+            collections,
+            service_resource: ApiResource::erase::<TaxiiService>(&()),
+            collection_resource: ApiResource::erase::<TaxiiCollection>(&()),
+            hasher: Arc::new(Argon2Hasher::default()),
+            recorder,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The delay before retrying `object` after another failure: 1 s, doubling, at most
+    /// five minutes.
+    pub fn backoff(&self, object: &DynamicObject) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return MAX_BACKOFF;
+        };
+        let count = failures.entry(key(object)).or_insert(0);
+        *count = count.saturating_add(1);
+        let secs = 1u64
+            .checked_shl(count.saturating_sub(1).min(16))
+            .unwrap_or(u64::MAX);
+        Duration::from_secs(secs).min(MAX_BACKOFF)
+    }
+
+    /// Forget the failures of `object` after a successful reconcile.
+    pub fn succeeded(&self, object: &DynamicObject) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&key(object));
+        }
+    }
+}
+
+fn key(object: &DynamicObject) -> String {
+    format!(
+        "{}/{}/{}",
+        object.types.as_ref().map(|t| t.kind.as_str()).unwrap_or(""),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}

@@ -1,0 +1,50 @@
+//! The rendered `config/taxiway.toml` ConfigMap and the generated `credentials/` Secret.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use taxiway_server::config::{Config, CONFIG_FILE};
+
+use super::BuildError;
+use crate::credentials::{CredentialsFile, FILE_NAME};
+
+/// The config ConfigMap: `taxiway.toml` only, never a secret.
+pub fn config_map(
+    meta: ObjectMeta,
+    config: &Config,
+    namespace: &str,
+    service: &str,
+) -> Result<ConfigMap, BuildError> {
+    let body = toml::to_string(config).map_err(|e| BuildError::Render {
+        file: CONFIG_FILE,
+        message: e.to_string(),
+    })?;
+    let text = format!(
+        "# Rendered by taxiway-operator from TaxiiService {namespace}/{service} and its\n\
+         # TaxiiCollections; edit those, not this file.\n\n{body}"
+    );
+    Ok(ConfigMap {
+        metadata: meta,
+        data: Some(BTreeMap::from([(CONFIG_FILE.to_string(), text)])),
+        ..ConfigMap::default()
+    })
+}
+
+/// The credentials Secret: the users file with hashes only.
+pub fn credentials_secret(
+    meta: ObjectMeta,
+    credentials: &CredentialsFile,
+) -> Result<Secret, BuildError> {
+    let bytes = credentials.render().map_err(|e| BuildError::Render {
+        file: FILE_NAME,
+        message: e.to_string(),
+    })?;
+    Ok(Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(FILE_NAME.to_string(), ByteString(bytes))])),
+        ..Secret::default()
+    })
+}

@@ -1,0 +1,113 @@
+//! Build: the desired objects for a validated TaxiiService. Pure: no client.
+
+mod config;
+mod network;
+mod storage;
+mod workload;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use super::inputs::Settings;
+use super::validate::Validated;
+use crate::crd::TaxiiService;
+use crate::credentials::CredentialsFile;
+use crate::names;
+
+pub use workload::{ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATA_DIR, TAXII_PORT, TLS_DIR};
+
+/// Why the objects could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The TaxiiService lacks a field every stored object has.
+    #[error("the TaxiiService has no {0}")]
+    Missing(&'static str),
+    /// A file could not be rendered.
+    #[error("cannot render {file}: {message}")]
+    Render {
+        /// Which file.
+        file: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Everything a TaxiiService renders to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// The config ConfigMap; `None` when the spec is invalid (the live one is kept).
+    pub config_map: Option<ConfigMap>,
+    /// The generated credentials Secret.
+    pub credentials: Secret,
+    /// The PVC of the embedded store.
+    pub data_claim: PersistentVolumeClaim,
+    /// The Service.
+    pub service: Service,
+    /// The Deployment.
+    pub deployment: Deployment,
+    /// The Ingress, when configured.
+    pub ingress: Option<Ingress>,
+}
+
+/// Build every object of `service` from its validation and hashed credentials.
+pub fn build(
+    service: &TaxiiService,
+    validated: &Validated,
+    credentials: &CredentialsFile,
+    settings: &Settings,
+) -> Result<Desired, BuildError> {
+    let owner = service
+        .controller_owner_ref(&())
+        .ok_or(BuildError::Missing("metadata.uid"))?;
+    let namespace = service
+        .namespace()
+        .ok_or(BuildError::Missing("metadata.namespace"))?;
+    let name = service.name_any();
+    let meta = |object_name: String| ObjectMeta {
+        name: Some(object_name),
+        namespace: Some(namespace.clone()),
+        labels: Some(names::labels(&name)),
+        owner_references: Some(vec![owner.clone()]),
+        ..ObjectMeta::default()
+    };
+    let config_map = match &validated.config {
+        Some(config) => Some(config::config_map(
+            meta(names::config_map(&name)),
+            config,
+            &namespace,
+            &name,
+        )?),
+        None => None,
+    };
+    Ok(Desired {
+        config_map,
+        credentials: config::credentials_secret(
+            meta(names::credentials_secret(&name)),
+            credentials,
+        )?,
+        data_claim: storage::data_claim(meta(names::data_claim(&name)), &service.spec.storage),
+        service: network::service(meta(names::workload(&name)), service, validated),
+        deployment: workload::deployment(
+            meta(names::workload(&name)),
+            service,
+            validated,
+            settings,
+        ),
+        ingress: service
+            .spec
+            .ingress
+            .as_ref()
+            .map(|ingress| network::ingress(meta(names::workload(&name)), &name, ingress)),
+    })
+}
+
+/// The owner reference every rendered object carries.
+pub fn owner_of(service: &TaxiiService) -> Option<OwnerReference> {
+    service.controller_owner_ref(&())
+}
+
+#[cfg(test)]
+mod tests;

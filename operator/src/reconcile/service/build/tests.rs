@@ -1,0 +1,343 @@
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use serde_json::json;
+use taxiway_server::config::CONFIG_FILE;
+
+use super::*;
+use crate::credentials::{hash_users, Argon2Hasher, FILE_NAME};
+use crate::reconcile::service::fixtures;
+use crate::reconcile::service::inputs::Inputs;
+use crate::reconcile::service::validate::validate;
+
+fn desired_with(
+    inputs: &Inputs,
+    hasher: &Argon2Hasher,
+    previous: Option<&CredentialsFile>,
+) -> Desired {
+    let settings = Settings::default();
+    let validated = validate(inputs, &settings);
+    let credentials = hash_users(&validated.users, previous, hasher).expect("hashes");
+    build(&inputs.service, &validated, &credentials, &settings).expect("builds")
+}
+
+fn desired(inputs: &Inputs) -> Desired {
+    desired_with(inputs, &Argon2Hasher::default(), None)
+}
+
+fn pod(d: &Desired) -> &PodSpec {
+    d.deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec")
+}
+
+fn server(d: &Desired) -> &Container {
+    &pod(d).containers[0]
+}
+
+fn config_text(d: &Desired) -> String {
+    d.config_map
+        .as_ref()
+        .and_then(|cm| cm.data.as_ref())
+        .and_then(|data| data.get(CONFIG_FILE))
+        .cloned()
+        .expect("taxiway.toml")
+}
+
+#[test]
+fn the_rendered_config_is_one_the_server_accepts() {
+    let d = desired(&fixtures::inputs(fixtures::two_collections()));
+    let text = config_text(&d);
+    let parsed = taxiway_server::config::parse(&text).expect("the server accepts it");
+    assert_eq!(parsed.collections.len(), 2);
+    assert!(parsed.collections.iter().any(|c| c.is_writable()));
+    assert_eq!(parsed.config.service.title, "ACME threat feeds");
+    for secret in ["alice-pw", "alice-key", "bob-pw", "KEY"] {
+        assert!(!text.contains(secret), "{secret} leaked into the ConfigMap");
+    }
+}
+
+#[test]
+fn the_credentials_secret_holds_hashes_only() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let bytes = &d.credentials.data.as_ref().expect("data")[FILE_NAME].0;
+    let file = CredentialsFile::parse(bytes).expect("users file");
+    let alice = file.user("alice").expect("alice");
+    let verifier = Argon2Hasher::default();
+    use crate::credentials::SecretHasher;
+    assert!(verifier.verify("alice-pw", alice.password_hash.as_deref().expect("hash")));
+    assert!(verifier.verify("alice-key", alice.api_key_hash.as_deref().expect("key")));
+    assert!(file.user("bob").expect("bob").locked);
+    let text = String::from_utf8_lossy(bytes);
+    assert!(!text.contains("alice-pw") && !text.contains("bob-pw"));
+}
+
+#[test]
+fn every_object_is_owned_by_the_service_and_labelled() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let metas = [
+        &d.config_map.as_ref().expect("cm").metadata,
+        &d.credentials.metadata,
+        &d.data_claim.metadata,
+        &d.service.metadata,
+        &d.deployment.metadata,
+        &d.ingress.as_ref().expect("ingress").metadata,
+    ];
+    for meta in metas {
+        let owners = meta.owner_references.as_ref().expect("owners");
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].kind, "TaxiiService");
+        assert_eq!(owners[0].name, "feeds");
+        assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(meta.namespace.as_deref(), Some(fixtures::NS));
+        let labels = meta.labels.as_ref().expect("labels");
+        assert_eq!(labels[names::MANAGED_BY.0], names::MANAGED_BY.1);
+    }
+    assert_eq!(
+        d.config_map.expect("cm").metadata.name.as_deref(),
+        Some("feeds-config")
+    );
+    assert_eq!(
+        d.credentials.metadata.name.as_deref(),
+        Some("feeds-credentials")
+    );
+    assert_eq!(d.data_claim.metadata.name.as_deref(), Some("feeds-data"));
+}
+
+#[test]
+fn the_deployment_mounts_directories_and_runs_locked_down() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let spec = d.deployment.spec.as_ref().expect("spec");
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(
+        spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
+        Some("Recreate")
+    );
+    let c = server(&d);
+    let mounts = c.volume_mounts.as_ref().expect("mounts");
+    assert!(mounts
+        .iter()
+        .all(|m| m.sub_path.is_none() && m.sub_path_expr.is_none()));
+    let mounted = |path: &str| {
+        mounts
+            .iter()
+            .find(|m| m.mount_path == path)
+            .unwrap_or_else(|| panic!("nothing at {path}"))
+    };
+    assert_eq!(mounted(CONFIG_DIR).name, "config");
+    assert_eq!(mounted(CREDENTIALS_DIR).name, "credentials");
+    assert_eq!(mounted(TLS_DIR).name, "tls");
+    assert_eq!(mounted(DATA_DIR).read_only, None);
+    assert_eq!(mounted(CONFIG_DIR).read_only, Some(true));
+    let args = c.args.as_ref().expect("args");
+    for arg in [
+        "serve".to_string(),
+        format!("--config-dir={CONFIG_DIR}"),
+        format!("--credentials-dir={CREDENTIALS_DIR}"),
+        format!("--tls-dir={TLS_DIR}"),
+        format!("--data-dir={DATA_DIR}"),
+        format!("--admin-listen=0.0.0.0:{ADMIN_PORT}"),
+    ] {
+        assert!(args.contains(&arg), "missing {arg} in {args:?}");
+    }
+
+    let sc = c
+        .security_context
+        .as_ref()
+        .expect("container security context");
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_string()])
+    );
+    let psc = pod(&d)
+        .security_context
+        .as_ref()
+        .expect("pod security context");
+    assert_eq!(
+        psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(pod(&d).automount_service_account_token, Some(false));
+
+    for (probe, path) in [
+        (&c.readiness_probe, "/readyz"),
+        (&c.liveness_probe, "/healthz"),
+        (&c.startup_probe, "/healthz"),
+    ] {
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("http probe");
+        assert_eq!(get.path.as_deref(), Some(path));
+        assert_eq!(get.port, IntOrString::String("admin".into()));
+    }
+    let admin = c
+        .ports
+        .as_ref()
+        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some("admin")))
+        .expect("admin port");
+    assert_eq!(admin.container_port, ADMIN_PORT);
+    let resources = c.resources.as_ref().expect("resources");
+    assert!(resources
+        .requests
+        .as_ref()
+        .is_some_and(|r| r.contains_key("memory")));
+    assert!(resources
+        .limits
+        .as_ref()
+        .is_some_and(|r| r.contains_key("memory")));
+}
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+#[test]
+fn tls_is_projected_without_the_issuers_ca_and_with_the_client_ca() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let tls = pod(&d)
+        .volumes
+        .as_ref()
+        .and_then(|v| v.iter().find(|v| v.name == "tls"))
+        .and_then(|v| v.projected.as_ref())
+        .expect("projected tls volume");
+    let sources = tls.sources.as_ref().expect("sources");
+    let secret = sources[0].secret.as_ref().expect("tls secret");
+    assert_eq!(secret.name, "feeds-tls");
+    let keys: Vec<_> = secret
+        .items
+        .iter()
+        .flatten()
+        .map(|i| (i.key.as_str(), i.path.as_str()))
+        .collect();
+    assert_eq!(keys, [("tls.crt", "tls.crt"), ("tls.key", "tls.key")]);
+    let ca = sources[1].config_map.as_ref().expect("client CA");
+    assert_eq!(ca.name, "partners-ca");
+    assert_eq!(ca.items.as_ref().expect("items")[0].path, "ca.crt");
+}
+
+#[test]
+fn service_pvc_and_ingress_follow_the_spec() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let svc = d.service.spec.as_ref().expect("service spec");
+    assert_eq!(svc.type_.as_deref(), Some("ClusterIP"));
+    let port = &svc.ports.as_ref().expect("ports")[0];
+    assert_eq!(port.port, 443);
+    assert_eq!(port.target_port, Some(IntOrString::String("taxii".into())));
+    assert_eq!(svc.selector, Some(names::selector_labels("feeds")));
+
+    let pvc = d.data_claim.spec.as_ref().expect("pvc spec");
+    assert_eq!(pvc.storage_class_name.as_deref(), Some("fast"));
+    let size = pvc
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .map(|r| r["storage"].0.clone());
+    assert_eq!(size.as_deref(), Some("5Gi"));
+
+    let ingress = d
+        .ingress
+        .as_ref()
+        .and_then(|i| i.spec.as_ref())
+        .expect("ingress");
+    assert_eq!(ingress.ingress_class_name.as_deref(), Some("nginx"));
+    let rule = &ingress.rules.as_ref().expect("rules")[0];
+    assert_eq!(rule.host.as_deref(), Some("taxii.example.com"));
+    let tls = &ingress.tls.as_ref().expect("tls")[0];
+    assert_eq!(tls.secret_name.as_deref(), Some("taxii-example-tls"));
+}
+
+#[test]
+fn a_collection_change_changes_only_the_config_map() {
+    let hasher = Argon2Hasher::default();
+    let before_inputs = fixtures::inputs(fixtures::two_collections());
+    let before = desired_with(&before_inputs, &hasher, None);
+    let previous =
+        CredentialsFile::parse(&before.credentials.data.as_ref().expect("data")[FILE_NAME].0)
+            .expect("users");
+
+    let mut collections = fixtures::two_collections();
+    collections[1].spec.query = Some("type:indicator and confidence:>=90".into());
+    let after = desired_with(&fixtures::inputs(collections), &hasher, Some(&previous));
+
+    assert_ne!(after.config_map, before.config_map);
+    assert!(config_text(&after).contains("confidence:>=90"));
+    assert_eq!(after.credentials, before.credentials);
+    assert_eq!(after.deployment, before.deployment);
+    assert_eq!(after.service, before.service);
+    assert_eq!(after.data_claim, before.data_claim);
+    assert_eq!(after.ingress, before.ingress);
+}
+
+#[test]
+fn a_password_change_changes_only_the_credentials() {
+    let hasher = Argon2Hasher::default();
+    let inputs = fixtures::inputs(fixtures::two_collections());
+    let before = desired_with(&inputs, &hasher, None);
+    let previous =
+        CredentialsFile::parse(&before.credentials.data.as_ref().expect("data")[FILE_NAME].0)
+            .expect("users");
+
+    let again = desired_with(&inputs, &hasher, Some(&previous));
+    assert_eq!(
+        again, before,
+        "unchanged inputs must render identical objects"
+    );
+
+    let mut changed = fixtures::inputs(fixtures::two_collections());
+    changed.secrets.insert(
+        "bob".into(),
+        fixtures::secret(
+            "bob",
+            "kubernetes.io/basic-auth",
+            &[("username", "bob"), ("password", "new")],
+        ),
+    );
+    let after = desired_with(&changed, &hasher, Some(&previous));
+    assert_ne!(after.credentials, before.credentials);
+    assert_eq!(after.config_map, before.config_map);
+    assert_eq!(after.deployment, before.deployment);
+}
+
+#[test]
+fn pod_spec_changes_change_the_deployment() {
+    let inputs = fixtures::inputs(vec![]);
+    let before = desired(&inputs);
+    let mut changed = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["image"] = json!("registry.example.com/taxiway-server:2.0.0");
+    changed.service = fixtures::service(spec);
+    let after = desired(&changed);
+    assert_ne!(after.deployment, before.deployment);
+    assert_eq!(
+        server(&after).image.as_deref(),
+        Some("registry.example.com/taxiway-server:2.0.0")
+    );
+}
+
+#[test]
+fn without_tls_there_is_no_tls_volume_and_port_80() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec.as_object_mut().map(|s| s.remove("tls"));
+    inputs.service = fixtures::service(spec);
+    let d = desired(&inputs);
+    assert!(pod(&d).volumes.iter().flatten().all(|v| v.name != "tls"));
+    let args = server(&d).args.clone().unwrap_or_default();
+    assert!(!args.iter().any(|a| a.starts_with("--tls-dir")));
+    assert_eq!(
+        d.service.spec.expect("spec").ports.expect("ports")[0].port,
+        80
+    );
+}
+
+#[test]
+fn an_invalid_spec_renders_no_config_map() {
+    let mut inputs = fixtures::inputs(fixtures::two_collections());
+    let mut spec = fixtures::full_spec();
+    spec["defaultApiRoot"] = json!("elsewhere");
+    inputs.service = fixtures::service(spec);
+    assert!(desired(&inputs).config_map.is_none());
+}

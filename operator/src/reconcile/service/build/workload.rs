@@ -1,0 +1,296 @@
+//! The Deployment running `taxiway-server`.
+//!
+//! Config, credentials and TLS are mounted as whole directories (never `subPath`: the
+//! kubelet updates a mounted ConfigMap or Secret by swapping a `..data` symlink, which a
+//! `subPath` mount never sees), so changes to them reach the running server, which
+//! reloads them; only pod-spec changes roll the Deployment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
+    EmptyDirVolumeSource, HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecretProjection, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::super::inputs::Settings;
+use super::super::validate::{CaSource, TlsPlan, Validated};
+use super::network::TAXII_PORT_NAME;
+use crate::crd::TaxiiService;
+use crate::names;
+
+/// Port the server listens on for TAXII inside the pod.
+pub const TAXII_PORT: i32 = 9443;
+/// Port of the admin listener (`/healthz`, `/readyz`, `/metrics`).
+pub const ADMIN_PORT: i32 = 9090;
+/// Where the config ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/taxiway/config";
+/// Where the credentials Secret is mounted.
+pub const CREDENTIALS_DIR: &str = "/etc/taxiway/credentials";
+/// Where TLS material is mounted.
+pub const TLS_DIR: &str = "/etc/taxiway/tls";
+/// Where the store's volume is mounted.
+pub const DATA_DIR: &str = "/var/lib/taxiway";
+
+const ADMIN_PORT_NAME: &str = "admin";
+/// The distroless `nonroot` user: any unprivileged id works.
+const RUN_AS: i64 = 65532;
+/// Files readable by owner and group only (the pod's fsGroup reads them).
+const SECRET_MODE: i32 = 0o440;
+
+/// The server Deployment: one replica at most on the embedded store, replaced with
+/// `Recreate` so two pods never open the same store.
+pub fn deployment(
+    meta: ObjectMeta,
+    service: &TaxiiService,
+    validated: &Validated,
+    settings: &Settings,
+) -> Deployment {
+    let name = service.name_any();
+    let mut pod_labels = names::labels(&name);
+    pod_labels.remove(names::MANAGED_BY.0);
+    let annotations = BTreeMap::from([
+        ("prometheus.io/scrape".to_string(), "true".to_string()),
+        ("prometheus.io/port".to_string(), ADMIN_PORT.to_string()),
+        ("prometheus.io/path".to_string(), "/metrics".to_string()),
+    ]);
+    Deployment {
+        metadata: meta,
+        spec: Some(DeploymentSpec {
+            replicas: Some(validated.replicas),
+            selector: LabelSelector {
+                match_labels: Some(names::selector_labels(&name)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                rolling_update: None,
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container(service, validated, settings)],
+                    volumes: Some(volumes(&name, validated.tls.as_ref())),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+fn container(service: &TaxiiService, validated: &Validated, settings: &Settings) -> Container {
+    let spec = &service.spec;
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        format!("--config-dir={CONFIG_DIR}"),
+        format!("--credentials-dir={CREDENTIALS_DIR}"),
+        format!("--data-dir={DATA_DIR}"),
+    ];
+    if validated.tls.is_some() {
+        args.push(format!("--tls-dir={TLS_DIR}"));
+    }
+    args.extend([
+        format!("--listen=0.0.0.0:{TAXII_PORT}"),
+        format!("--admin-listen=0.0.0.0:{ADMIN_PORT}"),
+        "--log-json".into(),
+    ]);
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR, true),
+        mount("credentials", CREDENTIALS_DIR, true),
+        mount("data", DATA_DIR, false),
+        mount("tmp", "/tmp", false),
+    ];
+    if validated.tls.is_some() {
+        mounts.push(mount("tls", TLS_DIR, true));
+    }
+    let probe = |path: &str, period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(ADMIN_PORT_NAME.into()),
+            scheme: Some("HTTP".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    };
+    Container {
+        name: "taxiway-server".into(),
+        image: Some(
+            spec.image
+                .clone()
+                .unwrap_or_else(|| settings.server_image.clone()),
+        ),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        args: Some(args),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(TAXII_PORT_NAME.into()),
+                container_port: TAXII_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some(ADMIN_PORT_NAME.into()),
+                container_port: ADMIN_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
+        // The store may take a while to open on a large data directory.
+        startup_probe: Some(probe("/healthz", 2, 60)),
+        liveness_probe: Some(probe("/healthz", 10, 3)),
+        readiness_probe: Some(probe("/readyz", 5, 2)),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    }
+}
+
+fn default_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), q("100m")),
+            ("memory".to_string(), q("128Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), q("512Mi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        // The API drops `readOnly: false`; sending it would look like drift forever.
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn volumes(service: &str, tls: Option<&TlsPlan>) -> Vec<Volume> {
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::config_map(service),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "credentials".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names::credentials_secret(service)),
+                default_mode: Some(SECRET_MODE),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: names::data_claim(service),
+                read_only: None,
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("64Mi".into())),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+    if let Some(tls) = tls {
+        volumes.push(Volume {
+            name: "tls".into(),
+            projected: Some(tls_projection(tls)),
+            ..Volume::default()
+        });
+    }
+    volumes
+}
+
+/// `tls.crt` and `tls.key` from the TLS Secret (not its `ca.crt`: cert-manager puts its
+/// issuer there, which must not turn into a client CA) and `ca.crt` only from the
+/// configured client CA. A projected volume updates atomically like a Secret volume.
+fn tls_projection(tls: &TlsPlan) -> ProjectedVolumeSource {
+    let item = |key: &str, path: &str| KeyToPath {
+        key: key.into(),
+        path: path.into(),
+        mode: None,
+    };
+    let mut sources = vec![VolumeProjection {
+        secret: Some(SecretProjection {
+            name: tls.secret_name.clone(),
+            items: Some(vec![item("tls.crt", "tls.crt"), item("tls.key", "tls.key")]),
+            optional: None,
+        }),
+        ..VolumeProjection::default()
+    }];
+    match &tls.client_ca {
+        Some(CaSource::Secret { name, key }) => sources.push(VolumeProjection {
+            secret: Some(SecretProjection {
+                name: name.clone(),
+                items: Some(vec![item(key, "ca.crt")]),
+                optional: None,
+            }),
+            ..VolumeProjection::default()
+        }),
+        Some(CaSource::ConfigMap { name, key }) => sources.push(VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: name.clone(),
+                items: Some(vec![item(key, "ca.crt")]),
+                optional: None,
+            }),
+            ..VolumeProjection::default()
+        }),
+        None => {}
+    }
+    ProjectedVolumeSource {
+        default_mode: Some(SECRET_MODE),
+        sources: Some(sources),
+    }
+}

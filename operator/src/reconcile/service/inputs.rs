@@ -1,0 +1,133 @@
+//! What a `TaxiiService` reconcile starts from, and how it is fetched (dereference).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::core::DynamicObject;
+use kube::runtime::reflector::Store;
+use kube::ResourceExt;
+
+use crate::crd::{TaxiiCollection, TaxiiService};
+use crate::credentials::CredentialsFile;
+use crate::names;
+use crate::reconcile::Error;
+
+/// Operator-wide settings the rendering depends on.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The `taxiway-server` image used when a TaxiiService names none.
+    pub server_image: String,
+    /// The cluster's DNS domain, for in-cluster URLs.
+    pub cluster_domain: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server_image: default_server_image(),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// The server image matching this operator's version.
+pub fn default_server_image() -> String {
+    format!(
+        "ghcr.io/taxiway-dev/taxiway-server:{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A TaxiiService with everything it references, as read from the API.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// The service.
+    pub service: TaxiiService,
+    /// Every readable TaxiiCollection naming it.
+    pub collections: Vec<TaxiiCollection>,
+    /// Referenced Secrets that exist, by name (users, TLS, client CA).
+    pub secrets: BTreeMap<String, Secret>,
+    /// Referenced ConfigMaps that exist, by name (client CA).
+    pub config_maps: BTreeMap<String, ConfigMap>,
+    /// The credentials file the operator generated last time, if readable.
+    pub previous_credentials: Option<CredentialsFile>,
+}
+
+/// Names of the Secrets a service spec references.
+pub fn referenced_secrets(service: &TaxiiService) -> Vec<String> {
+    let spec = &service.spec;
+    let mut names: Vec<String> = spec.users.iter().map(|u| u.secret_name.clone()).collect();
+    if let Some(tls) = &spec.tls {
+        names.push(tls.secret_name.clone());
+        if let Some(name) = tls.client_ca.as_ref().and_then(|c| c.secret_name.clone()) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Names of the ConfigMaps a service spec references.
+pub fn referenced_config_maps(service: &TaxiiService) -> Vec<String> {
+    let ca = service.spec.tls.as_ref().and_then(|t| t.client_ca.as_ref());
+    ca.and_then(|c| c.config_map_name.clone())
+        .into_iter()
+        .collect()
+}
+
+/// The name of the TaxiiService a (possibly malformed) TaxiiCollection names.
+pub fn service_of(collection: &DynamicObject) -> Option<&str> {
+    collection.data.get("spec")?.get("service")?.as_str()
+}
+
+/// Fetch everything `service` references. Collections come from the watch cache;
+/// ones that cannot be read are left to the collection controller to report.
+pub async fn dereference(
+    client: &kube::Client,
+    service: TaxiiService,
+    collections: &Store<DynamicObject>,
+) -> Result<Inputs, Error> {
+    let namespace = service
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = service.name_any();
+    let mut mine: Vec<TaxiiCollection> = collections
+        .state()
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|c| service_of(c) == Some(name.as_str()))
+        .filter_map(|c| c.as_ref().clone().try_parse::<TaxiiCollection>().ok())
+        .collect();
+    mine.sort_by_key(|c| c.name_any());
+
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let mut secrets = BTreeMap::new();
+    for secret_name in referenced_secrets(&service) {
+        if let Some(secret) = secret_api.get_opt(&secret_name).await? {
+            secrets.insert(secret_name, secret);
+        }
+    }
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let mut config_maps = BTreeMap::new();
+    for cm_name in referenced_config_maps(&service) {
+        if let Some(cm) = cm_api.get_opt(&cm_name).await? {
+            config_maps.insert(cm_name, cm);
+        }
+    }
+    let previous_credentials = secret_api
+        .get_opt(&names::credentials_secret(&name))
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(crate::credentials::FILE_NAME).cloned())
+        .and_then(|bytes| CredentialsFile::parse(&bytes.0).ok());
+
+    Ok(Inputs {
+        service,
+        collections: mine,
+        secrets,
+        config_maps,
+        previous_credentials,
+    })
+}

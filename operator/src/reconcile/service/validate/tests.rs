@@ -1,0 +1,433 @@
+use serde_json::json;
+use taxiway_server::query::Query;
+
+use super::*;
+use crate::reconcile::service::fixtures::{self, collection, secret};
+
+fn validated(inputs: &Inputs) -> Validated {
+    validate(inputs, &Settings::default())
+}
+
+fn verdict<'a>(v: &'a Validated, name: &str) -> &'a CollectionVerdict {
+    v.collections
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no verdict for {name}"))
+}
+
+fn kinds(v: &Validated) -> Vec<ProblemKind> {
+    v.problems.iter().map(|p| p.kind).collect()
+}
+
+#[test]
+fn a_complete_service_validates_cleanly() {
+    let v = validated(&fixtures::inputs(fixtures::two_collections()));
+    assert_eq!(v.problems, vec![]);
+    let config = v.config.as_ref().expect("config");
+    assert_eq!(config.collections.len(), 2);
+    assert_eq!(v.accepted(), 2);
+    assert_eq!(v.replicas, 1);
+    assert_eq!(v.port, 443);
+    assert_eq!(
+        config.service.external_url.as_deref(),
+        Some("https://taxii.example.com")
+    );
+    assert_eq!(v.urls.in_cluster, "https://feeds.intel.svc.cluster.local");
+    let inbox = verdict(&v, "inbox");
+    assert_eq!(inbox.query, QueryVerdict::Writable);
+    assert_eq!(
+        inbox.url.as_deref(),
+        Some("https://taxii.example.com/feeds/collections/e78eb331-c15a-463f-ba62-73b2a71a324a/")
+    );
+    assert_eq!(
+        verdict(&v, "high-confidence-ipv4").query,
+        QueryVerdict::Valid
+    );
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(v.users[0].api_key.as_deref(), Some("alice-key"));
+    assert!(v.users[1].locked);
+    assert_eq!(
+        v.tls,
+        Some(TlsPlan {
+            secret_name: "feeds-tls".into(),
+            client_ca: Some(CaSource::ConfigMap {
+                name: "partners-ca".into(),
+                key: "ca.crt".into()
+            }),
+        })
+    );
+}
+
+#[test]
+fn title_defaults_to_the_name_and_api_root_to_the_first() {
+    let v = validated(&fixtures::inputs(fixtures::two_collections()));
+    let config = v.config.expect("config");
+    let inbox = config
+        .collections
+        .iter()
+        .find(|c| c.id == "e78eb331-c15a-463f-ba62-73b2a71a324a")
+        .expect("inbox");
+    assert_eq!(inbox.title, "inbox");
+    assert_eq!(inbox.api_root, "feeds");
+    assert_eq!(inbox.access.write, ["group:soc"]);
+}
+
+#[test]
+fn a_pinned_id_wins_over_the_uid() {
+    let pinned = "2f1c9a4e-8b6d-4e3f-9a7b-1c2d3e4f5a6b";
+    let c = collection(
+        "pinned",
+        "7c1e0f5a-3b2d-4e6f-8a9b-0c1d2e3f4a5b",
+        1,
+        json!({"id": pinned, "writable": true}),
+    );
+    let v = validated(&fixtures::inputs(vec![c]));
+    assert_eq!(verdict(&v, "pinned").id.as_deref(), Some(pinned));
+    assert_eq!(v.config.expect("config").collections[0].id, pinned);
+}
+
+#[test]
+fn an_invalid_query_is_reported_with_the_parsers_message() {
+    let bad = "type:indicator and (confidence:>=";
+    let c = collection(
+        "broken",
+        "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+        3,
+        json!({"query": bad}),
+    );
+    let mut collections = fixtures::two_collections();
+    collections.push(c);
+    let v = validated(&fixtures::inputs(collections));
+    let broken = verdict(&v, "broken");
+    // Whatever the server's parser says is what the operator reports.
+    match Query::parse(bad) {
+        Err(e) => {
+            assert_eq!(broken.query, QueryVerdict::Invalid(e.to_string()));
+            let rejection = broken.rejection.as_ref().expect("rejected");
+            assert_eq!(rejection.reason, "InvalidQuery");
+            assert!(
+                rejection.message.contains(&e.to_string()),
+                "{}",
+                rejection.message
+            );
+            assert_eq!(v.accepted(), 2);
+            assert_eq!(kinds(&v), [ProblemKind::RejectedCollections]);
+        }
+        Ok(_) => assert_eq!(broken.query, QueryVerdict::Valid),
+    }
+}
+
+#[test]
+fn the_younger_of_two_same_titles_is_rejected_and_the_older_keeps_serving() {
+    let older = collection(
+        "older",
+        "11111111-1111-4111-8111-111111111111",
+        1,
+        json!({"title": "IOCs", "writable": true}),
+    );
+    let younger = collection(
+        "younger",
+        "22222222-2222-4222-8222-222222222222",
+        5,
+        json!({"title": "IOCs", "query": "type:indicator"}),
+    );
+    // Input order must not matter: creation time decides.
+    let v = validated(&fixtures::inputs(vec![younger, older]));
+    assert!(verdict(&v, "older").rejection.is_none());
+    let rejection = verdict(&v, "younger").rejection.clone().expect("rejected");
+    assert_eq!(rejection.reason, "Invalid");
+    assert!(
+        rejection.message.starts_with("spec.title"),
+        "{}",
+        rejection.message
+    );
+    assert!(
+        rejection.message.contains("duplicate title"),
+        "{}",
+        rejection.message
+    );
+    assert_eq!(
+        v.problems,
+        vec![Problem {
+            kind: ProblemKind::RejectedCollections,
+            message: "collections not served: younger".into()
+        }]
+    );
+}
+
+#[test]
+fn query_and_writable_together_or_neither_are_rejected() {
+    let both = collection(
+        "both",
+        "33333333-3333-4333-8333-333333333333",
+        1,
+        json!({"query": "type:indicator", "writable": true}),
+    );
+    let neither = collection(
+        "neither",
+        "44444444-4444-4444-8444-444444444444",
+        2,
+        json!({}),
+    );
+    let v = validated(&fixtures::inputs(vec![both, neither]));
+    assert!(verdict(&v, "both")
+        .rejection
+        .as_ref()
+        .is_some_and(|r| r.message.contains("not both")));
+    assert_eq!(verdict(&v, "neither").query, QueryVerdict::Missing);
+    assert!(verdict(&v, "neither").rejection.is_some());
+    assert_eq!(v.accepted(), 0);
+}
+
+#[test]
+fn an_unknown_api_root_is_named_in_the_collections_terms() {
+    let c = collection(
+        "lost",
+        "55555555-5555-4555-8555-555555555555",
+        1,
+        json!({"apiRoot": "nowhere", "writable": true}),
+    );
+    let v = validated(&fixtures::inputs(vec![c]));
+    let rejection = verdict(&v, "lost").rejection.clone().expect("rejected");
+    assert!(
+        rejection.message.starts_with("spec.apiRoot:"),
+        "{}",
+        rejection.message
+    );
+    assert!(verdict(&v, "lost").url.is_none());
+}
+
+#[test]
+fn write_access_on_a_query_collection_is_rejected() {
+    let c = collection(
+        "view",
+        "66666666-6666-4666-8666-666666666666",
+        1,
+        json!({"query": "type:indicator", "access": {"write": ["alice"]}}),
+    );
+    let v = validated(&fixtures::inputs(vec![c]));
+    let rejection = verdict(&v, "view").rejection.clone().expect("rejected");
+    assert!(
+        rejection.message.starts_with("spec.access.write"),
+        "{}",
+        rejection.message
+    );
+}
+
+#[test]
+fn broken_user_secrets_are_reported_and_do_not_affect_other_users() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["users"] = json!([
+        {"secretName": "alice", "apiKeyKey": "api-key"},
+        {"secretName": "missing"},
+        {"secretName": "opaque"},
+        {"secretName": "no-password"},
+        {"secretName": "no-api-key", "apiKeyKey": "api-key"},
+        {"secretName": "alice-again"},
+        {"secretName": "bob"}
+    ]);
+    inputs.service = fixtures::service(spec);
+    for s in [
+        secret("opaque", "Opaque", &[("username", "o"), ("password", "p")]),
+        secret("no-password", BASIC_AUTH, &[("username", "np")]),
+        secret(
+            "no-api-key",
+            BASIC_AUTH,
+            &[("username", "nk"), ("password", "p")],
+        ),
+        secret(
+            "alice-again",
+            BASIC_AUTH,
+            &[("username", "alice"), ("password", "x")],
+        ),
+    ] {
+        inputs
+            .secrets
+            .insert(s.metadata.name.clone().unwrap_or_default(), s);
+    }
+    let v = validated(&inputs);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let messages: Vec<_> = v.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "spec.users[1]: Secret missing not found; the user cannot sign in",
+            "spec.users[2]: Secret opaque has type Opaque, expected kubernetes.io/basic-auth; the user cannot sign in",
+            "spec.users[3]: Secret no-password has no key password; the user cannot sign in",
+            "spec.users[4]: Secret no-api-key has no key api-key; the user cannot sign in",
+            "spec.users[5]: Secret alice-again username alice is already used by another user; the user cannot sign in",
+        ]
+    );
+    assert!(v
+        .problems
+        .iter()
+        .all(|p| p.kind == ProblemKind::InvalidUserSecret));
+}
+
+#[test]
+fn too_many_replicas_run_one_and_say_so() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["replicas"] = json!(3);
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert_eq!(v.replicas, 1);
+    assert_eq!(kinds(&v), [ProblemKind::UnsupportedReplicas]);
+    assert!(v.problems[0].message.contains("got 3"));
+}
+
+#[test]
+fn an_unusable_tls_secret_is_reported_but_tls_is_never_dropped() {
+    let mut inputs = fixtures::inputs(vec![]);
+    inputs.secrets.remove("feeds-tls");
+    let v = validated(&inputs);
+    assert_eq!(kinds(&v), [ProblemKind::InvalidTls]);
+    assert!(v.tls.is_some());
+    assert_eq!(v.port, 443);
+
+    inputs.secrets.insert(
+        "feeds-tls".into(),
+        secret("feeds-tls", "Opaque", &[("tls.crt", "C")]),
+    );
+    let v = validated(&inputs);
+    let messages: Vec<_> = v.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "spec.tls.secretName: Secret feeds-tls has type Opaque, expected kubernetes.io/tls",
+            "spec.tls.secretName: Secret feeds-tls has no key tls.key",
+        ]
+    );
+}
+
+#[test]
+fn a_missing_client_ca_is_reported() {
+    let mut inputs = fixtures::inputs(vec![]);
+    inputs.config_maps.clear();
+    let v = validated(&inputs);
+    assert_eq!(
+        v.problems,
+        vec![Problem {
+            kind: ProblemKind::InvalidTls,
+            message: "spec.tls.clientCa: ConfigMap partners-ca not found".into()
+        }]
+    );
+}
+
+#[test]
+fn an_invalid_service_spec_keeps_the_old_config_and_holds_collections() {
+    let mut inputs = fixtures::inputs(fixtures::two_collections());
+    let mut spec = fixtures::full_spec();
+    spec["defaultApiRoot"] = json!("elsewhere");
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert!(v.config.is_none());
+    assert_eq!(kinds(&v), [ProblemKind::InvalidSpec]);
+    assert!(
+        v.problems[0].message.starts_with("spec.defaultApiRoot:"),
+        "{}",
+        v.problems[0].message
+    );
+    assert!(v.collections.iter().all(|c| c
+        .rejection
+        .as_ref()
+        .is_some_and(|r| r.reason == "ServiceInvalid")));
+}
+
+#[test]
+fn without_tls_or_ingress_urls_are_plain_http_in_the_cluster() {
+    let mut inputs = fixtures::inputs(fixtures::two_collections());
+    let mut spec = fixtures::full_spec();
+    spec.as_object_mut().map(|s| {
+        s.remove("tls");
+        s.remove("ingress")
+    });
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert_eq!(v.port, 80);
+    assert!(v.tls.is_none());
+    assert_eq!(v.urls.external, None);
+    assert_eq!(
+        verdict(&v, "inbox").url.as_deref(),
+        Some("http://feeds.intel.svc.cluster.local/feeds/collections/e78eb331-c15a-463f-ba62-73b2a71a324a/")
+    );
+    assert_eq!(v.config.expect("config").service.external_url, None);
+}
+
+#[test]
+fn auth_settings_and_trusted_proxies_reach_the_config() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["trustedProxies"] = json!(["10.0.0.0/8"]);
+    spec["auth"] = json!({"maxFailuresPerUser": 3, "lockoutSeconds": 60, "clientCertUser": "san"});
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert_eq!(v.problems, vec![]);
+    let config = v.config.expect("config");
+    assert_eq!(config.service.trusted_proxies, ["10.0.0.0/8"]);
+    assert_eq!(config.auth.max_failures_per_user, 3);
+    assert_eq!(
+        config.auth.max_failures_per_address, 30,
+        "server default kept"
+    );
+    assert_eq!(config.auth.lockout_secs.get(), 60);
+    assert_eq!(
+        config.auth.client_cert_user,
+        taxiway_server::auth::ClientCertUser::San
+    );
+}
+
+#[test]
+fn a_bad_trusted_proxy_is_named_in_the_specs_terms() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["trustedProxies"] = json!(["not-an-address"]);
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    assert_eq!(kinds(&v), [ProblemKind::InvalidSpec]);
+    assert!(
+        v.problems[0].message.starts_with("spec.trustedProxies"),
+        "{}",
+        v.problems[0].message
+    );
+}
+
+#[test]
+fn user_names_and_groups_the_server_refuses_are_reported() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["users"] = json!([
+        {"secretName": "alice", "groups": ["two words"]},
+        {"secretName": "bob"}
+    ]);
+    inputs.service = fixtures::service(spec);
+    let v = validated(&inputs);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["bob"]);
+    assert!(
+        v.problems[0]
+            .message
+            .contains("groups[0]: must be non-empty with no spaces"),
+        "{}",
+        v.problems[0].message
+    );
+}
+
+#[test]
+fn an_api_key_only_secret_is_a_user_without_a_password() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["users"] = json!([{"secretName": "bot", "apiKeyKey": "api-key"}]);
+    inputs.service = fixtures::service(spec);
+    inputs.secrets.insert(
+        "bot".into(),
+        secret("bot", BASIC_AUTH, &[("username", "bot"), ("api-key", "k")]),
+    );
+    let v = validated(&inputs);
+    assert_eq!(v.problems, vec![]);
+    assert_eq!(v.users[0].password, None);
+    assert_eq!(v.users[0].api_key.as_deref(), Some("k"));
+}

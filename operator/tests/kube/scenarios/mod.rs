@@ -1,0 +1,169 @@
+//! The scenarios, in the order they run, and what they share.
+
+mod availability;
+mod data_path;
+mod examples;
+mod lifecycle;
+mod render;
+mod setup;
+mod users;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{ensure, Result};
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::Env;
+
+/// One scenario.
+pub type Scenario = for<'a> fn(&'a Env) -> BoxFuture<'a, Result<()>>;
+
+/// Every scenario, in order. Names starting with `setup` always run.
+pub fn all() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("setup: CRDs are Established", setup::crds),
+        (
+            "setup: operator runs as its least-privilege ServiceAccount",
+            setup::operator,
+        ),
+        (
+            "render: a service with users, TLS and an Ingress",
+            render::everything,
+        ),
+        (
+            "render: a collection change changes only the ConfigMap",
+            render::collection_change,
+        ),
+        (
+            "render: a broken query is reported, not served",
+            render::broken_query,
+        ),
+        (
+            "render: a deleted collection leaves the config",
+            render::deleted_collection,
+        ),
+        (
+            "render: removing the Ingress deletes it",
+            render::ingress_removed,
+        ),
+        (
+            "users: broken Secrets are reported, hashes are stable",
+            users::secrets,
+        ),
+        (
+            "lifecycle: a collection waits for its service",
+            lifecycle::orphan_collection,
+        ),
+        (
+            "lifecycle: replicas the store cannot serve",
+            lifecycle::replicas,
+        ),
+        (
+            "lifecycle: an unreadable object does not stop the others",
+            lifecycle::malformed,
+        ),
+        (
+            "data path: the real server serves what the operator rendered",
+            data_path::taxii2_client,
+        ),
+        (
+            "examples: examples/k8s is accepted as documented",
+            examples::accepted,
+        ),
+        (
+            "availability: a restarted operator writes nothing",
+            availability::restart_writes_nothing,
+        ),
+        (
+            "availability: a standby takes over the Lease",
+            availability::leader_failover,
+        ),
+        (
+            "lifecycle: deleting a service garbage-collects its objects",
+            lifecycle::garbage_collection,
+        ),
+    ]
+}
+
+/// A test CA and a server certificate it signs for `localhost`/`127.0.0.1`, made once
+/// with openssl: (CA file, certificate PEM, key PEM).
+pub fn certificate(env: &Env) -> Result<(PathBuf, String, String)> {
+    let dir = env.dir.join("tls");
+    let (ca, crt, key) = (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"));
+    if !crt.exists() {
+        std::fs::create_dir_all(&dir)?;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(&dir, |c| {
+            c.args(["req", "-x509"])
+                .args(ec)
+                .args(["-days", "2", "-subj", "/CN=Taxiway test CA"])
+                .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+                .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+                .args(["-keyout", "ca.key", "-out", "ca.crt"])
+        })?;
+        openssl(&dir, |c| {
+            c.arg("req").args(ec).args([
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+            ])
+        })?;
+        std::fs::write(
+            dir.join("tls.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )?;
+        openssl(&dir, |c| {
+            c.args([
+                "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            ])
+            .args([
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "tls.ext",
+                "-out",
+                "tls.crt",
+            ])
+        })?;
+    }
+    Ok((
+        ca,
+        std::fs::read_to_string(&crt)?,
+        std::fs::read_to_string(&key)?,
+    ))
+}
+
+fn openssl(dir: &std::path::Path, args: impl FnOnce(&mut Command) -> &mut Command) -> Result<()> {
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir);
+    let out = args(&mut cmd).output()?;
+    ensure!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A `kubernetes.io/tls` Secret with the test certificate.
+pub fn tls_secret(env: &Env, namespace: &str, name: &str) -> Result<Value> {
+    let (_, crt, key) = certificate(env)?;
+    Ok(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": crt, "tls.key": key},
+    }))
+}
