@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod import;
 pub mod metrics;
@@ -15,3 +16,4 @@ pub mod state;
 pub mod stix;
 pub mod store;
 pub mod taxii;
+pub mod tls;

@@ -1,11 +1,12 @@
 //! The `taxiway-server` command.
 
+use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use taxiway_server::{config, import, serve};
+use taxiway_server::{auth, config, import, serve};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +63,10 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the argon2id hash (PHC string) of a password or API key, for
+    /// `credentials/users.toml`. The secret is read from standard input (one line) or
+    /// asked for twice on a terminal; never from the command line.
+    HashPassword,
     /// Validate a config directory; prints every problem and exits non-zero if any.
     CheckConfig {
         /// Directory holding taxiway.toml.
@@ -83,9 +88,34 @@ fn init_logging(json: bool) {
     }
 }
 
+/// The secret to hash: one line from standard input, or typed twice at a prompt.
+fn read_secret() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password or API key: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            anyhow::bail!("the two entries differ");
+        }
+        return Ok(first);
+    }
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let line = input.lines().next().unwrap_or_default();
+    Ok(line.to_string())
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let secret = read_secret()?;
+    println!("{}", auth::password::hash(secret.as_bytes())?);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
+    // Exactly one rustls provider is compiled in; make it the process default before
+    // anything builds a TLS configuration.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,6 +156,7 @@ fn main() -> ExitCode {
             } => import::import(&config_dir, &data_dir, &collection, &files)
                 .await
                 .map(|_| ()),
+            Command::HashPassword => hash_password(),
             Command::CheckConfig { config_dir } => match config::load_dir(&config_dir) {
                 Ok(c) => {
                     println!(

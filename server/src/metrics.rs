@@ -35,6 +35,11 @@ struct CollectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubjectLabels {
+    subject: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -47,7 +52,11 @@ pub struct Metrics {
     objects: Family<ResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
-    lockouts: Counter,
+    lockouts: Family<SubjectLabels, Counter>,
+    verifications: Counter,
+    credential_reloads: Family<ResultLabels, Counter>,
+    tls_reloads: Family<ResultLabels, Counter>,
+    users: Gauge,
     object_versions: Gauge,
     collection_entries: Family<CollectionLabels, Gauge>,
     rebuilding: Gauge,
@@ -98,12 +107,32 @@ impl Metrics {
             "Refused authentications by reason",
             auth_failures.clone(),
         );
-        let lockouts = Counter::default();
+        let lockouts = Family::<SubjectLabels, Counter>::default();
         registry.register(
             "auth_lockouts",
-            "Temporary lockouts started after repeated failures",
+            "Temporary lockouts started after repeated failures, by subject (user or address)",
             lockouts.clone(),
         );
+        let verifications = Counter::default();
+        registry.register(
+            "auth_verifications",
+            "Slow (argon2) credential verifications: credentials not yet verified",
+            verifications.clone(),
+        );
+        let credential_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "credentials_reloads",
+            "Credentials directory reloads by result (ok or error)",
+            credential_reloads.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "TLS directory reloads by result (ok or error)",
+            tls_reloads.clone(),
+        );
+        let users = Gauge::default();
+        registry.register("users", "Users configured", users.clone());
         let object_versions = Gauge::default();
         registry.register(
             "object_versions",
@@ -130,6 +159,10 @@ impl Metrics {
             reloads,
             auth_failures,
             lockouts,
+            verifications,
+            credential_reloads,
+            tls_reloads,
+            users,
             object_versions,
             collection_entries,
             rebuilding,
@@ -179,9 +212,37 @@ impl Metrics {
             .inc();
     }
 
-    /// Record a lockout.
-    pub fn lockout(&self) {
-        self.lockouts.inc();
+    /// Record a lockout of a `user` or an `address`.
+    pub fn lockout(&self, subject: &'static str) {
+        self.lockouts
+            .get_or_create(&SubjectLabels { subject })
+            .inc();
+    }
+
+    /// Record one slow credential verification.
+    pub fn verification(&self) {
+        self.verifications.inc();
+    }
+
+    /// Record a credentials reload.
+    pub fn credentials_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.credential_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Record a TLS reload.
+    pub fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Set the number of configured users.
+    pub fn users(&self, n: usize) {
+        self.users.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Prometheus text exposition, with store figures refreshed.

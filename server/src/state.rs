@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use axum::http::{header, HeaderValue, StatusCode};
 
 use crate::access::Policy;
+use crate::auth::{Auth, Credentials};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use crate::store::SharedStore;
@@ -20,24 +21,25 @@ pub struct AppState {
     pub store: SharedStore,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// How access is decided.
-    pub policy: Policy,
+    /// Users, verified credentials and lockouts.
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
-    /// A state serving `config` from `store`.
-    pub fn new(config: ServiceConfig, store: SharedStore, policy: Policy) -> AppState {
+    /// A state serving `config` from `store` to these users (none: open to everyone).
+    pub fn new(config: ServiceConfig, store: SharedStore, credentials: Credentials) -> AppState {
+        let metrics = Arc::new(Metrics::new());
         AppState {
             config: Arc::new(ArcSwap::from_pointee(config)),
             store,
-            metrics: Arc::new(Metrics::new()),
-            policy,
+            auth: Arc::new(Auth::new(credentials, metrics.clone())),
+            metrics,
         }
     }
 
-    /// How access is decided right now.
+    /// How access is decided right now: open while no users are configured.
     pub fn policy(&self) -> Policy {
-        self.policy
+        self.auth.policy()
     }
 
     /// 401 asking for credentials.

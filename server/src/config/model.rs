@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::settings::AuthSettings;
+
 /// The whole service configuration, as read from the config directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,6 +16,9 @@ pub struct Config {
     /// Store maintenance settings.
     #[serde(default)]
     pub store: StoreSettings,
+    /// Authentication: lockout, client certificates, proxies.
+    #[serde(default)]
+    pub auth: AuthSettings,
     /// API roots, each a URL path segment.
     #[serde(default, rename = "api_roots")]
     pub api_roots: Vec<ApiRoot>,

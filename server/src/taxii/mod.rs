@@ -137,11 +137,9 @@ async fn dispatch(
     let version = media::negotiate(accept, served).map_err(|_| TaxiiError::not_acceptable())?;
     let err_version = |e: TaxiiError| e.in_version(version);
 
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_default();
+    let caller = crate::auth::caller(&state, &config, headers, request.extensions())
+        .await
+        .map_err(err_version)?;
     let Some(resource) = resource else {
         return Err(err_version(TaxiiError::not_found(
             "no TAXII resource at this path",

@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use taxiway_server::access::Policy;
+use taxiway_server::auth::Credentials;
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
@@ -83,11 +83,16 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ServiceConfig) -> TestApp {
+        Self::with_users(config, Credentials::none()).await
+    }
+
+    /// An app whose users are `credentials` (none: open to everyone).
+    pub async fn with_users(config: ServiceConfig, credentials: Credentials) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SqliteStore::open(dir.path(), 4).expect("store"));
         store.apply_config(&config).await.expect("apply");
         wait_built(&*store).await;
-        let state = AppState::new(config, store.clone(), Policy::Open);
+        let state = AppState::new(config, store.clone(), credentials);
         let router = taxii::router(state.clone());
         TestApp {
             dir,

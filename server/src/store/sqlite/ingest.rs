@@ -95,7 +95,7 @@ impl Writer<'_, '_> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
-        let (latest, is_latest) = match existing {
+        let (vid, sources, added_us, version_us, is_latest) = match existing {
             Some((vid, sources, added_us, version_us, is_latest)) => {
                 if date_added_in(tx, view_id, vid)?.is_some() {
                     return Ok(()); // a duplicate is not an error
@@ -103,21 +103,7 @@ impl Writer<'_, '_> {
                 let sources = format!("{sources}{collection}\n");
                 tx.prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
                     .execute(params![vid, sources])?;
-                let row = VersionRow {
-                    vid,
-                    stix_id: obj.id.clone(),
-                    kind: obj.kind.clone(),
-                    spec_version: obj.spec_version.clone(),
-                    version_us,
-                };
-                (
-                    Latest {
-                        row,
-                        sources,
-                        added_us,
-                    },
-                    is_latest,
-                )
+                (vid, sources, added_us, version_us, is_latest)
             }
             None => {
                 let current: Option<(i64, i64)> = tx
@@ -149,22 +135,25 @@ impl Writer<'_, '_> {
                     is_latest,
                     new.raw
                 ])?;
-                let row = VersionRow {
-                    vid: tx.last_insert_rowid(),
-                    stix_id: obj.id.clone(),
-                    kind: obj.kind.clone(),
-                    spec_version: obj.spec_version.clone(),
-                    version_us,
-                };
                 (
-                    Latest {
-                        row,
-                        sources,
-                        added_us,
-                    },
+                    tx.last_insert_rowid(),
+                    sources,
+                    added_us,
+                    version_us,
                     is_latest,
                 )
             }
+        };
+        let latest = Latest {
+            row: VersionRow {
+                vid,
+                stix_id: obj.id.clone(),
+                kind: obj.kind.clone(),
+                spec_version: obj.spec_version.clone(),
+                version_us,
+            },
+            sources,
+            added_us,
         };
         insert_entry(
             tx,

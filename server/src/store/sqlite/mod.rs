@@ -316,21 +316,10 @@ impl Store for SqliteStore {
             let total = (request.objects.len() + request.failures.len()) as u64;
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
-            let view = registry
-                .active(&collection)
-                .ok_or_else(|| StoreError::UnknownCollection(collection.clone()))?;
-            if view.query.is_some() {
-                return Err(StoreError::ReadOnly(collection));
-            }
+            let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
-            let done = ingest::add_objects(
-                &tx,
-                &registry,
-                &inner.clock,
-                &collection,
-                view.view_id,
-                request,
-            )?;
+            let done =
+                ingest::add_objects(&tx, &registry, &inner.clock, &collection, view_id, request)?;
             let status = Status {
                 id: uuid::Uuid::new_v4().to_string(),
                 status: "complete".into(),
@@ -379,19 +368,14 @@ impl Store for SqliteStore {
         self.blocking(move |inner| {
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
-            let view = registry
-                .active(&collection)
-                .ok_or_else(|| StoreError::UnknownCollection(collection.clone()))?;
-            if view.query.is_some() {
-                return Err(StoreError::ReadOnly(collection));
-            }
+            let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
             let n = ingest::delete_object(
                 &tx,
                 &registry,
                 &inner.clock,
                 &collection,
-                view.view_id,
+                view_id,
                 &object_id,
                 &versions,
                 &spec_versions,

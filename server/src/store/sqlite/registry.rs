@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::query::Query;
+use crate::store::StoreError;
 
 /// Lifecycle of a view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,17 @@ impl Registry {
         self.views
             .iter()
             .find(|v| v.collection == collection && v.state == ViewState::Active)
+    }
+
+    /// The view of a writable collection; an error for unknown and query collections.
+    pub fn stored_view(&self, collection: &str) -> Result<i64, StoreError> {
+        let view = self
+            .active(collection)
+            .ok_or_else(|| StoreError::UnknownCollection(collection.to_string()))?;
+        if view.query.is_some() {
+            return Err(StoreError::ReadOnly(collection.to_string()));
+        }
+        Ok(view.view_id)
     }
 
     /// Query views (active and building) that ingest must evaluate.
