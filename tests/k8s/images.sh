@@ -144,11 +144,24 @@ log "Dockerfile: $dockerfile"
 
 args=(--build-arg "BUILDER_IMAGE=$BUILDER_IMAGE")
 [[ -n $RUNTIME_IMAGE ]] && args+=(--build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE")
+# The build stage gets a tag of its own, so it is not left dangling; images that a
+# rebuild replaces are removed.
+replaced=()
+for i in build-stage "${IMAGES[@]}"; do
+  replaced+=("$("$DOCKER" image inspect -f '{{.Id}}' "taxiway/$i:$TAG" 2>/dev/null || true)")
+done
+"$DOCKER" build -q "${args[@]}" --target build -t taxiway/build-stage:"$TAG" "$ctx" >"$ctx/build-stage.log" 2>&1 \
+  || { cat "$ctx/build-stage.log" >&2; die "docker build --target build failed"; }
 for i in "${IMAGES[@]}"; do
   log "docker build --target $i -t taxiway/$i:$TAG"
   "$DOCKER" build -q "${args[@]}" --target "$i" -t "taxiway/$i:$TAG" "$ctx" >"$ctx/build-$i.log" 2>&1 \
     || { cat "$ctx/build-$i.log" >&2; die "docker build --target $i failed"; }
   printf 'taxiway/%s:%s %s\n' "$i" "$TAG" \
     "$("$DOCKER" image inspect -f '{{.Id}} {{.Size}} bytes, user {{.Config.User}}' "taxiway/$i:$TAG")"
+done
+for id in "${replaced[@]}"; do
+  # Only images left without a tag; "in use" ones (a running container) stay.
+  [[ -n $id && -z $("$DOCKER" image inspect -f '{{join .RepoTags ","}}' "$id" 2>/dev/null) ]] \
+    && "$DOCKER" rmi "$id" >/dev/null 2>&1 || true
 done
 log "images built in $((SECONDS - t0)) s"
