@@ -27,6 +27,8 @@
 #   TAXIWAY_DOCKERFILE     the Dockerfile (default: <repo>/Dockerfile, else the fallback)
 #   TAXIWAY_CARGO_PROFILE  release (default) or dev
 #   CARGO_TARGET_DIR       as for cargo (default: <repo>/target)
+#   TAXIWAY_PREBUILT_DIR   take taxiway-server / taxiway-operator from this directory
+#                          instead of running cargo (e.g. binaries CI already built)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -111,14 +113,19 @@ prebuilt_dockerfile() {
 
 t0=$SECONDS
 ensure_base_image
-bins=()
-for i in "${IMAGES[@]}"; do bins+=(-p "taxiway-$i"); done
-log "cargo build --$PROFILE ${bins[*]}"
-profile_flag=--release
-[[ $PROFILE == release ]] || profile_flag="--profile=$PROFILE"
-(cd "$REPO" && nice cargo build "$profile_flag" --locked "${bins[@]}") >&2
-out_dir=$TARGET_DIR/$PROFILE
-[[ $PROFILE == dev ]] && out_dir=$TARGET_DIR/debug
+if [[ -n ${TAXIWAY_PREBUILT_DIR:-} ]]; then
+  out_dir=$TAXIWAY_PREBUILT_DIR
+  log "binaries from $out_dir"
+else
+  bins=()
+  for i in "${IMAGES[@]}"; do bins+=(-p "taxiway-$i"); done
+  log "cargo build --$PROFILE ${bins[*]}"
+  profile_flag=--release
+  [[ $PROFILE == release ]] || profile_flag="--profile=$PROFILE"
+  (cd "$REPO" && nice cargo build "$profile_flag" --locked "${bins[@]}") >&2
+  out_dir=$TARGET_DIR/$PROFILE
+  [[ $PROFILE == dev ]] && out_dir=$TARGET_DIR/debug
+fi
 
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
