@@ -36,7 +36,7 @@ use self::presented::Presented;
 pub use self::settings::{AuthSettings, ClientCertUser};
 use crate::access::{Caller, Identity, Policy};
 use crate::config::watch::DirWatcher;
-use crate::config::{parse_proxy, ServiceConfig};
+use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::taxii::error::TaxiiError;
@@ -320,14 +320,7 @@ fn client_address(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
 ) -> Option<IpAddr> {
-    let proxies: Vec<_> = config
-        .config
-        .service
-        .trusted_proxies
-        .iter()
-        .filter_map(|p| parse_proxy(p))
-        .collect();
-    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    let trusted = |ip: &IpAddr| config.is_trusted_proxy(ip);
     let peer = peer?;
     if !trusted(&peer) {
         return Some(peer);

@@ -104,6 +104,8 @@ pub struct ServiceConfig {
     pub config: Config,
     /// Collections in configuration order.
     pub collections: Vec<CollectionConfig>,
+    /// `service.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServiceConfig {
@@ -140,6 +142,11 @@ impl ServiceConfig {
                     .find(|c| c.settings.alias.as_deref() == Some(name))
             })
             .or_else(|| self.collections.iter().find(|c| c.settings.title == name))
+    }
+
+    /// Whether `ip` is one of `service.trusted_proxies` (whose forwarded headers are believed).
+    pub fn is_trusted_proxy(&self, ip: &std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
 
     /// Whether a TAXII version is served.
@@ -332,9 +339,16 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     }
 
     if problems.is_empty() {
+        let trusted_proxies = config
+            .service
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| parse_proxy(p))
+            .collect();
         Ok(ServiceConfig {
             config,
             collections,
+            trusted_proxies,
         })
     } else {
         Err(ConfigError::Invalid(problems))

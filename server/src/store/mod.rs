@@ -228,6 +228,10 @@ pub trait Store: Send + Sync {
     /// A page of a collection.
     async fn list(&self, collection: &str, listing: &Listing) -> Result<Page, StoreError>;
 
+    /// How many entries of a collection a listing selects, ignoring `limit` (the
+    /// total TAXII 2.0 reports in `Content-Range`). Costs O(matches), unlike `list`.
+    async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError>;
+
     /// Remove versions of an object from a writable collection; returns how many.
     async fn delete_object(
         &self,

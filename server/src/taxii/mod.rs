@@ -13,6 +13,7 @@ pub mod params;
 pub mod resource;
 pub mod response;
 mod status;
+mod v20;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -134,7 +135,13 @@ async fn dispatch(
     let served = &config.config.service.versions;
     let headers = request.headers();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let version = media::negotiate(accept, served).map_err(|_| TaxiiError::not_acceptable())?;
+    let default_version = if config.serves(TaxiiVersion::V21) {
+        TaxiiVersion::V21
+    } else {
+        TaxiiVersion::V20
+    };
+    let version = media::negotiate(accept, served)
+        .map_err(|_| TaxiiError::not_acceptable().in_version(default_version))?;
     let err_version = |e: TaxiiError| e.in_version(version);
 
     let caller = crate::auth::caller(&state, &config, headers, request.extensions())
@@ -156,12 +163,18 @@ async fn dispatch(
     let method = request.method().clone();
     let query = request.uri().query().map(str::to_string);
     let result = match (&resource, &method) {
+        (Resource::Discovery20, _) if config.serves(TaxiiVersion::V20) => {
+            v20::discovery(&ctx, &method, accept)
+        }
         (Resource::Discovery21, &Method::GET) if config.serves(TaxiiVersion::V21) => {
             if version != TaxiiVersion::V21 {
                 Err(TaxiiError::not_acceptable())
             } else {
                 discovery::discovery(&ctx)
             }
+        }
+        (Resource::Discovery21, _) if !config.serves(TaxiiVersion::V21) => {
+            Err(TaxiiError::not_found("TAXII 2.1 is not served"))
         }
         (Resource::Discovery20, _) | (Resource::Discovery21, _) if version == TaxiiVersion::V20 => {
             Err(TaxiiError::not_acceptable())
@@ -172,7 +185,7 @@ async fn dispatch(
         (Resource::Discovery20, &Method::GET) => {
             Err(TaxiiError::not_found("TAXII 2.0 is not served"))
         }
-        _ if version == TaxiiVersion::V20 => Err(TaxiiError::not_acceptable()),
+        _ if version == TaxiiVersion::V20 => v20::dispatch(&ctx, &resource, request).await,
         (Resource::ApiRoot { root }, &Method::GET) => discovery::api_root(&ctx, root),
         (Resource::Collections { root }, &Method::GET) => collections::list(&ctx, root),
         (Resource::Collection { root, collection }, &Method::GET) => {

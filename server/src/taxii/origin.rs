@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use axum::http::{header, HeaderMap};
 
-use crate::config::{parse_proxy, ServiceConfig};
+use crate::config::ServiceConfig;
 
 /// The externally visible origin of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +51,7 @@ pub fn origin(
             .unwrap_or_default();
         return Origin { base, prefix };
     }
-    let trusted = peer.is_some_and(|ip| {
-        service
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| parse_proxy(p))
-            .any(|net| net.contains(&ip))
-    });
+    let trusted = peer.is_some_and(|ip| config.is_trusted_proxy(&ip));
     let first = |name: &str| {
         headers
             .get(name)

@@ -354,6 +354,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {
+        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+            return Ok(0);
+        };
+        let listing = listing.clone();
+        self.blocking(move |inner| read::count(&*inner.readers.get()?, view_id, &listing))
+            .await
+    }
+
     async fn delete_object(
         &self,
         collection: &str,

@@ -1,4 +1,4 @@
-//! Reads: a page of a view, a status resource.
+//! Reads: a page of a view, the size of a listing, a status resource.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -22,41 +22,9 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
     } else {
         sql.push_str(&format!(", '' FROM entries e{hint}"));
     }
-    sql.push_str(" WHERE e.view_id = ? AND e.date_added > ?");
-    let mut args: Vec<SqlValue> = vec![
-        SqlValue::Integer(view_id),
-        SqlValue::Integer(listing.after.unwrap_or(i64::MIN)),
-    ];
-    in_list(&mut sql, &mut args, "e.stix_id", &listing.ids);
-    in_list(&mut sql, &mut args, "e.type", &listing.types);
-    in_list(
-        &mut sql,
-        &mut args,
-        "e.spec_version",
-        &listing.spec_versions,
-    );
-    let v = &listing.versions;
-    if !v.all {
-        let mut alternatives = Vec::new();
-        if v.last {
-            // Written exactly as the partial index's condition so the planner can use it.
-            alternatives.push("e.is_last = 1".to_string());
-        }
-        if v.first {
-            alternatives.push("e.is_first = 1".to_string());
-        }
-        if !v.at.is_empty() {
-            alternatives.push(format!(
-                "e.version_us IN ({})",
-                vec!["?"; v.at.len()].join(",")
-            ));
-            args.extend(v.at.iter().map(|t| SqlValue::Integer(*t)));
-        }
-        if alternatives.is_empty() {
-            return Ok(Page::default());
-        }
-        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
-    }
+    let Some(mut args) = filter(&mut sql, view_id, listing) else {
+        return Ok(Page::default());
+    };
     sql.push_str(" ORDER BY e.date_added LIMIT ?");
     let fetch = listing.limit.saturating_add(1);
     args.push(SqlValue::Integer(i64::try_from(fetch).unwrap_or(i64::MAX)));
@@ -81,6 +49,59 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
     Ok(Page { entries, more })
 }
 
+/// How many entries of a view a listing selects, whatever its `limit`. It reads
+/// every matching index entry: O(matches), not O(page).
+pub fn count(conn: &Connection, view_id: i64, listing: &Listing) -> Result<u64, StoreError> {
+    let mut sql = String::from(if listing.ids.is_empty() {
+        "SELECT count(*) FROM entries e"
+    } else {
+        "SELECT count(*) FROM entries e INDEXED BY entries_by_object"
+    });
+    let Some(args) = filter(&mut sql, view_id, listing) else {
+        return Ok(0);
+    };
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(args), |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Append the listing's `WHERE` clause (everything but order and limit) and return
+/// its arguments; `None` when the version match selects nothing at all.
+fn filter(sql: &mut String, view_id: i64, listing: &Listing) -> Option<Vec<SqlValue>> {
+    sql.push_str(" WHERE e.view_id = ? AND e.date_added > ?");
+    let mut args: Vec<SqlValue> = vec![
+        SqlValue::Integer(view_id),
+        SqlValue::Integer(listing.after.unwrap_or(i64::MIN)),
+    ];
+    in_list(sql, &mut args, "e.stix_id", &listing.ids);
+    in_list(sql, &mut args, "e.type", &listing.types);
+    in_list(sql, &mut args, "e.spec_version", &listing.spec_versions);
+    let v = &listing.versions;
+    if !v.all {
+        let mut alternatives = Vec::new();
+        if v.last {
+            // Written exactly as the partial index's condition so the planner can use it.
+            alternatives.push("e.is_last = 1".to_string());
+        }
+        if v.first {
+            alternatives.push("e.is_first = 1".to_string());
+        }
+        if !v.at.is_empty() {
+            alternatives.push(format!(
+                "e.version_us IN ({})",
+                vec!["?"; v.at.len()].join(",")
+            ));
+            args.extend(v.at.iter().map(|t| SqlValue::Integer(*t)));
+        }
+        if alternatives.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+    Some(args)
+}
+
 fn in_list(sql: &mut String, args: &mut Vec<SqlValue>, column: &str, values: &[String]) {
     if values.is_empty() {
         return;
@@ -103,5 +124,102 @@ pub fn status(conn: &Connection, api_root: &str, id: &str) -> Result<Option<Stat
         Some(body) => serde_json::from_str(&body)
             .map(Some)
             .map_err(|e| StoreError::Database(format!("corrupt status {id}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::VersionMatch;
+
+    /// A view of `n` entries: types cycle indicator/malware/ipv4-addr; object `k`
+    /// has two versions when `k` is even.
+    fn view(n: i64) -> Connection {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        let kinds = ["indicator", "malware", "ipv4-addr"];
+        let mut date_added = 0;
+        for k in 0..n {
+            let versions = if k % 2 == 0 { 2 } else { 1 };
+            for v in 0..versions {
+                date_added += 1;
+                conn.execute(
+                    "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
+                     version_us, is_first, is_last) VALUES (1, ?1, ?1, ?2, ?3, '2.1', ?4, ?5, ?6)",
+                    params![
+                        date_added,
+                        format!("{}--{k}", kinds[k as usize % 3]),
+                        kinds[k as usize % 3],
+                        v,
+                        v == 0,
+                        v == versions - 1
+                    ],
+                )
+                .expect("insert");
+            }
+        }
+        conn
+    }
+
+    fn listing() -> Listing {
+        Listing {
+            ids: Vec::new(),
+            types: Vec::new(),
+            versions: VersionMatch::last(),
+            spec_versions: Vec::new(),
+            after: None,
+            limit: 1_000_000,
+            with_raw: false,
+        }
+    }
+
+    #[test]
+    fn count_agrees_with_list_whatever_the_filters() {
+        let conn = view(30);
+        let cases = [
+            listing(),
+            Listing {
+                versions: VersionMatch::all(),
+                ..listing()
+            },
+            Listing {
+                types: vec!["malware".into(), "ipv4-addr".into()],
+                ..listing()
+            },
+            Listing {
+                after: Some(17),
+                ..listing()
+            },
+            Listing {
+                ids: vec!["indicator--0".into(), "malware--1".into()],
+                versions: VersionMatch::all(),
+                limit: 1,
+                ..listing()
+            },
+            Listing {
+                versions: VersionMatch::default(),
+                ..listing()
+            },
+        ];
+        for l in cases {
+            let listed = list(
+                &conn,
+                1,
+                &Listing {
+                    limit: 1_000_000,
+                    ..l.clone()
+                },
+            )
+            .expect("list")
+            .entries
+            .len() as u64;
+            assert_eq!(count(&conn, 1, &l).expect("count"), listed, "{l:?}");
+        }
+        assert_eq!(count(&conn, 1, &listing()).expect("count"), 30);
+        assert_eq!(
+            count(&conn, 2, &listing()).expect("count"),
+            0,
+            "another view"
+        );
     }
 }

@@ -1,0 +1,67 @@
+//! The TAXII 2.0 manifest: one entry per object version listed (what `match[version]`
+//! selects), so a `Range` counts the same items as on the objects endpoint.
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::collections::readable;
+use super::paging;
+use super::selection::Selection;
+use super::{parse_params, range};
+use crate::stix::timestamp::format_taxii;
+use crate::taxii::error::TaxiiError;
+use crate::taxii::media::{STIX_20, TAXII_20};
+use crate::taxii::params::Allowed;
+use crate::taxii::response::json;
+use crate::taxii::Ctx;
+
+#[derive(Serialize)]
+struct ManifestEntry {
+    id: String,
+    date_added: String,
+    versions: [String; 1],
+    media_types: [&'static str; 1],
+}
+
+#[derive(Serialize)]
+struct Manifest {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    objects: Vec<ManifestEntry>,
+}
+
+fn text(object: &Value, field: &str) -> Option<String> {
+    object.get(field)?.as_str().map(str::to_string)
+}
+
+/// `GET …/manifest/`: the served objects' ids and versions (as the 2.0 objects
+/// endpoint serves them), paged by `Range: items a-b`.
+pub async fn get(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    let params = parse_params(query, Allowed::All)?;
+    let range = range::parse(headers)?;
+    let selection = Selection::new(&params.filters, None);
+    let paged = paging::fetch(ctx, c.id(), &selection, range, params.limit).await?;
+    let objects = paged
+        .items
+        .served
+        .iter()
+        .filter_map(|s| {
+            Some(ManifestEntry {
+                id: text(&s.object, "id")?,
+                date_added: format_taxii(s.date_added),
+                versions: [text(&s.object, "modified").or_else(|| text(&s.object, "created"))?],
+                media_types: [STIX_20],
+            })
+        })
+        .collect();
+    let response = json(paged.status(), TAXII_20, &Manifest { objects })?;
+    Ok(paged.headers(response))
+}

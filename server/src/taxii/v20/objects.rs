@@ -1,0 +1,93 @@
+//! TAXII 2.0 objects and object resources: stored objects served as STIX 2.0
+//! bundles, and STIX 2.0 bundles added (stored as STIX 2.1).
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::collections::{readable, writable};
+use super::paging::{self, Paged};
+use super::selection::Selection;
+use super::{bundle, parse_params, range, status};
+use crate::config::TaxiiVersion;
+use crate::store::validate::is_stix_id;
+use crate::taxii::error::TaxiiError;
+use crate::taxii::media::{self, STIX_20};
+use crate::taxii::params::Allowed;
+use crate::taxii::read_body;
+use crate::taxii::response::bytes;
+use crate::taxii::Ctx;
+
+fn bundle_response(paged: &Paged) -> Response {
+    let body = bundle::write(paged.items.served.iter().map(|s| &s.object));
+    paged.headers(bytes(paged.status(), STIX_20, body))
+}
+
+/// `GET …/objects/`: a bundle of one page, paged by `Range: items a-b`.
+pub async fn get_objects(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    let params = parse_params(query, Allowed::All)?;
+    let range = range::parse(headers)?;
+    let selection = Selection::new(&params.filters, None);
+    let paged = paging::fetch(ctx, c.id(), &selection, range, params.limit).await?;
+    Ok(bundle_response(&paged))
+}
+
+/// `GET …/objects/{object}/`: a bundle of the object's versions (`match[version]`,
+/// default the latest); 404 when the collection holds none that STIX 2.0 can express.
+pub async fn get_object(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    object: &str,
+    query: Option<&str>,
+) -> Result<Response, TaxiiError> {
+    let c = readable(ctx, root, id)?;
+    if !is_stix_id(object) {
+        return Err(TaxiiError::not_found("not a STIX object id"));
+    }
+    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let selection = Selection::new(&params.filters, Some(object));
+    let paged = paging::fetch(ctx, c.id(), &selection, None, None).await?;
+    if paged.items.served.is_empty() {
+        return Err(TaxiiError::not_found(
+            "no such object in this collection (or none STIX 2.0 can express)",
+        ));
+    }
+    Ok(bundle_response(&paged))
+}
+
+/// `POST …/objects/`: a STIX 2.0 bundle, converted to STIX 2.1, validated and stored
+/// durably; 202 with the status.
+pub async fn add_objects(
+    ctx: &Ctx,
+    root: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, TaxiiError> {
+    let c = writable(ctx, root, id)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if media::posted_version(content_type) != Some(TaxiiVersion::V20) {
+        return Err(
+            TaxiiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+                .describe("send a STIX 2.0 bundle as application/vnd.oasis.stix+json; version=2.0"),
+        );
+    }
+    let max = ctx.config.config.limits.max_content_length;
+    let body = read_body(headers, body, max).await?;
+    let request = bundle::parse(&body).map_err(TaxiiError::bad_request)?;
+    let stored = ctx.store.add_objects(root, c.id(), request).await?;
+    ctx.state
+        .metrics
+        .objects_added(stored.success_count, stored.failure_count);
+    status::respond(StatusCode::ACCEPTED, &stored)
+}
