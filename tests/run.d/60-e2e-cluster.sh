@@ -12,6 +12,7 @@
 # failure prints events, `describe` of what is not ready and the operator and server
 # logs. Details: docs/kubernetes-e2e.md.
 #
+# Release binaries are built in ${CARGO_TARGET_DIR:-$TAXIWAY_CACHE/target-e2e}.
 # Environment: TAXIWAY_E2E_KEEP=1 keeps the cluster up after the test (then
 # `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_E2E_TIMEOUT (s, default 600)
 # bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e).
@@ -71,7 +72,9 @@ trap finish EXIT
 
 kubeconfig=$(bash "$k8s/cluster.sh" up "$work")
 log "cluster up after $((SECONDS - started)) s"
-bash "$k8s/images.sh" "$tag"
+# Release builds in a target directory that outlives the checkout: CI's fresh clones
+# then rebuild only the workspace's own crates, not every dependency.
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target-e2e} bash "$k8s/images.sh" "$tag"
 log "images built after $((SECONDS - started)) s"
 
 # shellcheck disable=SC1091

@@ -773,6 +773,9 @@ def test_10_ingress():
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         raise Skip("Debian's nginx is not installed")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 443)) == 0:
+            raise AssertionError("127.0.0.1:443 is taken; the stand-in Ingress controller needs it")
     crt, key = PKI.issue("ingress", [f"DNS:{INGRESS_HOST}"])
     kubectl("create", "secret", "tls", "taxii-example-com-tls", "-n", NS, f"--cert={crt}",
             f"--key={key}", check=False)
