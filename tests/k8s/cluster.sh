@@ -488,6 +488,8 @@ all_running() { local c; for c in "$@"; do running "$c" || return 1; done; }
 up_cluster() {
   mkdir -p "$W"
   W=$(cd "$W" && pwd -P)
+  # The kubelet's dockershim socket lives in the workdir: a unix socket path has 107 bytes.
+  ((${#W} <= 80)) || die "workdir path too long for a unix socket (max 80 characters): $W"
   if [[ -f $W/pids ]]; then
     if all_running lock etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy dnsmasq node-helper; then
       log "already up in $W"
