@@ -1,0 +1,1018 @@
+#!/usr/bin/env python3
+"""End to end on a real Kubernetes cluster (issue 10, tests 1-10).
+
+Runs against the single-node cluster of tests/k8s/cluster.sh with the images of
+tests/k8s/images.sh; driven by tests/run.d/60-e2e-cluster.sh, which provides:
+
+  KUBECONFIG, KUBECTL, HELM   the cluster and the clients
+  TAXIWAY_REPO                the checkout (charts/taxiway, examples/k8s)
+  TAXIWAY_IMAGE_TAG           tag of taxiway/operator and taxiway/server
+  TAXIWAY_E2E_WORKDIR         scratch space (certificates, nginx)
+  NODE_IP                     the node (docker0) address; also the cluster DNS server
+
+Every consumer is a real client: taxii2-client (and requests under it) from the host,
+openssl s_client from a pod, Debian's nginx as the Ingress controller would be. The
+host resolves *.cluster.local through the cluster's DNS (as a pod does), so names and
+certificates are checked the way users see them.
+
+Prints one line per check and ends with "N passed, N failed[, N skipped]".
+"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import requests
+import stix2
+from taxii2client.common import TokenAuth
+from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
+
+KUBECTL = os.environ["KUBECTL"]
+HELM = os.environ["HELM"]
+REPO = os.environ["TAXIWAY_REPO"]
+TAG = os.environ.get("TAXIWAY_IMAGE_TAG", "e2e")
+WORK = os.environ["TAXIWAY_E2E_WORKDIR"]
+NODE_IP = os.environ.get("NODE_IP", "172.17.0.1")
+BASE_IMAGE = os.environ.get("TAXIWAY_E2E_CLIENT_IMAGE", "taxiway-base:bookworm")
+
+OP_NS = "taxiway-system"
+RELEASE = "taxiway"
+NS = "threat-intel"  # the examples' namespace
+SVC = "taxii"  # the examples' TaxiiService
+SVC_DNS = f"{SVC}.{NS}.svc"
+SVC_FQDN = f"{SVC_DNS}.cluster.local"
+INGRESS_HOST = "taxii.example.com"
+INGRESS_PATH = "/threat-intel"
+SETTLE = float(os.environ.get("TAXIWAY_E2E_SETTLE", "30"))  # "within seconds"
+
+# requests lets these override a Session's `verify` (which is how taxii2-client passes
+# the CA): with them set, the clients would check our certificates against the system
+# bundle instead of the test's CA.
+for _var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    os.environ.pop(_var, None)
+
+RESULTS = {"passed": 0, "failed": 0, "skipped": 0}
+CLEANUPS = []
+
+
+# ----------------------------------------------------------------------- reporting
+
+def log(msg):
+    print(f"[e2e {datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, what):
+    """One assertion a user would notice; counted, and fatal for the test it is in."""
+    if not cond:
+        raise AssertionError(what)
+    RESULTS["passed"] += 1
+    log(f"  ok: {what}")
+
+
+def run_test(number, title, fn):
+    log(f"test {number}: {title}")
+    started = time.monotonic()
+    try:
+        fn()
+        log(f"test {number}: done in {time.monotonic() - started:.1f} s")
+        return True
+    except Skip as e:
+        RESULTS["skipped"] += 1
+        log(f"  SKIPPED: {e}")
+        return True
+    except Exception as e:  # noqa: BLE001 - every failure is reported, then the next test runs
+        RESULTS["failed"] += 1
+        log(f"  FAILED: {e or repr(e)}")
+        traceback.print_exc(file=sys.stdout)
+        return False
+
+
+# ----------------------------------------------------------------------- kubectl
+
+def kubectl(*args, input=None, check=True, timeout=90):
+    p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {p.stderr.strip() or p.stdout.strip()}")
+    return p.stdout
+
+
+def kget(kind, name=None, ns=NS, selector=None, check=True):
+    args = ["get", kind, "-o", "json"]
+    if name:
+        args.insert(2, name)
+    if ns:
+        args += ["-n", ns]
+    if selector:
+        args += ["-l", selector]
+    out = kubectl(*args, check=check)
+    return json.loads(out) if out.strip() else None
+
+
+def exists(kind, name, ns=NS):
+    p = subprocess.run([KUBECTL, "get", kind, name, "-n", ns, "-o", "name"],
+                       capture_output=True, text=True)
+    return p.returncode == 0
+
+
+def apply(yaml_text):
+    return kubectl("apply", "-f", "-", input=yaml_text)
+
+
+def patch(kind, name, body, ns=NS, type_="merge"):
+    return kubectl("patch", kind, name, "-n", ns, "--type", type_, "-p", json.dumps(body))
+
+
+def wait_for(what, fn, timeout=SETTLE, interval=0.25):
+    """Poll fn until it returns something truthy; returns it and how long it took."""
+    start = time.monotonic()
+    last_error = None
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value, time.monotonic() - start
+        except Exception as e:  # noqa: BLE001 - keep polling; the last error is reported
+            last_error = e
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                                 + (f" (last error: {last_error})" if last_error else ""))
+        time.sleep(interval)
+
+
+def condition(obj, type_):
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == type_:
+            return c
+    return None
+
+
+def server_pods():
+    pods = kget("pods", selector=f"app.kubernetes.io/instance={SVC},"
+                                 "app.kubernetes.io/name=taxiway-server")["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def server_pod():
+    """(uid, restartCount, name) of the one ready server pod, or None."""
+    ready = []
+    for p in server_pods():
+        st = p.get("status") or {}
+        cs = st.get("containerStatuses") or []
+        if st.get("phase") == "Running" and cs and all(c.get("ready") for c in cs):
+            ready.append((p["metadata"]["uid"], sum(c["restartCount"] for c in cs),
+                          p["metadata"]["name"]))
+    return ready[0] if len(ready) == 1 else None
+
+
+# ----------------------------------------------------------------------- DNS and TLS
+
+def dns_a(name, server=NODE_IP):
+    """An A record from the cluster's DNS (what a pod's resolver asks)."""
+    q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
+    q += struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(q, (server, 53))
+        r = s.recv(1024)
+    finally:
+        s.close()
+    an = struct.unpack(">H", r[6:8])[0]
+    i = len(q)
+    for _ in range(an):
+        if r[i] & 0xC0 == 0xC0:
+            i += 2
+        else:
+            i = r.index(b"\0", i) + 1
+        typ, _, _, ln = struct.unpack(">HHIH", r[i:i + 10])
+        i += 10
+        if typ == 1:
+            return socket.inet_ntoa(r[i:i + ln])
+        i += ln
+    raise OSError(f"{name}: no A record from {server}")
+
+
+# The host answers names the way a pod would (cluster.local through the cluster DNS),
+# plus a static entry for the Ingress host, like a DNS record pointing at the
+# ingress controller. Only the address changes: TLS still checks the name.
+STATIC_HOSTS = {}
+_getaddrinfo = socket.getaddrinfo
+
+
+def _resolve(host, *args, **kwargs):
+    if isinstance(host, str):
+        if host in STATIC_HOSTS:
+            host = STATIC_HOSTS[host]
+        elif host.endswith(".cluster.local") or host.endswith(".svc"):
+            host = dns_a(host if host.endswith(".cluster.local") else host + ".cluster.local")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _resolve
+
+
+def openssl(*args, input=None):
+    subprocess.run(["openssl", *args], input=input, check=True, capture_output=True)
+
+
+class Pki:
+    """A CA and server certificates, made with openssl."""
+
+    def __init__(self, root):
+        self.dir = root
+        os.makedirs(root, exist_ok=True)
+        self.ca_crt = os.path.join(root, "ca.crt")
+        self.ca_key = os.path.join(root, "ca.key")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.ca_key,
+                "-out", self.ca_crt, "-days", "30", "-subj", "/CN=taxiway-e2e-ca")
+
+    def issue(self, name, sans):
+        key, csr, crt = (os.path.join(self.dir, f"{name}.{x}") for x in ("key", "csr", "crt"))
+        ext = os.path.join(self.dir, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=" + ",".join(sans) + "\nextendedKeyUsage=serverAuth\n")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                "-subj", f"/CN={name}")
+        openssl("x509", "-req", "-in", csr, "-CA", self.ca_crt, "-CAkey", self.ca_key,
+                "-CAcreateserial", "-days", "30", "-extfile", ext, "-out", crt)
+        return crt, key
+
+
+def fingerprint_pem(path):
+    with open(path) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return hashlib.sha256(der).hexdigest()
+
+
+def served_fingerprint(host, port, server_name):
+    ctx = ssl.create_default_context(cafile=PKI.ca_crt)
+    with socket.create_connection((host, port), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname=server_name) as t:
+            return hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest()
+
+
+# ----------------------------------------------------------------------- TAXII helpers
+
+USERS = {
+    # the examples' users (examples/k8s/users.yaml)
+    "alice": {"secret": "taxii-user-alice", "password": "change-me-alice",
+              "api_key": "alice-0f8e2d3c9b7a"},
+    "sentinel": {"secret": "taxii-user-sentinel", "password": "change-me-sentinel"},
+    "partner": {"secret": "taxii-user-partner", "username": "partner-cert",
+                "password": "change-me-partner"},
+}
+
+
+def read_users_from_examples():
+    """Take usernames, passwords and API keys from examples/k8s/users.yaml as applied."""
+    for user in USERS.values():
+        s = kget("secret", user["secret"], check=False)
+        if not s:
+            continue
+        data = {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
+        user["username"] = data.get("username", user.get("username"))
+        user["password"] = data.get("password", user["password"])
+        for k, v in data.items():
+            if k not in ("username", "password"):
+                user["api_key"] = v
+
+
+def basic(name):
+    u = USERS[name]
+    return {"user": u.get("username", name), "password": u["password"]}
+
+
+def api_key(name):
+    return {"auth": TokenAuth(USERS[name]["api_key"])}
+
+
+def taxii_get(url, who="alice", headers=None):
+    u = USERS[who]
+    return requests.get(url, auth=(u.get("username", who), u["password"]), verify=PKI.ca_crt,
+                        headers={"Accept": "application/taxii+json;version=2.1", **(headers or {})},
+                        timeout=10)
+
+
+def collection_ids():
+    """{CR name: TAXII collection id} from the TaxiiCollections' status."""
+    out = {}
+    for c in kget("taxiicollections")["items"]:
+        cid = (c.get("status") or {}).get("id")
+        if cid:
+            out[c["metadata"]["name"]] = cid
+    return out
+
+
+def all_objects(collection, **filters):
+    objs = []
+    for envelope in as_pages(collection.get_objects, per_request=200, **filters):
+        objs.extend(envelope.get("objects", []))
+    return objs
+
+
+def indicator(ip, confidence, **extra):
+    return json.loads(stix2.Indicator(
+        name=f"e2e {ip}", pattern=f"[ipv4-addr:value = '{ip}']", pattern_type="stix",
+        valid_from=datetime.now(timezone.utc), confidence=confidence, **extra).serialize())
+
+
+def walk(discovery_url, expect_base, credentials, verify=True):
+    """taxii2-client from discovery through API root and collections to objects,
+    following only the URLs the server gives; every one must start with expect_base."""
+    server = Server(discovery_url, verify=verify, **credentials)
+    roots = server.api_roots
+    check(roots, f"{discovery_url}: discovery lists API roots")
+    urls = [r.url for r in roots] + ([server.default.url] if server.default else [])
+    check(all(u.startswith(expect_base) for u in urls),
+          f"{discovery_url}: API root URLs are the consumer's ({expect_base}...): {urls}")
+    root = next(r for r in roots if r.url.rstrip("/").endswith("/feeds"))
+    cols = root.collections
+    check(cols, f"{root.url}: collections listed")
+    # The inbox when this user may see it, else the first collection they may read.
+    col = next((c for c in cols if c.id == IDS.get("inbox")), None) or \
+        next(c for c in cols if c.can_read)
+    check(col.url.startswith(expect_base), f"collection URL is the consumer's: {col.url}")
+    env = col.get_objects()
+    check(isinstance(env, dict), f"{col.url}objects/: an envelope")
+    return server, root, cols
+
+
+# ----------------------------------------------------------------------- the tests
+
+IDS = {}
+PKI = None
+TLS_SECRET = "taxii-tls"
+NODE_PORT = None
+
+
+def test_1_helm_install():
+    chart = os.path.join(REPO, "charts", "taxiway")
+    if not os.path.isdir(chart):
+        raise Skip("charts/taxiway is not in this checkout")
+    kubectl("create", "namespace", OP_NS, check=False)
+    wait_for("the default ServiceAccount", lambda: exists("serviceaccount", "default", OP_NS))
+    p = subprocess.run([HELM, "install", RELEASE, chart, "-n", OP_NS,
+                        "--set", f"image.tag={TAG}", "--set", "image.pullPolicy=Never",
+                        "--set", f"serverImage.tag={TAG}", "--wait", "--timeout", "120s"],
+                       capture_output=True, text=True, timeout=180)
+    check(p.returncode == 0, f"helm install: {p.stderr.strip() or 'ok'}")
+    pods = kget("pods", ns=OP_NS, selector=f"app.kubernetes.io/instance={RELEASE}")["items"]
+    check(len(pods) >= 1, "the operator pod exists")
+    pod = pods[0]
+    check(all(c["ready"] for c in pod["status"]["containerStatuses"]), "the operator pod is Ready")
+    check(pod["spec"]["containers"][0]["image"] == f"taxiway/operator:{TAG}",
+          f"it runs the locally built image taxiway/operator:{TAG}")
+    sa = pod["spec"]["serviceAccountName"]
+    check(sa != "default" and exists("serviceaccount", sa, OP_NS),
+          f"it runs as the chart's ServiceAccount {sa}")
+
+
+OPERATOR_LOGS = []
+
+
+def operator_log():
+    """Every operator pod's log so far (kept, since test 9 uninstalls the operator)."""
+    pods = kget("pods", ns=OP_NS, selector=f"app.kubernetes.io/instance={RELEASE}", check=False)
+    for p in (pods or {}).get("items", []):
+        OPERATOR_LOGS.append(kubectl("logs", "-n", OP_NS, p["metadata"]["name"], "--tail=-1",
+                                     check=False))
+    return "\n".join(OPERATOR_LOGS)
+
+
+def apply_examples():
+    """examples/k8s as a user applies it, except resources of kinds this cluster lacks
+    (cert-manager's Certificate): the TLS Secret it would issue is made here."""
+    ex = os.path.join(REPO, "examples", "k8s")
+    if not os.path.isdir(ex):
+        raise Skip("examples/k8s is not in this checkout")
+    files = sorted(os.listdir(ex))
+    ns_files = [f for f in files if "namespace" in f]
+    for f in ns_files + [f for f in files if f not in ns_files]:
+        path = os.path.join(ex, f)
+        if not f.endswith((".yaml", ".yml")):
+            continue
+        text = open(path).read()
+        if re.search(r"^apiVersion:\s*cert-manager\.io/", text, re.M):
+            log(f"  ({f}: cert-manager is not installed; making its Secret with openssl)")
+            continue
+        kubectl("apply", "-f", path)
+        if f in ns_files:
+            wait_for(f"the default ServiceAccount in {NS}",
+                     lambda: exists("serviceaccount", "default", NS))
+
+
+def test_2_examples():
+    global PKI
+    PKI = Pki(os.path.join(WORK, "e2e-pki"))
+    crt, key = PKI.issue("taxii", [f"DNS:{SVC_DNS}", f"DNS:{SVC_FQDN}", "DNS:localhost",
+                                   "IP:127.0.0.1"])
+    apply_examples()
+    read_users_from_examples()
+    ts = kget("taxiiservice", SVC)
+    # The TLS Secret the example names (cert-manager would issue it).
+    global TLS_SECRET
+    TLS_SECRET = ((ts["spec"].get("tls") or {}).get("secretName")) or TLS_SECRET
+    if not exists("secret", TLS_SECRET):
+        kubectl("create", "secret", "tls", TLS_SECRET, "-n", NS, f"--cert={crt}", f"--key={key}")
+    if not ts["spec"].get("tls"):
+        patch("taxiiservice", SVC, {"spec": {"tls": {"secretName": TLS_SECRET}}})
+    # Both TAXII versions side by side (the example may serve only 2.1).
+    versions = ts["spec"].get("versions") or ["2.1"]
+    if "2.0" not in versions:
+        patch("taxiiservice", SVC, {"spec": {"versions": ["2.1", "2.0"]}})
+    _, took = wait_for("TaxiiService Ready",
+                       lambda: (condition(kget("taxiiservice", SVC), "Ready") or {})
+                       .get("status") == "True", timeout=120)
+    check(True, f"TaxiiService {SVC} Ready in {took:.1f} s")
+    ts = kget("taxiiservice", SVC)
+    check(ts["status"].get("observedGeneration") == ts["metadata"]["generation"],
+          "its status describes the current generation")
+    pod, _ = wait_for("the server pod Running and ready", server_pod, timeout=60)
+    check(pod, f"server pod {pod[2]} Running")
+    cols = kget("taxiicollections")["items"]
+    check(len(cols) >= 2, f"{len(cols)} TaxiiCollections")
+    for c in cols:
+        name = c["metadata"]["name"]
+        st = c.get("status") or {}
+        check(re.fullmatch(r"[0-9a-f-]{36}", st.get("id") or ""), f"{name} has its id {st.get('id')}")
+        if c["spec"].get("query"):
+            check((condition(c, "QueryValid") or {}).get("status") == "True",
+                  f"{name}: QueryValid=True")
+    IDS.update(collection_ids())
+    check("inbox" in IDS, "the writable collection `inbox` is there")
+    spec = kget("taxiiservice", SVC)["spec"]
+    if spec.get("ingress"):
+        ing = kget("ingress", SVC)
+        check(ing["spec"]["rules"][0]["host"] == spec["ingress"]["host"],
+              f"the Ingress routes {spec['ingress']['host']}")
+
+
+def drop_external_url():
+    """Tests 3-9 reach the server by its Service; an Ingress host would make every URL
+    the Ingress's (test 10 puts one back)."""
+    spec = kget("taxiiservice", SVC)["spec"]
+    ops = [{"op": "remove", "path": f"/spec/{k}"} for k in ("ingress", "externalUrl") if k in spec]
+    if ops:
+        patch("taxiiservice", SVC, ops, type_="json")
+
+
+def test_3_consumers():
+    before = server_pod()
+    drop_external_url()
+    base = f"https://{SVC_FQDN}"
+    wait_for("URLs to follow the request's Host", lambda: all(
+        r.startswith(base) for r in taxii_get(f"{base}/taxii2/").json().get("api_roots", [])))
+
+    # 1. From the host, through the ClusterIP, by the Service's DNS name.
+    cluster_ip = kget("service", SVC)["spec"]["clusterIP"]
+    check(dns_a(SVC_FQDN) == cluster_ip, f"{SVC_FQDN} resolves to the ClusterIP {cluster_ip}")
+    walk(f"{base}/taxii2/", base, basic("alice"), verify=PKI.ca_crt)
+    walk(f"{base}/taxii2/", base, api_key("alice"), verify=PKI.ca_crt)
+
+    # 2. A NodePort on 127.0.0.1.
+    global NODE_PORT
+    patch("taxiiservice", SVC, {"spec": {"service": {"type": "NodePort"}}})
+    svc, _ = wait_for("a NodePort", lambda: (lambda s: s if s["spec"]["type"] == "NodePort"
+                                             else None)(kget("service", SVC)))
+    NODE_PORT = svc["spec"]["ports"][0]["nodePort"]
+    # kube-proxy programs the port a moment after the Service has it.
+    wait_for(f"127.0.0.1:{NODE_PORT} to answer",
+             lambda: taxii_get(f"https://127.0.0.1:{NODE_PORT}/taxii2/").status_code == 200)
+    walk(f"https://127.0.0.1:{NODE_PORT}/taxii2/", f"https://127.0.0.1:{NODE_PORT}/",
+         basic("alice"), verify=PKI.ca_crt)
+
+    # 3. kubectl port-forward.
+    with port_forward() as port:
+        walk(f"https://localhost:{port}/taxii2/", f"https://localhost:{port}/", basic("sentinel"),
+             verify=PKI.ca_crt)
+
+    # 4. From a pod, by the Service's DNS name, verifying the certificate with the CA.
+    body = in_cluster_discovery()
+    check(f'"https://{SVC_DNS}/feeds/"' in body,
+          f"from a pod: discovery over verified HTTPS names https://{SVC_DNS}/feeds/")
+
+    check(server_pod()[:2] == before[:2], "the same pod served every change (no restart)")
+
+
+def test_3b_taxii20():
+    """TAXII 2.0 beside 2.1 (the TaxiiService asks for both)."""
+    base = f"https://{SVC_FQDN}"
+    r = requests.get(f"{base}/taxii/", auth=(USERS["alice"].get("username", "alice"),
+                                             USERS["alice"]["password"]),
+                     headers={"Accept": "application/vnd.oasis.taxii+json; version=2.0"},
+                     verify=PKI.ca_crt, timeout=10)
+    if r.status_code in (404, 406) and os.environ.get("TAXIWAY_E2E_REQUIRE_TAXII20") != "1":
+        raise Skip(f"the server image does not serve TAXII 2.0 yet ({r.status_code} at /taxii/)")
+    check(r.status_code == 200 and r.json().get("api_roots"), f"TAXII 2.0 discovery: {r.status_code}")
+    from taxii2client.v20 import Server as Server20
+    s20 = Server20(f"{base}/taxii/", verify=PKI.ca_crt, **basic("alice"))
+    check(all(u.url.startswith(base) for u in s20.api_roots), "2.0 API root URLs are the consumer's")
+    cols = [c for root in s20.api_roots for c in root.collections]
+    check(any(c.id == IDS["inbox"] for c in cols), "taxii2-client 2.0 lists the collections")
+
+
+@contextmanager
+def port_forward():
+    p = subprocess.Popen([KUBECTL, "port-forward", "-n", NS, f"service/{SVC}", ":443"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not m:
+            raise AssertionError(f"kubectl port-forward: {line}{p.stdout.read(2000) if p.poll() is not None else ''}")
+        yield int(m.group(1))
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def in_cluster_discovery():
+    """openssl s_client in a pod: resolve the Service name, verify the certificate
+    against the CA (mounted from a ConfigMap), GET /taxii2/ with Basic auth."""
+    kubectl("create", "configmap", "e2e-ca", "-n", NS, f"--from-file=ca.crt={PKI.ca_crt}",
+            check=False)
+    u = USERS["sentinel"]
+    token = base64.b64encode(f"{u.get('username', 'sentinel')}:{u['password']}".encode()).decode()
+    request = (f"GET /taxii2/ HTTP/1.1\\r\\nHost: {SVC_DNS}\\r\\nAuthorization: Basic {token}\\r\\n"
+               "Accept: application/taxii+json;version=2.1\\r\\nConnection: close\\r\\n\\r\\n")
+    script = (f"printf '{request}' | openssl s_client -quiet -connect {SVC_DNS}:443 "
+              f"-servername {SVC_DNS} -verify_hostname {SVC_DNS} -CAfile /ca/ca.crt "
+              "-verify_return_error 2>&1")
+    name = f"e2e-client-{uuid.uuid4().hex[:6]}"
+    apply(json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "client", "image": BASE_IMAGE, "imagePullPolicy": "Never",
+                            "command": ["sh", "-c", script],
+                            "volumeMounts": [{"name": "ca", "mountPath": "/ca"}]}],
+            "volumes": [{"name": "ca", "configMap": {"name": "e2e-ca"}}],
+        }}))
+    try:
+        wait_for("the client pod to finish", lambda: kget("pod", name)["status"].get("phase")
+                 in ("Succeeded", "Failed"), timeout=60)
+        out = kubectl("logs", "-n", NS, name)
+        check(kget("pod", name)["status"]["phase"] == "Succeeded" and "200 OK" in out.split("\n")[0]
+              + out, f"from a pod: HTTP 200 over TLS verified for {SVC_DNS}")
+        return out
+    finally:
+        kubectl("delete", "pod", name, "-n", NS, "--wait=false", check=False)
+
+
+def inbox(who="alice"):
+    base = f"https://{SVC_FQDN}"
+    return Collection(f"{base}/feeds/collections/{IDS['inbox']}/", verify=PKI.ca_crt, **basic(who))
+
+
+def view(cr_name, who="alice"):
+    base = f"https://{SVC_FQDN}"
+    return Collection(f"{base}/feeds/collections/{IDS[cr_name]}/", verify=PKI.ca_crt,
+                      **basic(who))
+
+
+SEEN = {}
+
+
+def test_4_ingest_and_views():
+    high = indicator("198.51.100.70", 85)
+    low = indicator("198.51.100.71", 50)
+    mal = json.loads(stix2.Malware(name="e2e-emotet", is_family=True).serialize())
+    status = inbox().add_objects({"objects": [high, low, mal]})
+    check(status.status == "complete" and status.success_count == 3,
+          f"POST to the writable collection: {status.success_count} of 3 added")
+    SEEN.update(high=high["id"], low=low["id"], mal=mal["id"])
+
+    def ids_in(cr, who="alice"):
+        return {o["id"] for o in all_objects(view(cr, who))}
+    if "high-confidence-ipv4" in IDS:
+        got, took = wait_for("the IPv4 view", lambda: (lambda s: s if high["id"] in s else None)(
+            ids_in("high-confidence-ipv4")))
+        check(high["id"] in got and low["id"] not in got,
+              f"high-confidence-ipv4 has the confidence-85 indicator, not the 50 one ({took:.1f} s)")
+        got = ids_in("high-confidence-ipv4", "sentinel")
+        check(high["id"] in got, "sentinel (group siem) reads the view")
+    if "malware-context" in IDS:
+        got, _ = wait_for("the malware view", lambda: (lambda s: s if mal["id"] in s else None)(
+            ids_in("malware-context")))
+        check(mal["id"] in got and high["id"] not in got, "malware-context has the malware only")
+    r = taxii_get(f"https://{SVC_FQDN}/feeds/collections/{IDS['inbox']}/objects/", who="sentinel")
+    check(r.status_code in (401, 403, 404), f"sentinel may not read the inbox: {r.status_code}")
+
+
+def served_collections():
+    root = ApiRoot(f"https://{SVC_FQDN}/feeds/", verify=PKI.ca_crt, **basic("alice"))
+    return {c.id: c for c in root.collections}
+
+
+def test_5_change_collections():
+    before = server_pod()
+    col = kget("taxiicollection", "high-confidence-ipv4")
+    col["spec"]["query"] = "type:indicator and ioc_type:ipv4-addr and confidence:>=40"
+    new = {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiCollection",
+           "metadata": {"name": "e2e-malware", "namespace": NS},
+           "spec": {"service": SVC, "title": "e2e malware", "query": "type:malware"}}
+    gone = "shareable-30d" if "shareable-30d" in IDS else None
+    t0 = time.monotonic()
+    apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {k: col[k] for k in ("apiVersion", "kind", "spec")} | {
+            "metadata": {"name": "high-confidence-ipv4", "namespace": NS}}, new]}))
+    if gone:
+        kubectl("delete", "taxiicollection", gone, "-n", NS)
+    new_id, _ = wait_for("the new collection's id",
+                         lambda: collection_ids().get("e2e-malware"))
+
+    def served():
+        cols = served_collections()
+        if new_id not in cols or (gone and IDS[gone] in cols):
+            return None
+        got = {o["id"] for o in all_objects(view("high-confidence-ipv4"))}
+        return SEEN["low"] in got
+    wait_for("the changes to be served", served)
+    took = time.monotonic() - t0
+    check(True, f"changed query, new collection{' and deleted collection' if gone else ''} "
+                f"served {took:.1f} s after kubectl apply")
+    IDS["e2e-malware"] = new_id
+    objs = {o["id"] for o in all_objects(view("e2e-malware"))}
+    check(SEEN["mal"] in objs, "the new collection serves what matches")
+    after = server_pod()
+    check(after and after[:2] == before[:2] and after[1] == 0,
+          f"by the same pod, never restarted (uid {after and after[0]}, restarts {after and after[1]})")
+
+
+def test_6_tls_rotation_and_users():
+    before = server_pod()
+    old = served_fingerprint("127.0.0.1", NODE_PORT, "localhost")
+    crt, key = PKI.issue("taxii-rotated", [f"DNS:{SVC_DNS}", f"DNS:{SVC_FQDN}",
+                                           "DNS:localhost", "IP:127.0.0.1"])
+    secret = kubectl("create", "secret", "tls", TLS_SECRET, "-n", NS, f"--cert={crt}",
+                     f"--key={key}", "--dry-run=client", "-o", "json")
+    kubectl("apply", "-f", "-", input=secret)
+    new = fingerprint_pem(crt)
+    check(old != new, "a new certificate")
+    _, took = wait_for("the new certificate to be served", lambda: served_fingerprint(
+        "127.0.0.1", NODE_PORT, "localhost") == new, timeout=max(SETTLE, 90))
+    check(True, f"the rotated certificate is served {took:.1f} s after the Secret changed")
+
+    # A user added, then their Secret deleted; sentinel disabled; partner locked.
+    apply(json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+                      "metadata": {"name": "e2e-user-bob", "namespace": NS},
+                      "stringData": {"username": "bob", "password": "bob-e2e-password"}}))
+    USERS["bob"] = {"secret": "e2e-user-bob", "username": "bob", "password": "bob-e2e-password"}
+    users = kget("taxiiservice", SVC)["spec"].get("users", [])
+    users.append({"secretName": "e2e-user-bob", "groups": ["soc"]})
+    patch("taxiiservice", SVC, {"spec": {"users": users}})
+    url = f"https://{SVC_FQDN}/taxii2/"
+    wait_for("bob to sign in", lambda: taxii_get(url, "bob").status_code == 200)
+    check(True, "a new user signs in")
+    for who in ("sentinel", "partner"):
+        check(taxii_get(url, who).status_code == 200, f"{who} signs in")
+
+    try:
+        refuse_users(users, url, before)
+    finally:
+        # Back as they were, for the tests after this one.
+        for u in users:
+            u.pop("disabled", None)
+            u.pop("locked", None)
+        users = [u for u in users if u["secretName"] != "e2e-user-bob"]
+        patch("taxiiservice", SVC, {"spec": {"users": users}})
+    wait_for("sentinel back", lambda: taxii_get(url, "sentinel").status_code == 200)
+
+
+def refuse_users(users, url, before):
+    kubectl("delete", "secret", "e2e-user-bob", "-n", NS)
+    for u in users:
+        if u["secretName"] == USERS["sentinel"]["secret"]:
+            u["disabled"] = True
+        if u["secretName"] == USERS["partner"]["secret"]:
+            u["locked"] = True
+    patch("taxiiservice", SVC, {"spec": {"users": users}})
+    for who, how in (("bob", "whose Secret was deleted"), ("sentinel", "disabled"),
+                     ("partner", "locked")):
+        _, took = wait_for(f"{who} to be refused",
+                           lambda: taxii_get(url, who).status_code == 401)
+        check(True, f"a {how} user is refused ({took:.1f} s)")
+    check(taxii_get(url, "alice").status_code == 200, "the others still sign in")
+    after = server_pod()
+    check(after and after[:2] == before[:2], "no restart for certificate or user changes")
+
+
+def test_8_invalid_query():
+    before = server_pod()
+    good = kget("taxiicollection", "e2e-malware")["spec"]["query"]
+    patch("taxiicollection", "e2e-malware", {"spec": {"query": "type:malware and (name:"}})
+    try:
+        c, took = wait_for("QueryValid=False", lambda: (lambda c: c if (condition(
+            c, "QueryValid") or {}).get("status") == "False" else None)(
+            kget("taxiicollection", "e2e-malware")))
+        msg = condition(c, "QueryValid").get("message", "")
+        check(True, f"QueryValid=False in {took:.1f} s: {msg!r}")
+        check(re.search(r"position|expected|column|offset|\d", msg or ""),
+              "the message is the parser's (names where and what was expected)")
+        time.sleep(3)  # long enough for a bad config to have been shipped, if it were
+        check(server_pod()[:2] == before[:2], "same pod, no restart")
+        objs = {o["id"] for o in all_objects(view("malware-context"))}
+        check(SEEN["mal"] in objs, "the other collections are served as before")
+        r = taxii_get(f"https://{SVC_FQDN}/feeds/collections/{IDS['e2e-malware']}/objects/")
+        check(r.status_code == 200 and SEEN["mal"] in r.text,
+              f"the collection keeps its previous, valid query ({r.status_code})")
+    finally:
+        patch("taxiicollection", "e2e-malware", {"spec": {"query": good}})
+    wait_for("QueryValid=True again", lambda: (condition(kget("taxiicollection", "e2e-malware"),
+                                                          "QueryValid") or {}).get("status") == "True")
+
+
+def test_7_pod_deleted_mid_ingest():
+    acked, errors, stop = [], [], threading.Event()
+    url = f"https://{SVC_FQDN}/feeds/collections/{IDS['inbox']}/objects/"
+    u = USERS["alice"]
+
+    def writer():
+        n = 0
+        while not stop.is_set():
+            batch = [indicator(f"203.0.113.{(n + i) % 250}", 60 + (n + i) % 40) for i in range(10)]
+            n += 10
+            try:
+                r = requests.post(url, json={"objects": batch}, verify=PKI.ca_crt, timeout=10,
+                                  auth=(u.get("username", "alice"), u["password"]),
+                                  headers={"Accept": "application/taxii+json;version=2.1",
+                                           "Content-Type": "application/taxii+json;version=2.1"})
+                if r.status_code == 202:
+                    acked.extend(o["id"] for o in batch)
+                else:
+                    errors.append(r.status_code)
+            except requests.RequestException as e:
+                errors.append(type(e).__name__)
+                time.sleep(0.2)
+    old = server_pod()
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    wait_for("some acknowledged writes", lambda: len(acked) >= 30, timeout=60)
+    kubectl("delete", "pod", old[2], "-n", NS, "--wait=false")
+    new, took = wait_for("a replacement pod", lambda: (lambda p: p if p and p[0] != old[0]
+                                                       else None)(server_pod()), timeout=120)
+    acked_at_swap = len(acked)
+    wait_for("writes through the new pod", lambda: len(acked) > acked_at_swap + 20, timeout=60)
+    stop.set()
+    t.join(timeout=20)
+    check(True, f"replacement pod ready {took:.1f} s after the delete; {len(acked)} objects "
+                f"acknowledged with 202, {len(errors)} refused or failed while it was away")
+    stored = {o["id"] for o in all_objects(inbox())}
+    missing = set(acked) - stored
+    check(not missing, f"every acknowledged object is served by the new pod ({len(missing)} missing)")
+
+
+PROXY_HOST = "feeds.example.org"  # test 10b: a proxy that forwards X-Forwarded-*
+PROXY_PATH = "/partner-feeds"
+NGINX = {}
+
+
+def start_nginx():
+    """Debian's nginx as an Ingress controller runs: TLS terminated with the Ingress's
+    certificate, Host and path prefix kept, X-Forwarded-* set, re-encrypting to the
+    server's NodePort (verified against the test CA). One server block per host."""
+    if NGINX:
+        return
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        raise Skip("Debian's nginx is not installed")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 443)) == 0:
+            raise AssertionError("127.0.0.1:443 is taken; the stand-in Ingress controller needs it")
+    crt, key = PKI.issue("ingress", [f"DNS:{INGRESS_HOST}", f"DNS:{PROXY_HOST}"])
+    root = os.path.join(WORK, "nginx")
+    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+
+    def server(host, prefix):
+        return f"""
+  server {{
+    listen 127.0.0.1:443 ssl;
+    server_name {host};
+    ssl_certificate {crt};
+    ssl_certificate_key {key};
+    location {prefix}/ {{
+      proxy_pass https://127.0.0.1:{NODE_PORT};
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {PKI.ca_crt};
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Prefix {prefix};
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+  }}"""
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+daemon off;
+worker_processes 1;
+error_log {root}/logs/error.log warn;
+pid {root}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+  access_log {root}/logs/access.log;
+  client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
+  fastcgi_temp_path {root}/fastcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+{server(INGRESS_HOST, INGRESS_PATH)}
+{server(PROXY_HOST, PROXY_PATH)}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", root], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(root, "logs", "stderr.log"), "w"))
+
+    def stop():
+        proc.terminate()
+        proc.wait(timeout=10)
+        NGINX.clear()
+    CLEANUPS.append(stop)
+    NGINX.update(proc=proc, crt=crt, key=key)
+    # Like DNS records pointing at the ingress controller.
+    STATIC_HOSTS[INGRESS_HOST] = STATIC_HOSTS[PROXY_HOST] = "127.0.0.1"
+    wait_for("nginx on 127.0.0.1:443", lambda: socket.create_connection(("127.0.0.1", 443), 1),
+             timeout=10)
+
+
+def test_10_ingress():
+    start_nginx()
+    kubectl("create", "secret", "tls", "taxii-example-com-tls", "-n", NS,
+            f"--cert={NGINX['crt']}", f"--key={NGINX['key']}", check=False)
+    external = f"https://{INGRESS_HOST}{INGRESS_PATH}"
+    patch("taxiiservice", SVC, {"spec": {"ingress": {
+        "className": "nginx", "host": INGRESS_HOST, "path": INGRESS_PATH,
+        "tlsSecretName": "taxii-example-com-tls",
+        "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}}}})
+    ing, _ = wait_for("the Ingress", lambda: kget("ingress", SVC, check=False))
+    rule = ing["spec"]["rules"][0]
+    check(rule["host"] == INGRESS_HOST, f"Ingress host {rule['host']}")
+    paths = [p["path"] for p in rule["http"]["paths"]]
+    check(any(p.rstrip("/") == INGRESS_PATH for p in paths), f"Ingress path {paths}")
+    tls = ing["spec"].get("tls") or [{}]
+    check(tls[0].get("secretName") == "taxii-example-com-tls" and INGRESS_HOST in tls[0].get("hosts", []),
+          f"Ingress TLS Secret {tls[0].get('secretName')} for {tls[0].get('hosts')}")
+    check(ing["spec"].get("ingressClassName") == "nginx", "IngressClass nginx")
+
+    def external_urls():
+        roots = taxii_get(f"{external}/taxii2/").json().get("api_roots") or []
+        return roots and all(r.startswith(external) for r in roots)
+    wait_for("discovery through nginx with external URLs", external_urls)
+    _, _, cols = walk(f"{external}/taxii2/", f"{external}/", basic("alice"), verify=PKI.ca_crt)
+    inbox_ = next(c for c in cols if c.id == IDS["inbox"])
+    status = inbox_.add_objects({"objects": [indicator("192.0.2.10", 90)]})
+    check(status.status == "complete" and status.url.startswith(external),
+          f"add_objects and its status through the Ingress: {status.url}")
+    eps = json.dumps((kget("taxiiservice", SVC).get("status") or {}).get("endpoints") or {})
+    check(external in eps, f"the TaxiiService status names the external URL: {eps}")
+
+
+def test_10b_forwarded_headers():
+    """Without an external URL, X-Forwarded-* count only from a configured trusted proxy."""
+    start_nginx()
+    drop_external_url()
+    direct = f"https://127.0.0.1:{NODE_PORT}"
+    forged = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http",
+              "X-Forwarded-Prefix": "/evil"}
+
+    def host_based():
+        r = taxii_get(f"{direct}/taxii2/", headers=forged)
+        roots = r.json().get("api_roots") or []
+        return roots and all(u.startswith(f"{direct}/") for u in roots)
+    wait_for("URLs from the Host header, forged X-Forwarded-* ignored", host_based)
+    check(True, "X-Forwarded-* from an untrusted peer are ignored (not trusted by default)")
+
+    # NodePort traffic from the host reaches the pod from the node's address.
+    patch("taxiiservice", SVC, {"spec": {"trustedProxies": [f"{NODE_IP}/32"]}})
+    proxied = f"https://{PROXY_HOST}{PROXY_PATH}"
+
+    def forwarded():
+        roots = taxii_get(f"{proxied}/taxii2/").json().get("api_roots") or []
+        return roots and all(u.startswith(f"{proxied}/") for u in roots)
+    _, took = wait_for("URLs from X-Forwarded-* of the trusted proxy", forwarded)
+    check(True, f"with trustedProxies, the proxy's X-Forwarded-Host/Proto/Prefix make the URLs "
+                f"({took:.1f} s)")
+    walk(f"{proxied}/taxii2/", f"{proxied}/", basic("alice"), verify=PKI.ca_crt)
+
+
+def test_9_rollout_upgrade_gc_uninstall():
+    before = server_pod()
+    patch("taxiiservice", SVC, {"spec": {"resources": {
+        "requests": {"cpu": "150m", "memory": "200Mi"}, "limits": {"memory": "900Mi"}}}})
+    new, took = wait_for("the rolled pod", lambda: (lambda p: p if p and p[0] != before[0]
+                                                    else None)(server_pod()), timeout=120)
+    pod = kget("pod", new[2])
+    check(pod["spec"]["containers"][0]["resources"]["limits"]["memory"] == "900Mi",
+          f"a resources change rolled the Deployment ({took:.1f} s)")
+    if SEEN:
+        objs = {o["id"] for o in all_objects(inbox())}
+        check(SEEN["high"] in objs, "the rolled pod serves the stored objects")
+
+    chart = os.path.join(REPO, "charts", "taxiway")
+    operator_log()
+    op_before = {p["metadata"]["uid"] for p in kget("pods", ns=OP_NS,
+                 selector=f"app.kubernetes.io/instance={RELEASE}")["items"]}
+    p = subprocess.run([HELM, "upgrade", RELEASE, chart, "-n", OP_NS, "--reuse-values",
+                        "--set", "log.level=debug", "--wait", "--timeout", "120s"],
+                       capture_output=True, text=True, timeout=180)
+    check(p.returncode == 0, f"helm upgrade: {p.stderr.strip() or 'ok'}")
+    ops = kget("pods", ns=OP_NS, selector=f"app.kubernetes.io/instance={RELEASE}")["items"]
+    check(any(o["metadata"]["uid"] not in op_before for o in ops), "the operator was rolled")
+    wait_for("the TaxiiService still Ready after the upgrade", lambda: (condition(
+        kget("taxiiservice", SVC), "Ready") or {}).get("status") == "True")
+
+    owned = [("deployment", SVC), ("service", SVC), ("configmap", f"{SVC}-config"),
+             ("secret", f"{SVC}-credentials"), ("persistentvolumeclaim", f"{SVC}-data")]
+    if exists("ingress", SVC):
+        owned.append(("ingress", SVC))
+    owned = [o for o in owned if exists(*o)]
+    check(len(owned) >= 4, f"owned objects before the delete: {[o[1] + ' ' + o[0] for o in owned]}")
+    kubectl("delete", "taxiiservice", SVC, "-n", NS)
+    _, took = wait_for("garbage collection", lambda: not any(exists(*o) for o in owned), timeout=60)
+    check(True, f"deleting the TaxiiService removed everything it owned ({took:.1f} s)")
+    check(exists("secret", USERS["alice"]["secret"]), "users' Secrets are theirs and stay")
+
+    operator_log()
+    p = subprocess.run([HELM, "uninstall", RELEASE, "-n", OP_NS, "--wait", "--timeout", "60s"],
+                       capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"helm uninstall: {p.stderr.strip() or 'ok'}")
+    wait_for("the operator to go", lambda: not kget("pods", ns=OP_NS,
+             selector=f"app.kubernetes.io/instance={RELEASE}")["items"], timeout=60)
+    crds = kubectl("get", "crd", "-o", "name")
+    check("taxiiservices.taxiway.dev" in crds and "taxiicollections.taxiway.dev" in crds,
+          "helm uninstall keeps the CRDs")
+    check(bool(kget("taxiicollections")["items"]), "and the users' TaxiiCollections")
+
+
+def main():
+    started = time.monotonic()
+    ok = run_test(1, "helm install: operator Ready under the chart's ServiceAccount and RBAC",
+                  test_1_helm_install)
+    if ok:
+        ok = run_test(2, "examples/k8s: TaxiiService Ready, pod Running, collections valid",
+                      test_2_examples)
+    if ok:
+        if run_test(3, "consumers: ClusterIP, NodePort, port-forward, in-cluster pod",
+                    test_3_consumers):
+            run_test("3b", "TAXII 2.0 side by side with 2.1", test_3b_taxii20)
+            run_test(4, "objects POSTed to the writable collection appear in the views",
+                     test_4_ingest_and_views)
+            run_test(5, "changed, new and deleted collections served by the same pod",
+                     test_5_change_collections)
+            run_test(6, "TLS rotation and user changes without a restart",
+                     test_6_tls_rotation_and_users)
+            run_test(8, "an invalid query: QueryValid=False, the old config keeps serving",
+                     test_8_invalid_query)
+            run_test(7, "server pod deleted mid-ingest: nothing acknowledged is lost",
+                     test_7_pod_deleted_mid_ingest)
+            run_test(10, "Ingress and a reverse proxy in front: external URLs",
+                     test_10_ingress)
+            run_test("10b", "X-Forwarded-* only from a trusted proxy", test_10b_forwarded_headers)
+        run_test(9, "rollout, helm upgrade, garbage collection, helm uninstall",
+                 test_9_rollout_upgrade_gc_uninstall)
+    # The operator must never have been refused anything by RBAC.
+    logs = operator_log() if RESULTS["passed"] else ""
+    if logs:
+        forbidden = [line for line in logs.splitlines() if "forbidden" in line.lower()]
+        if forbidden:
+            RESULTS["failed"] += 1
+            log("FAILED: the operator log has Forbidden errors:\n" + "\n".join(forbidden[:10]))
+        else:
+            RESULTS["passed"] += 1
+            log("ok: no Forbidden in the operator's log")
+    for fn in reversed(CLEANUPS):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - cleanup is best effort
+            pass
+    log(f"finished in {time.monotonic() - started:.0f} s")
+    summary = f"{RESULTS['passed']} passed, {RESULTS['failed']} failed"
+    if RESULTS["skipped"]:
+        summary += f", {RESULTS['skipped']} skipped"
+    print(summary, flush=True)
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
