@@ -130,6 +130,7 @@ operator_needs() {
   for r in taxiiservices.taxiway.dev/status taxiicollections.taxiway.dev/status; do
     for v in get patch; do expect yes "$where" "$v" "$r"; done
   done
+  expect yes "$where" update taxiiservices.taxiway.dev/finalizers
   for r in secrets configmaps services persistentvolumeclaims deployments.apps ingresses.networking.k8s.io; do
     for v in get list watch create patch; do expect yes "$where" "$v" "$r"; done
   done

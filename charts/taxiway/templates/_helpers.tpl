@@ -99,6 +99,11 @@ runs the operator with it.
 - apiGroups: ["taxiway.dev"]
   resources: ["taxiiservices/status", "taxiicollections/status"]
   verbs: ["get", "patch"]
+# Rendered objects' owner references block the owner's deletion until they are gone;
+# setting that needs this where OwnerReferencesPermissionEnforcement is on (OpenShift).
+- apiGroups: ["taxiway.dev"]
+  resources: ["taxiiservices/finalizers"]
+  verbs: ["update"]
 # Users' basic-auth and TLS Secrets and client-CA ConfigMaps are read and watched; the
 # rendered ConfigMap, the credentials Secret, the Service, the store's PVC and the
 # Deployment are written with server-side apply (patch; create when new).

@@ -58,21 +58,24 @@ pub fn service_status(
     let r = rollout(deployment, validated.replicas);
     let done = r.current && r.updated >= r.desired && r.available >= r.desired;
 
-    let ready = if validated.config.is_none() {
-        Wanted::new(
-            READY,
-            Status::False,
-            "InvalidSpec",
-            "the spec is invalid; see Degraded",
-        )
-    } else if r.desired == 0 {
+    // An invalid spec leaves the last valid configuration serving: that is Degraded,
+    // not unready.
+    let serving = if validated.config.is_none() {
+        " (serving the last valid configuration; see Degraded)"
+    } else {
+        ""
+    };
+    let ready = if r.desired == 0 {
         Wanted::new(READY, Status::False, "ScaledToZero", "spec.replicas is 0")
     } else if done {
         Wanted::new(
             READY,
             Status::True,
             "Available",
-            format!("{} of {} replicas available", r.available, r.desired),
+            format!(
+                "{} of {} replicas available{serving}",
+                r.available, r.desired
+            ),
         )
     } else {
         Wanted::new(
@@ -313,6 +316,28 @@ mod tests {
         assert!(degraded.message.contains("Secret bob not found"));
         assert!(degraded.message.contains("got 2"));
         assert_eq!(s.problems.len(), 2);
+    }
+
+    #[test]
+    fn an_invalid_spec_is_degraded_while_the_last_config_keeps_serving() {
+        let mut inputs = fixtures::inputs(vec![]);
+        let mut spec = fixtures::full_spec();
+        spec["defaultApiRoot"] = json!("elsewhere");
+        inputs.service = fixtures::service(spec);
+        let v = validate(&inputs, &Settings::default());
+        let s = service_status(
+            &inputs.service,
+            &v,
+            Some(&deployment(2, 2, 1, 1)),
+            None,
+            &at(10),
+        );
+        assert!(is(&s.conditions, READY, Status::True));
+        let degraded = conditions::find(&s.conditions, DEGRADED).expect("degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "InvalidSpec")
+        );
     }
 
     #[test]

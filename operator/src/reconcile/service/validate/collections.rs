@@ -1,0 +1,142 @@
+//! Collections: each judged by the server's validator together with those admitted
+//! before it.
+
+use kube::ResourceExt;
+use taxiway_server::config::{self as server_config, Access, Collection, Config, ConfigError};
+use taxiway_server::query::Query;
+
+use super::{CollectionVerdict, QueryVerdict, Rejection, Urls};
+use crate::crd::{TaxiiCollection, TaxiiCollectionSpec};
+
+/// The server's view of one TaxiiCollection, before it is checked.
+fn settings_of(collection: &TaxiiCollection, base: &Config) -> Option<Collection> {
+    let spec = &collection.spec;
+    let id = spec.id.clone().or_else(|| collection.uid())?;
+    Some(Collection {
+        id,
+        api_root: api_root_of(collection, base),
+        title: spec.title.clone().unwrap_or_else(|| collection.name_any()),
+        description: spec.description.clone(),
+        alias: spec.alias.clone(),
+        writable: spec.writable,
+        query: spec.query.clone(),
+        access: Access {
+            read: spec.access.read.clone(),
+            write: spec.access.write.clone(),
+            anonymous_read: spec.access.anonymous_read,
+        },
+    })
+}
+
+fn api_root_of(collection: &TaxiiCollection, base: &Config) -> String {
+    collection
+        .spec
+        .api_root
+        .clone()
+        .or_else(|| base.service.default_api_root.clone())
+        .or_else(|| base.api_roots.first().map(|r| r.path.clone()))
+        .unwrap_or_default()
+}
+
+/// The verdict on a collection's query, by the server's own parser.
+pub fn query_verdict(spec: &TaxiiCollectionSpec) -> QueryVerdict {
+    match (&spec.query, spec.writable) {
+        (_, true) => QueryVerdict::Writable,
+        (Some(text), false) => match Query::parse(text) {
+            Ok(_) => QueryVerdict::Valid,
+            Err(e) => QueryVerdict::Invalid(e.to_string()),
+        },
+        (None, false) => QueryVerdict::Missing,
+    }
+}
+
+/// A verdict with the query judged and no decision on acceptance yet.
+pub(super) fn verdict(collection: &TaxiiCollection, base: &Config) -> CollectionVerdict {
+    let spec = &collection.spec;
+    let query = query_verdict(spec);
+    CollectionVerdict {
+        name: collection.name_any(),
+        generation: collection.metadata.generation,
+        id: spec.id.clone().or_else(|| collection.uid()),
+        api_root: api_root_of(collection, base),
+        url: None,
+        query,
+        rejection: None,
+    }
+}
+
+/// Admit collections oldest first; each is checked by the server's validator together
+/// with the ones already admitted.
+pub(super) fn admit_collections(
+    mut config: Config,
+    collections: &[TaxiiCollection],
+    urls: &Urls,
+) -> (Config, Vec<CollectionVerdict>) {
+    let mut order: Vec<&TaxiiCollection> = collections.iter().collect();
+    order.sort_by(|a, b| {
+        let key = |c: &TaxiiCollection| {
+            (
+                c.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                c.name_any(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut verdicts = Vec::with_capacity(order.len());
+    for collection in order {
+        let mut v = verdict(collection, &config);
+        let Some(settings) = settings_of(collection, &config) else {
+            v.rejection = Some(Rejection {
+                reason: "Invalid",
+                message: "metadata.uid is not set yet and spec.id is empty".into(),
+            });
+            verdicts.push(v);
+            continue;
+        };
+        let index = config.collections.len();
+        config.collections.push(settings);
+        let messages = match server_config::validate(config.clone()) {
+            Ok(_) => vec![],
+            Err(ConfigError::Invalid(problems)) => {
+                let prefix = format!("collections[{index}].");
+                problems
+                    .into_iter()
+                    .filter_map(|p| {
+                        p.at.strip_prefix(&prefix)
+                            .map(|field| format!("spec.{}: {}", collection_field(field), p.message))
+                    })
+                    .collect()
+            }
+            Err(other) => vec![other.to_string()],
+        };
+        if messages.is_empty() {
+            let served = &config.collections[index];
+            v.url = Some(urls.collection(&served.api_root, &served.id));
+        } else {
+            config.collections.pop();
+            let reason = match v.query {
+                QueryVerdict::Invalid(_) => "InvalidQuery",
+                _ => "Invalid",
+            };
+            v.rejection = Some(Rejection {
+                reason,
+                message: messages.join("; "),
+            });
+        }
+        verdicts.push(v);
+    }
+    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
+    (config, verdicts)
+}
+
+/// A server collection field as the TaxiiCollection field that sets it.
+fn collection_field(field: &str) -> String {
+    match field {
+        "api_root" => "apiRoot".into(),
+        "id" => "id (or metadata.uid)".into(),
+        "title" => "title (or metadata.name)".into(),
+        "access.write" => "access.write".into(),
+        "access.read" => "access.read".into(),
+        other => other.to_string(),
+    }
+}

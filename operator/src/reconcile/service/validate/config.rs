@@ -1,0 +1,145 @@
+//! The service-level part of the configuration: service, limits, store, auth, API roots.
+
+use std::num::NonZeroU64;
+
+use taxiway_server::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
+use taxiway_server::config::{
+    self as server_config, ApiRoot, Config, ConfigError, Limits, Service, StoreSettings,
+};
+
+use super::Urls;
+use crate::crd::{AuthSpec, ClientCertUser, TaxiiService, TaxiiVersion};
+
+/// `spec.externalUrl`, else the Ingress host (https when the Ingress has TLS).
+pub(super) fn external_url(service: &TaxiiService) -> Option<String> {
+    let spec = &service.spec;
+    if let Some(url) = &spec.external_url {
+        return Some(url.trim_end_matches('/').to_string());
+    }
+    spec.ingress.as_ref().map(|ingress| {
+        let scheme = if ingress.tls_secret_name.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!(
+            "{scheme}://{}{}",
+            ingress.host,
+            ingress.path.trim_end_matches('/')
+        )
+    })
+}
+
+/// The configuration without collections: service, limits, store, API roots.
+pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
+    let spec = &service.spec;
+    let mut versions: Vec<server_config::TaxiiVersion> = spec
+        .versions
+        .iter()
+        .map(|v| match v {
+            TaxiiVersion::V20 => server_config::TaxiiVersion::V20,
+            TaxiiVersion::V21 => server_config::TaxiiVersion::V21,
+        })
+        .collect();
+    versions.dedup();
+    let mut limits = Limits::default();
+    if let Some(l) = &spec.limits {
+        let size = |v: Option<u64>, default: usize| {
+            v.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX))
+        };
+        limits.max_page_size = size(l.max_page_size, limits.max_page_size);
+        limits.default_page_size = size(l.default_page_size, limits.default_page_size);
+        limits.max_content_length = size(l.max_content_length, limits.max_content_length);
+    }
+    let mut store = StoreSettings::default();
+    if let Some(secs) = spec.storage.refresh_interval_seconds {
+        store.refresh_interval_secs = secs;
+    }
+    if let Some(hours) = spec.storage.status_retention_hours {
+        store.status_retention_hours = hours;
+    }
+    Config {
+        service: Service {
+            title: spec.title.clone(),
+            description: spec.description.clone(),
+            contact: spec.contact.clone(),
+            versions,
+            default_api_root: spec.default_api_root.clone(),
+            external_url: urls.external.clone(),
+            trusted_proxies: spec.trusted_proxies.clone(),
+        },
+        limits,
+        store,
+        auth: auth_settings(spec.auth.as_ref()),
+        api_roots: spec
+            .api_roots
+            .iter()
+            .map(|r| ApiRoot {
+                path: r.path.clone(),
+                title: r.title.clone(),
+                description: r.description.clone(),
+            })
+            .collect(),
+        collections: vec![],
+    }
+}
+
+/// `[auth]`: the server's defaults, overridden by what the spec sets.
+fn auth_settings(spec: Option<&AuthSpec>) -> AuthSettings {
+    let mut auth = AuthSettings::default();
+    let Some(spec) = spec else {
+        return auth;
+    };
+    if let Some(n) = spec.max_failures_per_user {
+        auth.max_failures_per_user = n;
+    }
+    if let Some(n) = spec.max_failures_per_address {
+        auth.max_failures_per_address = n;
+    }
+    if let Some(secs) = spec.failure_window_seconds.and_then(NonZeroU64::new) {
+        auth.failure_window_secs = secs;
+    }
+    if let Some(secs) = spec.lockout_seconds.and_then(NonZeroU64::new) {
+        auth.lockout_secs = secs;
+    }
+    if let Some(user) = spec.client_cert_user {
+        auth.client_cert_user = match user {
+            ClientCertUser::Cn => ServerClientCertUser::Cn,
+            ClientCertUser::San => ServerClientCertUser::San,
+            ClientCertUser::None => ServerClientCertUser::None,
+        };
+    }
+    auth
+}
+
+/// Service-level problems in the CR's own vocabulary.
+pub(super) fn service_problems(error: ConfigError) -> Vec<String> {
+    match error {
+        ConfigError::Invalid(problems) => problems
+            .into_iter()
+            .map(|p| format!("spec.{}: {}", spec_path(&p.at), p.message))
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+/// A server config path (`api_roots[0].path`, `store.status_retention_hours`) as the
+/// TaxiiService field that sets it.
+fn spec_path(at: &str) -> String {
+    at.replace("api_roots", "apiRoots")
+        .replace("service.default_api_root", "defaultApiRoot")
+        .replace("service.external_url", "externalUrl")
+        .replace("service.trusted_proxies", "trustedProxies")
+        .replace("service.", "")
+        .replace(
+            "store.status_retention_hours",
+            "storage.statusRetentionHours",
+        )
+        .replace(
+            "store.refresh_interval_secs",
+            "storage.refreshIntervalSeconds",
+        )
+        .replace("max_page_size", "maxPageSize")
+        .replace("default_page_size", "defaultPageSize")
+        .replace("max_content_length", "maxContentLength")
+}
