@@ -25,7 +25,8 @@ cargo test --workspace
 
 step "interop: real taxii2-client / stix2 / stix2-validator against the real binary"
 cargo build -p taxiway-server
-TAXIWAY_BIN="$repo/target/debug/taxiway-server" bash tests/interop/run.sh
+export TAXIWAY_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/taxiway-server"
+bash tests/interop/run.sh
 
 for extra in tests/run.d/*.sh; do
     [[ -e "$extra" ]] || continue
