@@ -144,11 +144,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_secs(pid):
-    """utime + stime of a process, in seconds."""
+def cpu_split(pid):
+    """(utime, stime) of a process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_secs(pid):
+    """utime + stime of a process, in seconds."""
+    return sum(cpu_split(pid))
 
 
 def machine_ticks():
@@ -300,7 +305,7 @@ def run_wrk(url, conns, duration, server_pid):
     threads = 1 if conns == 1 else 2
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "30s",
             "--latency", "-H", f"Accept: {STIX_MEDIA}", url]
-    cpu0 = cpu_secs(server_pid)
+    user0, sys0 = cpu_split(server_pid)
     busy0, total0 = machine_ticks()
     p = PROCS.start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = p.stdout.read().decode()
@@ -308,7 +313,8 @@ def run_wrk(url, conns, duration, server_pid):
     p.returncode = os.waitstatus_to_exitcode(status)
     PROCS.live.remove(p)
     busy1, total1 = machine_ticks()
-    server_cpu = cpu_secs(server_pid) - cpu0
+    user1, sys1 = cpu_split(server_pid)
+    server_cpu = user1 - user0 + sys1 - sys0
     wrk_cpu = ru.ru_utime + ru.ru_stime
     if p.returncode != 0:
         raise SystemExit(f"wrk failed: {out}")
@@ -329,6 +335,8 @@ def run_wrk(url, conns, duration, server_pid):
         raise SystemExit(f"wrk saw {r['bad']} errors or non-2xx answers:\n{out}")
     n = max(r["requests"], 1)
     r["cpu_ms"] = server_cpu * 1000 / n
+    r["cpu_user_ms"] = (user1 - user0) * 1000 / n
+    r["cpu_sys_ms"] = (sys1 - sys0) * 1000 / n
     ticks = max(total1 - total0, 1)
     ours = (server_cpu + wrk_cpu) * CLK_TCK
     r["others"] = max(0.0, (busy1 - busy0 - ours) / ticks)
@@ -352,18 +360,21 @@ def envelopes(files, size=PAGE):
     return out
 
 
-def post_all(port, bodies, conns):
+def post_all(port, bodies, conns, seconds):
+    """POST envelopes over `conns` connections; no new request starts after `seconds`."""
     work = queue.Queue()
     for b in bodies:
         work.put(b)
     latencies = []
     errors = []
+    posted = []
     lock = threading.Lock()
     path = objects_path(INBOX)
+    deadline = time.monotonic() + seconds
 
     def worker():
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        while True:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+        while time.monotonic() < deadline:
             try:
                 body, count = work.get_nowait()
             except queue.Empty:
@@ -380,6 +391,7 @@ def post_all(port, bodies, conns):
                 ok = st.get("success_count") == count and st.get("failure_count") == 0
             with lock:
                 latencies.append(lat)
+                posted.append(count)
                 if not ok:
                     errors.append(f"{r.status}: {data[:300]!r}")
         c.close()
@@ -393,7 +405,7 @@ def post_all(port, bodies, conns):
     elapsed = time.monotonic() - started
     if errors:
         raise SystemExit(f"{len(errors)} POSTs failed, first: {errors[0]}")
-    objects = sum(c for _, c in bodies)
+    objects = sum(posted)
     latencies.sort()
     return {
         "objects": objects,
@@ -401,6 +413,7 @@ def post_all(port, bodies, conns):
         "rate": objects / elapsed,
         "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "offered": sum(c for _, c in bodies),
     }
 
 
@@ -474,7 +487,7 @@ def build_store(args, label, n, corpus, base):
     log(f"{label}: importing {n} objects with `taxiway-server import` ({len(files)} files)")
     load0 = loadavg()
     env = dict(os.environ, TAXIWAY_LOG="warn")
-    secs, ru = run_child([args.bin, "import", "--config-dir", config_dir, "--data-dir", data,
+    secs, ru = run_child([args.import_bin, "import", "--config-dir", config_dir, "--data-dir", data,
                           "--collection", "inbox", *files], os.path.join(base, "import.log"), env)
     facts = {
         "objects": n,
@@ -487,6 +500,8 @@ def build_store(args, label, n, corpus, base):
         "load": f"{load0} → {loadavg()}",
         "when": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "db": db_facts(os.path.join(data, "taxiway.db")),
+        "binary": args.import_bin,
+        "other_binary": os.path.realpath(args.import_bin) != os.path.realpath(args.bin),
     }
     with open(facts_file, "w") as f:
         json.dump(facts, f, indent=1)
@@ -499,7 +514,8 @@ def measure_pages(args, port, server, name, coll, pages, duration, work):
     rows = []
     start_path = pages[0][0]
     targets = [("start", start_path)]
-    k = int(len(pages) * 0.9)
+    # ~90 % deep, but a full page when there is one (never the last, partial page).
+    k = int((len(pages) - 1) * 0.9) if len(pages) > 2 else len(pages) - 1
     if k >= 1:
         prev = pages[k - 1]
         targets.append(("deep, `next`", objects_path(
@@ -551,7 +567,8 @@ def time_rebuild(config_dir, admin_port, query, server_log):
             raise SystemExit("the query rebuild did not finish within 2 hours")
     wall = time.monotonic() - started
     with open(server_log) as f:
-        done = re.findall(r"query collection rebuilt.*?elapsed_ms=(\d+)", f.read())
+        text = re.sub(r"\x1b\[[0-9;]*m", "", f.read())
+    done = re.findall(r"query collection rebuilt.*?elapsed_ms=(\d+)", text)
     inner = int(done[seen]) / 1000 if len(done) > seen else float("nan")
     return wall, inner
 
@@ -580,7 +597,7 @@ def run_size(args, label):
                               "--listen", f"127.0.0.1:{port}",
                               "--admin-listen", f"127.0.0.1:{admin_port}"],
                              stdout=out, stderr=subprocess.STDOUT,
-                             env=dict(os.environ, TAXIWAY_LOG="info"))
+                             env=dict(os.environ, TAXIWAY_LOG="info", NO_COLOR="1"))
     try:
         startup = wait_ready(port, admin_port, server)
         mem_start = mem(server.pid)
@@ -624,15 +641,16 @@ def run_size(args, label):
         for conns, part in ((1, bodies[:half]), (4, bodies[half:])):
             log(f"{label}: POST {sum(c for _, c in part)} objects over {conns} connection(s)")
             cpu0 = cpu_secs(server.pid)
-            r = post_all(port, part, conns)
+            r = post_all(port, part, conns, args.post_seconds)
             r["cpu_per_1k"] = (cpu_secs(server.pid) - cpu0) * 1000 / (r["objects"] / 1000)
             r["conns"] = conns
             posts.append(r)
         mem_ingest = mem(server.pid)
         final = db_facts(os.path.join(data, "taxiway.db"))
-        if final["versions"] != facts["versions"] + delta:
+        posted = sum(p["objects"] for p in posts)
+        if final["versions"] != facts["versions"] + posted:
             raise SystemExit(f"after POST: {final['versions']} versions, expected "
-                             f"{facts['versions'] + delta}")
+                             f"{facts['versions'] + posted}")
     finally:
         PROCS.stop(server)
     load_end = loadavg()
@@ -672,6 +690,18 @@ def machine():
     return f"{os.cpu_count()} × {model}, {ram} GiB RAM, Linux {platform.release()}"
 
 
+def source_state(repo):
+    """The commit the binaries were just built from, and whether server/src had local changes."""
+    try:
+        commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "server/src"],
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit, dirty = "?", ""
+    return commit, dirty
+
+
 def fmt_ms(v):
     return "—" if v != v else (f"{v:.1f}" if v >= 10 else f"{v:.2f}")
 
@@ -680,13 +710,7 @@ def render(args, r):
     n, imp, facts = r["n"], r["imp"], r["facts"]
     out = []
     w = out.append
-    try:
-        commit = subprocess.run(["git", "-C", args.repo, "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", args.repo, "status", "--porcelain", "server/src"],
-                               capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit, dirty = "?", ""
+    commit, dirty = args.commit
     w(f"## {r['label']}: {n:,} objects in the store\n")
     w(f"- machine: {machine()}; load average {r['load'][0]} at the start, "
       f"{r['load'][1]} at the end (1/5/15 min)")
@@ -699,33 +723,41 @@ def render(args, r):
       f"({imp['json_bytes'] / max(n, 1):.0f} bytes/object)\n")
 
     w("### Pages of 1,000 objects (`GET …/objects/?limit=1000`)\n")
-    w("Static = the same response bytes and headers from `static_page` (same tokio/hyper/axum "
-      "stack), measured right after. *CPU ms/page*: server CPU time per page (user+system), "
-      "less sensitive to the other load on the machine than wall-clock figures. "
-      "*Others*: share of the machine's CPU used by processes other than the server and wrk "
-      "during the Taxiway figure.\n")
+    w("*Static*: the same response bytes and headers served by `static_page` (same "
+      "tokio/hyper/axum stack), measured right after the Taxiway figure; *ratio* = Taxiway "
+      "pages/s ÷ static pages/s. *CPU ms/page*: server CPU time (user+system) per page, "
+      "Taxiway and static; *CPU ratio* = static ÷ Taxiway CPU per page, the throughput ratio "
+      "a CPU-bound dedicated machine would see — less sensitive to other load than "
+      "wall-clock figures. *Others*: share of the machine's CPU used by processes other than "
+      "the server and wrk during the Taxiway figure.\n")
     w("| collection | page | conns | objects | p50 ms | p99 ms | pages/s | objects/s | "
-      "static pages/s | ratio | static p99 ms | CPU ms/page (static) | others |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "static pages/s | **ratio** | static p50 / p99 ms | CPU ms/page | CPU ratio | others |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in r["rows"]:
         t, s = row["t"], row["s"]
         ratio = t["rps"] / s["rps"] if s["rps"] else float("nan")
+        cpu_ratio = s["cpu_ms"] / t["cpu_ms"] if t["cpu_ms"] else float("nan")
         w(f"| {row['collection']} | {row['where']} | {row['conns']} | {row['objects']:,} | "
           f"{fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | {t['rps']:.0f} | "
-          f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | {ratio:.0%} | "
-          f"{fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} ({s['cpu_ms']:.2f}) | {t['others']:.0%} |")
+          f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | **{ratio:.0%}** | "
+          f"{fmt_ms(s['p50'])} / {fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f} | "
+          f"{cpu_ratio:.0%} | {t['others']:.0%} |")
     w("")
 
     w("### Ingest, rebuild, memory, disk\n")
     w("| measurement | result | notes |")
     w("|---|---|---|")
+    who = (f"**built with another binary: `{imp.get('binary')}`**; " if imp.get("other_binary")
+           else "")
     w(f"| `taxiway-server import` into an empty store | **{imp['rate']:,.0f} objects/s** | "
-      f"{n:,} objects in {imp['seconds']:.1f} s, {imp['cpu_seconds']:.1f} s CPU, peak RSS "
+      f"{who}{n:,} objects in {imp['seconds']:.1f} s, {imp['cpu_seconds']:.1f} s CPU "
+      f"({n / max(imp['cpu_seconds'], 0.001):,.0f} objects per CPU-second), peak RSS "
       f"{imp['peak_rss_mib']} MiB; measured when the cached store was built ({imp['when']}, "
       f"load {imp['load']}) |")
     for p in r["posts"]:
         w(f"| TAXII POST, 1,000-object envelopes, {p['conns']} connection(s), "
-          f"on top of {n:,} | **{p['rate']:,.0f} objects/s** | {p['objects']:,} objects in "
+          f"on top of {n:,} | **{p['rate']:,.0f} objects/s** | {p['objects']:,} objects"
+          f"{'' if p['objects'] == p['offered'] else ' (time cap reached)'} in "
           f"{p['seconds']:.1f} s; 202 after commit (WAL, synchronous=FULL); request p50 "
           f"{p['p50']:.0f} ms, p99 {p['p99']:.0f} ms; server CPU {p['cpu_per_1k']:.0f} ms per "
           f"1,000 objects |")
@@ -773,7 +805,12 @@ def main():
     ap.add_argument("--duration", type=int, default=0, help="wrk seconds per figure")
     ap.add_argument("--fresh-store", action="store_true", help="re-import even if cached")
     ap.add_argument("--keep", action="store_true", help="keep the run's data directory")
+    ap.add_argument("--import-bin", help="binary that builds the cached store (default --bin)")
+    ap.add_argument("--post-seconds", type=float, default=120,
+                    help="time cap of each POST phase (1 and 4 connections)")
     args = ap.parse_args()
+    args.import_bin = args.import_bin or args.bin
+    args.commit = source_state(args.repo)
     args.gen_source = os.path.join(args.repo, "server/examples/gen_corpus.rs")
 
     def on_signal(signum, _frame):

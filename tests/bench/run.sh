@@ -14,9 +14,14 @@
 # stops every process it started, prints a Markdown table per size and writes it to
 # tests/bench/results/<size>.md (plus the raw figures in <size>.json).
 #
-# Not part of CI (a 1m run takes the better part of an hour on 2 cores); `smoke` runs
-# the whole pipeline on 2,000 objects in well under a minute once built.
-# Honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS.
+# Options after the sizes go to tests/bench/bench.py: --duration S (wrk seconds per
+# figure), --post-seconds S (cap of each POST phase, default 120), --fresh-store,
+# --keep, --import-bin BIN (build the cached store with another server binary).
+#
+# Not part of CI: a 1m run takes 15-20 minutes once its store is cached (building it
+# with today's server takes hours: see docs/performance.md); `smoke` runs the whole
+# pipeline on 2,000 objects in about 20 seconds once built.
+# Honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS. Results: docs/performance.md.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
