@@ -64,7 +64,10 @@ impl SqliteStore {
         schema::configure(&writer, true)?;
         schema::migrate(&mut writer)?;
         let last: Option<i64> = writer.query_row(
-            "SELECT max(m) FROM (SELECT max(date_added) AS m FROM entries UNION ALL SELECT max(added_us) FROM object_versions)",
+            // One index probe per view and one for the newest version: no table scans at start-up.
+            "SELECT max(m) FROM ( \
+               SELECT (SELECT max(date_added) FROM entries e WHERE e.view_id = v.view_id) AS m FROM views v \
+               UNION ALL SELECT added_us FROM (SELECT added_us FROM object_versions ORDER BY vid DESC LIMIT 1))",
             [],
             |r| r.get(0),
         )?;
@@ -410,6 +413,7 @@ impl Store for SqliteStore {
             let tx = writer.transaction()?;
             views::purge_statuses(&tx, now_us() - hours * 3_600_000_000)?;
             tx.commit()?;
+            schema::optimize(&writer)?;
             Ok(())
         })
         .await?;
