@@ -58,7 +58,7 @@ pub struct Watched {
 
 impl Watched {
     /// Watch `inner`; `received` is set at once if it is empty.
-    pub fn new(inner: Body) -> (Body, Arc<AtomicBool>) {
+    pub fn wrap(inner: Body) -> (Body, Arc<AtomicBool>) {
         let received = Arc::new(AtomicBool::new(inner.is_end_stream()));
         let body = Body::new(Watched {
             inner,
@@ -115,10 +115,10 @@ mod tests {
 
     #[tokio::test]
     async fn watched_bodies_report_when_read_to_the_end() {
-        let (empty, received) = Watched::new(Body::empty());
+        let (empty, received) = Watched::wrap(Body::empty());
         assert!(received.load(Ordering::Acquire));
         drop(empty);
-        let (body, received) = Watched::new(Body::from("abc"));
+        let (body, received) = Watched::wrap(Body::from("abc"));
         assert!(!received.load(Ordering::Acquire));
         body.collect().await.expect("body");
         assert!(received.load(Ordering::Acquire));

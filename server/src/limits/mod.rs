@@ -70,7 +70,7 @@ async fn limit(State(limits): State<Arc<RequestLimits>>, request: Request, next:
     };
 
     let (parts, body) = request.into_parts();
-    let (body, received) = Watched::new(body);
+    let (body, received) = Watched::wrap(body);
     let response = match tokio::time::timeout(
         limits.timeout,
         next.run(Request::from_parts(parts, body)),
