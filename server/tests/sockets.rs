@@ -332,6 +332,50 @@ async fn a_slow_but_steady_post_within_the_timeout_is_stored() {
 }
 
 #[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_sent() {
+    let server = Server::start(settings()).await;
+    // Announced: 413 from Content-Length alone, none of the 100 MB sent.
+    let mut conn = server.connect().await;
+    conn.send(post_head(100_000_000).as_bytes())
+        .await
+        .expect("send");
+    let response = tokio::time::timeout(Duration::from_secs(1), conn.response())
+        .await
+        .expect("answered at once, not after the request timeout")
+        .expect("a response");
+    assert_taxii_error(&response, 413);
+
+    // Chunked, no length announced: 413 once the limit (64 KiB here) is passed, while
+    // the client is still sending.
+    let mut conn = server.connect().await;
+    let head = request(
+        "POST",
+        &objects_url(INBOX),
+        &format!("Content-Type: {TAXII21}\r\nTransfer-Encoding: chunked\r\n"),
+    );
+    conn.send(head.as_bytes()).await.expect("send");
+    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "x".repeat(16 * 1024));
+    let mut answered = None;
+    for _ in 0..64 {
+        if conn.send(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+        if let Ok(Ok(response)) =
+            tokio::time::timeout(Duration::from_millis(20), conn.response()).await
+        {
+            answered = Some(response);
+            break;
+        }
+    }
+    let response = match answered {
+        Some(response) => response,
+        None => conn.response().await.expect("a response"),
+    };
+    assert_taxii_error(&response, 413);
+    server.still_serving().await;
+}
+
+#[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let server = Server::start(settings()).await;
     let mut conn = server.connect().await;
