@@ -466,6 +466,25 @@ impl Store for SqliteStore {
             .map(|r| r.views.iter().all(|v| v.state == ViewState::Active))
             .unwrap_or(false)
     }
+
+    /// Checkpoint the write-ahead log into `taxiway.db` and truncate it, so the data
+    /// directory is complete in one file (the last connection's close removes the WAL).
+    async fn close(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            let writer = inner.writer.lock().map_err(poisoned)?;
+            let (busy, _, _): (i64, i64, i64) =
+                writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable(
+                    "a reader kept the write-ahead log from being checkpointed".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// Write a consistent copy of the store in `data_dir` to `target` while it may be
