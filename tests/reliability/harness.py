@@ -30,12 +30,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def config_text(threshold=70, server=""):
-    """The standalone example's collections; `threshold` changes one query, `server`
-    is the body of a [server] table."""
+def config_text(threshold=70, server="", tag=""):
+    """The standalone example's collections; `threshold` changes one query (and `tag`
+    is appended to that collection's description), `server` is the body of a [server]
+    table."""
     with open(os.path.join(REPO, "examples", "standalone", "config", "taxiway.toml")) as f:
         text = f.read()
     text = text.replace("confidence:>=70", f"confidence:>={threshold}")
+    text = text.replace("with a confidence of 70 or more", f"with a confidence of {threshold} or more{tag}")
     if server:
         text += "\n[server]\n" + server + "\n"
     return text

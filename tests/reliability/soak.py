@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (COLLECTIONS, INBOX, BIN, ConfigMount, Server, all_ids, config_text,  # noqa: E402
+from harness import (COLLECTIONS, HIGH_CONFIDENCE, INBOX, BIN, ConfigMount, Server, all_ids, config_text,  # noqa: E402
                      indicator, malware, objects_path, proc_status, relationship, request)
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
@@ -47,9 +47,10 @@ ANON_GROWTH_FACTOR = 1.5
 ANON_GROWTH_SLACK_KIB = 64 * 1024
 FD_GROWTH = 16
 # SQLite's page cache is heap memory and legitimately grows with the database: up to
-# 32 MB (cache_size) per connection, the writer and `--readers` (8) readers.
-STORE_CONNECTIONS = 9
-PAGE_CACHE_KIB = 32_000 * 1000 // 1024
+# 32 MB (cache_size) for the writer and 8 MB for each of the `--readers` (8) readers.
+WRITER_CACHE_KIB = 32_000 * 1000 // 1024
+READER_CACHE_KIB = 8_000 * 1000 // 1024
+READERS = 8
 
 
 class Stats:
@@ -230,7 +231,7 @@ def main():
             i = 0
             while not stop.wait(RELOAD_EVERY) and time.time() < deadline - RELOAD_EVERY:
                 i += 1
-                config.swap(config_text(THRESHOLDS[i % len(THRESHOLDS)]))
+                config.swap(config_text(THRESHOLDS[i % len(THRESHOLDS)], tag=f" (config {i})"))
                 swaps[0] += 1
 
         reloads = threading.Thread(target=reloader)
@@ -247,10 +248,18 @@ def main():
         watcher.join()
         load_after = os.getloadavg()
 
-        # Every swap was applied (each changed the query), none rejected.
-        wait_until = time.time() + 15
-        while time.time() < wait_until and server.metric('taxiway_config_reloads_total{result="ok"}') < swaps[0]:
+        # The last swap is what serves (swaps that come while a reload is still being
+        # applied are folded into the next one), and none was rejected.
+        wanted = f" (config {swaps[0]})"
+        conn = server.connection(timeout=60)
+        wait_until = time.time() + 30
+        while True:
+            _, _, collection = request(conn, "GET", f"/feeds/collections/{HIGH_CONFIDENCE}/")
+            last_applied = collection.get("description", "").endswith(wanted)
+            if last_applied or time.time() > wait_until:
+                break
             time.sleep(0.2)
+        conn.close()
         reloads_ok = server.metric('taxiway_config_reloads_total{result="ok"}')
         reloads_failed = server.metric('taxiway_config_reloads_total{result="error"}')
         limited = sum(server.metric(f'taxiway_limited_requests_total{{reason="{r}"}}')
@@ -267,13 +276,14 @@ def main():
         requests_total = sum(stats.counts.values())
         writes = stats.counts.get("write", 0)
         # "end" is the last sample under load; "idle" is after the clients disconnected.
-        final = samples[-1] if samples else idle
+        under_load = [s for s in samples if s["t"] <= SECONDS - 1]
+        final = under_load[-1] if under_load else idle
         warm = next((s for s in samples if s["t"] >= WARMUP), final)
         first = samples[0] if samples else idle
         peak_rss = max([s["VmRSS"] for s in samples] + [idle["VmRSS"]])
         peak_anon = max([s["RssAnon"] for s in samples] + [idle["RssAnon"]])
         peak_fds = max([s["fds"] for s in samples] + [idle["fds"]])
-        cache_allowance = STORE_CONNECTIONS * min(db_kib, PAGE_CACHE_KIB)
+        cache_allowance = min(db_kib, WRITER_CACHE_KIB) + READERS * min(db_kib, READER_CACHE_KIB)
         peak_load = max([s["load1"] for s in samples] + [load_after[0]])
         report = {
             "seconds": round(elapsed, 1),
@@ -289,6 +299,7 @@ def main():
             "objects_in_inbox": len(stored),
             "errors": stats.error_count,
             "config_swaps": swaps[0],
+            "last_swap_applied": last_applied,
             "reloads_ok": reloads_ok,
             "reloads_failed": reloads_failed,
             "limited_requests": limited,
@@ -318,7 +329,9 @@ def main():
             failures.append(f"inbox holds {len(stored)} objects, {len(stats.acknowledged)} were acknowledged")
         if swaps[0] < 2 and SECONDS >= 4 * RELOAD_EVERY:
             failures.append(f"only {swaps[0]} config swaps")
-        if reloads_ok < swaps[0] or reloads_failed:
+        if not last_applied and swaps[0]:
+            failures.append(f"the last of {swaps[0]} config swaps was not applied")
+        if reloads_ok < swaps[0] / 2 or reloads_failed:
             failures.append(f"{swaps[0]} config swaps, {reloads_ok:.0f} reloads applied, {reloads_failed:.0f} rejected")
         if limited or refused:
             failures.append(f"{limited:.0f} requests limited and {refused:.0f} connections refused under the default limits")

@@ -69,6 +69,8 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             trusted_proxies: spec.trusted_proxies.clone(),
         },
         limits,
+        // Connection and request limits: the server's defaults (not in the CRD yet).
+        server: Default::default(),
         store,
         auth: auth_settings(spec.auth.as_ref()),
         api_roots: spec
