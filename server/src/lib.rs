@@ -8,6 +8,8 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod import;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod query;
 pub mod reload;

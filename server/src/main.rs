@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use taxiway_server::{auth, config, import, serve};
+use taxiway_server::{auth, config, import, serve, store};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +67,16 @@ enum Command {
     /// `credentials/users.toml`. The secret is read from standard input (one line) or
     /// asked for twice on a terminal; never from the command line.
     HashPassword,
+    /// Write a consistent snapshot of the store to a new file, while the server may be
+    /// running (SQLite `VACUUM INTO`); refuses to overwrite an existing file.
+    Backup {
+        /// Directory of the embedded store.
+        #[arg(long, env = "TAXIWAY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup file to create.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Validate a config directory; prints every problem and exits non-zero if any.
     CheckConfig {
         /// Directory holding taxiway.toml.
@@ -107,6 +117,19 @@ fn read_secret() -> anyhow::Result<String> {
 fn hash_password() -> anyhow::Result<()> {
     let secret = read_secret()?;
     println!("{}", auth::password::hash(secret.as_bytes())?);
+    Ok(())
+}
+
+fn backup(data_dir: &std::path::Path, output: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    store::sqlite::backup(data_dir, output)?;
+    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backed up {} to {} ({bytes} bytes) in {:.1}s",
+        data_dir.display(),
+        output.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -157,6 +180,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| ()),
             Command::HashPassword => hash_password(),
+            Command::Backup { data_dir, output } => backup(&data_dir, &output),
             Command::CheckConfig { config_dir } => match config::load_dir(&config_dir) {
                 Ok(c) => {
                     println!(

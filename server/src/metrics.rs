@@ -60,6 +60,9 @@ pub struct Metrics {
     object_versions: Gauge,
     collection_entries: Family<CollectionLabels, Gauge>,
     rebuilding: Gauge,
+    connections_open: Gauge,
+    connections_refused: Counter,
+    limited: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -151,6 +154,24 @@ impl Metrics {
             "Query collections being rebuilt",
             rebuilding.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "TAXII connections being served",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "TAXII connections closed unserved because server.max_connections were open",
+            connections_refused.clone(),
+        );
+        let limited = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "limited_requests",
+            "Requests answered by a limit, by reason (per_client: 429, body_timeout: 408, timeout: 503)",
+            limited.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -166,7 +187,30 @@ impl Metrics {
             object_versions,
             collection_entries,
             rebuilding,
+            connections_open,
+            connections_refused,
+            limited,
         }
+    }
+
+    /// A connection started being served.
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// A served connection ended.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// A connection was closed unserved: too many were open.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// A request was answered by a limit (`per_client`, `body_timeout`, `timeout`).
+    pub fn limited(&self, reason: &'static str) {
+        self.limited.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Record one request.

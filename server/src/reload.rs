@@ -32,6 +32,11 @@ pub async fn reload_once(state: &AppState, config_dir: &std::path::Path) -> bool
                 state.metrics.reload(false);
                 return false;
             }
+            if next.config.server != state.config.load().config.server {
+                tracing::warn!(
+                    "[server] settings changed; they take effect when the server restarts"
+                );
+            }
             let collections = next.collections.len();
             state.config.store(std::sync::Arc::new(next));
             state.metrics.reload(true);

@@ -1,9 +1,7 @@
 //! Running the service: listeners, reload, maintenance, graceful shutdown.
 //!
-//! The TAXII listener is a hand-written accept loop over hyper-util's HTTP/1+HTTP/2
-//! server, so TLS and plain connections take one path: accept, (handshake,) note the
-//! peer and its client certificate, serve the router; on shutdown stop accepting and
-//! let in-flight requests finish.
+//! The TAXII listener itself (accept loop, connection limits, drain) is in
+//! [`crate::listener`]; per-request limits in [`crate::limits`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,34 +11,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue};
 use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tower::ServiceExt;
+use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
 use crate::auth::{self, Credentials};
-use crate::config;
+use crate::config::{self, ServerSettings};
+use crate::limits;
+use crate::listener;
+use crate::metrics::Metrics;
 use crate::reload;
 use crate::state::AppState;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{SharedStore, Store};
-use crate::taxii::{self, Scheme};
-use crate::tls::{self, CertificateNames, Tls};
-
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client has to send a request's headers (HTTP/1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long in-flight requests get to finish after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::taxii;
+use crate::tls::{self, Tls};
 
 /// Where the service reads its files and listens.
 #[derive(Debug, Clone)]
@@ -81,6 +66,8 @@ pub async fn open(
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let (config, store) = open(&opts.config_dir, &opts.data_dir, opts.readers).await?;
     let refresh = Duration::from_secs(config.config.store.refresh_interval_secs);
+    // Connection and request limits are read once: a change needs a restart.
+    let server_settings = config.config.server.clone();
     let credentials = match &opts.credentials_dir {
         Some(dir) => Credentials::load_dir(dir)
             .with_context(|| format!("invalid credentials in {}", dir.display()))?,
@@ -166,136 +153,45 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         // Not ready while draining, so the Service stops sending new requests here.
         draining.store(false, Ordering::Release);
     };
-    run(listener, taxii::router(state), tls, shutdown).await;
-    tracing::info!("shut down cleanly");
+    let app = limits::apply(
+        taxii::router(state.clone()),
+        &server_settings,
+        state.clone(),
+    );
+    listener::run(
+        listener,
+        app,
+        tls,
+        &server_settings,
+        state.metrics.clone(),
+        shutdown,
+    )
+    .await;
+    match store.close().await {
+        Ok(()) => tracing::info!("store closed; shut down cleanly"),
+        Err(e) => tracing::error!(error = %e, "cannot close the store cleanly"),
+    }
     Ok(())
 }
 
 /// Accept connections on `listener` and serve `app` on each (over TLS when `tls` is
-/// given) until `shutdown` resolves; then stop accepting and wait for in-flight
-/// requests, at most [`DRAIN_TIMEOUT`].
+/// given) with the default `[server]` limits until `shutdown` resolves; then stop
+/// accepting and wait for in-flight requests. See [`listener::run`].
 pub async fn run(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            remote,
-            app.clone(),
-            tls.clone(),
-            builder.clone(),
-            graceful.watcher(),
-        ));
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!("connections still open after {}s; closing them", DRAIN_TIMEOUT.as_secs());
-        }
-    }
-}
-
-/// One connection: the TLS handshake if any, then HTTP until the client or shutdown ends it.
-async fn connection(
-    stream: TcpStream,
-    remote: SocketAddr,
-    app: Router,
-    tls: Option<Arc<Tls>>,
-    builder: auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-) {
-    let Some(tls) = tls else {
-        return serve_http(stream, remote, None, Scheme("http"), app, &builder, watcher).await;
-    };
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await
-    {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            tracing::debug!(%remote, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%remote, "TLS handshake timed out");
-            return;
-        }
-    };
-    let certificate = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|der| Arc::new(CertificateNames::from_der(der.as_ref())));
-    serve_http(
-        stream,
-        remote,
-        certificate,
-        Scheme("https"),
+    listener::run(
+        listener,
         app,
-        &builder,
-        watcher,
+        tls,
+        &ServerSettings::default(),
+        Arc::new(Metrics::new()),
+        shutdown,
     )
     .await;
-}
-
-/// Serve HTTP on a connection; every request carries the peer address
-/// (`ConnectInfo`), the client certificate's names and the scheme as extensions.
-async fn serve_http<S>(
-    stream: S,
-    remote: SocketAddr,
-    certificate: Option<Arc<CertificateNames>>,
-    scheme: Scheme,
-    app: Router,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        // HTTP/2 carries the host in `:authority`, not in a Host header; URLs the
-        // server emits are built from Host, so give HTTP/2 requests one.
-        if !request.headers().contains_key(header::HOST) {
-            let authority = request.uri().authority().map(|a| a.as_str().to_string());
-            if let Some(host) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
-                request.headers_mut().insert(header::HOST, host);
-            }
-        }
-        let extensions = request.extensions_mut();
-        extensions.insert(ConnectInfo(remote));
-        extensions.insert(scheme);
-        if let Some(names) = &certificate {
-            extensions.insert(names.clone());
-        }
-        let app = app.clone();
-        async move { app.oneshot(request.map(Body::new)).await }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -35,13 +35,20 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     assert_eq!(query.text(), text);
-    assert_eq!(Query::parse(&query.to_string()).map(|q| q.text().to_owned()), Ok(text.to_owned()));
+    assert_eq!(
+        Query::parse(&query.to_string()).map(|q| q.text().to_owned()),
+        Ok(text.to_owned())
+    );
 
     let Some(object) = object else { return };
     let Ok(value) = serde_json::from_slice::<Value>(object) else {
         return;
     };
-    let sources = ["e78eb331-c15a-463f-ba62-73b2a71a324a", "inbox", "Threat feed"];
+    let sources = [
+        "e78eb331-c15a-463f-ba62-73b2a71a324a",
+        "inbox",
+        "Threat feed",
+    ];
     let negated = Query::parse(&format!("not ( {text} )")).ok();
     let doubled = Query::parse(&format!("( {text} ) or ( {text} )")).ok();
     let juxtaposed = Query::parse(&format!("( {text} ) ( {text} )")).ok();

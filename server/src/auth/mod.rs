@@ -313,9 +313,10 @@ fn check(credentials: &Credentials, presented: &Presented, by_name: bool) -> Opt
     None
 }
 
-/// The client address lockouts count: the peer, or, when the peer is one of
-/// `service.trusted_proxies`, the nearest `X-Forwarded-For` entry that is not.
-fn client_address(
+/// The client address lockouts and per-client limits count: the peer, or, when the
+/// peer is one of `service.trusted_proxies`, the nearest `X-Forwarded-For` entry that
+/// is not.
+pub fn client_address(
     config: &ServiceConfig,
     headers: &HeaderMap,
     peer: Option<IpAddr>,

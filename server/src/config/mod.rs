@@ -16,6 +16,8 @@ pub use model::{
     Access, ApiRoot, Collection, Config, Limits, Service, StoreSettings, TaxiiVersion,
 };
 
+pub use crate::listener::settings::ServerSettings;
+
 use crate::query::Query;
 
 /// Name of the configuration file inside the config directory.
@@ -219,6 +221,9 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     }
     if limits.max_content_length == 0 {
         problem("limits.max_content_length".into(), "must be > 0".into());
+    }
+    for (field, message) in config.server.problems() {
+        problem(format!("server.{field}"), message);
     }
     if config.store.status_retention_hours < 24 {
         problem(

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::settings::AuthSettings;
+use crate::listener::settings::ServerSettings;
 
 /// The whole service configuration, as read from the config directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,6 +14,9 @@ pub struct Config {
     /// Limits on what clients may ask for or send.
     #[serde(default)]
     pub limits: Limits,
+    /// Connection and request limits of the TAXII listener (applied at start).
+    #[serde(default)]
+    pub server: ServerSettings,
     /// Store maintenance settings.
     #[serde(default)]
     pub store: StoreSettings,

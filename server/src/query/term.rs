@@ -165,7 +165,22 @@ pub(crate) fn compile(input: &str, head: &Head<'_>, value: ValueSpan) -> Result<
     let source = input.get(head.field_at..value.end).unwrap_or("").into();
     let raw = input.get(value.start..value.end).unwrap_or("");
     let error = |expected: String| ParseError::at(input, value.start, expected, quote(raw));
-    let literal = Literal::new(&value.pieces).map_err(|expected| error(expected.to_owned()))?;
+    let derived = Derived::of(head.field);
+    // These fields are only ever text: `now-tv.example` is a value there, not a bad `now-…`.
+    let text_only = matches!(
+        derived,
+        Some(Derived::IocType | Derived::IocValue | Derived::Source)
+    );
+    let literal = match Literal::new(&value.pieces) {
+        Ok(literal) => literal,
+        Err(_) if text_only => Literal {
+            text: TextPattern::new(&value.pieces),
+            number: None,
+            boolean: None,
+            time: None,
+        },
+        Err(expected) => return Err(error(expected.to_owned())),
+    };
     let op = quote(head.cmp.as_str());
     let ordered = head.cmp != Cmp::Eq;
     if ordered && literal.has_wildcard() {
@@ -177,7 +192,7 @@ pub(crate) fn compile(input: &str, head: &Head<'_>, value: ValueSpan) -> Result<
         _ => None,
     };
 
-    let test = match Derived::of(head.field) {
+    let test = match derived {
         Some(Derived::Tlp) if any => Test::Tlp(None),
         Some(Derived::Tlp) => match fixed.and_then(Tlp::parse) {
             Some(level) => Test::Tlp(Some((head.cmp, level))),
@@ -396,6 +411,29 @@ mod tests {
             "tlp:tlp:red",
         ] {
             assert!(term(ok).is_ok(), "{ok}");
+        }
+    }
+
+    /// Fuzzing regression (fuzz_pattern, corpus `regress-ioc-*-now-prefix`): an IOC
+    /// whose value or type starts with `now-`/`now+` could not be queried at all, since
+    /// the value was refused as a malformed relative time.
+    #[test]
+    fn text_only_fields_take_values_that_start_like_now() {
+        for ok in [
+            "ioc_value:now-tv.example",
+            "ioc_value:now+1x",
+            "ioc_type:now-i:au",
+            "ioc_type:x-now:value",
+            "source:now-feed",
+        ] {
+            assert!(term(ok).is_ok(), "{ok}");
+        }
+        let Test::IocValue(pattern) = term("ioc_value:NOW-TV.example").unwrap().test else {
+            panic!("not an ioc_value term");
+        };
+        assert!(pattern.matches("now-tv.example"));
+        for still_refused in ["added:>now-30x", "modified:>now-1d2h", "name:now-"] {
+            assert!(term(still_refused).is_err(), "{still_refused}");
         }
     }
 

@@ -252,6 +252,12 @@ pub trait Store: Send + Sync {
 
     /// Whether every query collection is built (readiness is not gated on it, metrics are).
     async fn ready(&self) -> bool;
+
+    /// Make everything written durable in the main database file before the process
+    /// exits (no more requests are served). The handle stays usable.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A shared store handle.

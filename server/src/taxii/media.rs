@@ -37,7 +37,14 @@ fn parse_ranges(header: &str) -> Vec<MediaRange> {
                 let v = v.trim().trim_matches('"');
                 match k.trim().to_ascii_lowercase().as_str() {
                     "version" => version = Some(v.to_string()),
-                    "q" => q = v.parse().unwrap_or(0.0),
+                    // NaN would break the sort by q below: treat it (and inf) as unparsable.
+                    "q" => {
+                        q = v
+                            .parse()
+                            .ok()
+                            .filter(|q: &f32| q.is_finite())
+                            .unwrap_or(0.0)
+                    }
                     _ => {}
                 }
             }
@@ -176,6 +183,25 @@ mod tests {
         assert_eq!(
             negotiate(Some("application/taxii+json;version=2.1, */*"), &[V20]),
             Ok(V20)
+        );
+    }
+
+    /// Fuzzing regression (fuzz_media, corpus `regress-accept-q-nan`): with more than 20
+    /// ranges and one `q=nan`, sorting by q panicked ("user-provided comparison function
+    /// does not correctly implement a total order").
+    #[test]
+    fn nan_and_infinite_weights_are_not_acceptable_and_do_not_panic() {
+        for bad in ["nan", "NaN", "inf", "-inf", "infinity"] {
+            let mut ranges: Vec<String> = (0..30)
+                .map(|i| format!("text/x{i};q=0.{}", i % 9 + 1))
+                .collect();
+            ranges[7] = format!("application/taxii+json;q={bad}");
+            ranges.push("application/vnd.oasis.taxii+json;q=0.05".into());
+            assert_eq!(negotiate(Some(&ranges.join(",")), BOTH), Ok(V20), "{bad}");
+        }
+        assert_eq!(
+            negotiate(Some("application/taxii+json;q=NaN"), BOTH),
+            Err(NotAcceptable)
         );
     }
 

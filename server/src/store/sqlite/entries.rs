@@ -71,20 +71,20 @@ pub fn insert_entry(
     }
     let (min, max): (Option<Micros>, Option<Micros>) = tx
         .prepare_cached(
-            "SELECT min(version_us), max(version_us) FROM entries WHERE view_id = ?1 AND stix_id = ?2",
+            "SELECT min(version_us), max(version_us) FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
         )?
         .query_row(params![view_id, row.stix_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let is_first = min.is_none_or(|m| row.version_us < m);
     let is_last = max.is_none_or(|m| row.version_us > m);
     if is_first && min.is_some() {
         tx.prepare_cached(
-            "UPDATE entries SET is_first = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_first = 1",
+            "UPDATE entries INDEXED BY entries_by_object SET is_first = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_first = 1",
         )?
         .execute(params![view_id, row.stix_id])?;
     }
     if is_last && max.is_some() {
         tx.prepare_cached(
-            "UPDATE entries SET is_last = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_last = 1",
+            "UPDATE entries INDEXED BY entries_by_object SET is_last = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_last = 1",
         )?
         .execute(params![view_id, row.stix_id])?;
     }
@@ -130,7 +130,7 @@ pub fn remove_entry(
 /// Recompute `is_first`/`is_last` of one object's versions in a view.
 pub fn refresh_flags(tx: &Transaction<'_>, view_id: i64, stix_id: &str) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "UPDATE entries SET \
+        "UPDATE entries INDEXED BY entries_by_object SET \
            is_first = (version_us = (SELECT min(version_us) FROM entries e WHERE e.view_id = ?1 AND e.stix_id = ?2)), \
            is_last  = (version_us = (SELECT max(version_us) FROM entries e WHERE e.view_id = ?1 AND e.stix_id = ?2)) \
          WHERE view_id = ?1 AND stix_id = ?2",

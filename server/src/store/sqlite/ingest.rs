@@ -217,7 +217,7 @@ impl Writer<'_, '_> {
         let others: Vec<i64> = self
             .tx
             .prepare_cached(
-                "SELECT vid FROM entries WHERE view_id = ?1 AND stix_id = ?2 AND vid != ?3",
+                "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2 AND vid != ?3",
             )?
             .query_map(params![view_id, stix_id, keep_vid], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -310,7 +310,8 @@ pub fn delete_object(
     let mut doomed = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT vid, version_us, spec_version, is_first, is_last FROM entries WHERE view_id = ?1 AND stix_id = ?2",
+            "SELECT vid, version_us, spec_version, is_first, is_last FROM entries INDEXED BY entries_by_object \
+             WHERE view_id = ?1 AND stix_id = ?2",
         )?;
         let rows = stmt.query_map(params![view_id, stix_id], |r| {
             Ok((

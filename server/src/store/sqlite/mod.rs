@@ -64,7 +64,10 @@ impl SqliteStore {
         schema::configure(&writer, true)?;
         schema::migrate(&mut writer)?;
         let last: Option<i64> = writer.query_row(
-            "SELECT max(m) FROM (SELECT max(date_added) AS m FROM entries UNION ALL SELECT max(added_us) FROM object_versions)",
+            // One index probe per view and one for the newest version: no table scans at start-up.
+            "SELECT max(m) FROM ( \
+               SELECT (SELECT max(date_added) FROM entries e WHERE e.view_id = v.view_id) AS m FROM views v \
+               UNION ALL SELECT added_us FROM (SELECT added_us FROM object_versions ORDER BY vid DESC LIMIT 1))",
             [],
             |r| r.get(0),
         )?;
@@ -410,6 +413,7 @@ impl Store for SqliteStore {
             let tx = writer.transaction()?;
             views::purge_statuses(&tx, now_us() - hours * 3_600_000_000)?;
             tx.commit()?;
+            schema::optimize(&writer)?;
             Ok(())
         })
         .await?;
@@ -461,6 +465,25 @@ impl Store for SqliteStore {
         self.registry()
             .map(|r| r.views.iter().all(|v| v.state == ViewState::Active))
             .unwrap_or(false)
+    }
+
+    /// Checkpoint the write-ahead log into `taxiway.db` and truncate it, so the data
+    /// directory is complete in one file (the last connection's close removes the WAL).
+    async fn close(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            let writer = inner.writer.lock().map_err(poisoned)?;
+            let (busy, _, _): (i64, i64, i64) =
+                writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable(
+                    "a reader kept the write-ahead log from being checkpointed".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -76,8 +76,11 @@ const MIGRATIONS: &[&str] = &[
 pub fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
-    conn.pragma_update(None, "cache_size", -32_000)?; // ~32 MB per connection
-    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    // Page cache per connection: the writer gets more (ingest touches indexes all over);
+    // readers scan narrow index ranges. No mmap: each connection's mapping would count
+    // the same file pages again in the process's RSS (measured: 1 GiB vs 343 MiB at 1M).
+    conn.pragma_update(None, "cache_size", if writer { -32_000 } else { -8_000 })?;
+    conn.pragma_update(None, "mmap_size", 0)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     if writer {
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -105,5 +108,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
+    optimize(conn)
+}
+
+/// Refresh the planner's statistics where they are stale (cheap; SQLite decides).
+pub fn optimize(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("PRAGMA optimize")?;
     Ok(())
 }

@@ -1,0 +1,114 @@
+//! Per-request limits around the TAXII router: how many requests one client may
+//! have in flight (429 beyond), and how long a request may take (408 when the client
+//! was still sending its body, 503 otherwise). Both answer with TAXII error objects.
+//!
+//! Settings come from `[server]` ([`ServerSettings`]) and are read at start.
+
+pub mod body;
+mod clients;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use self::body::{hold_until_sent, Watched};
+use self::clients::{Clients, TooMany};
+
+use crate::auth::client_address;
+use crate::config::{ServerSettings, TaxiiVersion};
+use crate::state::AppState;
+use crate::taxii::error::TaxiiError;
+use crate::taxii::media;
+
+/// Wrap `router` (the TAXII router) in the per-request limits of `settings`.
+pub fn apply(router: Router, settings: &ServerSettings, state: AppState) -> Router {
+    let limits = Arc::new(RequestLimits {
+        clients: Arc::new(Clients::new(settings.max_requests_per_client)),
+        timeout: settings.request_timeout(),
+        state,
+    });
+    router.layer(axum::middleware::from_fn_with_state(limits, limit))
+}
+
+struct RequestLimits {
+    clients: Arc<Clients>,
+    timeout: Duration,
+    state: AppState,
+}
+
+async fn limit(State(limits): State<Arc<RequestLimits>>, request: Request, next: Next) -> Response {
+    let (version, client) = {
+        let config = limits.state.config.load();
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let version =
+            media::negotiate(accept, &config.config.service.versions).unwrap_or(TaxiiVersion::V21);
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        (version, client_address(&config, request.headers(), peer))
+    };
+    let permit = match client.map(|ip| limits.clients.enter(ip)) {
+        Some(Err(TooMany)) => {
+            limits.state.metrics.limited("per_client");
+            return too_many(limits.clients.max)
+                .in_version(version)
+                .into_response();
+        }
+        Some(Ok(permit)) => permit,
+        None => None,
+    };
+
+    let (parts, body) = request.into_parts();
+    let (body, received) = Watched::wrap(body);
+    let response = match tokio::time::timeout(
+        limits.timeout,
+        next.run(Request::from_parts(parts, body)),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            let timeout = limits.timeout.as_secs();
+            let error = if received.load(Ordering::Acquire) {
+                limits.state.metrics.limited("timeout");
+                TaxiiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
+                    .describe(format!(
+                        "the request was not answered within {timeout} s; retry later"
+                    ))
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            } else {
+                limits.state.metrics.limited("body_timeout");
+                TaxiiError::new(StatusCode::REQUEST_TIMEOUT, "Request timeout")
+                    .describe(format!(
+                        "the request body did not arrive within {timeout} s"
+                    ))
+                    .with_header(header::CONNECTION, HeaderValue::from_static("close"))
+            };
+            error.in_version(version).into_response()
+        }
+    };
+    match permit {
+        // The client's request is in flight until its response body is sent.
+        Some(permit) => hold_until_sent(response, permit),
+        None => response,
+    }
+}
+
+fn too_many(max: usize) -> TaxiiError {
+    TaxiiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests")
+        .describe(format!(
+            "at most {max} requests from one client may be in flight at once; retry shortly"
+        ))
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+}

@@ -1,0 +1,134 @@
+//! The TAXII listener: a hand-written accept loop over hyper-util's HTTP/1+HTTP/2
+//! server, so TLS and plain connections take one path: accept, (handshake,) note the
+//! peer and its client certificate, serve the router.
+//!
+//! Resources are bounded by `[server]` ([`ServerSettings`]): at most
+//! `max_connections` connections are served at once (more wait `connection_wait_ms`
+//! for a slot, then are closed and counted), header size, header count and header
+//! read time are capped, idle connections are closed, HTTP/2 connections are pinged.
+//! On shutdown the loop stops accepting, asks every connection to finish what it is
+//! doing, and waits for them at most `drain_timeout_secs`.
+
+mod connection;
+pub mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+
+pub use self::settings::ServerSettings;
+use crate::metrics::Metrics;
+use crate::tls::Tls;
+
+/// Accept connections on `listener` and serve `app` on each (over TLS when `tls` is
+/// given) within `settings`, until `shutdown` resolves; then stop accepting, let
+/// in-flight requests finish and close idle connections, waiting at most
+/// `settings.drain_timeout_secs`.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<Tls>>,
+    settings: &ServerSettings,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let shared = Arc::new(connection::Shared {
+        app,
+        tls,
+        builder: connection::http_builder(settings),
+        metrics: metrics.clone(),
+        handshake_timeout: settings.tls_handshake_timeout(),
+        idle_timeout: settings.idle_timeout(),
+        stopping,
+    });
+    let max = settings.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    // Connections allowed to wait for a slot; beyond these, excess ones are closed at once.
+    let queue = Arc::new(Semaphore::new(max));
+    // Every connection task holds a sender; when all are dropped, every connection is done.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let task = Accepted {
+            stream,
+            remote,
+            shared: shared.clone(),
+            open: open.clone(),
+        };
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            tokio::spawn(task.serve(slot));
+        } else if let Ok(queued) = queue.clone().try_acquire_owned() {
+            tokio::spawn(task.wait_for_slot(slots.clone(), queued, settings.connection_wait()));
+        } else {
+            task.refuse();
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(open);
+    let drain = settings.drain_timeout();
+    tokio::select! {
+        _ = all_closed.recv() => {}
+        () = tokio::time::sleep(drain) => {
+            tracing::warn!("connections still open after {}s; closing them", drain.as_secs());
+        }
+    }
+}
+
+/// A connection accepted but not yet given a slot.
+struct Accepted {
+    stream: TcpStream,
+    remote: std::net::SocketAddr,
+    shared: Arc<connection::Shared>,
+    open: mpsc::Sender<()>,
+}
+
+impl Accepted {
+    async fn serve(self, slot: OwnedSemaphorePermit) {
+        let slot = connection::Slot::new(slot, self.open, self.shared.metrics.clone());
+        connection::serve(self.stream, self.remote, slot, self.shared).await;
+    }
+
+    /// All slots are taken: wait briefly for one, else close the connection.
+    async fn wait_for_slot(
+        self,
+        slots: Arc<Semaphore>,
+        queued: OwnedSemaphorePermit,
+        wait: Duration,
+    ) {
+        let mut stopping = self.shared.stopping.clone();
+        let slot = tokio::select! {
+            slot = tokio::time::timeout(wait, slots.acquire_owned()) => slot.ok().and_then(Result::ok),
+            _ = stopping.changed() => None,
+        };
+        drop(queued);
+        match slot {
+            Some(slot) => self.serve(slot).await,
+            None => self.refuse(),
+        }
+    }
+
+    fn refuse(self) {
+        self.shared.metrics.connection_refused();
+        tracing::debug!(remote = %self.remote, "too many connections; closing one unserved");
+        drop(self.stream);
+    }
+}
