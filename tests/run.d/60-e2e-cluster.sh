@@ -14,7 +14,8 @@
 #
 # Release binaries are built in ${CARGO_TARGET_DIR:-$TAXIWAY_CACHE/target-e2e}.
 # Environment: TAXIWAY_E2E=0 skips it; TAXIWAY_E2E_KEEP=1 keeps the cluster up after the test (then
-# `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_E2E_TIMEOUT (s, default 600)
+# `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_CLUSTER_WAIT (s, default 1200)
+# is how long to wait for another cluster on this machine to finish; TAXIWAY_E2E_TIMEOUT (s, default 600)
 # bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -55,6 +56,9 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
 fi
 
 venv=$(bash "$repo/tests/interop/setup-venv.sh")
+# One cluster per machine: queue behind another run (a developer's, or CI's) instead
+# of failing at once.
+export TAXIWAY_CLUSTER_WAIT=${TAXIWAY_CLUSTER_WAIT:-1200}
 work=$(mktemp -d /tmp/taxiway-e2e.XXXXXX)
 started=$SECONDS
 rc=1
