@@ -742,11 +742,11 @@ def refuse_users(users, url, before):
         if u["secretName"] == USERS["partner"]["secret"]:
             u["locked"] = True
     patch("taxiiservice", SVC, {"spec": {"users": users}})
-    for who, how in (("bob", "whose Secret was deleted"), ("sentinel", "disabled"),
-                     ("partner", "locked")):
+    for who, how in (("bob", "whose Secret was deleted"), ("sentinel", "who is disabled"),
+                     ("partner", "who is locked")):
         _, took = wait_for(f"{who} to be refused",
                            lambda: taxii_get(url, who).status_code == 401)
-        check(True, f"a {how} user is refused ({took:.1f} s)")
+        check(True, f"a user {how} is refused ({took:.1f} s)")
     check(taxii_get(url, "alice").status_code == 200, "the others still sign in")
     after = server_pod()
     check(after and after[:2] == before[:2], "no restart for certificate or user changes")
