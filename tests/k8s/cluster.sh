@@ -478,6 +478,7 @@ take_lock() {
       sed -i '/^lock /d' "$W/pids"
       die "another cluster is running on this machine ($(cat "$OWNER_FILE" 2>/dev/null || echo 'owner unknown')): stop it with tests/k8s/cluster.sh down <its workdir>"
     fi
+    ((i == 40)) && log "waiting up to $LOCK_WAIT s for the cluster in $(cat "$OWNER_FILE" 2>/dev/null || echo '?') to go"
     sleep 0.05
   done
   printf '%s\n' "$W" >"$OWNER_FILE"
@@ -499,12 +500,13 @@ up_cluster() {
     log "a previous cluster in $W is partly running; tearing it down first"
     down_cluster
   fi
-  local t0=$SECONDS
-  T0=$SECONDS
-  DEADLINE=$((SECONDS + READY_TIMEOUT))
   mkdir -p "$W/run" "$W/bin"
   : >"$W/pids"
   take_lock
+  # Timed from here: waiting for another cluster's lock does not count.
+  local t0=$SECONDS
+  T0=$SECONDS
+  DEADLINE=$((SECONDS + READY_TIMEOUT))
   # Whatever stops `up` half-way (a failed command, Ctrl-C) undoes what it did.
   UP_DONE=0
   trap 'if [[ $UP_DONE == 0 ]]; then log "up did not finish; tearing down"; down_cluster; fi' EXIT

@@ -6,15 +6,16 @@
 #   bash tests/run.d/50-fuzz-smoke.sh                  # all targets, 15 s each
 #   FUZZ_SECONDS=60 bash tests/run.d/50-fuzz-smoke.sh fuzz_query fuzz_pattern
 #
-# cargo-fuzz needs nightly-only rustc flags (-Zsanitizer); the machine has only a
-# stable toolchain, so RUSTC_BOOTSTRAP=1 unlocks them. The build is cached outside
+# cargo-fuzz needs nightly-only rustc flags (-Zsanitizer=address); the machine has
+# only a stable toolchain, so RUSTC_BOOTSTRAP=1 unlocks them. FUZZ_SANITIZER=none
+# builds without AddressSanitizer. The build is cached outside
 # the repository under ${TAXIWAY_CACHE:-~/.cache/taxiway}/fuzz-target.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="${TAXIWAY_CACHE:-$HOME/.cache/taxiway}"
 fuzz_dir="$repo/server/fuzz"
 seconds="${FUZZ_SECONDS:-15}"
-sanitizer="${FUZZ_SANITIZER:-none}"
+sanitizer="${FUZZ_SANITIZER:-address}"
 
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$cache/fuzz-target"
@@ -34,6 +35,7 @@ dict_for() {
         fuzz_query) echo "$fuzz_dir/query.dict" ;;
         fuzz_pattern) echo "$fuzz_dir/pattern.dict" ;;
         fuzz_config) echo "$fuzz_dir/config.dict" ;;
+        fuzz_media) echo "$fuzz_dir/media.dict" ;;
     esac
 }
 
@@ -57,7 +59,7 @@ for target in "${targets[@]}"; do
         -print_final_stats=1
     )
     dict="$(dict_for "$target")"
-    [[ -n "$dict" ]] && args+=(-dict="$dict")
+    if [[ -n "$dict" ]]; then args+=(-dict="$dict"); fi
     log="$cache/fuzz-logs/$target.log"
     mkdir -p "$(dirname "$log")"
     echo "--- $target: ${seconds}s"

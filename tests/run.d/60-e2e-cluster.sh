@@ -13,8 +13,9 @@
 # logs. Details: docs/kubernetes-e2e.md.
 #
 # Release binaries are built in ${CARGO_TARGET_DIR:-$TAXIWAY_CACHE/target-e2e}.
-# Environment: TAXIWAY_E2E_KEEP=1 keeps the cluster up after the test (then
-# `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_E2E_TIMEOUT (s, default 600)
+# Environment: TAXIWAY_E2E=0 skips it; TAXIWAY_E2E_KEEP=1 keeps the cluster up after the test (then
+# `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_CLUSTER_WAIT (s, default 1200)
+# is how long to wait for another cluster on this machine to finish; TAXIWAY_E2E_TIMEOUT (s, default 600)
 # bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,6 +25,10 @@ tag=${TAXIWAY_IMAGE_TAG:-e2e}
 
 log() { printf '[60-e2e %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
+if [[ ${TAXIWAY_E2E:-1} == 0 ]]; then
+  log "skipped: TAXIWAY_E2E=0"
+  exit 0
+fi
 for need in "$repo/charts/taxiway" "$repo/operator/Cargo.toml" "$repo/examples/k8s"; do
   if [[ ! -e $need ]]; then
     log "skipped: ${need#"$repo"/} is not in this checkout yet"
@@ -51,6 +56,9 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
 fi
 
 venv=$(bash "$repo/tests/interop/setup-venv.sh")
+# One cluster per machine: queue behind another run (a developer's, or CI's) instead
+# of failing at once.
+export TAXIWAY_CLUSTER_WAIT=${TAXIWAY_CLUSTER_WAIT:-1200}
 work=$(mktemp -d /tmp/taxiway-e2e.XXXXXX)
 started=$SECONDS
 rc=1

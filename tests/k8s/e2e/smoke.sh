@@ -9,7 +9,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cluster=$here/../cluster.sh
-W=${1:-$(mktemp -d /tmp/taxiway-smoke.XXXXXX)}
+W=${1:-}
+own_workdir=0
+if [[ -z $W ]]; then W=$(mktemp -d /tmp/taxiway-smoke.XXXXXX) && own_workdir=1; fi
 DOCKER=$(command -v /usr/bin/docker || command -v docker)
 IMAGE=taxiway-smoke:1
 NS=smoke
@@ -25,7 +27,9 @@ finish() {
   bash "$cluster" down "$W" || true
   leftovers
   printf '%d passed, %d failed\n' "$passed" "$failed"
-  ((failed == 0 && rc == 0)) || exit 1
+  ((failed == 0 && rc == 0)) || { log "logs kept in $W"; exit 1; }
+  ((own_workdir)) && rm -rf "$W"
+  return 0
 }
 
 leftovers() {

@@ -4,7 +4,8 @@ use std::num::NonZeroU64;
 
 use taxiway_server::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
 use taxiway_server::config::{
-    self as server_config, ApiRoot, Config, ConfigError, Limits, Service, StoreSettings,
+    self as server_config, ApiRoot, Config, ConfigError, Limits, ServerSettings, Service,
+    StoreSettings,
 };
 
 use super::Urls;
@@ -72,6 +73,8 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
         // Connection and request limits: the server's defaults (not in the CRD yet).
         server: Default::default(),
         store,
+        // Connection limits and timeouts apply on pod restart; the defaults suit a pod.
+        server: ServerSettings::default(),
         auth: auth_settings(spec.auth.as_ref()),
         api_roots: spec
             .api_roots
