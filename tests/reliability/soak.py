@@ -255,7 +255,7 @@ def main():
         wait_until = time.time() + 30
         while True:
             _, _, collection = request(conn, "GET", f"/feeds/collections/{HIGH_CONFIDENCE}/")
-            last_applied = collection.get("description", "").endswith(wanted)
+            last_applied = wanted in collection.get("description", "")
             if last_applied or time.time() > wait_until:
                 break
             time.sleep(0.2)
@@ -311,6 +311,9 @@ def main():
                              "end": final["RssAnon"], "idle": idle["RssAnon"]},
             "fds": {"start": first["fds"], "after_warmup": warm["fds"], "peak": peak_fds,
                     "end": final["fds"], "idle": idle["fds"]},
+            # Every tenth of the run: seconds, heap MiB, fds — a leak keeps climbing, caches level off.
+            "series": [[round(s["t"]), s["RssAnon"] // 1024, s["fds"]]
+                       for s in samples[::max(1, len(samples) // 10)]],
             "load1": {"before": round(load_before[0], 2), "peak": round(peak_load, 2), "after": round(load_after[0], 2)},
             "exit_code": code,
         }

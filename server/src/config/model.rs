@@ -15,7 +15,7 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     /// Connection and request limits of the TAXII listener (applied at start).
-    #[serde(default, skip_serializing_if = "ServerSettings::is_default")]
+    #[serde(default)]
     pub server: ServerSettings,
     /// Store maintenance settings.
     #[serde(default)]

@@ -68,11 +68,6 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
-    /// Whether every setting has its default (then a written config leaves `[server]` out).
-    pub fn is_default(&self) -> bool {
-        *self == ServerSettings::default()
-    }
-
     /// What breaks the rules, as (field, message) pairs.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();

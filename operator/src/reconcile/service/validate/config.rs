@@ -70,8 +70,6 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             trusted_proxies: spec.trusted_proxies.clone(),
         },
         limits,
-        // Connection and request limits: the server's defaults (not in the CRD yet).
-        server: Default::default(),
         store,
         // Connection limits and timeouts apply on pod restart; the defaults suit a pod.
         server: ServerSettings::default(),
