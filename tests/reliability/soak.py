@@ -40,6 +40,10 @@ SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
 THREADS = int(os.environ.get("SOAK_THREADS", "32"))
 RELOAD_EVERY = float(os.environ.get("SOAK_RELOAD_SECONDS", "4"))
 REPORT = os.environ.get("SOAK_REPORT")
+# SOAK_WRITES=0: a read-only run (plus reloads) over a store filled first with
+# SOAK_PRELOAD objects — the data stops growing, so the heap should stay flat.
+WRITES = os.environ.get("SOAK_WRITES", "1") != "0"
+PRELOAD = int(os.environ.get("SOAK_PRELOAD", "0" if WRITES else "50000"))
 WARMUP = min(30.0, SECONDS * 0.25)
 THRESHOLDS = [60, 70, 80, 90]
 # Allowed growth after warm-up: generous, to catch leaks and not allocator noise.
@@ -176,7 +180,7 @@ class Client:
 
     def run(self, deadline):
         names = [n for n, _ in self.OPS]
-        weights = [w for _, w in self.OPS]
+        weights = [w if (WRITES or n != "write") else 0 for n, w in self.OPS]
         while time.time() < deadline:
             kind = self.rng.choices(names, weights)[0]
             started = time.time()
@@ -221,6 +225,15 @@ def main():
     failures = []
     ok = False
     try:
+        if PRELOAD:
+            conn = server.connection(timeout=120)
+            for _ in range(0, PRELOAD, 500):
+                objects = [indicator(n % 101) for n in range(500)]
+                status, _, _ = request(conn, "POST", objects_path(INBOX), {"objects": objects})
+                assert status == 202, status
+                stats.stored([o["id"] for o in objects])
+            conn.close()
+            print(f"preloaded {len(stats.acknowledged)} objects", flush=True)
         started = time.time()
         deadline = started + SECONDS
         load_before = os.getloadavg()
@@ -288,6 +301,8 @@ def main():
         report = {
             "seconds": round(elapsed, 1),
             "threads": THREADS,
+            "writes": WRITES,
+            "preloaded": PRELOAD,
             "cpus": os.cpu_count(),
             "binary": BIN,
             "operations": requests_total,
