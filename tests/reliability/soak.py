@@ -66,6 +66,7 @@ class Stats:
         self.error_count = 0
         self.acknowledged = set()
         self.duplicate_acks = 0
+        self.requests = 0
 
     def ok(self, kind, seconds):
         with self.lock:
@@ -105,8 +106,10 @@ class Client:
         self.last_added = {}
         self.mine = []      # ids this client posted (inbox)
         self.statuses = []  # status ids of its posts
+        self.requests = 0   # HTTP requests sent
 
     def call(self, method, path, body=None):
+        self.requests += 1
         return request(self.conn, method, path, body)
 
     def write(self):
@@ -192,6 +195,8 @@ class Client:
                 self.conn.close()
                 self.conn = self.server.connection(timeout=60)
         self.conn.close()
+        with self.stats.lock:
+            self.stats.requests += self.requests
 
 
 def monitor(pid, started, samples, stop):
@@ -307,6 +312,8 @@ def main():
             "binary": BIN,
             "operations": requests_total,
             "operations_per_second": round(requests_total / elapsed, 1),
+            "http_requests": stats.requests,
+            "http_requests_per_second": round(stats.requests / elapsed, 1),
             "by_kind": stats.counts,
             "p50_ms": {k: round(percentile(v, 0.5) * 1000, 1) for k, v in stats.latencies.items()},
             "p99_ms": {k: round(percentile(v, 0.99) * 1000, 1) for k, v in stats.latencies.items()},
@@ -368,7 +375,7 @@ def main():
             print(f"FAIL: {f}", file=sys.stderr)
         if not failures:
             print(f"soak passed: {requests_total} operations in {elapsed:.0f}s with {THREADS} threads "
-                  f"({requests_total / elapsed:.0f}/s), {writes} writes ({len(stats.acknowledged)} objects), "
+                  f"({requests_total / elapsed:.0f}/s; {stats.requests / elapsed:.0f} HTTP requests/s), {writes} writes ({len(stats.acknowledged)} objects), "
                   f"{swaps[0]} config reloads, zero errors; heap {warm['RssAnon'] // 1024}->{final['RssAnon'] // 1024} MiB, "
                   f"fds {warm['fds']}->{final['fds']} after warm-up")
             ok = True
