@@ -68,6 +68,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let refresh = Duration::from_secs(config.config.store.refresh_interval_secs);
     // Connection and request limits are read once: a change needs a restart.
     let server_settings = config.config.server.clone();
+    let needed = listener::descriptors_needed(&server_settings);
+    if let Some(limit) = listener::open_files_limit().filter(|l| *l < needed) {
+        tracing::warn!(
+            limit,
+            needed,
+            max_connections = server_settings.max_connections,
+            "the open-file limit is below what server.max_connections can use; raise it (ulimit -n) or lower max_connections"
+        );
+    }
     let credentials = match &opts.credentials_dir {
         Some(dir) => Credentials::load_dir(dir)
             .with_context(|| format!("invalid credentials in {}", dir.display()))?,
