@@ -769,11 +769,11 @@ def test_8_invalid_query():
         objs = {o["id"] for o in all_objects(view("malware-context"))}
         check(SEEN["mal"] in objs, "the other collections are served as before")
         r = taxii_get(f"https://{SVC_FQDN}/feeds/collections/{IDS['e2e-malware']}/objects/")
-        known_gap(r.status_code == 200 and SEEN["mal"] in r.text,
-                  f"the collection keeps its previous, valid query ({r.status_code})",
-                  "the operator stops serving a collection whose query is invalid "
-                  "(Accepted=False, TaxiiService Degraded) instead of keeping its last "
-                  "valid query, which issue 10 test 8 asks for")
+        check(r.status_code == 200 and SEEN["mal"] in r.text,
+              f"the collection keeps its previous, valid query ({r.status_code})")
+        accepted = condition(kget("taxiicollection", "e2e-malware"), "Accepted") or {}
+        check(accepted.get("status") == "True" and accepted.get("reason") == "ServingPreviousQuery",
+              f"Accepted=True/ServingPreviousQuery: {accepted.get('message')!r}")
     finally:
         patch("taxiicollection", "e2e-malware", {"spec": {"query": good}})
     wait_for("QueryValid=True again", lambda: (condition(kget("taxiicollection", "e2e-malware"),

@@ -18,14 +18,24 @@ pub fn from_verdict(
     verdict: &CollectionVerdict,
     now: &Time,
 ) -> TaxiiCollectionStatus {
-    let accepted = match &verdict.rejection {
-        None => Wanted::new(
+    let accepted = match (&verdict.rejection, &verdict.previous_query) {
+        (None, None) => Wanted::new(
             ACCEPTED,
             Status::True,
             "Accepted",
             format!("served by TaxiiService {}", collection.spec.service),
         ),
-        Some(r) => Wanted::new(ACCEPTED, Status::False, r.reason, r.message.clone()),
+        (None, Some(query)) => Wanted::new(
+            ACCEPTED,
+            Status::True,
+            "ServingPreviousQuery",
+            format!(
+                "served by TaxiiService {} with its last valid query {query:?} until \
+                 spec.query is fixed",
+                collection.spec.service
+            ),
+        ),
+        (Some(r), _) => Wanted::new(ACCEPTED, Status::False, r.reason, r.message.clone()),
     };
     status(
         collection,

@@ -8,6 +8,8 @@ use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
+use taxiway_server::config::Config;
+
 use crate::crd::{TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
@@ -52,6 +54,27 @@ pub struct Inputs {
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// The credentials file the operator generated last time, if readable.
     pub previous_credentials: Option<CredentialsFile>,
+    /// The query each collection id was served with last time (from the rendered
+    /// ConfigMap), so a collection whose query is edited into an invalid one keeps
+    /// serving its last valid query.
+    pub previous_queries: BTreeMap<String, String>,
+}
+
+/// Collection id → query of the configuration the operator rendered last time.
+pub fn served_queries(config_map: &ConfigMap) -> BTreeMap<String, String> {
+    config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(taxiway_server::config::CONFIG_FILE))
+        .and_then(|text| toml::from_str::<Config>(text).ok())
+        .map(|config| {
+            config
+                .collections
+                .into_iter()
+                .filter_map(|c| Some((c.id, c.query?)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Names of the Secrets a service spec references.
@@ -122,6 +145,11 @@ pub async fn dereference(
         .and_then(|s| s.data)
         .and_then(|d| d.get(crate::credentials::FILE_NAME).cloned())
         .and_then(|bytes| CredentialsFile::parse(&bytes.0).ok());
+    let previous_queries = cm_api
+        .get_opt(&names::config_map(&name))
+        .await?
+        .map(|cm| served_queries(&cm))
+        .unwrap_or_default();
 
     Ok(Inputs {
         service,
@@ -129,5 +157,51 @@ pub async fn dereference(
         secrets,
         config_maps,
         previous_credentials,
+        previous_queries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_queries_are_read_back_from_the_rendered_config_map() {
+        let text = r#"
+[service]
+title = "t"
+
+[[api_roots]]
+path = "feeds"
+title = "Feeds"
+
+[[collections]]
+id = "11111111-1111-4111-8111-111111111111"
+api_root = "feeds"
+title = "Malware"
+query = "type:malware"
+
+[[collections]]
+id = "22222222-2222-4222-8222-222222222222"
+api_root = "feeds"
+title = "Inbox"
+writable = true
+"#;
+        let cm = ConfigMap {
+            data: Some(BTreeMap::from([(
+                taxiway_server::config::CONFIG_FILE.to_string(),
+                text.to_string(),
+            )])),
+            ..ConfigMap::default()
+        };
+        let queries = served_queries(&cm);
+        assert_eq!(
+            queries,
+            BTreeMap::from([(
+                "11111111-1111-4111-8111-111111111111".to_string(),
+                "type:malware".to_string()
+            )])
+        );
+        assert!(served_queries(&ConfigMap::default()).is_empty());
+    }
 }

@@ -370,7 +370,8 @@ pub fn collection_change(env: &Env) -> BoxFuture<'_, Result<()>> {
 }
 
 /// A query the server's parser rejects is reported with the parser's message and kept
-/// out of the config; the other collections keep being served.
+/// out of the config; the other collections keep being served. Once a collection has
+/// been served, an invalid edit keeps its last valid query serving.
 pub fn broken_query(env: &Env) -> BoxFuture<'_, Result<()>> {
     Box::pin(async move {
         let ns = ns(env);
@@ -431,6 +432,54 @@ pub fn broken_query(env: &Env) -> BoxFuture<'_, Result<()>> {
             let st = s.status.clone().unwrap_or_default();
             ensure!(st.collections == 3, "{} collections", st.collections);
             expect_condition(&st.conditions, "Degraded", "False", "AsExpected")
+        })
+        .await?;
+
+        // Broken again once it has been served: it keeps its last valid query.
+        apply(
+            &env.client,
+            taxii_collection(NS, "broken", json!({"service": "feeds", "query": bad})),
+        )
+        .await?;
+        let kept = ns
+            .collection_status_where("broken", "ServingPreviousQuery", |c| {
+                let status = c.status.clone().unwrap_or_default();
+                expect_condition(&status.conditions, "QueryValid", "False", "InvalidQuery")?;
+                expect_condition(
+                    &status.conditions,
+                    "Accepted",
+                    "True",
+                    "ServingPreviousQuery",
+                )
+            })
+            .await?;
+        ensure!(
+            kept.status.and_then(|s| s.url).is_some(),
+            "a collection still served keeps its URL on status"
+        );
+        let config = ns.config_text("feeds").await?;
+        ensure!(
+            config.contains("type:malware") && !config.contains("(confidence:>="),
+            "the rendered config keeps the last valid query: {config}"
+        );
+        ns.service_status_where("feeds", "still 3 collections", |s| {
+            let st = s.status.clone().unwrap_or_default();
+            ensure!(st.collections == 3, "{} collections", st.collections);
+            Ok(())
+        })
+        .await?;
+        apply(
+            &env.client,
+            taxii_collection(
+                NS,
+                "broken",
+                json!({"service": "feeds", "query": "type:malware"}),
+            ),
+        )
+        .await?;
+        ns.collection_status_where("broken", "Accepted=True/Accepted", |c| {
+            let status = c.status.clone().unwrap_or_default();
+            expect_condition(&status.conditions, "Accepted", "True", "Accepted")
         })
         .await?;
         Ok(())

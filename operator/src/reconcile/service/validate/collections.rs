@@ -1,6 +1,8 @@
 //! Collections: each judged by the server's validator together with those admitted
 //! before it.
 
+use std::collections::BTreeMap;
+
 use kube::ResourceExt;
 use taxiway_server::config::{self as server_config, Access, Collection, Config, ConfigError};
 use taxiway_server::query::Query;
@@ -62,14 +64,18 @@ pub(super) fn verdict(collection: &TaxiiCollection, base: &Config) -> Collection
         url: None,
         query,
         rejection: None,
+        previous_query: None,
     }
 }
 
 /// Admit collections oldest first; each is checked by the server's validator together
-/// with the ones already admitted.
+/// with the ones already admitted. A query collection whose query no longer parses
+/// keeps its last valid query (`previous_queries`, by collection id) when it had one:
+/// the edit is reported on its status, and consumers keep their feed.
 pub(super) fn admit_collections(
     mut config: Config,
     collections: &[TaxiiCollection],
+    previous_queries: &BTreeMap<String, String>,
     urls: &Urls,
 ) -> (Config, Vec<CollectionVerdict>) {
     let mut order: Vec<&TaxiiCollection> = collections.iter().collect();
@@ -85,7 +91,7 @@ pub(super) fn admit_collections(
     let mut verdicts = Vec::with_capacity(order.len());
     for collection in order {
         let mut v = verdict(collection, &config);
-        let Some(settings) = settings_of(collection, &config) else {
+        let Some(mut settings) = settings_of(collection, &config) else {
             v.rejection = Some(Rejection {
                 reason: "Invalid",
                 message: "metadata.uid is not set yet and spec.id is empty".into(),
@@ -93,27 +99,22 @@ pub(super) fn admit_collections(
             verdicts.push(v);
             continue;
         };
-        let index = config.collections.len();
-        config.collections.push(settings);
-        let messages = match server_config::validate(config.clone()) {
-            Ok(_) => vec![],
-            Err(ConfigError::Invalid(problems)) => {
-                let prefix = format!("collections[{index}].");
-                problems
-                    .into_iter()
-                    .filter_map(|p| {
-                        p.at.strip_prefix(&prefix)
-                            .map(|field| format!("spec.{}: {}", collection_field(field), p.message))
-                    })
-                    .collect()
-            }
-            Err(other) => vec![other.to_string()],
+        let previous = match v.query {
+            QueryVerdict::Invalid(_) => previous_queries
+                .get(&settings.id)
+                .filter(|q| Query::parse(q).is_ok())
+                .cloned(),
+            _ => None,
         };
+        if let Some(query) = &previous {
+            settings.query = Some(query.clone());
+        }
+        let messages = admit(&mut config, settings);
         if messages.is_empty() {
-            let served = &config.collections[index];
-            v.url = Some(urls.collection(&served.api_root, &served.id));
+            let served = config.collections.last().map(|c| (&c.api_root, &c.id));
+            v.url = served.map(|(root, id)| urls.collection(root, id));
+            v.previous_query = previous;
         } else {
-            config.collections.pop();
             let reason = match v.query {
                 QueryVerdict::Invalid(_) => "InvalidQuery",
                 _ => "Invalid",
@@ -127,6 +128,31 @@ pub(super) fn admit_collections(
     }
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
     (config, verdicts)
+}
+
+/// Add `settings` to `config` if the server's validator accepts the result; otherwise
+/// leave `config` as it was and return what is wrong, as TaxiiCollection fields.
+fn admit(config: &mut Config, settings: Collection) -> Vec<String> {
+    let index = config.collections.len();
+    config.collections.push(settings);
+    let messages = match server_config::validate(config.clone()) {
+        Ok(_) => vec![],
+        Err(ConfigError::Invalid(problems)) => {
+            let prefix = format!("collections[{index}].");
+            problems
+                .into_iter()
+                .filter_map(|p| {
+                    p.at.strip_prefix(&prefix)
+                        .map(|field| format!("spec.{}: {}", collection_field(field), p.message))
+                })
+                .collect()
+        }
+        Err(other) => vec![other.to_string()],
+    };
+    if !messages.is_empty() {
+        config.collections.pop();
+    }
+    messages
 }
 
 /// A server collection field as the TaxiiCollection field that sets it.

@@ -107,6 +107,8 @@ pub struct CollectionVerdict {
     pub query: QueryVerdict,
     /// Why it is not served; `None` when it is.
     pub rejection: Option<Rejection>,
+    /// The last valid query it keeps being served with while `spec.query` is invalid.
+    pub previous_query: Option<String>,
 }
 
 /// TLS as the pod will mount it.
@@ -221,7 +223,8 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     let base = base_config(service, &urls);
     let (config, collections) = match server_config::validate(base.clone()) {
         Ok(_) => {
-            let (config, verdicts) = admit_collections(base, &inputs.collections, &urls);
+            let (config, verdicts) =
+                admit_collections(base, &inputs.collections, &inputs.previous_queries, &urls);
             (Some(config), verdicts)
         }
         Err(e) => {

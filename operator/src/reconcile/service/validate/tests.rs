@@ -119,6 +119,51 @@ fn an_invalid_query_is_reported_with_the_parsers_message() {
 }
 
 #[test]
+fn an_invalid_query_edit_keeps_the_last_valid_query_serving() {
+    let id = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b";
+    let bad = "type:malware and (name:";
+    let mut collections = fixtures::two_collections();
+    collections.push(collection("edited", id, 3, json!({"query": bad})));
+    let mut inputs = fixtures::inputs(collections);
+    inputs
+        .previous_queries
+        .insert(id.to_string(), "type:malware".to_string());
+    let v = validated(&inputs);
+    let edited = verdict(&v, "edited");
+    assert!(matches!(edited.query, QueryVerdict::Invalid(_)));
+    assert_eq!(edited.rejection, None);
+    assert_eq!(edited.previous_query.as_deref(), Some("type:malware"));
+    assert!(edited.url.as_deref().is_some_and(|u| u.contains(id)));
+    let config = v.config.expect("config");
+    let served = config
+        .collections
+        .iter()
+        .find(|c| c.id == id)
+        .expect("still served");
+    assert_eq!(served.query.as_deref(), Some("type:malware"));
+    assert_eq!(v.problems, vec![]);
+}
+
+#[test]
+fn an_invalid_query_without_a_valid_predecessor_is_rejected() {
+    let id = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b";
+    let mut collections = fixtures::two_collections();
+    collections.push(collection("edited", id, 3, json!({"query": "name:("})));
+    let mut inputs = fixtures::inputs(collections);
+    // A previous query that no longer parses either is never resurrected.
+    inputs
+        .previous_queries
+        .insert(id.to_string(), "type:(".to_string());
+    let v = validated(&inputs);
+    let edited = verdict(&v, "edited");
+    assert_eq!(edited.previous_query, None);
+    assert_eq!(
+        edited.rejection.as_ref().map(|r| r.reason),
+        Some("InvalidQuery")
+    );
+}
+
+#[test]
 fn the_younger_of_two_same_titles_is_rejected_and_the_older_keeps_serving() {
     let older = collection(
         "older",
