@@ -157,10 +157,18 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     ready.store(true, Ordering::Release);
     let draining = ready.clone();
+    let delay = Duration::from_secs(server_settings.shutdown_delay_secs);
     let shutdown = async move {
         shutdown_signal().await;
         // Not ready while draining, so the Service stops sending new requests here.
         draining.store(false, Ordering::Release);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_secs = delay.as_secs(),
+                "not ready; still serving until load balancers have taken this server out"
+            );
+            tokio::time::sleep(delay).await;
+        }
     };
     let app = limits::apply(
         taxii::router(state.clone()),

@@ -5,7 +5,10 @@
    accepting connections and reports not-ready at once, closes idle keep-alive
    connections, lets the POST finish (202), closes the store cleanly (no write-ahead
    log left, integrity_check ok) and exits 0; after a restart the object is there.
-2. `taxiway-server backup` while the server serves concurrent writes: a consistent
+2. With `shutdown_delay_secs`: after SIGTERM the server reports not-ready at once but
+   keeps accepting and serving new connections for the delay (the time Kubernetes needs
+   to take it out of a Service), then shuts down as in 1.
+3. `taxiway-server backup` while the server serves concurrent writes: a consistent
    file; a second backup to the same path is refused; a server started on the backup
    (the documented restore) serves every object acknowledged before the backup began.
 
@@ -207,16 +210,45 @@ def backup_and_restore_under_load(work):
         server.kill()
 
 
+def shutdown_delay_keeps_serving(work):
+    config = ConfigMount(os.path.join(work, "config-delay"), config_text(server="shutdown_delay_secs = 3"))
+    server = Server(config.path, os.path.join(work, "data-delay"), os.path.join(work, "delay.log"))
+    try:
+        server.proc.send_signal(15)
+        started = time.time()
+        deadline = started + 1.5
+        while server.ready():
+            assert time.time() < deadline, "still ready after SIGTERM"
+            time.sleep(0.05)
+        served = 0
+        while time.time() < started + 2:
+            conn = server.connection()
+            status, _, _ = request(conn, "GET", "/taxii2/")
+            conn.close()
+            assert status == 200, status
+            served += 1
+            time.sleep(0.1)
+        code = server.proc.wait(timeout=30)
+        took = time.time() - started
+        assert code == 0, f"exit code {code}"
+        assert took >= 3, f"exited {took:.1f}s after SIGTERM, before the 3 s delay"
+        print(f"shutdown delay: not ready at once, {served} new connections served during the delay, "
+              f"exit 0 after {took:.1f}s")
+    finally:
+        server.kill()
+
+
 def main():
     work = tempfile.mkdtemp(prefix="taxiway-shutdown-")
     ok = False
     try:
         shutdown_with_a_request_in_flight(work)
+        shutdown_delay_keeps_serving(work)
         backup_and_restore_under_load(work)
         ok = True
     finally:
         if not ok:
-            for name in ("shutdown.log", "backup.log"):
+            for name in ("shutdown.log", "delay.log", "backup.log"):
                 path = os.path.join(work, name)
                 if os.path.exists(path):
                     with open(path, "rb") as f:

@@ -46,6 +46,11 @@ pub struct ServerSettings {
     pub max_headers: usize,
     /// How long (seconds) in-flight requests get to finish after SIGTERM.
     pub drain_timeout_secs: u64,
+    /// After SIGTERM, keep accepting and serving for this long (seconds) while
+    /// reporting not-ready, before the listener closes: the time a load balancer or
+    /// Kubernetes' endpoints need to stop sending new connections here, so a rolling
+    /// update fails no request. 0 closes the listener at once (a single server).
+    pub shutdown_delay_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +68,7 @@ impl Default for ServerSettings {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             drain_timeout_secs: 30,
+            shutdown_delay_secs: 0,
         }
     }
 }
@@ -121,6 +127,7 @@ impl ServerSettings {
                 self.http2_keep_alive_timeout_secs,
             ),
             ("drain_timeout_secs", self.drain_timeout_secs),
+            ("shutdown_delay_secs", self.shutdown_delay_secs),
         ] {
             if value > hours {
                 problems.push((field, "must be at most a day".into()));
