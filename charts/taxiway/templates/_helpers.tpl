@@ -117,6 +117,11 @@ runs the operator with it.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# With several replicas on PostgreSQL: a PodDisruptionBudget, deleted again when the
+# service goes back to one replica.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "patch", "delete"]
 # Events about the resources it reconciles (events.k8s.io/v1, as kube's Recorder).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

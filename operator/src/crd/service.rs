@@ -91,13 +91,14 @@ pub struct TaxiiServiceSpec {
     /// Serve HTTPS with this certificate; without it the server speaks plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
-    /// The embedded store's volume and maintenance settings.
+    /// Where objects are stored (`embedded` or `postgres`) and store maintenance.
     #[serde(default)]
     pub storage: StorageSpec,
     /// Request and response limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
-    /// Server pods: 0 or 1 with the embedded store (it serves one writer).
+    /// Server pods: 0 or 1 with the embedded store (it serves one writer); any number
+    /// with `storage.type: postgres`.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
@@ -248,16 +249,24 @@ fn default_ca_key() -> String {
     "ca.crt".into()
 }
 
-/// The embedded store: its volume and maintenance.
+/// Where objects are stored, and store maintenance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
-    /// Size of the PersistentVolumeClaim.
+    /// `embedded` (SQLite on a PersistentVolumeClaim: one replica, replaced with
+    /// `Recreate`) or `postgres` (a PostgreSQL database you operate: any number of
+    /// replicas, rolling updates without downtime).
+    #[serde(default, rename = "type")]
+    pub type_: StorageType,
+    /// Size of the PersistentVolumeClaim (`embedded`).
     #[serde(default = "default_storage_size")]
     pub size: String,
-    /// StorageClass of the claim; the cluster default when unset.
+    /// StorageClass of the claim (`embedded`); the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// The database (`postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSpec>,
     /// How often (seconds) queries with relative time (`now-30d`) are re-evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -275,12 +284,65 @@ fn default_storage_size() -> String {
 impl Default for StorageSpec {
     fn default() -> Self {
         StorageSpec {
+            type_: StorageType::Embedded,
             size: default_storage_size(),
             storage_class_name: None,
+            postgres: None,
             refresh_interval_seconds: None,
             status_retention_hours: None,
         }
     }
+}
+
+/// The store backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageType {
+    /// SQLite on a PersistentVolumeClaim.
+    #[default]
+    Embedded,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// How the server reaches PostgreSQL. Nothing secret is in this spec or in the rendered
+/// ConfigMap: the Secret is mounted into the pods as files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSpec {
+    /// A Secret in this namespace with either a key `uri` (or `url`) holding a
+    /// `postgres://` URL, or keys `host`, `port`, `dbname`, `username` (or `user`) and
+    /// `password` — a CloudNativePG `<cluster>-app` Secret works as it is. A key
+    /// `ca.crt` is used to verify the server's certificate.
+    pub secret_name: String,
+    /// A Secret holding the CA bundle that signed the database's certificate, when it is
+    /// not `ca.crt` in `secretName` (e.g. CloudNativePG's `<cluster>-ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_name: Option<String>,
+    /// The key of the CA bundle in `caSecretName`.
+    #[serde(default = "default_ca_key")]
+    pub ca_key: String,
+    /// TLS to the database: `verify-full` (default: certificate chain and host name
+    /// checked), `require` (encrypted, certificate not checked) or `disable`.
+    #[serde(default)]
+    pub tls: PostgresTlsMode,
+    /// Connections each server pod keeps open (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub pool_size: Option<u32>,
+}
+
+/// TLS to PostgreSQL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostgresTlsMode {
+    /// Plain TCP (only on a network you trust).
+    Disable,
+    /// Encrypted; any certificate accepted.
+    Require,
+    /// Encrypted; the certificate chain and the host name are verified.
+    #[default]
+    VerifyFull,
 }
 
 /// Request and response limits (server defaults when unset).

@@ -37,6 +37,20 @@ pub async fn apply<K>(api: &Api<K>, desired: &K, owner_uid: &str) -> Result<(App
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
+    apply_as(api, desired, owner_uid, &()).await
+}
+
+/// [`apply`] for a resource whose type is known at run time (`dt`), e.g. an API
+/// version chosen by discovery.
+pub async fn apply_as<K>(
+    api: &Api<K>,
+    desired: &K,
+    owner_uid: &str,
+    dt: &K::DynamicType,
+) -> Result<(Applied, K), Error>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+{
     let name = desired.name_any();
     let mut wanted = serde_json::to_value(desired)?;
     let fingerprint = fingerprint(&wanted);
@@ -52,14 +66,14 @@ where
     if let Some(live) = &live {
         if !controlled_by(live, owner_uid) {
             return Err(Error::NotOwned {
-                kind: K::kind(&()).into_owned(),
+                kind: K::kind(dt).into_owned(),
                 name,
             });
         }
         if live.annotations().get(FINGERPRINT) != Some(&fingerprint) {
-            tracing::debug!(kind = %K::kind(&()), %name, "the desired object changed");
+            tracing::debug!(kind = %K::kind(dt), %name, "the desired object changed");
         } else if let Some(path) = difference(&serde_json::to_value(live)?, &wanted) {
-            tracing::debug!(kind = %K::kind(&()), %name, %path, "the live object drifted");
+            tracing::debug!(kind = %K::kind(dt), %name, %path, "the live object drifted");
         } else {
             return Ok((Applied::Unchanged, live.clone()));
         }
@@ -77,7 +91,7 @@ where
 /// Delete the object `name` if it exists and `owner_uid` controls it; whether it did.
 pub async fn delete_owned<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<bool, Error>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    K: Resource + DeserializeOwned + Clone + Debug,
 {
     match api.get_opt(name).await? {
         Some(live) if controlled_by(&live, owner_uid) => {

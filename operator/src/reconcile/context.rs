@@ -36,6 +36,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// PodDisruptionBudgets as the cluster serves them (`policy/v1`, or `v1beta1` before
+    /// Kubernetes 1.21); `None` when it serves neither.
+    pub disruption_budgets: Option<ApiResource>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -57,8 +60,15 @@ impl Context {
             hasher: Arc::new(Argon2Hasher::default()),
             recorder,
             metrics,
+            disruption_budgets: None,
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Use `resource` for PodDisruptionBudgets.
+    pub fn with_disruption_budgets(mut self, resource: Option<ApiResource>) -> Context {
+        self.disruption_budgets = resource;
+        self
     }
 
     /// The delay before retrying `object` after another failure: 1 s, doubling, at most

@@ -4,13 +4,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
+use kube::core::DynamicObject;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use super::build::Desired;
 use crate::crd::TaxiiService;
 use crate::names;
-use crate::reconcile::apply::{apply, delete_owned, Applied};
+use crate::reconcile::apply::{apply, apply_as, delete_owned, Applied};
 use crate::reconcile::report::event;
 use crate::reconcile::{Context, Error};
 
@@ -43,13 +44,16 @@ pub(super) async fn apply_all(
         secret.name_any(),
         apply(&api, secret, owner_uid).await?.0,
     ));
-    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace);
-    let pvc = &desired.data_claim;
-    changes.push((
-        "PersistentVolumeClaim",
-        pvc.name_any(),
-        apply(&api, pvc, owner_uid).await?.0,
-    ));
+    // A claim no longer wanted (the service moved to PostgreSQL) is kept: it may hold
+    // the data to migrate. It goes with the TaxiiService.
+    if let Some(pvc) = &desired.data_claim {
+        let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace);
+        changes.push((
+            "PersistentVolumeClaim",
+            pvc.name_any(),
+            apply(&api, pvc, owner_uid).await?.0,
+        ));
+    }
     let api = Api::<Service>::namespaced(client.clone(), &namespace);
     let svc = &desired.service;
     changes.push((
@@ -71,6 +75,24 @@ pub(super) async fn apply_all(
             let name = names::workload(&service.name_any());
             if delete_owned(&api, &name, owner_uid).await? {
                 changes.push(("Ingress", name, Applied::Deleted));
+            }
+        }
+    }
+    if let Some(resource) = &ctx.disruption_budgets {
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
+        let name = names::workload(&service.name_any());
+        match &desired.disruption_budget {
+            Some(pdb) => {
+                let mut value = serde_json::to_value(pdb)?;
+                value["apiVersion"] = resource.api_version.clone().into();
+                let object: DynamicObject = serde_json::from_value(value)?;
+                let applied = apply_as(&api, &object, owner_uid, resource).await?.0;
+                changes.push(("PodDisruptionBudget", name, applied));
+            }
+            None => {
+                if delete_owned(&api, &name, owner_uid).await? {
+                    changes.push(("PodDisruptionBudget", name, Applied::Deleted));
+                }
             }
         }
     }

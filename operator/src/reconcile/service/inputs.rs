@@ -87,6 +87,10 @@ pub fn referenced_secrets(service: &TaxiiService) -> Vec<String> {
             names.push(name);
         }
     }
+    if let Some(pg) = &spec.storage.postgres {
+        names.push(pg.secret_name.clone());
+        names.extend(pg.ca_secret_name.clone());
+    }
     names.sort();
     names.dedup();
     names

@@ -234,3 +234,93 @@ pub fn garbage_collection(env: &Env) -> BoxFuture<'_, Result<()>> {
         Ok(())
     })
 }
+
+/// On PostgreSQL: several replicas rolled without downtime, no PVC, a
+/// PodDisruptionBudget while there are two or more, the database Secret mounted and
+/// never copied into the ConfigMap, and a missing Secret reported.
+pub fn postgres_replicas(env: &Env) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        const NS: &str = "scale-out";
+        let client = &env.client;
+        namespace(client, NS).await?;
+        let ns = Ns {
+            client: client.clone(),
+            name: NS.into(),
+        };
+        let url = "postgres://taxiway:db-pass-123@db.example:5432/taxiway";
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "feeds-db", "namespace": NS},
+            "stringData": {"uri": url}
+        });
+        apply(client, secret).await?;
+        let mut spec = minimal();
+        spec["replicas"] = json!(3);
+        spec["storage"] = json!({
+            "type": "postgres",
+            "postgres": {"secretName": "feeds-db", "tls": "disable"}
+        });
+        apply(client, taxii_service(NS, "feeds", spec.clone())).await?;
+        ns.service_status_where("feeds", "Degraded=False with 3 replicas", |s| {
+            let st = s.status.clone().unwrap_or_default();
+            ensure!(
+                st.observed_generation == s.metadata.generation,
+                "not observed yet"
+            );
+            expect_condition(&st.conditions, "Degraded", "False", "AsExpected")
+        })
+        .await?;
+        let d = ns.api::<Deployment>().get("feeds").await?;
+        let d_spec = d.spec.context("deployment spec")?;
+        ensure!(d_spec.replicas == Some(3), "{:?}", d_spec.replicas);
+        let strategy = d_spec.strategy.context("strategy")?;
+        ensure!(strategy.type_.as_deref() == Some("RollingUpdate"));
+        let text = ns.config_text("feeds").await?;
+        ensure!(text.contains("backend = \"postgres\""), "{text}");
+        ensure!(!text.contains("db-pass-123") && !text.contains("postgres://"));
+        ensure!(
+            ns.api::<PersistentVolumeClaim>()
+                .get_opt("feeds-data")
+                .await?
+                .is_none(),
+            "no PVC on PostgreSQL"
+        );
+        let mut pdb_resource = None;
+        for version in ["v1", "v1beta1"] {
+            let gvk = kube::core::GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
+            if let Ok((resource, _)) = kube::discovery::pinned_kind(client, &gvk).await {
+                pdb_resource = Some(resource);
+                break;
+            }
+        }
+        let pdb_resource = pdb_resource.context("the API serves PodDisruptionBudgets")?;
+        let pdbs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &pdb_resource);
+        let pdb = eventually("a PodDisruptionBudget", WAIT, || async {
+            pdbs.get_opt("feeds")
+                .await?
+                .context("no PodDisruptionBudget yet")
+        })
+        .await?;
+        ensure!(
+            pdb.data["spec"]["maxUnavailable"] == json!(1),
+            "{:?}",
+            pdb.data
+        );
+
+        spec["replicas"] = json!(1);
+        apply(client, taxii_service(NS, "feeds", spec.clone())).await?;
+        eventually("the budget removed at one replica", WAIT, || async {
+            ensure!(pdbs.get_opt("feeds").await?.is_none(), "still there");
+            Ok(())
+        })
+        .await?;
+
+        delete(client, "v1", "Secret", NS, "feeds-db").await?;
+        ns.service_status_where("feeds", "InvalidStorageSecret", |s| {
+            let st = s.status.clone().unwrap_or_default();
+            expect_condition(&st.conditions, "Degraded", "True", "InvalidStorageSecret")
+        })
+        .await?;
+        Ok(())
+    })
+}

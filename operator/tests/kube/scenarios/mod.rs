@@ -61,6 +61,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             lifecycle::replicas,
         ),
         (
+            "lifecycle: several replicas on PostgreSQL",
+            lifecycle::postgres_replicas,
+        ),
+        (
             "lifecycle: an unreadable object does not stop the others",
             lifecycle::malformed,
         ),

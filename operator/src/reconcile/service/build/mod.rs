@@ -1,6 +1,7 @@
 //! Build: the desired objects for a validated TaxiiService. Pure: no client.
 
 mod config;
+mod disruption;
 mod network;
 mod storage;
 mod workload;
@@ -8,16 +9,20 @@ mod workload;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
 use super::inputs::Settings;
 use super::validate::Validated;
-use crate::crd::TaxiiService;
+use crate::crd::{StorageType, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
 
-pub use workload::{ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATA_DIR, TAXII_PORT, TLS_DIR};
+pub use workload::{
+    ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATABASE_CA_DIR, DATABASE_DIR, DATA_DIR, TAXII_PORT,
+    TLS_DIR,
+};
 
 /// Why the objects could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +47,17 @@ pub struct Desired {
     pub config_map: Option<ConfigMap>,
     /// The generated credentials Secret.
     pub credentials: Secret,
-    /// The PVC of the embedded store.
-    pub data_claim: PersistentVolumeClaim,
+    /// The PVC of the embedded store; `None` on PostgreSQL (an existing claim is kept:
+    /// it may hold data to migrate).
+    pub data_claim: Option<PersistentVolumeClaim>,
     /// The Service.
     pub service: Service,
     /// The Deployment.
     pub deployment: Deployment,
     /// The Ingress, when configured.
     pub ingress: Option<Ingress>,
+    /// The PodDisruptionBudget, with several replicas on PostgreSQL.
+    pub disruption_budget: Option<PodDisruptionBudget>,
 }
 
 /// Build every object of `service` from its validation and hashed credentials.
@@ -88,7 +96,8 @@ pub fn build(
             meta(names::credentials_secret(&name)),
             credentials,
         )?,
-        data_claim: storage::data_claim(meta(names::data_claim(&name)), &service.spec.storage),
+        data_claim: (service.spec.storage.type_ == StorageType::Embedded)
+            .then(|| storage::data_claim(meta(names::data_claim(&name)), &service.spec.storage)),
         service: network::service(meta(names::workload(&name)), service, validated),
         deployment: workload::deployment(
             meta(names::workload(&name)),
@@ -101,6 +110,12 @@ pub fn build(
             .ingress
             .as_ref()
             .map(|ingress| network::ingress(meta(names::workload(&name)), &name, ingress)),
+        disruption_budget: disruption::disruption_budget(
+            meta(names::workload(&name)),
+            service,
+            &name,
+            validated.replicas,
+        ),
     })
 }
 

@@ -78,7 +78,7 @@ fn every_object_is_owned_by_the_service_and_labelled() {
     let metas = [
         &d.config_map.as_ref().expect("cm").metadata,
         &d.credentials.metadata,
-        &d.data_claim.metadata,
+        &d.data_claim.as_ref().expect("pvc").metadata,
         &d.service.metadata,
         &d.deployment.metadata,
         &d.ingress.as_ref().expect("ingress").metadata,
@@ -101,7 +101,10 @@ fn every_object_is_owned_by_the_service_and_labelled() {
         d.credentials.metadata.name.as_deref(),
         Some("feeds-credentials")
     );
-    assert_eq!(d.data_claim.metadata.name.as_deref(), Some("feeds-data"));
+    assert_eq!(
+        d.data_claim.as_ref().expect("pvc").metadata.name.as_deref(),
+        Some("feeds-data")
+    );
 }
 
 #[test]
@@ -228,7 +231,13 @@ fn service_pvc_and_ingress_follow_the_spec() {
     assert_eq!(port.target_port, Some(IntOrString::String("taxii".into())));
     assert_eq!(svc.selector, Some(names::selector_labels("feeds")));
 
-    let pvc = d.data_claim.spec.as_ref().expect("pvc spec");
+    let pvc = d
+        .data_claim
+        .as_ref()
+        .expect("pvc")
+        .spec
+        .as_ref()
+        .expect("pvc spec");
     assert_eq!(pvc.storage_class_name.as_deref(), Some("fast"));
     let size = pvc
         .resources
@@ -340,4 +349,164 @@ fn an_invalid_spec_renders_no_config_map() {
     spec["defaultApiRoot"] = json!("elsewhere");
     inputs.service = fixtures::service(spec);
     assert!(desired(&inputs).config_map.is_none());
+}
+
+fn on_postgres(replicas: i32, ca_secret: bool) -> Inputs {
+    let mut spec = fixtures::full_spec();
+    spec["replicas"] = json!(replicas);
+    spec["storage"] = json!({
+        "type": "postgres",
+        "postgres": {"secretName": "feeds-db", "tls": "verify-full", "poolSize": 8}
+    });
+    if ca_secret {
+        spec["storage"]["postgres"]["caSecretName"] = json!("db-ca");
+    }
+    let mut inputs = fixtures::inputs(fixtures::two_collections());
+    inputs.service = fixtures::service(spec);
+    for secret in [
+        fixtures::secret(
+            "feeds-db",
+            "Opaque",
+            &[("uri", "postgres://taxiway:s3cr3t-pw@db:5432/taxiway")],
+        ),
+        fixtures::secret("db-ca", "Opaque", &[("ca.crt", "PEM")]),
+    ] {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        inputs.secrets.insert(name, secret);
+    }
+    inputs
+}
+
+#[test]
+fn on_postgres_replicas_roll_one_at_a_time_without_a_claim() {
+    let inputs = on_postgres(3, false);
+    let validated = validate(&inputs, &Settings::default());
+    assert_eq!(
+        validated.problems,
+        vec![],
+        "three replicas are fine on PostgreSQL"
+    );
+    let d = desired(&inputs);
+    let spec = d.deployment.spec.as_ref().expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let strategy = spec.strategy.as_ref().expect("strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let rolling = strategy.rolling_update.as_ref().expect("rolling update");
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    assert_eq!(rolling.max_surge, Some(IntOrString::Int(1)));
+    assert!(d.data_claim.is_none(), "no PVC on PostgreSQL");
+    let volumes = pod(&d).volumes.as_ref().expect("volumes");
+    let data = volumes.iter().find(|v| v.name == "data").expect("data");
+    assert!(data.empty_dir.is_some() && data.persistent_volume_claim.is_none());
+    let db = volumes
+        .iter()
+        .find(|v| v.name == "database")
+        .expect("database");
+    assert_eq!(
+        db.secret.as_ref().and_then(|s| s.secret_name.as_deref()),
+        Some("feeds-db")
+    );
+    let mounts = server(&d).volume_mounts.as_ref().expect("mounts");
+    assert!(mounts.iter().any(|m| m.name == "database"
+        && m.mount_path == DATABASE_DIR
+        && m.read_only == Some(true)));
+    assert!(pod(&d)
+        .termination_grace_period_seconds
+        .is_some_and(|s| s > 30));
+    let pdb = d.disruption_budget.as_ref().expect("PodDisruptionBudget");
+    let pdb_spec = pdb.spec.as_ref().expect("pdb spec");
+    assert_eq!(pdb_spec.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(
+        pdb_spec
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
+        Some(crate::names::selector_labels("feeds"))
+    );
+}
+
+#[test]
+fn on_postgres_the_config_names_the_mounted_secret_never_its_contents() {
+    let d = desired(&on_postgres(2, true));
+    let text = config_text(&d);
+    let parsed = taxiway_server::config::parse(&text).expect("the server accepts it");
+    let store = &parsed.config.store;
+    assert_eq!(
+        store.backend,
+        taxiway_server::config::StoreBackend::Postgres
+    );
+    let pg = store.postgres.as_ref().expect("[store.postgres]");
+    assert_eq!(
+        pg.secret_dir.as_deref(),
+        Some(std::path::Path::new(DATABASE_DIR))
+    );
+    assert_eq!(pg.pool_size, 8);
+    assert_eq!(
+        pg.ca_file.as_deref(),
+        Some(
+            std::path::Path::new(DATABASE_CA_DIR)
+                .join("ca.crt")
+                .as_path()
+        )
+    );
+    assert!(parsed.config.server.shutdown_delay_secs > 0);
+    for secret in ["s3cr3t-pw", "postgres://"] {
+        assert!(!text.contains(secret), "{secret} leaked into the ConfigMap");
+    }
+    let volumes = pod(&d).volumes.as_ref().expect("volumes");
+    let ca = volumes
+        .iter()
+        .find(|v| v.name == "database-ca")
+        .expect("ca volume");
+    let items = ca
+        .secret
+        .as_ref()
+        .and_then(|s| s.items.clone())
+        .expect("items");
+    assert_eq!(
+        (items[0].key.as_str(), items[0].path.as_str()),
+        ("ca.crt", "ca.crt")
+    );
+}
+
+#[test]
+fn one_replica_gets_no_disruption_budget_and_embedded_keeps_recreate() {
+    assert!(desired(&on_postgres(1, false)).disruption_budget.is_none());
+    let d = desired(&fixtures::inputs(vec![]));
+    assert!(d.disruption_budget.is_none());
+    let strategy = d.deployment.spec.as_ref().and_then(|s| s.strategy.clone());
+    assert_eq!(strategy.and_then(|s| s.type_).as_deref(), Some("Recreate"));
+    let text = config_text(&d);
+    assert!(!text.contains("postgres"));
+}
+
+#[test]
+fn a_missing_database_secret_is_reported() {
+    let mut inputs = on_postgres(2, true);
+    inputs.secrets.remove("feeds-db");
+    inputs.secrets.remove("db-ca");
+    let v = validate(&inputs, &Settings::default());
+    let kinds: Vec<_> = v.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            crate::reconcile::service::validate::ProblemKind::InvalidStorageSecret,
+            crate::reconcile::service::validate::ProblemKind::InvalidStorageSecret
+        ]
+    );
+    let mut spec = fixtures::full_spec();
+    spec["storage"] = json!({"type": "postgres"});
+    inputs.service = fixtures::service(spec);
+    let v = validate(&inputs, &Settings::default());
+    assert!(
+        v.config.is_none(),
+        "postgres without a database is not rendered"
+    );
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.message.contains("storage.postgres")),
+        "{:?}",
+        v.problems
+    );
 }

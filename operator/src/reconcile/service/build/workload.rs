@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
     EmptyDirVolumeSource, HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource,
@@ -21,9 +23,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::super::inputs::Settings;
-use super::super::validate::{CaSource, TlsPlan, Validated};
+use super::super::validate::{CaSource, TlsPlan, Validated, SHUTDOWN_DELAY_SECS};
 use super::network::TAXII_PORT_NAME;
-use crate::crd::TaxiiService;
+use crate::crd::{PostgresSpec, StorageType, TaxiiService};
 use crate::names;
 
 /// Port the server listens on for TAXII inside the pod.
@@ -38,6 +40,10 @@ pub const CREDENTIALS_DIR: &str = "/etc/taxiway/credentials";
 pub const TLS_DIR: &str = "/etc/taxiway/tls";
 /// Where the store's volume is mounted.
 pub const DATA_DIR: &str = "/var/lib/taxiway";
+/// Where the PostgreSQL Secret is mounted (`storage.type: postgres`).
+pub const DATABASE_DIR: &str = "/var/run/taxiway/database";
+/// Where the PostgreSQL CA bundle is mounted, when it comes from its own Secret.
+pub const DATABASE_CA_DIR: &str = "/var/run/taxiway/database-ca";
 
 const ADMIN_PORT_NAME: &str = "admin";
 /// The distroless `nonroot` user: any unprivileged id works.
@@ -45,8 +51,11 @@ const RUN_AS: i64 = 65532;
 /// Files readable by owner and group only (the pod's fsGroup reads them).
 const SECRET_MODE: i32 = 0o440;
 
-/// The server Deployment: one replica at most on the embedded store, replaced with
-/// `Recreate` so two pods never open the same store.
+/// The server Deployment. On the embedded store: one replica at most, replaced with
+/// `Recreate` so two pods never open the same store. On PostgreSQL: any number, rolled
+/// one new pod at a time with none taken down before its replacement is ready, each
+/// pod serving on for a few seconds after SIGTERM (`shutdown_delay_secs`) while the
+/// Service stops sending it connections.
 pub fn deployment(
     meta: ObjectMeta,
     service: &TaxiiService,
@@ -69,10 +78,7 @@ pub fn deployment(
                 match_labels: Some(names::selector_labels(&name)),
                 ..LabelSelector::default()
             },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                rolling_update: None,
-            }),
+            strategy: Some(strategy(service)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -94,7 +100,8 @@ pub fn deployment(
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container(service, validated, settings)],
-                    volumes: Some(volumes(&name, validated.tls.as_ref())),
+                    volumes: Some(volumes(service, validated.tls.as_ref())),
+                    termination_grace_period_seconds: Some(termination_grace_period(service)),
                     ..PodSpec::default()
                 }),
             },
@@ -102,6 +109,40 @@ pub fn deployment(
         }),
         ..Deployment::default()
     }
+}
+
+fn postgres(service: &TaxiiService) -> Option<&PostgresSpec> {
+    let storage = &service.spec.storage;
+    match storage.type_ {
+        StorageType::Postgres => storage.postgres.as_ref(),
+        StorageType::Embedded => None,
+    }
+}
+
+fn strategy(service: &TaxiiService) -> DeploymentStrategy {
+    match service.spec.storage.type_ {
+        StorageType::Embedded => DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        },
+        StorageType::Postgres => DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::Int(1)),
+                max_unavailable: Some(IntOrString::Int(0)),
+            }),
+        },
+    }
+}
+
+/// Seconds Kubernetes waits after SIGTERM: the shutdown delay (PostgreSQL) plus the
+/// server's 30 s drain, plus a margin.
+fn termination_grace_period(service: &TaxiiService) -> i64 {
+    let delay = match service.spec.storage.type_ {
+        StorageType::Postgres => SHUTDOWN_DELAY_SECS as i64,
+        StorageType::Embedded => 0,
+    };
+    delay + 30 + 5
 }
 
 fn container(service: &TaxiiService, validated: &Validated, settings: &Settings) -> Container {
@@ -128,6 +169,12 @@ fn container(service: &TaxiiService, validated: &Validated, settings: &Settings)
     ];
     if validated.tls.is_some() {
         mounts.push(mount("tls", TLS_DIR, true));
+    }
+    if let Some(pg) = postgres(service) {
+        mounts.push(mount("database", DATABASE_DIR, true));
+        if pg.ca_secret_name.is_some() {
+            mounts.push(mount("database-ca", DATABASE_CA_DIR, true));
+        }
     }
     let probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -207,7 +254,29 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-fn volumes(service: &str, tls: Option<&TlsPlan>) -> Vec<Volume> {
+fn volumes(taxii_service: &TaxiiService, tls: Option<&TlsPlan>) -> Vec<Volume> {
+    let service = taxii_service.name_any();
+    let service = service.as_str();
+    let pg = postgres(taxii_service);
+    // On PostgreSQL the data directory holds nothing that must survive the pod.
+    let data = match pg {
+        None => Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: names::data_claim(service),
+                read_only: None,
+            }),
+            ..Volume::default()
+        },
+        Some(_) => Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("64Mi".into())),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    };
     let mut volumes = vec![
         Volume {
             name: "config".into(),
@@ -226,14 +295,7 @@ fn volumes(service: &str, tls: Option<&TlsPlan>) -> Vec<Volume> {
             }),
             ..Volume::default()
         },
-        Volume {
-            name: "data".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: names::data_claim(service),
-                read_only: None,
-            }),
-            ..Volume::default()
-        },
+        data,
         Volume {
             name: "tmp".into(),
             empty_dir: Some(EmptyDirVolumeSource {
@@ -249,6 +311,33 @@ fn volumes(service: &str, tls: Option<&TlsPlan>) -> Vec<Volume> {
             projected: Some(tls_projection(tls)),
             ..Volume::default()
         });
+    }
+    if let Some(pg) = pg {
+        volumes.push(Volume {
+            name: "database".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(pg.secret_name.clone()),
+                default_mode: Some(SECRET_MODE),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        if let Some(ca) = &pg.ca_secret_name {
+            volumes.push(Volume {
+                name: "database-ca".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(ca.clone()),
+                    default_mode: Some(SECRET_MODE),
+                    items: Some(vec![KeyToPath {
+                        key: pg.ca_key.clone(),
+                        path: "ca.crt".into(),
+                        mode: None,
+                    }]),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
     }
     volumes
 }

@@ -4,12 +4,20 @@ use std::num::NonZeroU64;
 
 use taxiway_server::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
 use taxiway_server::config::{
-    self as server_config, ApiRoot, Config, ConfigError, Limits, ServerSettings, Service,
-    StoreSettings,
+    self as server_config, ApiRoot, Config, ConfigError, Limits, PostgresSettings, PostgresTls,
+    ServerSettings, Service, StoreBackend, StoreSettings,
 };
 
 use super::Urls;
-use crate::crd::{AuthSpec, ClientCertUser, TaxiiService, TaxiiVersion};
+use crate::crd::{
+    AuthSpec, ClientCertUser, PostgresSpec, PostgresTlsMode, StorageType, TaxiiService,
+    TaxiiVersion,
+};
+use crate::reconcile::service::build::{DATABASE_CA_DIR, DATABASE_DIR};
+
+/// Seconds a server pod keeps serving (not ready) after SIGTERM when it has peers, so
+/// the Service stops sending it connections before it closes its listener.
+pub const SHUTDOWN_DELAY_SECS: u64 = 5;
 
 /// `spec.externalUrl`, else the Ingress host (https when the Ingress has TLS).
 pub(super) fn external_url(service: &TaxiiService) -> Option<String> {
@@ -59,6 +67,13 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
     if let Some(hours) = spec.storage.status_retention_hours {
         store.status_retention_hours = hours;
     }
+    let mut server = ServerSettings::default();
+    if spec.storage.type_ == StorageType::Postgres {
+        store.backend = StoreBackend::Postgres;
+        // Missing `postgres`: left unset, so the server's validator names the field.
+        store.postgres = spec.storage.postgres.as_ref().map(postgres_settings);
+        server.shutdown_delay_secs = SHUTDOWN_DELAY_SECS;
+    }
     Config {
         service: Service {
             title: spec.title.clone(),
@@ -72,7 +87,7 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
         limits,
         store,
         // Connection limits and timeouts apply on pod restart; the defaults suit a pod.
-        server: ServerSettings::default(),
+        server,
         auth: auth_settings(spec.auth.as_ref()),
         api_roots: spec
             .api_roots
@@ -84,6 +99,25 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             })
             .collect(),
         collections: vec![],
+    }
+}
+
+/// `[store.postgres]`: the mounted Secret's directory, never its contents.
+fn postgres_settings(spec: &PostgresSpec) -> PostgresSettings {
+    let tls = match spec.tls {
+        PostgresTlsMode::Disable => PostgresTls::Disable,
+        PostgresTlsMode::Require => PostgresTls::Require,
+        PostgresTlsMode::VerifyFull => PostgresTls::VerifyFull,
+    };
+    let ca_file = (spec.ca_secret_name.is_some() && tls == PostgresTls::VerifyFull)
+        .then(|| std::path::Path::new(DATABASE_CA_DIR).join("ca.crt"));
+    PostgresSettings {
+        secret_dir: Some(DATABASE_DIR.into()),
+        url_env: None,
+        pool_size: spec.pool_size.map_or(16, |n| n as usize),
+        tls,
+        ca_file,
+        connect_timeout_secs: 5,
     }
 }
 
@@ -142,6 +176,8 @@ fn spec_path(at: &str) -> String {
             "store.refresh_interval_secs",
             "storage.refreshIntervalSeconds",
         )
+        .replace("store.postgres.pool_size", "storage.postgres.poolSize")
+        .replace("store.postgres", "storage.postgres")
         .replace("max_page_size", "maxPageSize")
         .replace("default_page_size", "defaultPageSize")
         .replace("max_content_length", "maxContentLength")

@@ -8,6 +8,7 @@
 
 mod collections;
 mod config;
+mod storage;
 mod tls;
 mod users;
 
@@ -20,9 +21,11 @@ use crate::credentials::PlainUser;
 use crate::names;
 
 pub use collections::query_verdict;
+pub use config::SHUTDOWN_DELAY_SECS;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
+use storage::{validate_database, validate_replicas};
 use tls::validate_tls;
 use users::validate_users;
 
@@ -42,6 +45,8 @@ pub enum ProblemKind {
     InvalidUserSecret,
     /// More replicas than the storage can serve.
     UnsupportedReplicas,
+    /// The PostgreSQL Secret (or its CA Secret) is missing or unusable.
+    InvalidStorageSecret,
     /// One or more collections are not served.
     RejectedCollections,
 }
@@ -54,6 +59,7 @@ impl ProblemKind {
             ProblemKind::InvalidTls => "InvalidTLS",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
+            ProblemKind::InvalidStorageSecret => "InvalidStorageSecret",
             ProblemKind::RejectedCollections => "RejectedCollections",
         }
     }
@@ -207,18 +213,8 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     let urls = urls(service, settings, tls.is_some(), port);
     let users = validate_users(inputs, &mut problems);
 
-    let replicas = if spec.replicas > 1 {
-        problems.push(Problem {
-            kind: ProblemKind::UnsupportedReplicas,
-            message: format!(
-                "spec.replicas: the embedded store serves one replica, got {}; running 1",
-                spec.replicas
-            ),
-        });
-        1
-    } else {
-        spec.replicas.max(0)
-    };
+    let replicas = validate_replicas(inputs, &mut problems);
+    validate_database(inputs, &mut problems);
 
     let base = base_config(service, &urls);
     let (config, collections) = match server_config::validate(base.clone()) {
