@@ -67,6 +67,7 @@ RECOVERY_SECONDS = float(os.environ.get("REPLICAS_RECOVERY_SECONDS", "30"))
 REBUILD_MESSAGE = os.environ.get("REPLICAS_REBUILD_MESSAGE", "query collection rebuilt")
 POOL_SIZE = int(os.environ.get("REPLICAS_POOL_SIZE", "8"))
 CLIENT_TIMEOUT = 45
+TIMEOUT = float(os.environ.get("REPLICAS_TIMEOUT", "900"))
 CONFIDENCES = [30, 55, 60, 80, 95]
 OLD_THRESHOLD, NEW_THRESHOLD = 70, 50
 
@@ -885,6 +886,8 @@ def cleanup():
 
 
 def on_signal(signum, _frame):
+    if signum == signal.SIGALRM:
+        print(f"FAIL the whole test took more than {TIMEOUT:.0f}s (REPLICAS_TIMEOUT)", flush=True)
     raise SystemExit(128 + signum)
 
 
@@ -896,8 +899,9 @@ def main():
     if not os.path.exists(BIN):
         print(f"no binary at {BIN} (cargo build -p taxiway-server, or set TAXIWAY_BIN)", file=sys.stderr)
         return 2
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
         signal.signal(s, on_signal)
+    signal.alarm(int(TIMEOUT))
     atexit.register(cleanup)
     work = tempfile.mkdtemp(prefix="taxiway-replicas-")
     failed = []
