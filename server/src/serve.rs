@@ -16,14 +16,15 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
 use crate::auth::{self, Credentials};
-use crate::config::{self, ServerSettings};
+use crate::config::{self, ServerSettings, StoreBackend};
 use crate::limits;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::reload;
 use crate::state::AppState;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{SharedStore, Store};
+use crate::store::SharedStore;
 use crate::taxii;
 use crate::tls::{self, Tls};
 
@@ -54,12 +55,41 @@ pub async fn open(
 ) -> anyhow::Result<(config::ServiceConfig, SharedStore)> {
     let config =
         config::load_dir(config_dir).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    let store = SqliteStore::open(data_dir, readers).context("cannot open the store")?;
+    let store = open_store(&config, data_dir, readers).await?;
     store
         .apply_config(&config)
         .await
         .context("cannot apply the configuration to the store")?;
-    Ok((config, Arc::new(store)))
+    Ok((config, store))
+}
+
+/// Open the backend `config` names (`[store] backend`), migrating its schema.
+pub async fn open_store(
+    config: &config::ServiceConfig,
+    data_dir: &std::path::Path,
+    readers: u32,
+) -> anyhow::Result<SharedStore> {
+    let settings = &config.config.store;
+    match (settings.backend, &settings.postgres) {
+        (StoreBackend::Postgres, Some(pg)) => {
+            let store = PostgresStore::connect(pg)
+                .await
+                .context("cannot open the PostgreSQL store")?;
+            tracing::info!(
+                pool_size = pg.pool_size,
+                tls = ?pg.tls,
+                schema_version = crate::store::postgres::schema_version(),
+                "store: PostgreSQL"
+            );
+            Ok(Arc::new(store))
+        }
+        (StoreBackend::Postgres, None) => {
+            anyhow::bail!("store.backend = \"postgres\" needs a [store.postgres] section")
+        }
+        (StoreBackend::Sqlite, _) => Ok(Arc::new(
+            SqliteStore::open(data_dir, readers).context("cannot open the store")?,
+        )),
+    }
 }
 
 /// Serve until SIGTERM or Ctrl-C; in-flight requests finish first.

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use model::{
-    Access, ApiRoot, Collection, Config, Limits, Service, StoreSettings, TaxiiVersion,
+    Access, ApiRoot, Collection, Config, Limits, PostgresSettings, PostgresTls, Service,
+    StoreBackend, StoreSettings, TaxiiVersion,
 };
 
 pub use crate::listener::settings::ServerSettings;
@@ -233,6 +234,47 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     }
     if config.store.refresh_interval_secs == 0 {
         problem("store.refresh_interval_secs".into(), "must be > 0".into());
+    }
+    match (&config.store.backend, &config.store.postgres) {
+        (StoreBackend::Postgres, None) => problem(
+            "store.postgres".into(),
+            "required when store.backend = \"postgres\"".into(),
+        ),
+        (StoreBackend::Sqlite, Some(_)) => problem(
+            "store.postgres".into(),
+            "only allowed when store.backend = \"postgres\"".into(),
+        ),
+        (StoreBackend::Postgres, Some(pg)) => {
+            match (&pg.secret_dir, &pg.url_env) {
+                (Some(_), Some(_)) | (None, None) => problem(
+                    "store.postgres".into(),
+                    "set exactly one of secret_dir and url_env".into(),
+                ),
+                (_, Some(var)) if var.trim().is_empty() => {
+                    problem("store.postgres.url_env".into(), "must not be empty".into())
+                }
+                _ => {}
+            }
+            if pg.pool_size == 0 || pg.pool_size > 1000 {
+                problem(
+                    "store.postgres.pool_size".into(),
+                    "must be between 1 and 1000".into(),
+                );
+            }
+            if pg.connect_timeout_secs == 0 {
+                problem(
+                    "store.postgres.connect_timeout_secs".into(),
+                    "must be > 0".into(),
+                );
+            }
+            if pg.ca_file.is_some() && pg.tls != PostgresTls::VerifyFull {
+                problem(
+                    "store.postgres.ca_file".into(),
+                    "only used with tls = \"verify-full\"".into(),
+                );
+            }
+        }
+        (StoreBackend::Sqlite, None) => {}
     }
 
     let mut root_paths = HashSet::new();
