@@ -69,6 +69,9 @@ REBUILD_MESSAGE = os.environ.get("REPLICAS_REBUILD_MESSAGE", "query collection r
 POOL_SIZE = int(os.environ.get("REPLICAS_POOL_SIZE", "8"))
 CLIENT_TIMEOUT = 45
 TIMEOUT = float(os.environ.get("REPLICAS_TIMEOUT", "900"))
+# Replicas read the view registry through a cache refreshed at least every second
+# (REGISTRY_MAX_AGE): a view built by one replica is served by the others within it.
+SETTLE_SECONDS = float(os.environ.get("REPLICAS_SETTLE_SECONDS", "1.5"))
 CONFIDENCES = [30, 55, 60, 80, 95]
 OLD_THRESHOLD, NEW_THRESHOLD = 70, 50
 
@@ -440,6 +443,7 @@ class Poller(threading.Thread):
         self.pages = 0
         self.finished = False
         self.regressions = 0
+        self.regression_examples = []
 
     def poll(self, client):
         """One poll, page by page; True when it reached the end (`more` false)."""
@@ -463,8 +467,13 @@ class Poller(threading.Thread):
                 self.seen[o["id"]] += 1
             last = r.header("X-TAXII-Date-Added-Last")
             if last:
-                if self.last and instant(last) <= instant(self.last):
+                # An empty page echoes added_after; a page never starts before it.
+                if self.last and instant(last) < instant(self.last):
                     self.regressions += 1
+                    if len(self.regression_examples) < 3:
+                        self.regression_examples.append(
+                            f"after {self.last} got a page of {len(page.get('objects', []))} "
+                            f"(first {r.header('X-TAXII-Date-Added-First')}, last {last}, query {q})")
                 self.last = last
             if not page.get("more"):
                 return True
@@ -527,7 +536,8 @@ def check_pollers(pollers, collection_sets):
         check(not dupes, f"{p.name_}: {len(dupes)} objects seen more than once, e.g. {dupes[:3]}")
         check(not missing, f"{p.name_}: missed {len(missing)} of {len(expected)} objects, e.g. {sorted(missing)[:3]}")
         check(not extra, f"{p.name_}: {len(extra)} objects not in the collection, e.g. {sorted(extra)[:3]}")
-        check(p.regressions == 0, f"{p.name_}: X-TAXII-Date-Added-Last went backwards {p.regressions} times")
+        check(p.regressions == 0, f"{p.name_}: X-TAXII-Date-Added-Last went backwards {p.regressions} times: "
+                                  f"{p.regression_examples}")
         figures.append(f"{p.name_} {len(p.seen)} in {p.polls} polls/{p.pages} pages")
     return figures
 
@@ -769,12 +779,23 @@ def query_change(ctx):
             ", ".join(f"{n} {t:.1f}s" for n, t in sorted(switched.items())))
 
 
+def settle(replicas, timeout=60):
+    """Wait until no replica is rebuilding a query collection, then for the replicas'
+    registry caches (reads may use one up to 1 s old) to catch up."""
+    deadline = time.time() + timeout
+    while any(r.metric("taxiway_query_rebuilds_in_progress") for r in replicas):
+        check(time.time() < deadline, f"query collections still rebuilding after {timeout}s")
+        time.sleep(0.1)
+    time.sleep(SETTLE_SECONDS)
+
+
 def db_outage(ctx):
     cluster = pgcluster.Cluster("replicas-outage")
     CLUSTERS.append(cluster)
     url = pgcluster.create_database(cluster.superuser_url, "taxiway_outage")
     d, e, f = [Replica(n, ctx.work, url).start() for n in ("D", "E", "F")]
     replicas = (d, e, f)
+    settle(replicas)
     pids = {r.name: r.proc.pid for r in replicas}
     ledger, stats = Ledger(), Stats()
     stop, done = threading.Event(), threading.Event()
@@ -838,7 +859,7 @@ def db_outage(ctx):
     check(outage, "no request got a 503 while the database was down")
     malformed = [u for u in outage if not u[3]]
     check(not malformed, f"{len(malformed)} of {len(outage)} 503s are not TAXII errors "
-                         f"(application/taxii+json with a title), e.g. {malformed[0][4]}")
+                         f"(application/taxii+json with a title), e.g. {malformed[0][4] if malformed else ''}")
     slowest = max(u[2] for u in outage)
     check(slowest <= MAX_503_SECONDS, f"a 503 took {slowest:.1f}s (limit {MAX_503_SECONDS:.0f}s)")
     per_replica = collections.Counter(u[1] for u in outage)
@@ -934,7 +955,10 @@ def main():
         if errors:
             print(f"FAIL start: {errors}")
             return 1
-        print(f"start: 3 replicas ready on one database (started at once) in {time.time() - started:.1f}s", flush=True)
+        ready_in = time.time() - started
+        settle(replicas)
+        print(f"start: 3 replicas ready on one database (started at once) in {ready_in:.1f}s; "
+              f"query collection built, registries settled after {time.time() - started:.1f}s", flush=True)
         ctx = Context(work, replicas, ledger)
         skip = {"db-outage"} if os.environ.get("REPLICAS_SKIP_OUTAGE") == "1" else set()
         only = set(filter(None, os.environ.get("REPLICAS_ONLY", "").split(",")))
