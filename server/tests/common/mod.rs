@@ -1,6 +1,8 @@
 //! Shared fixtures of the HTTP tests: a temp store, a config, requests.
 #![allow(dead_code)]
 
+pub mod backend;
+
 use std::sync::Arc;
 
 use axum::body::Body;
