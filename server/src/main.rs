@@ -29,9 +29,9 @@ enum Command {
         /// Directory holding taxiway.toml (hot-reloaded).
         #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
         config_dir: PathBuf,
-        /// Directory of the embedded store.
+        /// Directory of the embedded store (not used with `[store] backend = "postgres"`).
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
         /// Directory of user credentials (hot-reloaded).
         #[arg(long, env = "TAXIWAY_CREDENTIALS_DIR")]
         credentials_dir: Option<PathBuf>,
@@ -53,9 +53,9 @@ enum Command {
         /// Directory holding taxiway.toml.
         #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
         config_dir: PathBuf,
-        /// Directory of the embedded store.
+        /// Directory of the embedded store (not used with `[store] backend = "postgres"`).
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
         /// The target collection's id, alias or title.
         #[arg(long)]
         collection: String,
@@ -228,7 +228,7 @@ fn main() -> ExitCode {
             } => {
                 serve::serve(serve::ServeOptions {
                     config_dir,
-                    data_dir,
+                    data_dir: data_dir.unwrap_or_default(),
                     credentials_dir,
                     tls_dir,
                     listen,
@@ -242,9 +242,14 @@ fn main() -> ExitCode {
                 data_dir,
                 collection,
                 files,
-            } => import::import(&config_dir, &data_dir, &collection, &files)
-                .await
-                .map(|_| ()),
+            } => import::import(
+                &config_dir,
+                &data_dir.unwrap_or_default(),
+                &collection,
+                &files,
+            )
+            .await
+            .map(|_| ()),
             Command::HashPassword => hash_password(),
             Command::Backup {
                 data_dir,

@@ -33,7 +33,7 @@ use crate::tls::{self, Tls};
 pub struct ServeOptions {
     /// The config directory (`taxiway.toml`).
     pub config_dir: PathBuf,
-    /// The data directory (the embedded store).
+    /// The data directory (the embedded store); empty when the store is PostgreSQL.
     pub data_dir: PathBuf,
     /// The credentials directory (users), if any.
     pub credentials_dir: Option<PathBuf>,
@@ -85,6 +85,11 @@ pub async fn open_store(
         }
         (StoreBackend::Postgres, None) => {
             anyhow::bail!("store.backend = \"postgres\" needs a [store.postgres] section")
+        }
+        (StoreBackend::Sqlite, _) if data_dir.as_os_str().is_empty() => {
+            anyhow::bail!(
+                "the embedded store needs a data directory (--data-dir or TAXIWAY_DATA_DIR)"
+            )
         }
         (StoreBackend::Sqlite, _) => Ok(Arc::new(
             SqliteStore::open(data_dir, readers).context("cannot open the store")?,
