@@ -73,7 +73,7 @@ TIMEOUT = float(os.environ.get("REPLICAS_TIMEOUT", "900"))
 # (REGISTRY_MAX_AGE): a view built by one replica is served by the others within it.
 SETTLE_SECONDS = float(os.environ.get("REPLICAS_SETTLE_SECONDS", "1.5"))
 CONFIDENCES = [30, 55, 60, 80, 95]
-OLD_THRESHOLD, NEW_THRESHOLD = 70, 50
+OLD_THRESHOLD, NEW_THRESHOLD, THIRD_THRESHOLD = 70, 50, 80
 
 LIVE = []       # every Replica started, stopped on exit
 CLUSTERS = []   # dedicated clusters, destroyed on exit
@@ -773,10 +773,55 @@ def query_change(ctx):
         check(fresh <= set(listing(c, QUERY)), f"{rep.name}: new objects matching the new query not in it")
         c.close()
     who = [n for n, k in rebuilt.items() if k]
+    second = change_under_writes(ctx)
     return (f"query changed in 3 config dirs: rebuilt once (by {who[0]}), {len(old)} -> {len(new)} members; "
             f"replicas served the old then the new view ({samples['old']} old / {samples['new']} new samples, "
             f"never a partial one), switched after " +
-            ", ".join(f"{n} {t:.1f}s" for n, t in sorted(switched.items())))
+            ", ".join(f"{n} {t:.1f}s" for n, t in sorted(switched.items())) + "; " + second)
+
+
+def change_under_writes(ctx):
+    """A second change while writers on A and B go on: objects committed during the
+    rebuild are members of the new view exactly as if it had always been there."""
+    replicas, ledger = ctx.replicas, ctx.ledger
+    stats, stop = Stats(), threading.Event()
+    writers = [Writer(rep, ledger, stats, stop, seed=60 + i) for i, rep in enumerate(replicas[:2])]
+    before = len(ledger.acked)
+    rebuilds_before = {rep.name: len(rebuild_lines(rep)) for rep in replicas}
+    reloads_before = {rep.name: rep.metric("taxiway_config_reloads_total", 'result="ok"') for rep in replicas}
+    try:
+        for w in writers:
+            w.start()
+        time.sleep(1)
+        for rep in replicas:
+            rep.config.swap(config_text(THIRD_THRESHOLD))
+        changed = time.time()
+        while True:
+            reloaded = all(rep.metric("taxiway_config_reloads_total", 'result="ok"') > reloads_before[rep.name]
+                           for rep in replicas)
+            rebuilt = sum(len(rebuild_lines(rep)) - rebuilds_before[rep.name] for rep in replicas)
+            if reloaded and rebuilt >= 1:
+                break
+            check(time.time() < changed + 120, f"no rebuild 120s after the second change (reloaded: {reloaded})")
+            time.sleep(0.2)
+        took = time.time() - changed
+        time.sleep(1)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(60)
+    check(not stats.errors, f"{stats.counts['errors']} failed writes during the rebuild, e.g. {stats.errors[:3]}")
+    settle(replicas)
+    inbox = listing(replicas[2].client(), INBOX)
+    want = ledger.members(inbox, THIRD_THRESHOLD)
+    for rep in replicas:
+        got = set(listing(rep.client(), QUERY))
+        check(got == want, f"{rep.name}: after a change under writes the query collection has {len(got)} objects, "
+                           f"expected {len(want)} ({len(want - got)} missing, {len(got - want)} not matching)")
+    rebuilt = {rep.name: len(rebuild_lines(rep)) - rebuilds_before[rep.name] for rep in replicas}
+    check(sum(rebuilt.values()) == 1, f"the second change was rebuilt {sum(rebuilt.values())} times: {rebuilt}")
+    return (f"a second change under writes ({len(ledger.acked) - before} objects acknowledged meanwhile) rebuilt "
+            f"once in {took:.1f}s, exact membership ({len(want)}) on all")
 
 
 def settle(replicas, timeout=60):
