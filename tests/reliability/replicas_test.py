@@ -73,7 +73,7 @@ TIMEOUT = float(os.environ.get("REPLICAS_TIMEOUT", "900"))
 # (REGISTRY_MAX_AGE): a view built by one replica is served by the others within it.
 SETTLE_SECONDS = float(os.environ.get("REPLICAS_SETTLE_SECONDS", "1.5"))
 CONFIDENCES = [30, 55, 60, 80, 95]
-OLD_THRESHOLD, NEW_THRESHOLD, THIRD_THRESHOLD = 70, 50, 80
+OLD_THRESHOLD, NEW_THRESHOLD, THIRD_THRESHOLD, FOURTH_THRESHOLD = 70, 50, 80, 60
 
 LIVE = []       # every Replica started, stopped on exit
 CLUSTERS = []   # dedicated clusters, destroyed on exit
@@ -824,6 +824,56 @@ def change_under_writes(ctx):
             f"once in {took:.1f}s, exact membership ({len(want)}) on all")
 
 
+def rebuilder_killed(ctx):
+    """SIGKILL the replica rebuilding a changed query: the rebuild's advisory lock goes
+    with its connection, another replica (reloading the same change) takes it over and
+    finishes it exactly once; everything then serves the exact membership."""
+    a, b, c = ctx.replicas
+    ledger = ctx.ledger
+    text = f"type:indicator and confidence:>={FOURTH_THRESHOLD}"
+    rebuilds_before = {rep.name: len(rebuild_lines(rep)) for rep in ctx.replicas}
+    a.config.swap(config_text(FOURTH_THRESHOLD))  # only A knows yet: it rebuilds
+    changed = time.time()
+    state = None
+    while state != "building":
+        rows = pgcluster.psql(DATABASE_URL, "SELECT state, progress_vid FROM views "
+                                            f"WHERE kind = 'query' AND query = '{text}' AND state != 'retired'")
+        state, _, progress = rows.strip().partition("|")
+        check(state != "active", "A finished the rebuild before it could be killed; not exercised "
+                                 "(more objects in the store would make the rebuild longer)")
+        check(time.time() < changed + 60, "A did not start rebuilding within 60s of the change")
+        if state != "building":
+            time.sleep(0.02)
+    a.kill()
+    killed_at = time.time()
+    for rep in (b, c):
+        rep.config.swap(config_text(FOURTH_THRESHOLD))
+    while True:
+        rows = pgcluster.psql(DATABASE_URL, "SELECT state FROM views "
+                                            f"WHERE kind = 'query' AND query = '{text}' AND state != 'retired'")
+        if rows.strip() == "active":
+            break
+        check(time.time() < killed_at + 120, f"the rebuild was not finished 120s after its rebuilder died "
+                                             f"(view state {rows.strip()!r})")
+        time.sleep(0.1)
+    took = time.time() - killed_at
+    a.start()
+    settle(ctx.replicas)
+    inbox = listing(b.client(), INBOX)
+    want = ledger.members(inbox, FOURTH_THRESHOLD)
+    for rep in ctx.replicas:
+        got = set(listing(rep.client(), QUERY))
+        check(got == want, f"{rep.name}: after the rebuilder died the query collection has {len(got)} objects, "
+                           f"expected {len(want)} ({len(want - got)} missing, {len(got - want)} not matching)")
+    rebuilt = {rep.name: len(rebuild_lines(rep)) - rebuilds_before[rep.name] for rep in ctx.replicas}
+    check(rebuilt["A"] == 0 and rebuilt["B"] + rebuilt["C"] == 1,
+          f"completed rebuilds after the rebuilder died: {rebuilt} (expected one, by B or C)")
+    who = [n for n, k in rebuilt.items() if k][0]
+    return (f"A killed while rebuilding (view at progress vid {progress or 0}); {who} took the rebuild over "
+            f"and finished it {took:.1f}s after the kill, once; exact membership ({len(want)}) on A (restarted), "
+            f"B and C")
+
+
 def settle(replicas, timeout=60):
     """Wait until no replica is rebuilding a query collection, then for the replicas'
     registry caches (reads may use one up to 1 s old) to catch up."""
@@ -940,7 +990,8 @@ def db_outage(ctx):
 
 
 SCENARIOS = [("write/read", write_read), ("paging", paging), ("concurrent", concurrent),
-             ("sigkill", sigkill), ("query-change", query_change), ("db-outage", db_outage)]
+             ("sigkill", sigkill), ("query-change", query_change), ("rebuilder-killed", rebuilder_killed),
+             ("db-outage", db_outage)]
 
 
 class Context:
