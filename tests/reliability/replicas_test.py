@@ -874,6 +874,62 @@ def rebuilder_killed(ctx):
             f"B and C")
 
 
+class KnownGap(Exception):
+    """A reported, not yet fixed, gap: printed as GAP; a failure with REPLICAS_STRICT=1."""
+
+
+def fresh_cursor(ctx):
+    """Right after replicas start on a fresh database, a `next` cursor minted by one
+    replica and followed on another must still give every object. A replica whose view
+    registry cache (refreshed at most every second) predates the first build of the
+    query collection serves it empty: the cursor's paging ends there (KNOWN GAP)."""
+    superuser = os.environ.get("TAXIWAY_TEST_POSTGRES_URL")
+    check(superuser, "TAXIWAY_TEST_POSTGRES_URL (tests/pg/provision.sh) is needed for a second database")
+    name = f"taxiway_replicas_fresh_{os.getpid()}"
+    url = pgcluster.create_database(superuser, name)
+    replicas = [Replica(n, ctx.work, url) for n in ("G", "H", "I")]
+    try:
+        threads = [threading.Thread(target=r.start) for r in replicas]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(all(r.alive() and r.readyz() == 200 for r in replicas), "G, H, I did not all start")
+        started = time.time()
+        ledger, stats = Ledger(), Stats()
+        cl = replicas[0].client()
+        for _ in range(4):
+            check(post_batch(cl, ledger, stats, 15, confidence=90), f"POST through G: {stats.errors}")
+        sizes = {r.name: len(listing(r.client(), QUERY)) for r in replicas}
+        got, pages, next_, trace = [], 0, None, []
+        while True:
+            rep = replicas[pages % 3]
+            r = rep.client().get(objects_path(QUERY, "limit=10" + (f"&next={urllib.parse.quote(next_)}" if next_ else "")))
+            check(r.status == 200, f"page {pages} via {rep.name}: {r.describe()}")
+            objs = (r.json or {}).get("objects", [])
+            got += [o["id"] for o in objs]
+            trace.append(f"{rep.name}:{len(objs)}{'+' if r.json.get('more') else '.'}")
+            pages += 1
+            if not r.json.get("more"):
+                break
+            next_ = r.json["next"]
+        window = time.time() - started
+        if len(got) != 60 or len(set(got)) != 60 or any(v != 60 for v in sizes.values()):
+            raise KnownGap(f"{window:.2f}s after 3 replicas started at once on a fresh database and 60 matching "
+                           f"objects were posted through G, the query collection has {sizes} objects per replica, "
+                           f"and `next` alternating G,H,I gives {len(got)} of 60 (pages {' '.join(trace)}): a "
+                           f"replica's registry cache (REGISTRY_MAX_AGE 1s) predating the first build serves the "
+                           f"collection empty and ends another replica's cursor")
+        return f"60 objects posted through G {window:.2f}s after a fresh start: all replicas and `next` across them give all 60"
+    finally:
+        for r in replicas:
+            r.kill()
+        try:
+            pgcluster.psql(superuser, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except RuntimeError:
+            pass
+
+
 def settle(replicas, timeout=60):
     """Wait until no replica is rebuilding a query collection, then for the replicas'
     registry caches (reads may use one up to 1 s old) to catch up."""
@@ -991,7 +1047,7 @@ def db_outage(ctx):
 
 SCENARIOS = [("write/read", write_read), ("paging", paging), ("concurrent", concurrent),
              ("sigkill", sigkill), ("query-change", query_change), ("rebuilder-killed", rebuilder_killed),
-             ("db-outage", db_outage)]
+             ("db-outage", db_outage), ("fresh-cursor", fresh_cursor)]
 
 
 class Context:
@@ -1066,6 +1122,12 @@ def main():
             try:
                 summary = fn(ctx)
                 print(f"PASS {name}: {summary} [{time.time() - t0:.1f}s]", flush=True)
+            except KnownGap as e:
+                if os.environ.get("REPLICAS_STRICT") == "1":
+                    failed.append(name)
+                    print(f"FAIL {name} (known gap, REPLICAS_STRICT=1): {e}", flush=True)
+                else:
+                    print(f"GAP {name} (reported, not failing): {e}", flush=True)
             except Exception as e:  # noqa: BLE001 - every scenario is reported
                 failed.append(name)
                 print(f"FAIL {name}: {e} [{time.time() - t0:.1f}s]", flush=True)
