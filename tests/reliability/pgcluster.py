@@ -13,9 +13,15 @@ PROVISION = os.path.join(REPO, "tests", "pg", "provision.sh")
 STOP = os.path.join(REPO, "tests", "pg", "stop.sh")
 
 
+def psql_binary():
+    """psql of the PostgreSQL that provision.sh found (TAXIWAY_PG_BIN), else PATH's."""
+    candidate = os.path.join(os.environ.get("TAXIWAY_PG_BIN", ""), "psql")
+    return candidate if os.environ.get("TAXIWAY_PG_BIN") and os.access(candidate, os.X_OK) else "psql"
+
+
 def psql(url, sql, timeout=60):
     """Run SQL with psql against `url`; returns stdout (unaligned, tuples only)."""
-    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+    out = subprocess.run([psql_binary(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"psql {sql!r}: {out.stderr.strip()}")

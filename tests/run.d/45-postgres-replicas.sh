@@ -10,10 +10,13 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 eval "$(bash "$repo/tests/pg/provision.sh")"
 : "${TAXIWAY_TEST_POSTGRES_URL:?tests/pg/provision.sh did not export TAXIWAY_TEST_POSTGRES_URL}"
 
+psql=psql
+[[ -x "${TAXIWAY_PG_BIN:-}/psql" ]] && psql="$TAXIWAY_PG_BIN/psql"
+
 db="taxiway_replicas_$(date +%s)_$$"
-psql -X -q -v ON_ERROR_STOP=1 "$TAXIWAY_TEST_POSTGRES_URL" -c "CREATE DATABASE $db"
+"$psql" -X -q -v ON_ERROR_STOP=1 "$TAXIWAY_TEST_POSTGRES_URL" -c "CREATE DATABASE $db"
 drop() {
-    psql -X -q "$TAXIWAY_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    "$psql" -X -q "$TAXIWAY_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap drop EXIT
 url="$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit((p.scheme, p.netloc, "/" + sys.argv[2], p.query, p.fragment)))' \
