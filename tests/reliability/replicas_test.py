@@ -13,15 +13,21 @@ collection), share one database:
                   pollers on C and B (inbox, resuming from X-TAXII-Date-Added-Last with
                   added_after, or following `next`) and on C (query collection): every
                   poller sees every object exactly once, nothing missed.
-4. sigkill        SIGKILL A mid-ingest: every object (and status) it acknowledged is
-                  readable through B and C; A restarts and serves.
+4. sigkill        SIGKILL A mid-ingest (writers on B go on): every object (and status)
+                  A acknowledged is readable through B and C; A restarts and serves.
 5. query-change   the query collection's query rewritten in all three config dirs (hot
-                  reload): rebuilt exactly once across the replicas, every replica serves
-                  the old or the new membership while it runs, then the new one.
-6. db-outage      on a dedicated cluster (so the shared one is left alone) with three
+                  reload): rebuilt exactly once across the replicas (the "query
+                  collection rebuilt" log line), every replica serves the old or the new
+                  membership while it runs, then the new one; a second change under
+                  concurrent writes ends with the exact membership, rebuilt once.
+6. rebuilder-killed  a change seen first by A only; A is SIGKILLed while it rebuilds;
+                  B or C (reloading the same change) takes the rebuild over, once.
+7. db-outage      on a dedicated cluster (so the shared one is left alone) with three
                   fresh replicas D, E, F: the database stopped (pg_ctl stop -m fast) and
                   started again mid-traffic: 503 TAXII errors and not-ready meanwhile,
                   recovery without restarting a server, nothing acknowledged lost.
+8. fresh-cursor   right after three replicas start on a fresh database, `next` across
+                  replicas; a known gap, printed as GAP (REPLICAS_STRICT=1 fails on it).
 
     REPLICAS_DATABASE_URL=postgresql://.../fresh_db \\
         TAXIWAY_BIN=target/debug/taxiway-server python3 tests/reliability/replicas_test.py

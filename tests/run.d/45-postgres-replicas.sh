@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Three server replicas on one PostgreSQL database (tests/reliability/replicas_test.py):
 # write on one and read on another, `next` across replicas, concurrent writers and
-# incremental pollers, SIGKILL mid-ingest, a query change rebuilt once, and a database
-# outage (on a dedicated cluster) answered with 503s and recovered from.
+# incremental pollers, SIGKILL mid-ingest, a query change rebuilt once (also when the
+# rebuilding replica is killed), and a database outage (on a dedicated cluster) answered
+# with 503s and recovered from.
 # PostgreSQL comes from tests/pg/provision.sh; this creates a fresh database for the
 # run and drops it afterwards. Needs an already built binary (run-all.sh builds it).
 set -euo pipefail
