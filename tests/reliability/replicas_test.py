@@ -33,11 +33,12 @@ collection), share one database:
         TAXIWAY_BIN=target/debug/taxiway-server python3 tests/reliability/replicas_test.py
 
 REPLICAS_DATABASE_URL is an empty database (tests/run.d/45-postgres-replicas.sh creates
-one on the instance of tests/pg/provision.sh). Scenario 6 starts a cluster of its own
+one on the instance of tests/pg/provision.sh, whose TAXIWAY_TEST_POSTGRES_URL scenario 8
+uses for a second fresh database). Scenario 7 starts a cluster of its own
 (provision.sh with TAXIWAY_PG_NAME=replicas-outage; tests/reliability/pgcluster.py) and
-removes it afterwards. REPLICAS_SKIP_OUTAGE=1 skips it; REPLICAS_ONLY=a,b runs only
-those scenarios (names as printed). Prints one line per scenario; exits non-zero on any failure; every process it
-started is stopped on any exit. Standard library only.
+removes it afterwards; REPLICAS_SKIP_OUTAGE=1 skips it. REPLICAS_ONLY=a,b runs only
+those scenarios (names as printed). Prints one line per scenario; exits non-zero on
+any failure; every process it started is stopped on any exit. Standard library only.
 """
 import atexit
 import collections
