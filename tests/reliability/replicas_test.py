@@ -862,6 +862,13 @@ def rebuilder_killed(ctx):
     a, b, c = ctx.replicas
     ledger = ctx.ledger
     text = f"type:indicator and confidence:>={FOURTH_THRESHOLD}"
+    # Enough objects for a rebuild of several batches (2,000 each), to be caught at it.
+    stats = Stats()
+    cl = b.client()
+    while len(ledger.acked) < 8000:
+        check(post_batch(cl, ledger, stats, 500), f"POST through B: {stats.errors[:3]}")
+    cl.close()
+    settle(ctx.replicas)
     rebuilds_before = {rep.name: len(rebuild_lines(rep)) for rep in ctx.replicas}
     a.config.swap(config_text(FOURTH_THRESHOLD))  # only A knows yet: it rebuilds
     changed = time.time()
