@@ -528,7 +528,8 @@ async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
         return;
     };
     let a = db.open().await;
-    let b = db.open().await;
+    // A pool of one connection is enough to rebuild (the lock's session does the work).
+    let b = Arc::new(PostgresStore::connect_url(&db.url, 1).await.expect("open"));
     let before = config("type:indicator and confidence:>=50");
     a.apply_config(&before).await.expect("apply");
     b.apply_config(&before).await.expect("apply");
@@ -582,6 +583,87 @@ async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
         }
         assert_eq!(n, 3000);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_connects_with_a_secret_directory_of_files() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let parsed: tokio_postgres::Config = db.url.parse().expect("test URL");
+    let host = match parsed.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        other => panic!("test URL host {other:?}"),
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, value: &str| {
+        std::fs::write(dir.path().join(name), format!("{value}\n")).expect("write")
+    };
+    write("host", &host);
+    write(
+        "port",
+        &parsed
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432)
+            .to_string(),
+    );
+    write("dbname", &db.name);
+    write("username", parsed.get_user().unwrap_or("postgres"));
+    write("password", "ignored-by-trust");
+    let settings = taxiway_server::config::PostgresSettings {
+        secret_dir: Some(dir.path().to_path_buf()),
+        url_env: None,
+        pool_size: 2,
+        tls: taxiway_server::config::PostgresTls::Disable,
+        ca_file: None,
+        connect_timeout_secs: 5,
+    };
+    let store = PostgresStore::connect(&settings).await.expect("connect");
+    store
+        .apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    store
+        .add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
+        .await
+        .expect("add");
+    // Settings are read again for each new connection: a broken file later falls back
+    // to those read at start.
+    std::fs::write(dir.path().join("port"), "not a port").expect("write");
+    db.execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{}' AND pid != pg_backend_pid()",
+        db.name
+    ))
+    .await;
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(page) = store.list(INBOX, &everything(10)).await {
+            assert_eq!(page.entries.len(), 1);
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "reconnected");
+    // With TLS required, a server without TLS is an error (no silent plaintext).
+    let tls = taxiway_server::config::PostgresSettings {
+        tls: taxiway_server::config::PostgresTls::Require,
+        ..settings.clone()
+    };
+    std::fs::write(
+        dir.path().join("port"),
+        parsed
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432)
+            .to_string(),
+    )
+    .expect("write");
+    assert!(PostgresStore::connect(&tls).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

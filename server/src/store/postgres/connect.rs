@@ -4,7 +4,9 @@
 //! The URL and password never appear in errors or logs: every message names where the
 //! setting came from, not what it holds.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::Socket;
 
 use crate::config::{PostgresSettings, PostgresTls};
 use crate::store::StoreError;
@@ -225,19 +230,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 /// A pool over `config` with the TLS mode of `settings`. Connections are made on
 /// demand, so a database that is down now does not stop the pool from being built.
+/// When the settings come from a Secret or the environment, every new connection
+/// reads them again (a rotated password is picked up on reconnect).
 pub fn pool(
     config: tokio_postgres::Config,
     settings: &PostgresSettings,
 ) -> Result<Pool, StoreError> {
-    let manager_config = ManagerConfig {
-        recycling_method: RecyclingMethod::Fast,
-    };
     let manager = match settings.tls {
-        PostgresTls::Disable => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
-        PostgresTls::Require | PostgresTls::VerifyFull => Manager::from_config(
+        PostgresTls::Disable => manager(config, settings, tokio_postgres::NoTls),
+        PostgresTls::Require | PostgresTls::VerifyFull => manager(
             config,
+            settings,
             tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(settings)?),
-            manager_config,
         ),
     };
     let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
@@ -249,6 +253,68 @@ pub fn pool(
         .recycle_timeout(Some(timeout))
         .build()
         .map_err(|e| invalid(format!("cannot build the connection pool: {e}")))
+}
+
+fn manager<T>(config: tokio_postgres::Config, settings: &PostgresSettings, tls: T) -> Manager
+where
+    T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    if settings.secret_dir.is_some() || settings.url_env.is_some() {
+        let connect = RereadConnect {
+            settings: settings.clone(),
+            tls,
+        };
+        Manager::from_connect(config, connect, manager_config)
+    } else {
+        Manager::from_config(config, tls, manager_config)
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Connects with the settings as they are now in the Secret / environment, falling
+/// back to those read at start when they cannot be read.
+struct RereadConnect<T> {
+    settings: PostgresSettings,
+    tls: T,
+}
+
+impl<T> deadpool_postgres::Connect for RereadConnect<T>
+where
+    T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    fn connect(
+        &self,
+        at_start: &tokio_postgres::Config,
+    ) -> BoxFuture<'_, Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>>
+    {
+        let config = match pg_config(&self.settings) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the database settings again; using those read at start");
+                at_start.clone()
+            }
+        };
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let (client, connection) = config.connect(tls).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "database connection closed with an error");
+                }
+            });
+            Ok((client, task))
+        })
+    }
 }
 
 #[cfg(test)]

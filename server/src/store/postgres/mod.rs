@@ -257,12 +257,13 @@ impl PostgresStore {
         });
     }
 
-    /// Rebuild a view if no other replica is: the view's advisory lock is held on one
-    /// connection for the whole rebuild.
+    /// Rebuild a view if no other replica is: the view's advisory lock is held by the
+    /// session of one connection for the whole rebuild, and the batches run on that
+    /// same connection (so a pool of one connection suffices).
     async fn rebuild(&self, view_id: i64) -> Result<bool, StoreError> {
-        let lock = self.client().await?;
+        let mut conn = self.client().await?;
         let key = (view_id & 0x7fff_ffff) as i32;
-        let got: bool = lock
+        let got: bool = conn
             .query_one(
                 "SELECT pg_try_advisory_lock($1, $2)",
                 &[&schema::REBUILD_NAMESPACE, &key],
@@ -272,8 +273,8 @@ impl PostgresStore {
         if !got {
             return Ok(false);
         }
-        let result = self.rebuild_locked(view_id).await;
-        let unlocked = lock
+        let result = self.rebuild_locked(view_id, &mut conn).await;
+        let unlocked = conn
             .execute(
                 "SELECT pg_advisory_unlock($1, $2)",
                 &[&schema::REBUILD_NAMESPACE, &key],
@@ -281,7 +282,9 @@ impl PostgresStore {
             .await;
         if unlocked.is_err() {
             // Close that connection: the lock goes with its session.
-            drop(deadpool_postgres::Object::take(lock));
+            drop(deadpool_postgres::Object::take(conn));
+        } else {
+            drop(conn);
         }
         let finished = result?;
         if finished {
@@ -291,10 +294,9 @@ impl PostgresStore {
         Ok(finished)
     }
 
-    async fn rebuild_locked(&self, view_id: i64) -> Result<bool, StoreError> {
+    async fn rebuild_locked(&self, view_id: i64, client: &mut Client) -> Result<bool, StoreError> {
         loop {
-            let mut client = self.client().await?;
-            let registry = self.fresh_registry(&client, Duration::ZERO).await?;
+            let registry = self.fresh_registry(client, Duration::ZERO).await?;
             let Some(view) = registry
                 .view(view_id)
                 .filter(|v| v.state == ViewState::Building)
@@ -305,16 +307,16 @@ impl PostgresStore {
             let Some(query) = view.query.clone() else {
                 return Ok(false);
             };
-            let Some(after) = views::progress(&client, view_id).await? else {
+            let Some(after) = views::progress(&*client, view_id).await? else {
                 return Ok(false);
             };
-            let batch = views::candidates(&client, after).await?;
+            let batch = views::candidates(&*client, after).await?;
             let now = now_us();
             let matching: Vec<_> = batch
                 .iter()
                 .filter(|c| views::matches(&registry, &query, c, now))
                 .collect();
-            let w = self.begin(&mut client).await?;
+            let w = self.begin(client).await?;
             // Re-check under the clock lock: a reload may have superseded the view.
             let Some(view) = w
                 .registry
