@@ -25,7 +25,8 @@ collection), share one database:
 7. db-outage      on a dedicated cluster (so the shared one is left alone) with three
                   fresh replicas D, E, F: the database stopped (pg_ctl stop -m fast) and
                   started again mid-traffic: 503 TAXII errors and not-ready meanwhile,
-                  recovery without restarting a server, nothing acknowledged lost.
+                  recovery without restarting a server, nothing acknowledged lost; a
+                  replica J started during the outage waits and becomes ready after it.
 8. fresh-cursor   right after three replicas start on a fresh database, `next` across
                   replicas; a known gap, printed as GAP (REPLICAS_STRICT=1 fails on it).
 
@@ -158,7 +159,7 @@ class Replica:
         self.starts = 0
         LIVE.append(self)
 
-    def start(self, timeout=90):
+    def start(self, timeout=90, wait=True):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BIN, "--log-json", "serve", "--config-dir", self.config.path, "--data-dir", self.data_dir,
@@ -166,6 +167,9 @@ class Replica:
             stdout=log, stderr=log, env=self.env)
         log.close()
         self.starts += 1
+        return self.wait_ready(timeout) if wait else self
+
+    def wait_ready(self, timeout=90):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -1012,7 +1016,11 @@ def db_outage(ctx):
         stopped_at = time.time()
         cluster.stop("fast")
         stop_took = time.time() - stopped_at
-        time.sleep(OUTAGE_SECONDS)
+        # A replica starting while the database is down waits for it (not ready).
+        time.sleep(2)
+        late_starter = Replica("J", ctx.work, url).start(wait=False)
+        time.sleep(max(0.0, OUTAGE_SECONDS - 2))
+        late_ready_during = late_starter.readyz() == 200
         started_at = time.time()
         cluster.start()
         # Traffic goes on until every replica is ready again and every writer has been
@@ -1061,6 +1069,11 @@ def db_outage(ctx):
                                         f"answers seen: {dict(collections.Counter(during))}")
     check(all(r.alive() and r.proc.pid == pids[r.name] and r.starts == 1 for r in replicas),
           "a replica exited or was restarted")
+    check(late_starter.alive(), f"J, started during the outage, exited: {late_starter.log_tail(800)}")
+    check(not late_ready_during, "J, started during the outage, was ready before the database came back")
+    late_starter.wait_ready(max(5.0, started_at + 90 - time.time()))
+    late_took = time.time() - started_at
+    replicas = replicas + (late_starter,)
     sets = {}
     for r in replicas:
         cl = r.client()
@@ -1071,6 +1084,7 @@ def db_outage(ctx):
         sets[r.name] = (set(ids), set(listing(cl, QUERY)))
         cl.close()
     check(len({frozenset(s[0]) for s in sets.values()}) == 1, "replicas disagree on the inbox")
+    check(len({frozenset(s[1]) for s in sets.values()}) == 1, "replicas disagree on the query collection")
     inbox, query = sets["F"]
     check(query == ledger.members(inbox, OLD_THRESHOLD), "query collection differs from the inbox's members")
     figures = check_pollers(pollers, {INBOX: inbox, QUERY: query})
@@ -1079,7 +1093,8 @@ def db_outage(ctx):
     return (f"database down {OUTAGE_SECONDS + stop_took:.1f}s mid-traffic: {len(outage)} 503 TAXII errors "
             f"({dict(sorted(per_replica.items()))}, slowest {slowest:.2f}s), readyz 503 on D,E,F; "
             f"ready again after " + ", ".join(f"{n} {t:.1f}s" for n, t in sorted(recovered.items())) +
-            f" without restarts; {len(ledger.acked)} acknowledged ({acked_before_outage} before the outage), "
+            f" without restarts; J, started during the outage, ready {late_took:.1f}s after it; "
+            f"{len(ledger.acked)} acknowledged ({acked_before_outage} before the outage), "
             f"none lost; " + "; ".join(figures))
 
 
