@@ -72,9 +72,7 @@ pub async fn open_store(
     let settings = &config.config.store;
     match (settings.backend, &settings.postgres) {
         (StoreBackend::Postgres, Some(pg)) => {
-            let store = PostgresStore::connect(pg)
-                .await
-                .context("cannot open the PostgreSQL store")?;
+            let store = connect_postgres(pg).await?;
             tracing::info!(
                 pool_size = pg.pool_size,
                 tls = ?pg.tls,
@@ -94,6 +92,24 @@ pub async fn open_store(
         (StoreBackend::Sqlite, _) => Ok(Arc::new(
             SqliteStore::open(data_dir, readers).context("cannot open the store")?,
         )),
+    }
+}
+
+/// Open the PostgreSQL store, waiting up to a minute for an unreachable database
+/// (replicas often start together with, or just before, their database).
+async fn connect_postgres(settings: &config::PostgresSettings) -> anyhow::Result<PostgresStore> {
+    const ATTEMPTS: u32 = 30;
+    let mut attempt = 1;
+    loop {
+        match PostgresStore::connect(settings).await {
+            Ok(store) => return Ok(store),
+            Err(crate::store::StoreError::Unavailable(e)) if attempt < ATTEMPTS => {
+                tracing::warn!(attempt, error = %e, "the database is unreachable; retrying in 2s");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e).context("cannot open the PostgreSQL store"),
+        }
     }
 }
 

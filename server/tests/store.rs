@@ -20,6 +20,7 @@ on_every_backend!(
     concurrent_writers_get_strictly_increasing_date_added,
     removed_query_collections_stop_being_maintained_and_stored_data_is_kept,
     deletes_and_versions_keep_query_collections_in_step,
+    a_stored_collection_turned_query_is_read_through_its_query,
 );
 
 fn new_objects(values: Vec<Value>) -> AddObjects {
@@ -357,6 +358,41 @@ async fn deletes_and_versions_keep_query_collections_in_step(place: Place) {
     assert!(store.reachable().await);
     let stats = store.stats().await.expect("stats");
     assert_eq!(stats.object_versions, 3);
+}
+
+async fn a_stored_collection_turned_query_is_read_through_its_query(place: Place) {
+    let stored_text = config_text("type:indicator").replace(
+        "title = \"Malware\"\nquery = \"type:malware\"",
+        "title = \"Malware\"\nwritable = true",
+    );
+    let stored = taxiway_server::config::parse(&stored_text).expect("valid");
+    let store = open(&place, &stored).await;
+    store
+        .add_objects(
+            "feeds",
+            MALWARE,
+            new_objects(vec![malware(1), indicator(1, 1, "198.51.100.1", 80)]),
+        )
+        .await
+        .expect("add");
+    assert_eq!(
+        store
+            .list(MALWARE, &everything(10))
+            .await
+            .expect("list")
+            .entries
+            .len(),
+        2
+    );
+    store
+        .apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    wait_built(&*store).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let page = store.list(MALWARE, &everything(10)).await.expect("list");
+    assert_eq!(page.entries.len(), 1, "{page:?}");
+    assert!(page.entries[0].id.starts_with("malware--"));
 }
 
 // ---------------------------------------------------------------------------------

@@ -45,9 +45,35 @@ fn parse_url(url: &str, source: &str) -> Result<tokio_postgres::Config, StoreErr
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(invalid(format!("{source} does not hold a postgres:// URL")));
     }
+    // TLS is decided by `tls` / `ca_file`, not by libpq-style URL parameters (which the
+    // driver only partly understands: `sslmode=verify-full` would not parse).
+    let url = without_tls_params(url);
     // The parser's message may quote the URL: say only where it came from.
     url.parse::<tokio_postgres::Config>()
         .map_err(|_| invalid(format!("{source} does not hold a valid postgres:// URL")))
+}
+
+/// `url` without its `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl` and
+/// `sslnegotiation` query parameters.
+fn without_tls_params(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| {
+            let key = p.split('=').next().unwrap_or("");
+            !matches!(
+                key,
+                "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "sslcrl" | "sslnegotiation"
+            )
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
 }
 
 /// The connection settings (without TLS) named by `settings`, read now.
@@ -344,6 +370,15 @@ mod tests {
         assert_eq!(c.get_user(), Some("feeds"));
         assert_eq!(c.get_ports(), &[6543]);
         assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
+
+        std::fs::write(
+            dir.join("url"),
+            "postgresql://u:pw@db.example:5433/feeds?sslmode=verify-full&application_name=x",
+        )
+        .expect("write");
+        let c = pg_config(&settings(&dir)).expect("sslmode=verify-full is left to `tls`");
+        assert_eq!(c.get_dbname(), Some("feeds"));
+        assert_eq!(c.get_ports(), &[5433]);
 
         std::fs::write(dir.join("uri"), "postgres://u:hunter2@h:notaport/db").expect("write");
         let e = pg_config(&settings(&dir)).expect_err("bad URL").to_string();

@@ -94,6 +94,9 @@ pub async fn load_registry<C: GenericClient>(
         });
     }
     *cache = used;
+    // A collection changed from stored to query keeps its stored view (data is never
+    // dropped) but is read through its query view: query views come first.
+    registry.views.sort_by_key(|v| v.query.is_none());
     Ok(registry)
 }
 
