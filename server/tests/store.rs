@@ -703,6 +703,83 @@ async fn pg_connects_with_a_secret_directory_of_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_tls_require_and_verify_full_with_the_secret_ca() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("TAXIWAY_TEST_POSTGRES_CA") else {
+        eprintln!("skipped: TAXIWAY_TEST_POSTGRES_CA is not set (the test cluster has no TLS)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    // The test certificate names 127.0.0.1 and localhost.
+    std::fs::write(dir.path().join("uri"), &db.url).expect("write");
+    std::fs::copy(&ca, dir.path().join("ca.crt")).expect("copy CA");
+    let settings =
+        |tls, ca_file: Option<std::path::PathBuf>| taxiway_server::config::PostgresSettings {
+            secret_dir: Some(dir.path().to_path_buf()),
+            url_env: None,
+            pool_size: 2,
+            tls,
+            ca_file,
+            connect_timeout_secs: 5,
+        };
+    use taxiway_server::config::PostgresTls;
+    // verify-full with ca.crt from the secret directory.
+    let store = PostgresStore::connect(&settings(PostgresTls::VerifyFull, None))
+        .await
+        .expect("verify-full against the secret's CA");
+    store
+        .apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    store
+        .add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
+        .await
+        .expect("add");
+    let encrypted = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{}' AND s.ssl AND a.application_name = 'taxiway-server'",
+            db.name
+        ))
+        .await;
+    assert!(encrypted > 0, "the store's connections use TLS");
+    // require: encrypted, the certificate is not checked.
+    let wrong_ca = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::remove_file(dir.path().join("ca.crt")).expect("rm");
+    let required = PostgresStore::connect(&settings(PostgresTls::Require, None))
+        .await
+        .expect("require");
+    assert_eq!(
+        required
+            .list(INBOX, &everything(10))
+            .await
+            .expect("list")
+            .entries
+            .len(),
+        1
+    );
+    // verify-full with an explicit ca_file.
+    PostgresStore::connect(&settings(PostgresTls::VerifyFull, Some(ca.clone().into())))
+        .await
+        .expect("verify-full with ca_file");
+    // verify-full against the public roots: the test CA is unknown.
+    assert!(
+        PostgresStore::connect(&settings(PostgresTls::VerifyFull, None))
+            .await
+            .is_err()
+    );
+    // A CA file that holds no certificate is a configuration error.
+    assert!(PostgresStore::connect(&settings(
+        PostgresTls::VerifyFull,
+        Some(wrong_ca.path().to_path_buf())
+    ))
+    .await
+    .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
     match PostgresStore::connect_url("postgres://postgres@127.0.0.1:1/none", 1).await {
         Err(StoreError::Unavailable(_)) => {}

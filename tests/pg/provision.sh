@@ -14,7 +14,9 @@
 #     the `postgres` OS user (created by the package; a `taxiway-pg` user is created
 #     when it does not exist) and the data directory belongs to it.
 #
-# stdout: `export NAME=value` lines only; progress goes to stderr.
+# stdout: `export NAME=value` lines only (TAXIWAY_TEST_POSTGRES_URL, TAXIWAY_PG_BIN,
+# TAXIWAY_PG_DATA, and TAXIWAY_TEST_POSTGRES_CA when the cluster serves TLS with a test
+# CA made here by openssl); progress goes to stderr.
 #
 # Environment:
 #   TAXIWAY_CACHE     cache root (default ~/.cache/taxiway)
@@ -96,6 +98,28 @@ EOF
   [[ $(id -u) == 0 ]] && chown "$OWNER" "$DATA/pg_hba.conf"
 fi
 
+# TLS: a throwaway CA and a server certificate for 127.0.0.1 / localhost, so the
+# tests can check `tls = "require"` and `"verify-full"` (plain connections still work).
+TLS_DIR=$ROOT/tls
+SSL_OPTS=""
+if command -v openssl >/dev/null 2>&1; then
+  if [[ ! -s $TLS_DIR/server.crt ]]; then
+    log "making a test CA and server certificate in $TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=taxiway test CA" \
+      -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
+      >"$TLS_DIR/server.ext"
+    openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.crt" >/dev/null 2>&1
+  fi
+  chmod 600 "$TLS_DIR/server.key"
+  if [[ $(id -u) == 0 ]]; then chown -R "$OWNER" "$TLS_DIR"; fi
+  SSL_OPTS="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key"
+fi
+
 alive() {
   local pid
   [[ -f $DATA/postmaster.pid ]] || return 1
@@ -119,10 +143,14 @@ if alive; then
   log "reusing the running cluster on port $PORT"
 else
   rm -f "$DATA/postmaster.pid"
-  PORT=$(free_port)
+  # The port of the previous run when it is still free (URLs stay valid across restarts).
+  PORT=$(cat "$ROOT/port" 2>/dev/null || true)
+  if [[ -z $PORT ]] || (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    PORT=$(free_port)
+  fi
   log "starting on 127.0.0.1:$PORT"
   run "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $ROOT -c max_connections=300 -c shared_buffers=64MB" \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $ROOT -c max_connections=300 -c shared_buffers=64MB $SSL_OPTS" \
     start >&2 || { tail -n 30 "$ROOT/server.log" >&2 || true; die "pg_ctl start failed"; }
 fi
 echo "$PORT" >"$ROOT/port"
@@ -144,3 +172,7 @@ ready || die "the cluster does not accept connections on port $PORT"
 echo "export TAXIWAY_TEST_POSTGRES_URL=$URL"
 echo "export TAXIWAY_PG_BIN=$BIN"
 echo "export TAXIWAY_PG_DATA=$DATA"
+# The CA of the server certificate, when the running cluster serves TLS.
+if grep -q 'ssl=on' "$DATA/postmaster.opts" 2>/dev/null && [[ -s $TLS_DIR/ca.crt ]]; then
+  echo "export TAXIWAY_TEST_POSTGRES_CA=$TLS_DIR/ca.crt"
+fi
