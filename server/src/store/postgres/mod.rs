@@ -110,6 +110,8 @@ impl PostgresStore {
             .parse()
             .map_err(|_| StoreError::Database("not a valid postgres:// URL".into()))?;
         config.connect_timeout(Duration::from_secs(5));
+        config.application_name("taxiway-server");
+        connect::detect_dead_peers(&mut config);
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
         let pool = connect::pool(config, &settings)?;
         Self::open(pool).await
