@@ -917,3 +917,102 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
         Some(true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
+    let pg: Arc<dyn Store> = db.open().await;
+    let first = config("type:indicator and confidence:>=50");
+    for s in [&sqlite, &pg] {
+        s.apply_config(&first).await.expect("apply");
+        wait_built(&**s).await;
+    }
+    // New objects, newer and late older versions, duplicates, versions that stop
+    // matching, deletes, and a query change.
+    let steps: Vec<Vec<Value>> = vec![
+        (0..20u32)
+            .map(|n| indicator(n, 5, "198.51.100.1", 40 + n * 3))
+            .chain((0..5).map(malware))
+            .collect(),
+        (0..10u32)
+            .map(|n| indicator(n, 7, "198.51.100.2", 90 - n * 6))
+            .collect(),
+        (5..15u32)
+            .map(|n| indicator(n, 2, "198.51.100.3", 99))
+            .chain((0..3).map(malware))
+            .collect(),
+        vec![indicator(3, 7, "198.51.100.2", 90 - 18)],
+    ];
+    for (i, objects) in steps.iter().enumerate() {
+        for s in [&sqlite, &pg] {
+            s.add_objects("feeds", INBOX, new_objects(objects.clone()))
+                .await
+                .expect("add");
+        }
+        if i == 2 {
+            for s in [&sqlite, &pg] {
+                let id = indicator(4, 1, "x", 0)["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                s.delete_object(
+                    INBOX,
+                    &id,
+                    &VersionMatch {
+                        last: true,
+                        ..Default::default()
+                    },
+                    &[],
+                )
+                .await
+                .expect("delete");
+            }
+        }
+    }
+    let compare = |label: &'static str| {
+        let (sqlite, pg) = (sqlite.clone(), pg.clone());
+        async move {
+            for collection in [INBOX, INDICATORS, MALWARE] {
+                for versions in [
+                    VersionMatch::all(),
+                    VersionMatch::last(),
+                    VersionMatch {
+                        first: true,
+                        ..Default::default()
+                    },
+                ] {
+                    let l = Listing {
+                        versions: versions.clone(),
+                        ..everything(1000)
+                    };
+                    let shape = |p: taxiway_server::store::Page| {
+                        p.entries
+                            .into_iter()
+                            .map(|e| (e.id, e.version, e.spec_version, e.raw))
+                            .collect::<Vec<_>>()
+                    };
+                    let a = shape(sqlite.list(collection, &l).await.expect("sqlite"));
+                    let b = shape(pg.list(collection, &l).await.expect("pg"));
+                    assert_eq!(a, b, "{label}: {collection} {versions:?}");
+                    assert_eq!(
+                        sqlite.count(collection, &l).await.expect("count"),
+                        pg.count(collection, &l).await.expect("count"),
+                        "{label}: count {collection} {versions:?}"
+                    );
+                }
+            }
+        }
+    };
+    compare("after ingest").await;
+    let second = config("type:indicator and confidence:>=70");
+    for s in [&sqlite, &pg] {
+        s.apply_config(&second).await.expect("apply");
+        wait_built(&**s).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    compare("after a query change").await;
+}

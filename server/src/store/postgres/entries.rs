@@ -158,6 +158,35 @@ pub async fn insert_entry(
     Ok(true)
 }
 
+/// Add the first version of an object that no view holds yet: no flags to update.
+pub async fn insert_first_entry(
+    tx: &Tx<'_>,
+    sizes: &mut SizeChanges,
+    view_id: i64,
+    r: &VersionRow,
+    date_added: Micros,
+    provisional: bool,
+) -> Result<(), StoreError> {
+    exec(
+        tx,
+        "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
+         is_first, is_last, provisional) VALUES ($1, $2, $3, $4, $5, $6, $7, true, true, $8)",
+        &[
+            &view_id,
+            &date_added,
+            &r.vid,
+            &r.stix_id,
+            &r.kind,
+            &r.spec_version,
+            &r.version_us,
+            &provisional,
+        ],
+    )
+    .await?;
+    sizes.add(view_id, 1);
+    Ok(())
+}
+
 /// Remove a version from a view; returns whether it was a member.
 pub async fn remove_entry(
     tx: &Tx<'_>,

@@ -4,7 +4,8 @@
 //! latest version of each object whose latest version matches.
 
 use super::entries::{
-    date_added_in, exec, insert_entry, remove_entry, row, rows, SizeChanges, VersionRow,
+    date_added_in, exec, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges,
+    VersionRow,
 };
 use super::Tx;
 use crate::query::ObjectFacts;
@@ -81,22 +82,35 @@ impl Writer<'_, '_> {
         let tx = self.tx;
         let obj = &new.object;
         let version_key = obj.version.unwrap_or(-1);
-        let existing = row(
+        // One probe for both the same version and the object's latest version.
+        let known = rows(
             tx,
-            "SELECT vid, sources, added_us, version_us, is_latest FROM object_versions \
-             WHERE stix_id = $1 AND version_key = $2",
+            "SELECT vid, version_key, sources, added_us, version_us, is_latest FROM object_versions \
+             WHERE stix_id = $1 AND (version_key = $2 OR is_latest)",
             &[&obj.id, &version_key],
         )
         .await?;
+        // No version of this object is stored: no view holds any of it, so its entries
+        // need no flag updates or removals (the common case of ingest).
+        let fresh = known.is_empty();
+        let existing = known
+            .iter()
+            .find(|r| r.get::<_, i64>(1) == version_key)
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0),
+                    r.get::<_, String>(2),
+                    r.get::<_, Micros>(3),
+                    r.get::<_, Micros>(4),
+                    r.get::<_, bool>(5),
+                )
+            });
+        let current = known
+            .iter()
+            .find(|r| r.get::<_, bool>(5))
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
         let (vid, sources, added_us, version_us, is_latest) = match existing {
-            Some(r) => {
-                let (vid, sources, added_us, version_us, is_latest): (
-                    i64,
-                    String,
-                    Micros,
-                    Micros,
-                    bool,
-                ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            Some((vid, sources, added_us, version_us, is_latest)) => {
                 if date_added_in(tx, view_id, vid).await?.is_some() {
                     return Ok(()); // a duplicate is not an error
                 }
@@ -110,13 +124,6 @@ impl Writer<'_, '_> {
                 (vid, sources, added_us, version_us, is_latest)
             }
             None => {
-                let current = row(
-                    tx,
-                    "SELECT vid, version_key FROM object_versions WHERE stix_id = $1 AND is_latest",
-                    &[&obj.id],
-                )
-                .await?
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
                 let is_latest = current.is_none_or(|(_, key)| version_key > key);
                 if let (true, Some((old, _))) = (is_latest, current) {
                     exec(
@@ -163,25 +170,24 @@ impl Writer<'_, '_> {
             sources,
             added_us,
         };
-        insert_entry(
-            tx,
-            self.sizes,
-            view_id,
-            &latest.row,
-            self.clock.stamp(),
-            false,
-        )
-        .await?;
+        let stamp = self.clock.stamp();
+        if fresh {
+            insert_first_entry(tx, self.sizes, view_id, &latest.row, stamp, false).await?;
+        } else {
+            insert_entry(tx, self.sizes, view_id, &latest.row, stamp, false).await?;
+        }
         if is_latest {
-            self.sync_query_views(&latest, &obj.value).await?;
+            self.sync_query_views(&latest, &obj.value, fresh).await?;
         }
         Ok(())
     }
 
+    /// `fresh`: no view holds any version of the object yet.
     async fn sync_query_views(
         &mut self,
         latest: &Latest,
         value: &serde_json::Value,
+        fresh: bool,
     ) -> Result<(), StoreError> {
         let names = self.registry.names_of(&latest.sources);
         let facts = ObjectFacts {
@@ -195,6 +201,23 @@ impl Writer<'_, '_> {
             .map(|(v, q)| (v.clone(), q.matches(&facts, self.now)))
             .collect();
         for (view, wanted) in views {
+            if fresh {
+                if wanted {
+                    // Not in the view it replaces either: a new member, provisional
+                    // while the view builds.
+                    let provisional = view.state == ViewState::Building && view.replaces.is_some();
+                    insert_first_entry(
+                        self.tx,
+                        self.sizes,
+                        view.view_id,
+                        &latest.row,
+                        self.clock.stamp(),
+                        provisional,
+                    )
+                    .await?;
+                }
+                continue;
+            }
             self.remove_other_versions(view.view_id, &latest.row.stix_id, latest.row.vid)
                 .await?;
             if wanted {
@@ -277,7 +300,7 @@ impl Writer<'_, '_> {
                 let value = serde_json::from_str(&raw).map_err(|e| {
                     StoreError::Database(format!("corrupt stored object {stix_id}: {e}"))
                 })?;
-                self.sync_query_views(&latest, &value).await
+                self.sync_query_views(&latest, &value, false).await
             }
             None => {
                 let views: Vec<i64> = self
