@@ -80,6 +80,16 @@ impl TestDb {
             .expect("test SQL");
     }
 
+    /// Run SQL as the superuser connected to the server's admin database (for
+    /// statements about this database, e.g. refusing connections to it).
+    pub async fn execute_as_admin(&self, sql: &str) {
+        admin(&self.admin_url)
+            .await
+            .batch_execute(sql)
+            .await
+            .expect("admin SQL");
+    }
+
     /// Query one bigint.
     pub async fn query_i64(&self, sql: &str) -> i64 {
         admin(&self.url)
