@@ -57,6 +57,7 @@ async fn database_down_gives_503s_and_unready_then_recovers() {
          WHERE datname = '{db_name}' AND pid != pg_backend_pid()"
     ))
     .await;
+    db.wait_disconnected().await;
     let url = objects_url(INBOX);
     let (status, headers) = status_of(&app.router, &url).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

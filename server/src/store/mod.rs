@@ -83,8 +83,15 @@ impl From<tokio_postgres::Error> for StoreError {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
+        // Whatever stops a new connection (refused, shutting down, not accepting
+        // connections, authentication), the store cannot serve now: 503, retry.
         match e {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            deadpool_postgres::PoolError::Backend(e) => match StoreError::from(e) {
+                StoreError::Database(m) | StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("cannot connect to the database: {m}"))
+                }
+                other => other,
+            },
             other => StoreError::Unavailable(format!("database unreachable: {other}")),
         }
     }

@@ -90,6 +90,27 @@ impl TestDb {
             .expect("admin SQL");
     }
 
+    /// Wait until no session is connected to this database (after terminating them:
+    /// `pg_terminate_backend` only signals).
+    pub async fn wait_disconnected(&self) {
+        let client = admin(&self.admin_url).await;
+        for _ in 0..100 {
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                    &[&self.name],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get(0);
+            if n == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("sessions of {} did not end", self.name);
+    }
+
     /// Query one bigint.
     pub async fn query_i64(&self, sql: &str) -> i64 {
         admin(&self.url)
