@@ -303,11 +303,8 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
                     "must be > 0".into(),
                 );
             }
-            if pg.ca_file.is_some() && pg.tls != PostgresTls::VerifyFull {
-                problem(
-                    "store.postgres.ca_file".into(),
-                    "only used with tls = \"verify-full\"".into(),
-                );
+            if matches!(&pg.ca_file, Some(f) if f.as_os_str().is_empty()) {
+                problem("store.postgres.ca_file".into(), "must not be empty".into());
             }
         }
         (StoreBackend::Sqlite, None) => {}
@@ -555,10 +552,11 @@ mod store_settings_tests {
             "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\npool_size = 0",
         );
         assert!(zero.iter().any(|p| p.contains("pool_size")), "{zero:?}");
+        // A CA with another mode is accepted (and unused): the operator may always mount one.
         let ca = problems(
-            "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\ntls = \"disable\"\nca_file = \"/c\"",
+            "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\ntls = \"require\"\nca_file = \"/c\"",
         );
-        assert!(ca.iter().any(|p| p.contains("ca_file")), "{ca:?}");
+        assert!(ca.is_empty(), "{ca:?}");
         let unknown = problems(
             "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl = \"postgres://u:pw@h/db\"",
         );
