@@ -20,7 +20,12 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test (unit, in-process HTTP, store, reload)"
+step "PostgreSQL: a throwaway cluster for the store tests (tests/pg/provision.sh)"
+# Exports TAXIWAY_TEST_POSTGRES_URL: the store suite then runs on both backends.
+eval "$(bash tests/pg/provision.sh)"
+export TAXIWAY_TEST_POSTGRES_URL
+
+step "cargo test (unit, in-process HTTP, store on SQLite and PostgreSQL, reload)"
 cargo test --workspace
 
 step "interop: real taxii2-client / stix2 / stix2-validator against the real binary"

@@ -30,10 +30,13 @@ pub fn router(admin: Admin) -> Router {
 }
 
 async fn readyz(State(admin): State<Admin>) -> impl IntoResponse {
-    if admin.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
+    if !admin.ready.load(Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    } else if !admin.app.store.reachable().await {
+        // PostgreSQL unreachable: take this replica out of the Service until it is back.
+        (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }
 

@@ -29,9 +29,9 @@ enum Command {
         /// Directory holding taxiway.toml (hot-reloaded).
         #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
         config_dir: PathBuf,
-        /// Directory of the embedded store.
+        /// Directory of the embedded store (not used with `[store] backend = "postgres"`).
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
         /// Directory of user credentials (hot-reloaded).
         #[arg(long, env = "TAXIWAY_CREDENTIALS_DIR")]
         credentials_dir: Option<PathBuf>,
@@ -53,9 +53,9 @@ enum Command {
         /// Directory holding taxiway.toml.
         #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
         config_dir: PathBuf,
-        /// Directory of the embedded store.
+        /// Directory of the embedded store (not used with `[store] backend = "postgres"`).
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
-        data_dir: PathBuf,
+        data_dir: Option<PathBuf>,
         /// The target collection's id, alias or title.
         #[arg(long)]
         collection: String,
@@ -73,9 +73,25 @@ enum Command {
         /// Directory of the embedded store.
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
         data_dir: PathBuf,
+        /// Directory holding taxiway.toml: when it selects PostgreSQL, `backup` refuses
+        /// (back PostgreSQL up with pg_dump).
+        #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
+        config_dir: Option<PathBuf>,
         /// The backup file to create.
         #[arg(long)]
         output: PathBuf,
+    },
+    /// Copy the embedded store of a data directory into the (empty) PostgreSQL database
+    /// the configuration names: every object version with its bytes, every view's
+    /// entries with their date_added, collection views and status resources. Stop the
+    /// server using the data directory first.
+    Migrate {
+        /// Data directory of the embedded store to copy.
+        #[arg(long, value_name = "DATA_DIR")]
+        from_sqlite: PathBuf,
+        /// Directory holding taxiway.toml with `[store] backend = "postgres"`.
+        #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
+        config_dir: PathBuf,
     },
     /// Validate a config directory; prints every problem and exits non-zero if any.
     CheckConfig {
@@ -133,6 +149,56 @@ fn backup(data_dir: &std::path::Path, output: &std::path::Path) -> anyhow::Resul
     Ok(())
 }
 
+fn refuse_postgres_backup(config_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(dir) = config_dir else {
+        return Ok(());
+    };
+    // An unreadable config says nothing about the backend: back the data directory up.
+    let Ok(config) = config::load_dir(dir) else {
+        return Ok(());
+    };
+    if config.config.store.backend == config::StoreBackend::Postgres {
+        anyhow::bail!(
+            "the store is PostgreSQL ([store] backend = \"postgres\"): `backup` only copies the \
+             embedded SQLite store; back PostgreSQL up with pg_dump (see docs/scale-out.md)"
+        );
+    }
+    Ok(())
+}
+
+async fn migrate(from: &std::path::Path, config_dir: &std::path::Path) -> anyhow::Result<()> {
+    let config =
+        config::load_dir(config_dir).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let Some(settings) = config
+        .config
+        .store
+        .postgres
+        .as_ref()
+        .filter(|_| config.config.store.backend == config::StoreBackend::Postgres)
+    else {
+        anyhow::bail!(
+            "{}: migrate copies into PostgreSQL; set [store] backend = \"postgres\" and [store.postgres]",
+            config_dir.display()
+        );
+    };
+    let started = std::time::Instant::now();
+    let target = store::postgres::PostgresStore::connect(settings).await?;
+    let report = store::postgres::copy_from_sqlite(from, &target).await?;
+    store::Store::close(&target).await?;
+    println!(
+        "copied {} object versions, {} views ({} entries) and {} statuses from {} in {:.1}s; \
+         last date_added {}",
+        report.object_versions,
+        report.views,
+        report.entries,
+        report.statuses,
+        from.display(),
+        started.elapsed().as_secs_f64(),
+        report.last_stamp
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
@@ -162,7 +228,7 @@ fn main() -> ExitCode {
             } => {
                 serve::serve(serve::ServeOptions {
                     config_dir,
-                    data_dir,
+                    data_dir: data_dir.unwrap_or_default(),
                     credentials_dir,
                     tls_dir,
                     listen,
@@ -176,11 +242,25 @@ fn main() -> ExitCode {
                 data_dir,
                 collection,
                 files,
-            } => import::import(&config_dir, &data_dir, &collection, &files)
-                .await
-                .map(|_| ()),
+            } => import::import(
+                &config_dir,
+                &data_dir.unwrap_or_default(),
+                &collection,
+                &files,
+            )
+            .await
+            .map(|_| ()),
             Command::HashPassword => hash_password(),
-            Command::Backup { data_dir, output } => backup(&data_dir, &output),
+            Command::Backup {
+                data_dir,
+                output,
+                config_dir,
+            } => refuse_postgres_backup(config_dir.as_deref())
+                .and_then(|()| backup(&data_dir, &output)),
+            Command::Migrate {
+                from_sqlite,
+                config_dir,
+            } => migrate(&from_sqlite, &config_dir).await,
             Command::CheckConfig { config_dir } => match config::load_dir(&config_dir) {
                 Ok(c) => {
                     println!(

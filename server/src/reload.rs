@@ -32,6 +32,12 @@ pub async fn reload_once(state: &AppState, config_dir: &std::path::Path) -> bool
                 state.metrics.reload(false);
                 return false;
             }
+            let (old_store, new_store) = (&state.config.load().config.store, &next.config.store);
+            if old_store.backend != new_store.backend || old_store.postgres != new_store.postgres {
+                tracing::warn!(
+                    "[store] backend or [store.postgres] settings changed; they take effect when the server restarts"
+                );
+            }
             if next.config.server != state.config.load().config.server {
                 tracing::warn!(
                     "[server] settings changed; they take effect when the server restarts"

@@ -16,14 +16,15 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
 use crate::auth::{self, Credentials};
-use crate::config::{self, ServerSettings};
+use crate::config::{self, ServerSettings, StoreBackend};
 use crate::limits;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::reload;
 use crate::state::AppState;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{SharedStore, Store};
+use crate::store::SharedStore;
 use crate::taxii;
 use crate::tls::{self, Tls};
 
@@ -32,7 +33,7 @@ use crate::tls::{self, Tls};
 pub struct ServeOptions {
     /// The config directory (`taxiway.toml`).
     pub config_dir: PathBuf,
-    /// The data directory (the embedded store).
+    /// The data directory (the embedded store); empty when the store is PostgreSQL.
     pub data_dir: PathBuf,
     /// The credentials directory (users), if any.
     pub credentials_dir: Option<PathBuf>,
@@ -54,12 +55,62 @@ pub async fn open(
 ) -> anyhow::Result<(config::ServiceConfig, SharedStore)> {
     let config =
         config::load_dir(config_dir).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    let store = SqliteStore::open(data_dir, readers).context("cannot open the store")?;
+    let store = open_store(&config, data_dir, readers).await?;
     store
         .apply_config(&config)
         .await
         .context("cannot apply the configuration to the store")?;
-    Ok((config, Arc::new(store)))
+    Ok((config, store))
+}
+
+/// Open the backend `config` names (`[store] backend`), migrating its schema.
+pub async fn open_store(
+    config: &config::ServiceConfig,
+    data_dir: &std::path::Path,
+    readers: u32,
+) -> anyhow::Result<SharedStore> {
+    let settings = &config.config.store;
+    match (settings.backend, &settings.postgres) {
+        (StoreBackend::Postgres, Some(pg)) => {
+            let store = connect_postgres(pg).await?;
+            tracing::info!(
+                pool_size = pg.pool_size,
+                tls = ?pg.tls,
+                schema_version = crate::store::postgres::schema_version(),
+                "store: PostgreSQL"
+            );
+            Ok(Arc::new(store))
+        }
+        (StoreBackend::Postgres, None) => {
+            anyhow::bail!("store.backend = \"postgres\" needs a [store.postgres] section")
+        }
+        (StoreBackend::Sqlite, _) if data_dir.as_os_str().is_empty() => {
+            anyhow::bail!(
+                "the embedded store needs a data directory (--data-dir or TAXIWAY_DATA_DIR)"
+            )
+        }
+        (StoreBackend::Sqlite, _) => Ok(Arc::new(
+            SqliteStore::open(data_dir, readers).context("cannot open the store")?,
+        )),
+    }
+}
+
+/// Open the PostgreSQL store, waiting up to a minute for an unreachable database
+/// (replicas often start together with, or just before, their database).
+async fn connect_postgres(settings: &config::PostgresSettings) -> anyhow::Result<PostgresStore> {
+    const ATTEMPTS: u32 = 30;
+    let mut attempt = 1;
+    loop {
+        match PostgresStore::connect(settings).await {
+            Ok(store) => return Ok(store),
+            Err(crate::store::StoreError::Unavailable(e)) if attempt < ATTEMPTS => {
+                tracing::warn!(attempt, error = %e, "the database is unreachable; retrying in 2s");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e).context("cannot open the PostgreSQL store"),
+        }
+    }
 }
 
 /// Serve until SIGTERM or Ctrl-C; in-flight requests finish first.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 use taxiway_server::config::{self, ServerSettings};
-use taxiway_server::store::Store;
 use taxiway_server::{limits, listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,15 +1,27 @@
-//! The embedded store: persistence, query rebuilds, relative time, concurrency.
+//! The store, on every backend (SQLite always; PostgreSQL when
+//! `TAXIWAY_TEST_POSTGRES_URL` is set): persistence, query rebuilds, relative time,
+//! concurrency. PostgreSQL-only behaviour (replicas, migrations) is in `pg_*` tests.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::backend::Place;
 use common::*;
 use serde_json::Value;
 use taxiway_server::config::ServiceConfig;
-use taxiway_server::store::sqlite::SqliteStore;
 use taxiway_server::store::validate_object;
 use taxiway_server::store::{AddObjects, Listing, NewObject, Store, VersionMatch};
+
+on_every_backend!(
+    objects_statuses_and_stamps_survive_a_restart,
+    a_query_change_rebuilds_keeping_old_stamps_and_restamping_new_members,
+    relative_time_queries_drop_objects_on_maintenance,
+    concurrent_writers_get_strictly_increasing_date_added,
+    removed_query_collections_stop_being_maintained_and_stored_data_is_kept,
+    deletes_and_versions_keep_query_collections_in_step,
+    a_stored_collection_turned_query_is_read_through_its_query,
+);
 
 fn new_objects(values: Vec<Value>) -> AddObjects {
     AddObjects {
@@ -36,19 +48,17 @@ fn everything(limit: usize) -> Listing {
     }
 }
 
-async fn open(dir: &std::path::Path, config: &ServiceConfig) -> Arc<SqliteStore> {
-    let store = Arc::new(SqliteStore::open(dir, 2).expect("open"));
+async fn open(place: &Place, config: &ServiceConfig) -> Arc<dyn Store> {
+    let store = place.open().await;
     store.apply_config(config).await.expect("apply");
     wait_built(&*store).await;
     store
 }
 
-#[tokio::test]
-async fn objects_statuses_and_stamps_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("tmp");
+async fn objects_statuses_and_stamps_survive_a_restart(place: Place) {
     let config = config("type:indicator");
     let status = {
-        let store = open(dir.path(), &config).await;
+        let store = open(&place, &config).await;
         store
             .add_objects(
                 "feeds",
@@ -58,7 +68,7 @@ async fn objects_statuses_and_stamps_survive_a_restart() {
             .await
             .expect("add")
     };
-    let store = open(dir.path(), &config).await;
+    let store = open(&place, &config).await;
     let before = store.list(INBOX, &everything(100)).await.expect("list");
     assert_eq!(before.entries.len(), 2);
     assert_eq!(
@@ -81,10 +91,8 @@ async fn objects_statuses_and_stamps_survive_a_restart() {
     assert_eq!(indicators.entries.len(), 1);
 }
 
-#[tokio::test]
-async fn a_query_change_rebuilds_keeping_old_stamps_and_restamping_new_members() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(dir.path(), &config("type:indicator and confidence:>=50")).await;
+async fn a_query_change_rebuilds_keeping_old_stamps_and_restamping_new_members(place: Place) {
+    let store = open(&place, &config("type:indicator and confidence:>=50")).await;
     store
         .add_objects(
             "feeds",
@@ -140,10 +148,8 @@ async fn a_query_change_rebuilds_keeping_old_stamps_and_restamping_new_members()
     assert!(page.entries[0].id.starts_with("indicator--00000002"));
 }
 
-#[tokio::test]
-async fn relative_time_queries_drop_objects_on_maintenance() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(dir.path(), &config("type:indicator and added:>now-2s")).await;
+async fn relative_time_queries_drop_objects_on_maintenance(place: Place) {
+    let store = open(&place, &config("type:indicator and added:>now-2s")).await;
     store
         .add_objects(
             "feeds",
@@ -184,10 +190,8 @@ async fn relative_time_queries_drop_objects_on_maintenance() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_writers_get_strictly_increasing_date_added() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(dir.path(), &config("type:indicator")).await;
+async fn concurrent_writers_get_strictly_increasing_date_added(place: Place) {
+    let store = open(&place, &config("type:indicator")).await;
     let mut tasks = Vec::new();
     for w in 0..8u32 {
         let store = store.clone();
@@ -219,10 +223,8 @@ async fn concurrent_writers_get_strictly_increasing_date_added() {
     assert_eq!(q.entries.len(), 400);
 }
 
-#[tokio::test]
-async fn removed_query_collections_stop_being_maintained_and_stored_data_is_kept() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = open(dir.path(), &config("type:indicator")).await;
+async fn removed_query_collections_stop_being_maintained_and_stored_data_is_kept(place: Place) {
+    let store = open(&place, &config("type:indicator")).await;
     store
         .add_objects(
             "feeds",
@@ -256,4 +258,761 @@ async fn removed_query_collections_stop_being_maintained_and_stored_data_is_kept
     );
     let stats = store.stats().await.expect("stats");
     assert_eq!(stats.object_versions, 1);
+}
+
+async fn deletes_and_versions_keep_query_collections_in_step(place: Place) {
+    let store = open(&place, &config("type:indicator and confidence:>=50")).await;
+    let raw = indicator(7, 1, "198.51.100.7", 80).to_string();
+    store
+        .add_objects(
+            "feeds",
+            INBOX,
+            new_objects(vec![
+                indicator(7, 1, "198.51.100.7", 80),
+                indicator(7, 2, "198.51.100.7", 90),
+                indicator(8, 1, "198.51.100.8", 80),
+            ]),
+        )
+        .await
+        .expect("add");
+    // A newer version that stops matching takes the object out of the query view.
+    store
+        .add_objects(
+            "feeds",
+            INBOX,
+            new_objects(vec![indicator(8, 2, "198.51.100.8", 10)]),
+        )
+        .await
+        .expect("add");
+    let all = store.list(INBOX, &everything(100)).await.expect("list");
+    assert_eq!(all.entries.len(), 4);
+    assert_eq!(
+        all.entries[0].raw, raw,
+        "raw bytes are served exactly as stored"
+    );
+    let latest = Listing {
+        versions: VersionMatch::last(),
+        ..everything(100)
+    };
+    assert_eq!(store.count(INBOX, &latest).await.expect("count"), 2);
+    let first = Listing {
+        versions: VersionMatch {
+            first: true,
+            ..Default::default()
+        },
+        ids: vec![indicator(7, 1, "x", 0)["id"].as_str().unwrap_or("").into()],
+        ..everything(100)
+    };
+    let page = store.list(INBOX, &first).await.expect("list");
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].raw, raw);
+    let q = store
+        .list(INDICATORS, &everything(100))
+        .await
+        .expect("list");
+    assert_eq!(q.entries.len(), 1, "only indicator 7 (latest, matching)");
+    assert!(q.entries[0].id.starts_with("indicator--00000007"));
+
+    // Deleting the latest version of 7 promotes version 1 (confidence 80: matches).
+    let id7 = q.entries[0].id.clone();
+    let removed = store
+        .delete_object(
+            INBOX,
+            &id7,
+            &VersionMatch {
+                last: true,
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .expect("delete");
+    assert_eq!(removed, 1);
+    let q = store
+        .list(INDICATORS, &everything(100))
+        .await
+        .expect("list");
+    assert_eq!(q.entries.len(), 1);
+    assert_eq!(q.entries[0].raw, raw, "the older version replaced it");
+    // Paging: limit 1 walks the collection with `more`.
+    let mut after = None;
+    let mut seen = 0;
+    loop {
+        let page = store
+            .list(
+                INBOX,
+                &Listing {
+                    after,
+                    ..everything(1)
+                },
+            )
+            .await
+            .expect("page");
+        seen += page.entries.len();
+        after = page.entries.last().map(|e| e.date_added);
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(seen, 3);
+    assert!(store.reachable().await);
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.object_versions, 3);
+}
+
+async fn a_stored_collection_turned_query_is_read_through_its_query(place: Place) {
+    let stored_text = config_text("type:indicator").replace(
+        "title = \"Malware\"\nquery = \"type:malware\"",
+        "title = \"Malware\"\nwritable = true",
+    );
+    let stored = taxiway_server::config::parse(&stored_text).expect("valid");
+    let store = open(&place, &stored).await;
+    store
+        .add_objects(
+            "feeds",
+            MALWARE,
+            new_objects(vec![malware(1), indicator(1, 1, "198.51.100.1", 80)]),
+        )
+        .await
+        .expect("add");
+    assert_eq!(
+        store
+            .list(MALWARE, &everything(10))
+            .await
+            .expect("list")
+            .entries
+            .len(),
+        2
+    );
+    store
+        .apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    wait_built(&*store).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let page = store.list(MALWARE, &everything(10)).await.expect("list");
+    assert_eq!(page.entries.len(), 1, "{page:?}");
+    assert!(page.entries[0].id.starts_with("malware--"));
+}
+
+// ---------------------------------------------------------------------------------
+// PostgreSQL only: several store handles on one database behave as replicas.
+
+use common::backend::TestDb;
+use taxiway_server::store::postgres::{copy_from_sqlite, PostgresStore};
+use taxiway_server::store::sqlite::SqliteStore;
+use taxiway_server::store::StoreError;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_migrations_and_a_newer_schema_is_refused() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let (a, b) = tokio::join!(
+        PostgresStore::connect_url(&db.url, 2),
+        PostgresStore::connect_url(&db.url, 2)
+    );
+    a.expect("replica a migrates");
+    b.expect("replica b migrates");
+    assert_eq!(
+        db.query_i64("SELECT max(version) FROM schema_version")
+            .await,
+        taxiway_server::store::postgres::schema_version()
+    );
+    db.execute("UPDATE schema_version SET version = version + 1")
+        .await;
+    let err = PostgresStore::connect_url(&db.url, 2)
+        .await
+        .err()
+        .expect("a newer schema is refused")
+        .to_string();
+    assert!(err.contains("newer than this binary"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_write_through_one_replica_read_through_another() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let config = config("type:indicator");
+    let a = db.open().await;
+    let b = db.open().await;
+    a.apply_config(&config).await.expect("apply");
+    b.apply_config(&config).await.expect("apply");
+    wait_built(&*a).await;
+    wait_built(&*b).await;
+    let status = a
+        .add_objects(
+            "feeds",
+            INBOX,
+            new_objects(vec![indicator(1, 1, "198.51.100.1", 80), malware(1)]),
+        )
+        .await
+        .expect("add");
+    assert_eq!(
+        b.status("feeds", &status.id).await.expect("status"),
+        Some(status)
+    );
+    let via_a = a.list(INBOX, &everything(100)).await.expect("list");
+    let via_b = b.list(INBOX, &everything(100)).await.expect("list");
+    assert_eq!(via_a, via_b);
+    assert_eq!(
+        b.list(INDICATORS, &everything(100))
+            .await
+            .expect("list")
+            .entries
+            .len(),
+        1
+    );
+    // Paging alternates replicas: the cursor is a date_added, valid everywhere.
+    let page1 = a.list(INBOX, &everything(1)).await.expect("page");
+    assert!(page1.more);
+    let page2 = b
+        .list(
+            INBOX,
+            &Listing {
+                after: page1.entries.last().map(|e| e.date_added),
+                ..everything(1)
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(page2.entries[0], via_a.entries[1]);
+    assert!(!page2.more);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_writers_on_two_replicas_and_a_poller_miss_nothing() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let config = config("type:indicator");
+    let replicas = [db.open().await, db.open().await];
+    for r in &replicas {
+        r.apply_config(&config).await.expect("apply");
+        wait_built(&**r).await;
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // An incremental poller on replica 1, resuming from the last date_added it saw.
+    let poller = {
+        let store = replicas[1].clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            let mut seen = Vec::new();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                let page = store
+                    .list(
+                        INBOX,
+                        &Listing {
+                            after,
+                            ..everything(50)
+                        },
+                    )
+                    .await
+                    .expect("poll");
+                if let Some(last) = page.entries.last() {
+                    after = Some(last.date_added);
+                }
+                seen.extend(page.entries.into_iter().map(|e| e.id));
+                if finished && !page.more {
+                    return seen;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for w in 0..6u32 {
+        let store = replicas[(w % 2) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..8u32 {
+                let objs = (0..5u32)
+                    .map(|i| indicator(w * 1000 + b * 10 + i, 1, "198.51.100.7", 60))
+                    .collect();
+                store
+                    .add_objects("feeds", INBOX, new_objects(objs))
+                    .await
+                    .expect("add");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let mut seen = poller.await.expect("poller");
+    for r in &replicas {
+        let page = r.list(INBOX, &everything(1000)).await.expect("list");
+        assert_eq!(page.entries.len(), 240);
+        assert!(page
+            .entries
+            .windows(2)
+            .all(|w| w[0].date_added < w[1].date_added));
+    }
+    let total = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(total, 240, "the poller saw every object exactly once");
+    assert_eq!(seen.len(), 240);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = db.open().await;
+    // A pool of one connection is enough to rebuild (the lock's session does the work).
+    let b = Arc::new(PostgresStore::connect_url(&db.url, 1).await.expect("open"));
+    let before = config("type:indicator and confidence:>=50");
+    a.apply_config(&before).await.expect("apply");
+    b.apply_config(&before).await.expect("apply");
+    wait_built(&*a).await;
+    wait_built(&*b).await;
+    let objects: Vec<Value> = (0..3000u32)
+        .map(|n| indicator(n, 1, "198.51.100.9", if n % 2 == 0 { 80 } else { 20 }))
+        .collect();
+    for chunk in objects.chunks(500) {
+        a.add_objects("feeds", INBOX, new_objects(chunk.to_vec()))
+            .await
+            .expect("add");
+    }
+    let rebuilt_before = a.rebuilds_finished() + b.rebuilds_finished();
+    let after = config("type:indicator");
+    let (ra, rb) = tokio::join!(a.apply_config(&after), b.apply_config(&after));
+    ra.expect("apply a");
+    rb.expect("apply b");
+    // While the new view builds, both replicas serve the old one.
+    assert!(b.list(INDICATORS, &everything(1)).await.expect("list").more);
+    wait_built(&*a).await;
+    wait_built(&*b).await;
+    // Give the loser's rebuild task time to notice there is nothing left to do.
+    a.maintain().await.expect("maintain");
+    b.maintain().await.expect("maintain");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        a.rebuilds_finished() + b.rebuilds_finished() - rebuilt_before,
+        1,
+        "exactly one replica rebuilt the view"
+    );
+    for r in [&a, &b] {
+        let mut n = 0;
+        let mut after = None;
+        loop {
+            let page = r
+                .list(
+                    INDICATORS,
+                    &Listing {
+                        after,
+                        ..everything(1000)
+                    },
+                )
+                .await
+                .expect("list");
+            n += page.entries.len();
+            after = page.entries.last().map(|e| e.date_added);
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(n, 3000);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_connects_with_a_secret_directory_of_files() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let parsed: tokio_postgres::Config = db.url.parse().expect("test URL");
+    let host = match parsed.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        other => panic!("test URL host {other:?}"),
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, value: &str| {
+        std::fs::write(dir.path().join(name), format!("{value}\n")).expect("write")
+    };
+    write("host", &host);
+    write(
+        "port",
+        &parsed
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432)
+            .to_string(),
+    );
+    write("dbname", &db.name);
+    write("username", parsed.get_user().unwrap_or("postgres"));
+    write("password", "ignored-by-trust");
+    let settings = taxiway_server::config::PostgresSettings {
+        secret_dir: Some(dir.path().to_path_buf()),
+        url_env: None,
+        pool_size: 2,
+        tls: taxiway_server::config::PostgresTls::Disable,
+        ca_file: None,
+        connect_timeout_secs: 5,
+    };
+    let store = PostgresStore::connect(&settings).await.expect("connect");
+    store
+        .apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    store
+        .add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
+        .await
+        .expect("add");
+    // Settings are read again for each new connection: a broken file later falls back
+    // to those read at start.
+    std::fs::write(dir.path().join("port"), "not a port").expect("write");
+    db.execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{}' AND pid != pg_backend_pid()",
+        db.name
+    ))
+    .await;
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(page) = store.list(INBOX, &everything(10)).await {
+            assert_eq!(page.entries.len(), 1);
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "reconnected");
+    // With TLS required: works when the server has TLS, an error (no silent plain TCP)
+    // when it has not.
+    let tls = taxiway_server::config::PostgresSettings {
+        tls: taxiway_server::config::PostgresTls::Require,
+        ..settings.clone()
+    };
+    std::fs::write(
+        dir.path().join("port"),
+        parsed
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432)
+            .to_string(),
+    )
+    .expect("write");
+    let with_tls = PostgresStore::connect(&tls).await;
+    let server_has_tls = db
+        .query_i64("SELECT (current_setting('ssl') = 'on')::int::bigint")
+        .await
+        == 1;
+    if server_has_tls {
+        with_tls.expect("the test cluster serves TLS");
+    } else {
+        assert!(with_tls.is_err(), "no silent fallback to plain TCP");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_tls_require_and_verify_full_with_the_secret_ca() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("TAXIWAY_TEST_POSTGRES_CA") else {
+        eprintln!("skipped: TAXIWAY_TEST_POSTGRES_CA is not set (the test cluster has no TLS)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    // The test certificate names 127.0.0.1 and localhost.
+    std::fs::write(dir.path().join("uri"), &db.url).expect("write");
+    std::fs::copy(&ca, dir.path().join("ca.crt")).expect("copy CA");
+    let settings =
+        |tls, ca_file: Option<std::path::PathBuf>| taxiway_server::config::PostgresSettings {
+            secret_dir: Some(dir.path().to_path_buf()),
+            url_env: None,
+            pool_size: 2,
+            tls,
+            ca_file,
+            connect_timeout_secs: 5,
+        };
+    use taxiway_server::config::PostgresTls;
+    // verify-full with ca.crt from the secret directory.
+    let store = PostgresStore::connect(&settings(PostgresTls::VerifyFull, None))
+        .await
+        .expect("verify-full against the secret's CA");
+    store
+        .apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    store
+        .add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
+        .await
+        .expect("add");
+    let encrypted = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{}' AND s.ssl AND a.application_name = 'taxiway-server'",
+            db.name
+        ))
+        .await;
+    assert!(encrypted > 0, "the store's connections use TLS");
+    // require: encrypted, the certificate is not checked.
+    let wrong_ca = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::remove_file(dir.path().join("ca.crt")).expect("rm");
+    let required = PostgresStore::connect(&settings(PostgresTls::Require, None))
+        .await
+        .expect("require");
+    assert_eq!(
+        required
+            .list(INBOX, &everything(10))
+            .await
+            .expect("list")
+            .entries
+            .len(),
+        1
+    );
+    // verify-full with an explicit ca_file.
+    PostgresStore::connect(&settings(PostgresTls::VerifyFull, Some(ca.clone().into())))
+        .await
+        .expect("verify-full with ca_file");
+    // verify-full against the public roots: the test CA is unknown.
+    assert!(
+        PostgresStore::connect(&settings(PostgresTls::VerifyFull, None))
+            .await
+            .is_err()
+    );
+    // A CA file that holds no certificate is a configuration error.
+    assert!(PostgresStore::connect(&settings(
+        PostgresTls::VerifyFull,
+        Some(wrong_ca.path().to_path_buf())
+    ))
+    .await
+    .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
+    match PostgresStore::connect_url("postgres://postgres@127.0.0.1:1/none", 1).await {
+        Err(StoreError::Unavailable(_)) => {}
+        Err(e) => panic!("expected Unavailable, got {e}"),
+        Ok(_) => panic!("nothing listens on port 1"),
+    }
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = db.open().await;
+    let config = config("type:indicator");
+    store.apply_config(&config).await.expect("apply");
+    store
+        .add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
+        .await
+        .expect("add");
+    // Kill every connection of the store (as a database restart would).
+    db.execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{}' AND pid != pg_backend_pid()",
+        db.name
+    ))
+    .await;
+    let mut recovered = false;
+    for _ in 0..50 {
+        match store.list(INBOX, &everything(10)).await {
+            Ok(page) => {
+                assert_eq!(page.entries.len(), 1);
+                recovered = true;
+                break;
+            }
+            Err(StoreError::Unavailable(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("expected Unavailable while reconnecting, got {e}"),
+        }
+    }
+    assert!(recovered, "the pool reconnects");
+    assert!(store.reachable().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = config("type:indicator");
+    let statuses = {
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
+        sqlite.apply_config(&config).await.expect("apply");
+        wait_built(&*sqlite).await;
+        let mut statuses = Vec::new();
+        for b in 0..7u32 {
+            let objs = (0..30u32)
+                .flat_map(|i| {
+                    vec![
+                        indicator(b * 100 + i, 1, "198.51.100.3", 70),
+                        indicator(b * 100 + i, 2, "198.51.100.3", 75),
+                        malware(b * 100 + i),
+                    ]
+                })
+                .collect();
+            statuses.push(
+                sqlite
+                    .add_objects("feeds", INBOX, new_objects(objs))
+                    .await
+                    .expect("add"),
+            );
+        }
+        sqlite.close().await.expect("close");
+        statuses
+    };
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
+    sqlite.apply_config(&config).await.expect("apply");
+    wait_built(&*sqlite).await;
+
+    let target = db.open().await;
+    let report = copy_from_sqlite(dir.path(), &target).await.expect("copy");
+    assert_eq!(report.object_versions, 7 * 30 * 3);
+    assert!(
+        copy_from_sqlite(dir.path(), &target).await.is_err(),
+        "target not empty"
+    );
+    target.apply_config(&config).await.expect("apply");
+    wait_built(&*target).await;
+    for collection in [INBOX, INDICATORS, MALWARE] {
+        for listing in [
+            everything(37),
+            Listing {
+                versions: VersionMatch::last(),
+                ..everything(50)
+            },
+        ] {
+            let mut after = None;
+            loop {
+                let l = Listing {
+                    after,
+                    ..listing.clone()
+                };
+                let from = sqlite.list(collection, &l).await.expect("sqlite page");
+                let to = target.list(collection, &l).await.expect("pg page");
+                assert_eq!(from, to, "{collection} after {after:?}");
+                after = from.entries.last().map(|e| e.date_added);
+                if !from.more {
+                    break;
+                }
+            }
+        }
+    }
+    for s in statuses {
+        assert_eq!(
+            target.status("feeds", &s.id).await.expect("status"),
+            Some(s)
+        );
+    }
+    // New writes stamp after everything copied.
+    target
+        .add_objects("feeds", INBOX, new_objects(vec![malware(99_999)]))
+        .await
+        .expect("add");
+    let all = target.list(INBOX, &everything(1000)).await.expect("list");
+    assert_eq!(
+        all.entries.last().map(|e| e.date_added > report.last_stamp),
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
+    let pg: Arc<dyn Store> = db.open().await;
+    let first = config("type:indicator and confidence:>=50");
+    for s in [&sqlite, &pg] {
+        s.apply_config(&first).await.expect("apply");
+        wait_built(&**s).await;
+    }
+    // New objects, newer and late older versions, duplicates, versions that stop
+    // matching, deletes, and a query change.
+    let steps: Vec<Vec<Value>> = vec![
+        (0..20u32)
+            .map(|n| indicator(n, 5, "198.51.100.1", 40 + n * 3))
+            .chain((0..5).map(malware))
+            .collect(),
+        (0..10u32)
+            .map(|n| indicator(n, 7, "198.51.100.2", 90 - n * 6))
+            .collect(),
+        (5..15u32)
+            .map(|n| indicator(n, 2, "198.51.100.3", 99))
+            .chain((0..3).map(malware))
+            .collect(),
+        vec![indicator(3, 7, "198.51.100.2", 90 - 18)],
+    ];
+    for (i, objects) in steps.iter().enumerate() {
+        for s in [&sqlite, &pg] {
+            s.add_objects("feeds", INBOX, new_objects(objects.clone()))
+                .await
+                .expect("add");
+        }
+        if i == 2 {
+            for s in [&sqlite, &pg] {
+                let id = indicator(4, 1, "x", 0)["id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                s.delete_object(
+                    INBOX,
+                    &id,
+                    &VersionMatch {
+                        last: true,
+                        ..Default::default()
+                    },
+                    &[],
+                )
+                .await
+                .expect("delete");
+            }
+        }
+    }
+    let compare = |label: &'static str| {
+        let (sqlite, pg) = (sqlite.clone(), pg.clone());
+        async move {
+            for collection in [INBOX, INDICATORS, MALWARE] {
+                for versions in [
+                    VersionMatch::all(),
+                    VersionMatch::last(),
+                    VersionMatch {
+                        first: true,
+                        ..Default::default()
+                    },
+                ] {
+                    let l = Listing {
+                        versions: versions.clone(),
+                        ..everything(1000)
+                    };
+                    let shape = |p: taxiway_server::store::Page| {
+                        p.entries
+                            .into_iter()
+                            .map(|e| (e.id, e.version, e.spec_version, e.raw))
+                            .collect::<Vec<_>>()
+                    };
+                    let a = shape(sqlite.list(collection, &l).await.expect("sqlite"));
+                    let b = shape(pg.list(collection, &l).await.expect("pg"));
+                    assert_eq!(a, b, "{label}: {collection} {versions:?}");
+                    assert_eq!(
+                        sqlite.count(collection, &l).await.expect("count"),
+                        pg.count(collection, &l).await.expect("count"),
+                        "{label}: count {collection} {versions:?}"
+                    );
+                }
+            }
+        }
+    };
+    compare("after ingest").await;
+    let second = config("type:indicator and confidence:>=70");
+    for s in [&sqlite, &pg] {
+        s.apply_config(&second).await.expect("apply");
+        wait_built(&**s).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    compare("after a query change").await;
 }

@@ -1,5 +1,8 @@
 //! The TAXII 2.0 API over HTTP: every endpoint, header and status, served alone and
-//! beside TAXII 2.1 from the same API roots and data.
+//! beside TAXII 2.1 from the same API roots and data; on every store backend
+//! (PostgreSQL when `TAXIWAY_TEST_POSTGRES_URL` is set).
+
+mod common;
 
 use std::sync::Arc;
 
@@ -12,10 +15,28 @@ use tower::ServiceExt;
 use taxiway_server::auth::Credentials;
 use taxiway_server::config;
 use taxiway_server::state::AppState;
-use taxiway_server::store::sqlite::SqliteStore;
 use taxiway_server::store::Store;
 use taxiway_server::taxii::envelope::parse_envelope;
 use taxiway_server::taxii::{self, media};
+
+use common::backend::Place;
+
+on_every_backend!(
+    discovery_at_taxii_in_2_0_beside_2_1,
+    which_versions_are_served_decides_the_answers,
+    api_roots_are_shared_and_answer_in_the_accepted_version,
+    collections_in_the_2_0_shape,
+    objects_page_by_range_in_both_spellings,
+    out_of_range_malformed_and_empty_pages,
+    without_range_everything_that_fits_is_a_200,
+    date_added_headers_and_added_after_polling,
+    filters_and_their_errors,
+    stored_2_1_objects_are_served_as_valid_2_0,
+    object_by_id,
+    manifest_pages_like_objects,
+    posted_2_0_bundles_are_stored_as_2_1,
+    add_objects_refusals,
+);
 
 const TAXII20: &str = media::TAXII_20;
 const STIX20: &str = media::STIX_20;
@@ -82,21 +103,20 @@ query = "type:indicator"
 
 struct Server {
     app: Router,
-    store: Arc<SqliteStore>,
-    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    _place: Place,
 }
 
-async fn server(versions: &str) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn server(place: Place, versions: &str) -> Server {
     let config = config::parse(&config_text(versions)).expect("config");
-    let store = SqliteStore::open(dir.path(), 2).expect("store");
+    let store = place.open().await;
     store.apply_config(&config).await.expect("apply config");
-    let store = Arc::new(store);
+    common::wait_built(&*store).await;
     let state = AppState::new(config, store.clone(), Credentials::none());
     Server {
         app: taxii::router(state),
         store,
-        _dir: dir,
+        _place: place,
     }
 }
 
@@ -221,16 +241,16 @@ fn sdo(kind: &str, id: &str, extra: Value) -> Value {
 }
 
 /// Twelve plain indicators in `inbox`, in order.
-async fn with_indicators(versions: &str) -> Server {
-    let s = server(versions).await;
+async fn with_indicators(place: Place, versions: &str) -> Server {
+    let s = server(place, versions).await;
     s.add21(INBOX, (0..12).map(indicator).collect()).await;
     s
 }
 
 /// A mix in `mixed`: eight items of types STIX 2.0 has (two of which it cannot
 /// express), an observable and a location (types it lacks), and an older version.
-async fn with_mix() -> Server {
-    let s = server(r#"["2.1", "2.0"]"#).await;
+async fn with_mix(place: Place) -> Server {
+    let s = server(place, r#"["2.1", "2.0"]"#).await;
     let ind = |modified: &str| {
         sdo(
             "indicator",
@@ -333,9 +353,8 @@ fn assert_bundle(r: &Reply) {
 
 // --- discovery and version selection ---------------------------------------------------
 
-#[tokio::test]
-async fn discovery_at_taxii_in_2_0_beside_2_1() {
-    let s = server(r#"["2.1", "2.0"]"#).await;
+async fn discovery_at_taxii_in_2_0_beside_2_1(place: Place) {
+    let s = server(place, r#"["2.1", "2.0"]"#).await;
     for accept in [
         Some(TAXII20),
         Some("application/vnd.oasis.taxii+json"),
@@ -378,9 +397,9 @@ async fn discovery_at_taxii_in_2_0_beside_2_1() {
     assert_eq!(r.content_type(), TAXII20);
 }
 
-#[tokio::test]
-async fn which_versions_are_served_decides_the_answers() {
-    let only20 = server(r#"["2.0"]"#).await;
+async fn which_versions_are_served_decides_the_answers(place: Place) {
+    let backend = place.backend;
+    let only20 = server(place, r#"["2.0"]"#).await;
     let r = only20.get("/taxii/", None, None).await;
     assert_eq!((r.status, r.content_type()), (StatusCode::OK, TAXII20));
     let r = only20.get("/feeds/", Some("*/*"), None).await;
@@ -394,7 +413,10 @@ async fn which_versions_are_served_decides_the_answers() {
     let r = only20.get("/taxii2/", Some(TAXII21), None).await;
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
 
-    let only21 = server(r#"["2.1"]"#).await;
+    let other = Place::new(backend)
+        .await
+        .expect("same backend as the first");
+    let only21 = server(other, r#"["2.1"]"#).await;
     let r = only21.get("/taxii/", None, None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = only21.get("/feeds/", Some(TAXII20), None).await;
@@ -409,9 +431,8 @@ async fn which_versions_are_served_decides_the_answers() {
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
 }
 
-#[tokio::test]
-async fn api_roots_are_shared_and_answer_in_the_accepted_version() {
-    let s = server(r#"["2.1", "2.0"]"#).await;
+async fn api_roots_are_shared_and_answer_in_the_accepted_version(place: Place) {
+    let s = server(place, r#"["2.1", "2.0"]"#).await;
     for path in ["/feeds/", "/feeds"] {
         let r = s.get(path, Some(TAXII20), None).await;
         assert_eq!((r.status, r.content_type()), (StatusCode::OK, TAXII20));
@@ -436,9 +457,8 @@ async fn api_roots_are_shared_and_answer_in_the_accepted_version() {
 
 // --- collections -----------------------------------------------------------------------
 
-#[tokio::test]
-async fn collections_in_the_2_0_shape() {
-    let s = server(r#"["2.1", "2.0"]"#).await;
+async fn collections_in_the_2_0_shape(place: Place) {
+    let s = server(place, r#"["2.1", "2.0"]"#).await;
     let r = s.get("/feeds/collections/", Some(TAXII20), None).await;
     assert_eq!((r.status, r.content_type()), (StatusCode::OK, TAXII20));
     let list = r.json();
@@ -477,9 +497,8 @@ async fn collections_in_the_2_0_shape() {
 
 // --- objects and Range paging ----------------------------------------------------------
 
-#[tokio::test]
-async fn objects_page_by_range_in_both_spellings() {
-    let s = with_indicators(r#"["2.1", "2.0"]"#).await;
+async fn objects_page_by_range_in_both_spellings(place: Place) {
+    let s = with_indicators(place, r#"["2.1", "2.0"]"#).await;
     let url = objects_url(INBOX);
     let all: Vec<String> = (0..12)
         .map(|n| indicator(n)["id"].as_str().unwrap_or("").to_string())
@@ -538,9 +557,8 @@ async fn objects_page_by_range_in_both_spellings() {
     assert_eq!(seen, all);
 }
 
-#[tokio::test]
-async fn out_of_range_malformed_and_empty_pages() {
-    let s = with_indicators(r#"["2.0"]"#).await;
+async fn out_of_range_malformed_and_empty_pages(place: Place) {
+    let s = with_indicators(place, r#"["2.0"]"#).await;
     let url = objects_url(INBOX);
     for range in ["items 12-15", "items=100-"] {
         let r = s.get20(&url, Some(range)).await;
@@ -596,9 +614,8 @@ async fn out_of_range_malformed_and_empty_pages() {
     assert_eq!(r.header("content-range"), Some("items 0-0/0"));
 }
 
-#[tokio::test]
-async fn without_range_everything_that_fits_is_a_200() {
-    let s = with_indicators(r#"["2.1", "2.0"]"#).await;
+async fn without_range_everything_that_fits_is_a_200(place: Place) {
+    let s = with_indicators(place, r#"["2.1", "2.0"]"#).await;
     let url = objects_url(INBOX);
     let r = s.get20(&url, None).await;
     assert_eq!(
@@ -623,9 +640,8 @@ async fn without_range_everything_that_fits_is_a_200() {
     assert!(r.json().get("objects").is_none());
 }
 
-#[tokio::test]
-async fn date_added_headers_and_added_after_polling() {
-    let s = with_indicators(r#"["2.1", "2.0"]"#).await;
+async fn date_added_headers_and_added_after_polling(place: Place) {
+    let s = with_indicators(place, r#"["2.1", "2.0"]"#).await;
     let url = objects_url(INBOX);
     let first = s.get20(&url, Some("items 0-3")).await;
     let f = first.header("x-taxii-date-added-first").expect("first");
@@ -659,9 +675,8 @@ async fn date_added_headers_and_added_after_polling() {
     );
 }
 
-#[tokio::test]
-async fn filters_and_their_errors() {
-    let s = with_mix().await;
+async fn filters_and_their_errors(place: Place) {
+    let s = with_mix(place).await;
     let url = objects_url(MIXED);
     let r = s
         .get20(&format!("{url}?match[type]=malware,relationship"), None)
@@ -701,9 +716,8 @@ async fn filters_and_their_errors() {
     }
 }
 
-#[tokio::test]
-async fn stored_2_1_objects_are_served_as_valid_2_0() {
-    let s = with_mix().await;
+async fn stored_2_1_objects_are_served_as_valid_2_0(place: Place) {
+    let s = with_mix(place).await;
     let r = s.get20(&objects_url(MIXED), None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_bundle(&r);
@@ -749,9 +763,8 @@ async fn stored_2_1_objects_are_served_as_valid_2_0() {
     assert_eq!(r21.objects()[2]["confidence"], 80);
 }
 
-#[tokio::test]
-async fn object_by_id() {
-    let s = with_mix().await;
+async fn object_by_id(place: Place) {
+    let s = with_mix(place).await;
     let url = objects_url(MIXED);
     let r = s.get20(&format!("{url}{IND_A}/"), None).await;
     assert_eq!((r.status, r.content_type()), (StatusCode::OK, STIX20));
@@ -802,9 +815,8 @@ async fn object_by_id() {
     assert_eq!(r.header("allow"), Some("GET"));
 }
 
-#[tokio::test]
-async fn manifest_pages_like_objects() {
-    let s = with_mix().await;
+async fn manifest_pages_like_objects(place: Place) {
+    let s = with_mix(place).await;
     let url = format!("/feeds/collections/{MIXED}/manifest/");
     let r = s.get(&url, Some(TAXII20), Some("items 0-2")).await;
     assert_eq!(
@@ -845,9 +857,8 @@ async fn manifest_pages_like_objects() {
 
 // --- add objects and status ------------------------------------------------------------
 
-#[tokio::test]
-async fn posted_2_0_bundles_are_stored_as_2_1() {
-    let s = server(r#"["2.1", "2.0"]"#).await;
+async fn posted_2_0_bundles_are_stored_as_2_1(place: Place) {
+    let s = server(place, r#"["2.1", "2.0"]"#).await;
     let id = "indicator--3c5e2a71-7f0b-4d8e-9a6f-1b2c3d4e5f60";
     let bad = json!({"type": "indicator", "id": "indicator--nope"});
     let r = s
@@ -911,9 +922,8 @@ async fn posted_2_0_bundles_are_stored_as_2_1() {
     );
 }
 
-#[tokio::test]
-async fn add_objects_refusals() {
-    let s = server(r#"["2.1", "2.0"]"#).await;
+async fn add_objects_refusals(place: Place) {
+    let s = server(place, r#"["2.1", "2.0"]"#).await;
     let body = || {
         bundle20(vec![indicator20(
             "indicator--3c5e2a71-7f0b-4d8e-9a6f-1b2c3d4e5f60",

@@ -1,11 +1,28 @@
-//! In-process HTTP tests of every TAXII 2.1 endpoint, filter and error status.
+//! In-process HTTP tests of every TAXII 2.1 endpoint, filter and error status, on
+//! every store backend (PostgreSQL when `TAXIWAY_TEST_POSTGRES_URL` is set).
 
 mod common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
+use common::backend::Place;
 use common::*;
 use serde_json::{json, Value};
+
+on_every_backend!(
+    discovery_lists_absolute_api_roots_and_a_default,
+    accept_variants_real_consumers_send,
+    api_root_and_collections,
+    add_objects_reports_per_object_failures_and_duplicates_are_fine,
+    add_objects_errors,
+    objects_are_served_raw_in_date_added_order_with_headers,
+    paging_with_next_is_stateless_and_bound_to_filters,
+    malformed_filters_are_400_never_500,
+    version_type_id_and_spec_version_filters,
+    object_versions_manifest_and_delete,
+    query_collections_follow_ingest_with_their_own_date_added,
+    query_collections_hold_the_latest_version_only_while_it_matches,
+);
 
 fn assert_taxii_error(
     status: StatusCode,
@@ -19,9 +36,8 @@ fn assert_taxii_error(
     assert_eq!(body["http_status"], expected.as_u16().to_string());
 }
 
-#[tokio::test]
-async fn discovery_lists_absolute_api_roots_and_a_default() {
-    let app = TestApp::new().await;
+async fn discovery_lists_absolute_api_roots_and_a_default(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     for path in ["/taxii2/", "/taxii2"] {
         let req = Request::get(path)
             .header(header::HOST, "taxii.example:8443")
@@ -43,9 +59,8 @@ async fn discovery_lists_absolute_api_roots_and_a_default() {
     }
 }
 
-#[tokio::test]
-async fn accept_variants_real_consumers_send() {
-    let app = TestApp::new().await;
+async fn accept_variants_real_consumers_send(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     for accept in [
         None,
         Some("application/taxii+json"),
@@ -80,9 +95,8 @@ async fn accept_variants_real_consumers_send() {
     }
 }
 
-#[tokio::test]
-async fn api_root_and_collections() {
-    let app = TestApp::new().await;
+async fn api_root_and_collections(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     let (s, _, root) = app.get("/feeds").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(root["versions"], json!([TAXII21]));
@@ -124,9 +138,8 @@ async fn api_root_and_collections() {
     }
 }
 
-#[tokio::test]
-async fn add_objects_reports_per_object_failures_and_duplicates_are_fine() {
-    let app = TestApp::new().await;
+async fn add_objects_reports_per_object_failures_and_duplicates_are_fine(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     let bad = json!({"type": "indicator", "spec_version": "2.1", "id": "indicator--not-a-uuid"});
     let (s, status) = app
         .post(
@@ -166,9 +179,8 @@ async fn add_objects_reports_per_object_failures_and_duplicates_are_fine() {
     assert_taxii_error(s, &h, &v, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn add_objects_errors() {
-    let app = TestApp::new().await;
+async fn add_objects_errors(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     let post = |ct: &str, body: Body| {
         Request::post(objects_url(INBOX))
             .header(header::CONTENT_TYPE, ct)
@@ -240,9 +252,8 @@ async fn add_objects_errors() {
     assert_taxii_error(s, &h, &v, StatusCode::METHOD_NOT_ALLOWED);
 }
 
-#[tokio::test]
-async fn objects_are_served_raw_in_date_added_order_with_headers() {
-    let app = TestApp::new().await;
+async fn objects_are_served_raw_in_date_added_order_with_headers(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     let raw = r#"{"type":"malware","spec_version":"2.1","id":"malware--00000009-0000-4000-8000-000000000000","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"  spaced  ","is_family":true,"x_order":[3,1,2]}"#;
     let body = format!(r#"{{"objects":[{raw}]}}"#);
     let req = Request::post(objects_url(INBOX))
@@ -301,9 +312,8 @@ async fn objects_are_served_raw_in_date_added_order_with_headers() {
     );
 }
 
-#[tokio::test]
-async fn paging_with_next_is_stateless_and_bound_to_filters() {
-    let app = TestApp::new().await;
+async fn paging_with_next_is_stateless_and_bound_to_filters(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     let objects: Vec<Value> = (0..45)
         .map(|n| indicator(n, 1, &format!("203.0.113.{n}"), 50))
         .collect();
@@ -369,9 +379,8 @@ async fn paging_with_next_is_stateless_and_bound_to_filters() {
     assert_eq!(default["more"], true);
 }
 
-#[tokio::test]
-async fn malformed_filters_are_400_never_500() {
-    let app = TestApp::new().await;
+async fn malformed_filters_are_400_never_500(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     let url = objects_url(INBOX);
     for q in [
         "limit=0",
@@ -390,9 +399,8 @@ async fn malformed_filters_are_400_never_500() {
     }
 }
 
-#[tokio::test]
-async fn version_type_id_and_spec_version_filters() {
-    let app = TestApp::new().await;
+async fn version_type_id_and_spec_version_filters(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)])
         .await;
     app.post(
@@ -457,9 +465,8 @@ async fn version_type_id_and_spec_version_filters() {
     assert_eq!(ids(&sv).len(), 2);
 }
 
-#[tokio::test]
-async fn object_versions_manifest_and_delete() {
-    let app = TestApp::new().await;
+async fn object_versions_manifest_and_delete(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     app.post(
         INBOX,
         vec![
@@ -562,9 +569,8 @@ async fn object_versions_manifest_and_delete() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn query_collections_follow_ingest_with_their_own_date_added() {
-    let app = TestApp::new().await;
+async fn query_collections_follow_ingest_with_their_own_date_added(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
     app.post(
         INBOX,
         vec![indicator(1, 1, "198.51.100.1", 90), malware(1), malware(2)],
@@ -593,9 +599,8 @@ async fn query_collections_follow_ingest_with_their_own_date_added() {
     );
 }
 
-#[tokio::test]
-async fn query_collections_hold_the_latest_version_only_while_it_matches() {
-    let app = TestApp::with_config(config("type:indicator and confidence:>=50")).await;
+async fn query_collections_hold_the_latest_version_only_while_it_matches(place: Place) {
+    let app = TestApp::on(place, config("type:indicator and confidence:>=50")).await;
     let id = "indicator--00000001-0000-4000-8000-000000000000";
     app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90)])
         .await;

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use model::{
-    Access, ApiRoot, Collection, Config, Limits, Service, StoreSettings, TaxiiVersion,
+    Access, ApiRoot, Collection, Config, Limits, PostgresSettings, PostgresTls, Service,
+    StoreBackend, StoreSettings, TaxiiVersion,
 };
 
 pub use crate::listener::settings::ServerSettings;
@@ -170,11 +171,47 @@ pub fn load_dir(dir: &Path) -> Result<ServiceConfig, ConfigError> {
     })
 }
 
+/// A TOML error as `line L, column C: message`, without quoting the offending line
+/// (it might hold a secret pasted into the wrong file, such as a database URL).
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = redact_urls(&e.message().trim_end().replace('\n', " "));
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("TOML parse error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML parse error: {message}"),
+    }
+}
+
+/// Replace every `postgres://…` / `postgresql://…` in `text` by `postgres://<redacted>`.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["postgres://", "postgresql://"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        out.push_str("postgres://<redacted>");
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parse and validate configuration text.
 pub fn parse(text: &str) -> Result<ServiceConfig, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: PathBuf::from(CONFIG_FILE),
-        message: e.to_string().trim_end().replace('\n', " "),
+        message: syntax_message(text, &e),
     })?;
     validate(config)
 }
@@ -233,6 +270,44 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     }
     if config.store.refresh_interval_secs == 0 {
         problem("store.refresh_interval_secs".into(), "must be > 0".into());
+    }
+    match (&config.store.backend, &config.store.postgres) {
+        (StoreBackend::Postgres, None) => problem(
+            "store.postgres".into(),
+            "required when store.backend = \"postgres\"".into(),
+        ),
+        (StoreBackend::Sqlite, Some(_)) => problem(
+            "store.postgres".into(),
+            "only allowed when store.backend = \"postgres\"".into(),
+        ),
+        (StoreBackend::Postgres, Some(pg)) => {
+            match (&pg.secret_dir, &pg.url_env) {
+                (Some(_), Some(_)) | (None, None) => problem(
+                    "store.postgres".into(),
+                    "set exactly one of secret_dir and url_env".into(),
+                ),
+                (_, Some(var)) if var.trim().is_empty() => {
+                    problem("store.postgres.url_env".into(), "must not be empty".into())
+                }
+                _ => {}
+            }
+            if pg.pool_size == 0 || pg.pool_size > 1000 {
+                problem(
+                    "store.postgres.pool_size".into(),
+                    "must be between 1 and 1000".into(),
+                );
+            }
+            if pg.connect_timeout_secs == 0 {
+                problem(
+                    "store.postgres.connect_timeout_secs".into(),
+                    "must be > 0".into(),
+                );
+            }
+            if matches!(&pg.ca_file, Some(f) if f.as_os_str().is_empty()) {
+                problem("store.postgres.ca_file".into(), "must not be empty".into());
+            }
+        }
+        (StoreBackend::Sqlite, None) => {}
     }
 
     let mut root_paths = HashSet::new();
@@ -404,5 +479,96 @@ pub fn is_uuid_v4(s: &str) -> bool {
                 && u.hyphenated().to_string() == s
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod store_settings_tests {
+    use super::*;
+
+    fn with_store(store: &str) -> Result<ServiceConfig, ConfigError> {
+        parse(&format!(
+            "[service]\ntitle = \"t\"\n\n{store}\n\n[[api_roots]]\npath = \"feeds\"\ntitle = \"Feeds\"\n"
+        ))
+    }
+
+    fn problems(store: &str) -> Vec<String> {
+        match with_store(store) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid(p)) => p.iter().map(|p| p.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn sqlite_is_the_default_and_postgres_needs_its_section() {
+        let c = with_store("").expect("valid");
+        assert_eq!(c.config.store.backend, StoreBackend::Sqlite);
+        assert!(c.config.store.postgres.is_none());
+        let p = problems("[store]\nbackend = \"postgres\"");
+        assert!(p.iter().any(|p| p.contains("store.postgres")), "{p:?}");
+        let p = problems("[store.postgres]\nurl_env = \"X\"");
+        assert!(p.iter().any(|p| p.contains("only allowed")), "{p:?}");
+    }
+
+    #[test]
+    fn the_postgres_section_as_documented() {
+        let c = with_store(
+            "[store]\nbackend = \"postgres\"\nrefresh_interval_secs = 60\nstatus_retention_hours = 48\n\
+             [store.postgres]\nsecret_dir = \"/var/run/taxiway/database\"\npool_size = 16\n\
+             tls = \"verify-full\"\nca_file = \"/etc/ca.pem\"\nconnect_timeout_secs = 5",
+        )
+        .expect("valid");
+        let pg = c.config.store.postgres.expect("postgres");
+        assert_eq!(pg.pool_size, 16);
+        assert_eq!(pg.tls, PostgresTls::VerifyFull);
+        let defaults =
+            with_store("[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"")
+                .expect("valid")
+                .config
+                .store
+                .postgres
+                .expect("postgres");
+        assert_eq!(defaults.pool_size, 16);
+        assert_eq!(defaults.connect_timeout_secs, 5);
+        assert_eq!(defaults.tls, PostgresTls::VerifyFull);
+        for tls in ["disable", "require"] {
+            with_store(&format!(
+                "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\ntls = \"{tls}\""
+            ))
+            .expect("valid");
+        }
+    }
+
+    #[test]
+    fn exactly_one_source_and_sane_numbers() {
+        let both = problems(
+            "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\nsecret_dir = \"/s\"",
+        );
+        assert!(both.iter().any(|p| p.contains("exactly one")), "{both:?}");
+        let none = problems("[store]\nbackend = \"postgres\"\n[store.postgres]\npool_size = 4");
+        assert!(none.iter().any(|p| p.contains("exactly one")), "{none:?}");
+        let zero = problems(
+            "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\npool_size = 0",
+        );
+        assert!(zero.iter().any(|p| p.contains("pool_size")), "{zero:?}");
+        // A CA with another mode is accepted (and unused): the operator may always mount one.
+        let ca = problems(
+            "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = \"U\"\ntls = \"require\"\nca_file = \"/c\"",
+        );
+        assert!(ca.is_empty(), "{ca:?}");
+        let unknown = problems(
+            "[store]\nbackend = \"postgres\"\n[store.postgres]\nurl = \"postgres://u:pw@h/db\"",
+        );
+        assert!(!unknown.is_empty());
+        assert!(
+            unknown.iter().all(|p| !p.contains("pw@h")),
+            "a URL put in the config by mistake is not echoed: {unknown:?}"
+        );
+        let typed = problems("[store]\nbackend = \"postgres\"\n[store.postgres]\nurl_env = 5\nsecret_dir = \"postgres://u:pw@h/db\"\npool_size = \"postgres://u:pw@h/db\"");
+        assert!(!typed.is_empty());
+        assert!(typed.iter().all(|p| !p.contains("pw@h")), "{typed:?}");
+        let bad = problems("[store]\nbackend = \"mysql\"");
+        assert!(!bad.is_empty());
     }
 }

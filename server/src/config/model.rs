@@ -96,23 +96,87 @@ impl Default for Limits {
     }
 }
 
-/// Store maintenance settings.
+/// Store settings: which backend, and maintenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
+    /// Which store: the embedded SQLite file (default) or PostgreSQL. Read at start.
+    pub backend: StoreBackend,
     /// How often (seconds) queries using relative time (`now-30d`) are re-evaluated.
     pub refresh_interval_secs: u64,
     /// How long (hours) status resources are kept; at least 24.
     pub status_retention_hours: u64,
+    /// PostgreSQL connection settings (required with `backend = "postgres"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSettings>,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
+            backend: StoreBackend::Sqlite,
             refresh_interval_secs: 60,
             status_retention_hours: 48,
+            postgres: None,
         }
     }
+}
+
+/// The store backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite in the data directory: one server process.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by any number of server replicas.
+    Postgres,
+}
+
+/// How to reach PostgreSQL. The URL and password are never in the config itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// A mounted Secret: a file `uri` or `url` holding a `postgres://` URL, or files
+    /// `host`, `port`, `dbname`, `username` (or `user`), `password`; optional `ca.crt`.
+    #[serde(default)]
+    pub secret_dir: Option<std::path::PathBuf>,
+    /// Alternative to `secret_dir`: the environment variable holding the URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Connections in the pool.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// `disable`, `require` (TLS without certificate checks) or `verify-full`.
+    #[serde(default)]
+    pub tls: PostgresTls,
+    /// CA bundle (PEM) for `verify-full`; overrides `ca.crt` in `secret_dir`.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Seconds to wait for a connection to be established.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_connect_timeout() -> u64 {
+    5
+}
+
+/// TLS to PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostgresTls {
+    /// Plain TCP.
+    Disable,
+    /// TLS, but any certificate is accepted (protects against passive eavesdropping only).
+    Require,
+    /// TLS; the chain is verified against the CA (or the webpki roots) and the host name.
+    #[default]
+    VerifyFull,
 }
 
 /// An API root.

@@ -7,6 +7,8 @@
 //! range scan over one view, so it costs O(page) whatever the size of the store.
 
 mod clock;
+pub mod postgres;
+pub(crate) mod registry;
 pub mod sqlite;
 pub mod validate;
 
@@ -49,6 +51,49 @@ impl From<rusqlite::Error> for StoreError {
 impl From<r2d2::Error> for StoreError {
     fn from(e: r2d2::Error) -> Self {
         StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    /// Connection problems (no SQLSTATE, class 08, shutdown, too many connections,
+    /// serialisation failures) are `Unavailable` (503, retry); the rest are errors.
+    fn from(e: tokio_postgres::Error) -> Self {
+        let retryable = match e.code() {
+            None => true,
+            Some(code) => {
+                let c = code.code();
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
+                    || c == "40001"
+                    || c == "40P01"
+            }
+        };
+        let message = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        if retryable {
+            StoreError::Unavailable(format!("database unreachable: {message}"))
+        } else {
+            StoreError::Database(message)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        // Whatever stops a new connection (refused, shutting down, not accepting
+        // connections, authentication), the store cannot serve now: 503, retry.
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => match StoreError::from(e) {
+                StoreError::Database(m) | StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("cannot connect to the database: {m}"))
+                }
+                other => other,
+            },
+            other => StoreError::Unavailable(format!("database unreachable: {other}")),
+        }
     }
 }
 
@@ -252,6 +297,12 @@ pub trait Store: Send + Sync {
 
     /// Whether every query collection is built (readiness is not gated on it, metrics are).
     async fn ready(&self) -> bool;
+
+    /// Whether the store can serve requests right now (readiness is gated on it): the
+    /// embedded store always can; PostgreSQL must answer a trivial query.
+    async fn reachable(&self) -> bool {
+        true
+    }
 
     /// Make everything written durable in the main database file before the process
     /// exits (no more requests are served). The handle stays usable.

@@ -1,6 +1,8 @@
 //! Shared fixtures of the HTTP tests: a temp store, a config, requests.
 #![allow(dead_code)]
 
+pub mod backend;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -72,8 +74,10 @@ pub fn config(indicator_query: &str) -> ServiceConfig {
 /// A running app over a fresh store.
 pub struct TestApp {
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database of a PostgreSQL-backed app (dropped with it).
+    pub db: Option<backend::TestDb>,
     pub state: AppState,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub router: Router,
 }
 
@@ -89,13 +93,30 @@ impl TestApp {
     /// An app whose users are `credentials` (none: open to everyone).
     pub async fn with_users(config: ServiceConfig, credentials: Credentials) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(SqliteStore::open(dir.path(), 4).expect("store"));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 4).expect("store"));
+        Self::assemble(dir, None, store, config, credentials).await
+    }
+
+    /// An app over the store of `place` (either backend), open to everyone.
+    pub async fn on(place: backend::Place, config: ServiceConfig) -> TestApp {
+        let store = place.open().await;
+        Self::assemble(place.dir, place.db, store, config, Credentials::none()).await
+    }
+
+    async fn assemble(
+        dir: tempfile::TempDir,
+        db: Option<backend::TestDb>,
+        store: Arc<dyn Store>,
+        config: ServiceConfig,
+        credentials: Credentials,
+    ) -> TestApp {
         store.apply_config(&config).await.expect("apply");
         wait_built(&*store).await;
         let state = AppState::new(config, store.clone(), credentials);
         let router = taxii::router(state.clone());
         TestApp {
             dir,
+            db,
             state,
             store,
             router,

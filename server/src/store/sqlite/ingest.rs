@@ -10,9 +10,9 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::entries::{date_added_in, insert_entry, remove_entry, SizeChanges, VersionRow};
-use super::registry::{Registry, View, ViewState};
 use crate::query::ObjectFacts;
 use crate::stix::timestamp::now_us;
+use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{AddObjects, Clock, Micros, NewObject, StatusDetail, StoreError, VersionMatch};
 
 /// Counts of one ingest.

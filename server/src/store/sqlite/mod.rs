@@ -7,7 +7,6 @@
 mod entries;
 mod ingest;
 mod read;
-mod registry;
 mod schema;
 mod views;
 
@@ -20,13 +19,13 @@ use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
-use self::registry::{Registry, ViewState};
 use super::{
     AddObjects, Clock, CollectionSize, Listing, Page, Status, StatusDetail, Store, StoreError,
     StoreStats, VersionMatch,
 };
 use crate::config::ServiceConfig;
 use crate::stix::timestamp::{format_taxii, now_us};
+use crate::store::registry::{Registry, ViewState};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "taxiway.db";

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, Transaction};
 
 use super::entries::{date_added_in, insert_entry, remove_entry, SizeChanges, VersionRow};
-use super::registry::{Registry, View, ViewState};
 use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
+use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{Clock, Micros, StoreError};
 
 /// Object versions evaluated per rebuild transaction.

@@ -1,0 +1,629 @@
+//! The PostgreSQL store: the same semantics as the embedded store, shared by any
+//! number of server replicas.
+//!
+//! * Every write transaction first locks the single `clock` row (`FOR UPDATE`) and
+//!   takes its `date_added` stamps from it (`max(now, last + 1µs)`), so writes from
+//!   all replicas are serialised and commit in stamp order: a poller resuming from
+//!   `X-TAXII-Date-Added-Last` on any replica never misses a later commit.
+//! * The view registry (which views exist, their queries, which is active) lives in
+//!   the `views` table. `clock.registry_gen` changes with it; a write transaction
+//!   reads it under the clock lock and reloads the registry when it moved, so ingest
+//!   always fills the views the database knows about, whatever this replica's config.
+//!   Reads use a registry at most [`REGISTRY_MAX_AGE`] old.
+//! * A query change is rebuilt by the one replica holding the view's session advisory
+//!   lock; the lock goes with the rebuilder's connection if it dies, and another
+//!   replica resumes from the view's progress at its next maintenance.
+//! * Relative-time maintenance and status purging run on one replica per interval
+//!   (a conditional `UPDATE` of the `maintenance` row).
+
+mod connect;
+mod copy;
+mod entries;
+mod ingest;
+mod read;
+mod schema;
+mod views;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Client, Pool};
+
+pub use self::copy::{copy_from_sqlite, CopyReport};
+pub use self::schema::known_version as schema_version;
+use self::views::QueryCache;
+use super::{
+    AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, StatusDetail, Store,
+    StoreError, StoreStats, VersionMatch,
+};
+use crate::config::{PostgresSettings, PostgresTls, ServiceConfig};
+use crate::stix::timestamp::{format_taxii, now_us};
+use crate::store::registry::{Registry, ViewState};
+
+/// A transaction on a pooled connection.
+pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+/// How stale the registry used by reads may be: a view switched by another replica
+/// is served here at most this much later.
+pub const REGISTRY_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Rows of a retired view are kept this long, for replicas still reading it.
+const RETIRED_GRACE_US: Micros = 30_000_000;
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Cached {
+    registry: Arc<Registry>,
+    /// `clock.registry_gen` it was loaded at; -1 = must reload.
+    generation: i64,
+    checked: Instant,
+}
+
+struct Inner {
+    pool: Pool,
+    cache: RwLock<Cached>,
+    queries: Mutex<QueryCache>,
+    running: Mutex<HashSet<i64>>,
+    retention_hours: AtomicU64,
+    refresh_secs: AtomicU64,
+    rebuilds: AtomicU64,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Database("a store lock was poisoned by an earlier panic".into())
+}
+
+/// A write transaction holding the clock row.
+struct Write<'a> {
+    tx: Tx<'a>,
+    clock: Clock,
+    start: Micros,
+    registry: Arc<Registry>,
+}
+
+impl PostgresStore {
+    /// Connect as `settings` say (reading the Secret or environment now) and migrate.
+    pub async fn connect(settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
+        let config = connect::pg_config(settings)?;
+        let pool = connect::pool(config, settings)?;
+        Self::open(pool).await
+    }
+
+    /// Connect to `url` without TLS (tests, tools); migrates.
+    pub async fn connect_url(url: &str, pool_size: usize) -> Result<PostgresStore, StoreError> {
+        let settings = PostgresSettings {
+            secret_dir: None,
+            url_env: None,
+            pool_size,
+            tls: PostgresTls::Disable,
+            ca_file: None,
+            connect_timeout_secs: 5,
+        };
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| StoreError::Database("not a valid postgres:// URL".into()))?;
+        config.connect_timeout(Duration::from_secs(5));
+        config.application_name("taxiway-server");
+        connect::detect_dead_peers(&mut config);
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let pool = connect::pool(config, &settings)?;
+        Self::open(pool).await
+    }
+
+    async fn open(pool: Pool) -> Result<PostgresStore, StoreError> {
+        let mut client = pool.get().await?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                cache: RwLock::new(Cached {
+                    registry: Arc::new(Registry::default()),
+                    generation: -1,
+                    checked: Instant::now(),
+                }),
+                queries: Mutex::new(QueryCache::new()),
+                running: Mutex::new(HashSet::new()),
+                retention_hours: AtomicU64::new(48),
+                refresh_secs: AtomicU64::new(60),
+                rebuilds: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Query-view rebuilds this handle finished (tests: exactly one replica rebuilds).
+    pub fn rebuilds_finished(&self) -> u64 {
+        self.inner.rebuilds.load(Ordering::Relaxed)
+    }
+
+    async fn client(&self) -> Result<Client, StoreError> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    fn cached(&self) -> Result<(Arc<Registry>, i64, Instant), StoreError> {
+        let c = self.inner.cache.read().map_err(poisoned)?;
+        Ok((c.registry.clone(), c.generation, c.checked))
+    }
+
+    fn invalidate(&self) {
+        if let Ok(mut c) = self.inner.cache.write() {
+            c.generation = -1;
+        }
+    }
+
+    /// The registry at `generation`, reloading it through `client` if the cache is older.
+    async fn registry_at<C: deadpool_postgres::GenericClient>(
+        &self,
+        client: &C,
+        generation: i64,
+    ) -> Result<Arc<Registry>, StoreError> {
+        let (registry, cached, _) = self.cached()?;
+        if cached == generation {
+            if let Ok(mut c) = self.inner.cache.write() {
+                c.checked = Instant::now();
+            }
+            return Ok(registry);
+        }
+        let mut queries = std::mem::take(&mut *self.inner.queries.lock().map_err(poisoned)?);
+        let loaded = views::load_registry(client, &mut queries).await;
+        *self.inner.queries.lock().map_err(poisoned)? = queries;
+        let registry = Arc::new(loaded?);
+        let mut c = self.inner.cache.write().map_err(poisoned)?;
+        c.registry = registry.clone();
+        c.generation = generation;
+        c.checked = Instant::now();
+        Ok(registry)
+    }
+
+    /// A registry no older than `max_age`.
+    async fn fresh_registry(
+        &self,
+        client: &Client,
+        max_age: Duration,
+    ) -> Result<Arc<Registry>, StoreError> {
+        let (registry, generation, checked) = self.cached()?;
+        if generation >= 0 && checked.elapsed() < max_age {
+            return Ok(registry);
+        }
+        let current: i64 = client
+            .query_one("SELECT registry_gen FROM clock", &[])
+            .await?
+            .get(0);
+        self.registry_at(client, current).await
+    }
+
+    /// Begin a write: lock the clock row (serialising writers across replicas).
+    async fn begin<'a>(&self, client: &'a mut Client) -> Result<Write<'a>, StoreError> {
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one("SELECT last, registry_gen FROM clock FOR UPDATE", &[])
+            .await?;
+        let (last, generation): (i64, i64) = (row.get(0), row.get(1));
+        let registry = self.registry_at(&tx, generation).await?;
+        Ok(Write {
+            tx,
+            clock: Clock::starting_after(last),
+            start: last,
+            registry,
+        })
+    }
+
+    async fn commit(&self, w: Write<'_>) -> Result<(), StoreError> {
+        let last = w.clock.last();
+        if last > w.start {
+            w.tx.execute("UPDATE clock SET last = $1", &[&last]).await?;
+        }
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    fn spawn_rebuild(&self, view_id: i64) {
+        {
+            let Ok(mut running) = self.inner.running.lock() else {
+                return;
+            };
+            if !running.insert(view_id) {
+                return;
+            }
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = store.rebuild(view_id).await;
+            if let Ok(mut running) = store.inner.running.lock() {
+                running.remove(&view_id);
+            }
+            match result {
+                Ok(true) => tracing::info!(
+                    view_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "query collection rebuilt"
+                ),
+                Ok(false) => {
+                    tracing::debug!(
+                        view_id,
+                        "rebuild not needed here (superseded or another replica has it)"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(view_id, error = %e, "query collection rebuild failed; will retry on next maintenance")
+                }
+            }
+        });
+    }
+
+    /// Rebuild a view if no other replica is: the view's advisory lock is held by the
+    /// session of one connection for the whole rebuild, and the batches run on that
+    /// same connection (so a pool of one connection suffices).
+    async fn rebuild(&self, view_id: i64) -> Result<bool, StoreError> {
+        let mut conn = self.client().await?;
+        let key = (view_id & 0x7fff_ffff) as i32;
+        let got: bool = conn
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&schema::REBUILD_NAMESPACE, &key],
+            )
+            .await?
+            .get(0);
+        if !got {
+            return Ok(false);
+        }
+        let result = self.rebuild_locked(view_id, &mut conn).await;
+        let unlocked = conn
+            .execute(
+                "SELECT pg_advisory_unlock($1, $2)",
+                &[&schema::REBUILD_NAMESPACE, &key],
+            )
+            .await;
+        if unlocked.is_err() {
+            // Close that connection: the lock goes with its session.
+            drop(deadpool_postgres::Object::take(conn));
+        } else {
+            drop(conn);
+        }
+        let finished = result?;
+        if finished {
+            self.inner.rebuilds.fetch_add(1, Ordering::Relaxed);
+            self.purge_retired().await?;
+        }
+        Ok(finished)
+    }
+
+    async fn rebuild_locked(&self, view_id: i64, client: &mut Client) -> Result<bool, StoreError> {
+        loop {
+            let registry = self.fresh_registry(client, Duration::ZERO).await?;
+            let Some(view) = registry
+                .view(view_id)
+                .filter(|v| v.state == ViewState::Building)
+                .cloned()
+            else {
+                return Ok(false);
+            };
+            let Some(query) = view.query.clone() else {
+                return Ok(false);
+            };
+            let Some(after) = views::progress(&*client, view_id).await? else {
+                return Ok(false);
+            };
+            let batch = views::candidates(&*client, after).await?;
+            let now = now_us();
+            let matching: Vec<_> = batch
+                .iter()
+                .filter(|c| views::matches(&registry, &query, c, now))
+                .collect();
+            let w = self.begin(client).await?;
+            // Re-check under the clock lock: a reload may have superseded the view.
+            let Some(view) = w
+                .registry
+                .view(view_id)
+                .filter(|v| v.state == ViewState::Building)
+                .cloned()
+            else {
+                return Ok(false);
+            };
+            if let Some(last) = batch.last() {
+                views::fill(&w.tx, &w.clock, &view, &matching, last.row.vid).await?;
+            }
+            if batch.len() < views::BATCH {
+                views::switch(&w.tx, &w.clock, &view).await?;
+                self.commit(w).await?;
+                self.invalidate();
+                return Ok(true);
+            }
+            self.commit(w).await?;
+        }
+    }
+
+    async fn purge_retired(&self) -> Result<(), StoreError> {
+        let retired = {
+            let client = self.client().await?;
+            views::retired(&client, now_us() - RETIRED_GRACE_US).await?
+        };
+        for view_id in retired {
+            loop {
+                let mut client = self.client().await?;
+                let w = self.begin(&mut client).await?;
+                let gone = views::purge_some(&w.tx, view_id).await?;
+                self.commit(w).await?;
+                if gone {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claim this interval's maintenance for this replica; false if another replica
+    /// did it less than half an interval ago.
+    async fn claim_maintenance(&self) -> Result<bool, StoreError> {
+        let half_us = (self.inner.refresh_secs.load(Ordering::Relaxed) as i64) * 500_000;
+        let now = now_us();
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE maintenance SET last_us = $1 WHERE last_us <= $2",
+                &[&now, &(now - half_us)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn refresh_relative(&self) -> Result<(), StoreError> {
+        let registry = {
+            let client = self.client().await?;
+            self.fresh_registry(&client, Duration::ZERO).await?
+        };
+        let targets: Vec<_> = registry
+            .query_views()
+            .filter(|(v, q)| v.state == ViewState::Active && q.uses_relative_time())
+            .map(|(v, q)| (v.view_id, q.clone()))
+            .collect();
+        for (view_id, query) in targets {
+            let mut after = 0;
+            loop {
+                let mut client = self.client().await?;
+                let batch = views::candidates(&client, after).await?;
+                let Some(last) = batch.last().map(|c| c.row.vid) else {
+                    break;
+                };
+                let w = self.begin(&mut client).await?;
+                if w.registry
+                    .view(view_id)
+                    .is_none_or(|v| v.state != ViewState::Active)
+                {
+                    break;
+                }
+                let registry = w.registry.clone();
+                views::reevaluate(
+                    &w.tx,
+                    &w.clock,
+                    view_id,
+                    &batch,
+                    &query,
+                    &registry,
+                    now_us(),
+                )
+                .await?;
+                self.commit(w).await?;
+                if batch.len() < views::BATCH {
+                    break;
+                }
+                after = last;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
+        self.inner.retention_hours.store(
+            config.config.store.status_retention_hours,
+            Ordering::Relaxed,
+        );
+        self.inner
+            .refresh_secs
+            .store(config.config.store.refresh_interval_secs, Ordering::Relaxed);
+        let mut client = self.client().await?;
+        let w = self.begin(&mut client).await?;
+        let changed = views::apply_config(&w.tx, config).await?;
+        self.commit(w).await?;
+        if changed {
+            self.invalidate();
+        }
+        let registry = self.fresh_registry(&client, Duration::ZERO).await?;
+        drop(client);
+        for view in registry
+            .views
+            .iter()
+            .filter(|v| v.state == ViewState::Building)
+        {
+            self.spawn_rebuild(view.view_id);
+        }
+        Ok(())
+    }
+
+    async fn add_objects(
+        &self,
+        api_root: &str,
+        collection: &str,
+        request: AddObjects,
+    ) -> Result<Status, StoreError> {
+        let request_timestamp = format_taxii(now_us());
+        let total = (request.objects.len() + request.failures.len()) as u64;
+        let mut client = self.client().await?;
+        let w = self.begin(&mut client).await?;
+        let view_id = w.registry.stored_view(collection)?;
+        let registry = w.registry.clone();
+        let done =
+            ingest::add_objects(&w.tx, &registry, &w.clock, collection, view_id, request).await?;
+        let status = Status {
+            id: uuid::Uuid::new_v4().to_string(),
+            status: "complete".into(),
+            request_timestamp,
+            total_count: total,
+            success_count: done.successes.len() as u64,
+            failure_count: done.failures.len() as u64,
+            pending_count: 0,
+            successes: done.successes,
+            failures: done.failures,
+            pendings: Vec::<StatusDetail>::new(),
+        };
+        let body = serde_json::to_string(&status)
+            .map_err(|e| StoreError::Database(format!("cannot encode status: {e}")))?;
+        entries::exec(
+            &w.tx,
+            "INSERT INTO status (id, api_root, created_us, body) VALUES ($1, $2, $3, $4)",
+            &[&status.id, &api_root, &now_us(), &body],
+        )
+        .await?;
+        self.commit(w).await?;
+        Ok(status)
+    }
+
+    async fn list(&self, collection: &str, listing: &Listing) -> Result<Page, StoreError> {
+        let client = self.client().await?;
+        let registry = self.fresh_registry(&client, REGISTRY_MAX_AGE).await?;
+        let Some(view_id) = registry.active(collection).map(|v| v.view_id) else {
+            return Ok(Page::default());
+        };
+        read::list(&client, view_id, listing).await
+    }
+
+    async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let registry = self.fresh_registry(&client, REGISTRY_MAX_AGE).await?;
+        let Some(view_id) = registry.active(collection).map(|v| v.view_id) else {
+            return Ok(0);
+        };
+        read::count(&client, view_id, listing).await
+    }
+
+    async fn delete_object(
+        &self,
+        collection: &str,
+        object_id: &str,
+        versions: &VersionMatch,
+        spec_versions: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let w = self.begin(&mut client).await?;
+        let view_id = w.registry.stored_view(collection)?;
+        let registry = w.registry.clone();
+        let n = ingest::delete_object(
+            &w.tx,
+            &registry,
+            &w.clock,
+            collection,
+            view_id,
+            object_id,
+            versions,
+            spec_versions,
+        )
+        .await?;
+        self.commit(w).await?;
+        Ok(n)
+    }
+
+    async fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>, StoreError> {
+        let client = self.client().await?;
+        read::status(&client, api_root, id).await
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        if self.claim_maintenance().await? {
+            self.refresh_relative().await?;
+            let hours = self.inner.retention_hours.load(Ordering::Relaxed) as i64;
+            let mut client = self.client().await?;
+            let w = self.begin(&mut client).await?;
+            views::purge_statuses(&w.tx, now_us() - hours * 3_600_000_000).await?;
+            self.commit(w).await?;
+        }
+        // Building views: rebuild here unless another replica holds the view's lock
+        // (this also takes over the rebuild of a replica that died).
+        let registry = {
+            let client = self.client().await?;
+            self.fresh_registry(&client, Duration::ZERO).await?
+        };
+        for view in registry
+            .views
+            .iter()
+            .filter(|v| v.state == ViewState::Building)
+        {
+            self.spawn_rebuild(view.view_id);
+        }
+        self.purge_retired().await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let client = self.client().await?;
+        let registry = self.fresh_registry(&client, REGISTRY_MAX_AGE).await?;
+        let object_versions: i64 = client
+            .query_one("SELECT count(*) FROM object_versions", &[])
+            .await?
+            .get(0);
+        let mut collections = Vec::new();
+        let mut rebuilding = 0;
+        let sizes = client
+            .query(
+                "SELECT view_id, size FROM views WHERE state = 'active'",
+                &[],
+            )
+            .await?;
+        let size_of = |view_id: i64| {
+            sizes
+                .iter()
+                .find(|r| r.get::<_, i64>(0) == view_id)
+                .map(|r| r.get::<_, i64>(1))
+                .unwrap_or(0)
+        };
+        for view in &registry.views {
+            match view.state {
+                ViewState::Building => rebuilding += 1,
+                ViewState::Active => collections.push(CollectionSize {
+                    collection: view.collection.clone(),
+                    entries: size_of(view.view_id).max(0) as u64,
+                }),
+            }
+        }
+        Ok(StoreStats {
+            object_versions: object_versions.max(0) as u64,
+            collections,
+            rebuilding,
+        })
+    }
+
+    async fn ready(&self) -> bool {
+        let Ok(client) = self.client().await else {
+            return false;
+        };
+        self.fresh_registry(&client, Duration::ZERO)
+            .await
+            .map(|r| r.views.iter().all(|v| v.state == ViewState::Active))
+            .unwrap_or(false)
+    }
+
+    async fn reachable(&self) -> bool {
+        let check = async {
+            let client = self.client().await.ok()?;
+            client.query_one("SELECT 1", &[]).await.ok()
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), check).await,
+            Ok(Some(_))
+        )
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.pool.close();
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Reads: a page of a view, the size of a listing, a status resource.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
+
+use crate::store::{Entry, Listing, Page, Status, StoreError};
+
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// One page of a view: an index range scan from the listing's position.
+pub async fn list<C: GenericClient>(
+    client: &C,
+    view_id: i64,
+    listing: &Listing,
+) -> Result<Page, StoreError> {
+    let mut sql = String::from("SELECT e.date_added, e.stix_id, e.version_us, e.spec_version");
+    if listing.with_raw {
+        sql.push_str(", v.raw FROM entries e JOIN object_versions v ON v.vid = e.vid");
+    } else {
+        sql.push_str(", ''::text FROM entries e");
+    }
+    let Some(mut args) = filter(&mut sql, view_id, listing) else {
+        return Ok(Page::default());
+    };
+    let fetch = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    args.push(Box::new(fetch));
+    sql.push_str(&format!(" ORDER BY e.date_added LIMIT ${}", args.len()));
+    let stmt = client.prepare_cached(&sql).await?;
+    let rows = client.query(&stmt, &refs(&args)).await?;
+    let mut entries = Vec::with_capacity(rows.len().min(listing.limit));
+    let mut more = false;
+    for row in rows {
+        if entries.len() == listing.limit {
+            more = true;
+            break;
+        }
+        entries.push(Entry {
+            date_added: row.get(0),
+            id: row.get(1),
+            version: row.get(2),
+            spec_version: row.get(3),
+            raw: row.get(4),
+        });
+    }
+    Ok(Page { entries, more })
+}
+
+/// How many entries of a view a listing selects, whatever its `limit`.
+pub async fn count<C: GenericClient>(
+    client: &C,
+    view_id: i64,
+    listing: &Listing,
+) -> Result<u64, StoreError> {
+    let mut sql = String::from("SELECT count(*) FROM entries e");
+    let Some(args) = filter(&mut sql, view_id, listing) else {
+        return Ok(0);
+    };
+    let stmt = client.prepare_cached(&sql).await?;
+    let n: i64 = client.query_one(&stmt, &refs(&args)).await?.get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Append the listing's `WHERE` clause and return its arguments; `None` when the
+/// version match selects nothing at all.
+fn filter(sql: &mut String, view_id: i64, listing: &Listing) -> Option<Args> {
+    let mut args: Args = vec![
+        Box::new(view_id),
+        Box::new(listing.after.unwrap_or(i64::MIN)),
+    ];
+    sql.push_str(" WHERE e.view_id = $1 AND e.date_added > $2");
+    for (column, values) in [
+        ("e.stix_id", &listing.ids),
+        ("e.type", &listing.types),
+        ("e.spec_version", &listing.spec_versions),
+    ] {
+        if !values.is_empty() {
+            args.push(Box::new(values.clone()));
+            sql.push_str(&format!(" AND {column} = ANY(${})", args.len()));
+        }
+    }
+    let v = &listing.versions;
+    if !v.all {
+        let mut alternatives = Vec::new();
+        if v.last {
+            alternatives.push("e.is_last".to_string());
+        }
+        if v.first {
+            alternatives.push("e.is_first".to_string());
+        }
+        if !v.at.is_empty() {
+            args.push(Box::new(v.at.clone()));
+            alternatives.push(format!("e.version_us = ANY(${})", args.len()));
+        }
+        if alternatives.is_empty() {
+            return None;
+        }
+        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+    Some(args)
+}
+
+/// A status resource of an API root.
+pub async fn status<C: GenericClient>(
+    client: &C,
+    api_root: &str,
+    id: &str,
+) -> Result<Option<Status>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT body FROM status WHERE id = $1 AND api_root = $2",
+            &[&id, &api_root],
+        )
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let body: String = row.get(0);
+            serde_json::from_str(&body)
+                .map(Some)
+                .map_err(|e| StoreError::Database(format!("corrupt status {id}: {e}")))
+        }
+    }
+}

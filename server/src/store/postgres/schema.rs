@@ -1,0 +1,155 @@
+//! The PostgreSQL schema and its versioned migrations.
+//!
+//! Migrations run at start-up inside a session advisory lock, so replicas starting
+//! together apply each one exactly once; `schema_version` records the last applied.
+//! A database written by a newer binary is refused.
+
+use deadpool_postgres::Client;
+
+use crate::store::StoreError;
+
+/// Advisory-lock namespace of Taxiway ("TXWY"); the second key says what is locked.
+pub const LOCK_NAMESPACE: i32 = 0x5458_5759;
+/// Second key of the migration lock.
+pub const MIGRATION_LOCK: i32 = 0;
+/// Namespace of per-view rebuild locks (the second key is the view id).
+pub const REBUILD_NAMESPACE: i32 = 0x5458_5756;
+
+/// Schema versions, applied in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: object versions, views, entries, status resources, the clock.
+    r#"
+    CREATE TABLE object_versions (
+        vid          bigserial PRIMARY KEY,
+        stix_id      text    NOT NULL,
+        type         text    NOT NULL,
+        spec_version text    NOT NULL,
+        version_key  bigint  NOT NULL,
+        version_us   bigint  NOT NULL,
+        added_us     bigint  NOT NULL,
+        sources      text    NOT NULL,
+        is_latest    boolean NOT NULL,
+        raw          text    NOT NULL
+    );
+    CREATE UNIQUE INDEX object_versions_by_version ON object_versions (stix_id, version_key);
+    CREATE INDEX object_versions_latest ON object_versions (vid) WHERE is_latest;
+    CREATE INDEX object_versions_latest_by_id ON object_versions (stix_id) WHERE is_latest;
+
+    CREATE TABLE views (
+        view_id      bigserial PRIMARY KEY,
+        collection   text    NOT NULL,
+        kind         text    NOT NULL CHECK (kind IN ('stored', 'query')),
+        query        text,
+        state        text    NOT NULL CHECK (state IN ('active', 'building', 'retired')),
+        replaces     bigint,
+        progress_vid bigint  NOT NULL DEFAULT 0,
+        size         bigint  NOT NULL DEFAULT 0,
+        -- names `source:` terms may use for a stored collection, '\n'-separated.
+        names        text    NOT NULL DEFAULT '',
+        created_us   bigint  NOT NULL,
+        retired_us   bigint
+    );
+    CREATE INDEX views_by_collection ON views (collection, state);
+
+    CREATE TABLE entries (
+        view_id      bigint  NOT NULL,
+        date_added   bigint  NOT NULL,
+        vid          bigint  NOT NULL,
+        stix_id      text    NOT NULL,
+        type         text    NOT NULL,
+        spec_version text    NOT NULL,
+        version_us   bigint  NOT NULL,
+        is_first     boolean NOT NULL,
+        is_last      boolean NOT NULL,
+        provisional  boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (view_id, date_added)
+    );
+    CREATE UNIQUE INDEX entries_by_version ON entries (view_id, vid);
+    CREATE INDEX entries_by_object ON entries (view_id, stix_id, version_us);
+    CREATE INDEX entries_by_type ON entries (view_id, type, date_added);
+    CREATE INDEX entries_latest ON entries (view_id, date_added) WHERE is_last;
+    CREATE INDEX entries_provisional ON entries (view_id) WHERE provisional;
+
+    CREATE TABLE status (
+        id          text    PRIMARY KEY,
+        api_root    text    NOT NULL,
+        created_us  bigint  NOT NULL,
+        body        text    NOT NULL
+    );
+    CREATE INDEX status_by_age ON status (created_us);
+
+    -- One row. `last`: the last date_added handed out; every write transaction locks
+    -- this row first (FOR UPDATE), so writes commit in stamp order across replicas.
+    -- `registry_gen` changes whenever the views change.
+    CREATE TABLE clock (
+        one          boolean PRIMARY KEY DEFAULT true CHECK (one),
+        last         bigint  NOT NULL,
+        registry_gen bigint  NOT NULL
+    );
+    INSERT INTO clock (one, last, registry_gen) VALUES (true, 0, 0);
+
+    -- One row: when relative-time maintenance last ran (on any replica).
+    CREATE TABLE maintenance (
+        one          boolean PRIMARY KEY DEFAULT true CHECK (one),
+        last_us      bigint  NOT NULL
+    );
+    INSERT INTO maintenance (one, last_us) VALUES (true, 0);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub fn known_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Apply pending migrations under the migration lock; refuse a newer database.
+pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&LOCK_NAMESPACE, &MIGRATION_LOCK],
+        )
+        .await?;
+    let result = migrate_locked(client).await;
+    let unlock = client
+        .execute(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&LOCK_NAMESPACE, &MIGRATION_LOCK],
+        )
+        .await;
+    result?;
+    unlock?;
+    Ok(())
+}
+
+async fn migrate_locked(client: &mut Client) -> Result<(), StoreError> {
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)")
+        .await?;
+    let current: Option<i64> = client
+        .query_opt("SELECT max(version) FROM schema_version", &[])
+        .await?
+        .and_then(|r| r.get(0));
+    let current = current.unwrap_or(0);
+    let known = known_version();
+    if current > known {
+        return Err(StoreError::Database(format!(
+            "the database has schema version {current}, newer than this binary understands \
+             ({known}); upgrade taxiway-server (refusing to start)"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = (i + 1) as i64;
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute("DELETE FROM schema_version", &[]).await?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,469 @@
+//! View lifecycle in the database: the registry every replica reads, matching views
+//! to the configuration, rebuild batches, relative-time re-evaluation, purging.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deadpool_postgres::GenericClient;
+
+use super::entries::{
+    date_added_in, exec, insert_entry, remove_entry, row, rows, SizeChanges, VersionRow,
+};
+use super::Tx;
+use crate::config::{CollectionKind, ServiceConfig};
+use crate::query::{ObjectFacts, Query};
+use crate::stix::timestamp::now_us;
+use crate::store::registry::{Registry, View, ViewState};
+use crate::store::{Clock, Micros, StoreError};
+
+/// Object versions evaluated per rebuild transaction.
+pub const BATCH: usize = 2_000;
+
+/// Parsed queries by text, so a registry reload does not re-parse unchanged queries.
+pub type QueryCache = HashMap<String, Arc<Query>>;
+
+/// The registry as the database says it is: every active and building view.
+pub async fn load_registry<C: GenericClient>(
+    client: &C,
+    cache: &mut QueryCache,
+) -> Result<Registry, StoreError> {
+    let rows = client
+        .query(
+            "SELECT view_id, collection, kind, query, state, replaces, names FROM views \
+             WHERE state != 'retired' ORDER BY view_id",
+            &[],
+        )
+        .await?;
+    let mut registry = Registry::default();
+    let mut used = HashMap::new();
+    for r in rows {
+        let view_id: i64 = r.get(0);
+        let collection: String = r.get(1);
+        let kind: String = r.get(2);
+        let text: Option<String> = r.get(3);
+        let state: String = r.get(4);
+        let replaces: Option<i64> = r.get(5);
+        let names: String = r.get(6);
+        let query = match (kind.as_str(), text) {
+            ("query", Some(text)) => {
+                let parsed = match cache.get(&text) {
+                    Some(q) => q.clone(),
+                    None => Arc::new(Query::parse(&text).map_err(|e| {
+                        StoreError::Database(format!(
+                            "view {view_id} of collection {collection} has a query this binary \
+                             cannot parse: {e}"
+                        ))
+                    })?),
+                };
+                used.insert(text, parsed.clone());
+                Some(parsed)
+            }
+            ("query", None) => {
+                return Err(StoreError::Database(format!(
+                    "query view {view_id} has no query"
+                )))
+            }
+            _ => {
+                let names: Vec<String> = names
+                    .split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                registry.source_names.insert(
+                    collection.clone(),
+                    if names.is_empty() {
+                        vec![collection.clone()]
+                    } else {
+                        names
+                    },
+                );
+                None
+            }
+        };
+        let state = if state == "building" {
+            ViewState::Building
+        } else {
+            ViewState::Active
+        };
+        registry.views.push(View {
+            view_id,
+            collection,
+            query,
+            state,
+            replaces,
+        });
+    }
+    *cache = used;
+    // A collection changed from stored to query keeps its stored view (data is never
+    // dropped) but is read through its query view: query views come first.
+    registry.views.sort_by_key(|v| v.query.is_none());
+    Ok(registry)
+}
+
+/// Mark the registry changed (every replica reloads it).
+pub async fn bump_registry(tx: &Tx<'_>) -> Result<(), StoreError> {
+    exec(tx, "UPDATE clock SET registry_gen = registry_gen + 1", &[]).await?;
+    Ok(())
+}
+
+struct ViewRow {
+    view_id: i64,
+    collection: String,
+    kind: String,
+    query: Option<String>,
+    state: String,
+    names: String,
+}
+
+async fn create_view(
+    tx: &Tx<'_>,
+    collection: &str,
+    query: Option<&str>,
+    state: ViewState,
+    replaces: Option<i64>,
+    names: &str,
+) -> Result<i64, StoreError> {
+    let kind = if query.is_some() { "query" } else { "stored" };
+    row(
+        tx,
+        "INSERT INTO views (collection, kind, query, state, replaces, names, created_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING view_id",
+        &[
+            &collection,
+            &kind,
+            &query,
+            &state.as_str(),
+            &replaces,
+            &names,
+            &now_us(),
+        ],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .ok_or_else(|| StoreError::Database("INSERT returned no row".into()))
+}
+
+async fn retire(tx: &Tx<'_>, view_id: i64) -> Result<(), StoreError> {
+    exec(
+        tx,
+        "UPDATE views SET state = 'retired', retired_us = $2 WHERE view_id = $1",
+        &[&view_id, &now_us()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Make the views match `config` (the same decisions as the SQLite store); returns
+/// whether anything changed.
+pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, StoreError> {
+    let rows: Vec<ViewRow> = rows(
+        tx,
+        "SELECT view_id, collection, kind, query, state, names FROM views \
+         WHERE state != 'retired' ORDER BY view_id",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| ViewRow {
+        view_id: r.get(0),
+        collection: r.get(1),
+        kind: r.get(2),
+        query: r.get(3),
+        state: r.get(4),
+        names: r.get(5),
+    })
+    .collect();
+    let mut changed = false;
+    let mut keep = std::collections::HashSet::new();
+    for c in &config.collections {
+        let id = c.id();
+        let find = |kind: &str, state: &str| {
+            rows.iter()
+                .find(|r| r.collection == id && r.kind == kind && r.state == state)
+        };
+        match &c.kind {
+            CollectionKind::Stored => {
+                let names = c.source_names().join("\n");
+                match find("stored", "active") {
+                    Some(r) => {
+                        if r.names != names {
+                            exec(
+                                tx,
+                                "UPDATE views SET names = $2 WHERE view_id = $1",
+                                &[&r.view_id, &names],
+                            )
+                            .await?;
+                            changed = true;
+                        }
+                    }
+                    None => {
+                        create_view(tx, id, None, ViewState::Active, None, &names).await?;
+                        changed = true;
+                    }
+                }
+            }
+            CollectionKind::Query(query) => {
+                let text = query.text();
+                let active = find("query", "active");
+                if let Some(r) = active.filter(|r| r.query.as_deref() == Some(text)) {
+                    keep.insert(r.view_id);
+                    continue;
+                }
+                let replaces = active.map(|r| r.view_id);
+                if let Some(old) = replaces {
+                    keep.insert(old);
+                }
+                let in_progress =
+                    find("query", "building").filter(|r| r.query.as_deref() == Some(text));
+                let view_id = match in_progress {
+                    Some(r) => {
+                        exec(
+                            tx,
+                            "UPDATE views SET replaces = $2 WHERE view_id = $1 AND replaces IS DISTINCT FROM $2",
+                            &[&r.view_id, &replaces],
+                        )
+                        .await?;
+                        r.view_id
+                    }
+                    None => {
+                        changed = true;
+                        create_view(tx, id, Some(text), ViewState::Building, replaces, "").await?
+                    }
+                };
+                keep.insert(view_id);
+            }
+        }
+    }
+    for r in &rows {
+        if r.kind == "query" && !keep.contains(&r.view_id) {
+            retire(tx, r.view_id).await?;
+            changed = true;
+        }
+    }
+    if changed {
+        bump_registry(tx).await?;
+    }
+    Ok(changed)
+}
+
+/// Object versions read for evaluation.
+pub struct Candidate {
+    /// Indexed facts.
+    pub row: VersionRow,
+    /// When the version entered the store.
+    pub added_us: Micros,
+    /// Stored collections it is in.
+    pub sources: String,
+    /// Raw JSON.
+    pub raw: String,
+}
+
+/// Up to [`BATCH`] latest object versions after `after_vid`.
+pub async fn candidates<C: GenericClient>(
+    client: &C,
+    after_vid: i64,
+) -> Result<Vec<Candidate>, StoreError> {
+    let limit = BATCH as i64;
+    let stmt = client
+        .prepare_cached(
+            "SELECT vid, stix_id, type, spec_version, version_us, added_us, sources, raw \
+             FROM object_versions WHERE vid > $1 AND is_latest ORDER BY vid LIMIT $2",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&after_vid, &limit])
+        .await?
+        .iter()
+        .map(|r| Candidate {
+            row: VersionRow {
+                vid: r.get(0),
+                stix_id: r.get(1),
+                kind: r.get(2),
+                spec_version: r.get(3),
+                version_us: r.get(4),
+            },
+            added_us: r.get(5),
+            sources: r.get(6),
+            raw: r.get(7),
+        })
+        .collect())
+}
+
+/// Whether a candidate matches a query.
+pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
+        return false;
+    };
+    let names = registry.names_of(&c.sources);
+    query.matches(
+        &ObjectFacts {
+            object: &value,
+            sources: &names,
+            added_us: c.added_us,
+        },
+        now,
+    )
+}
+
+async fn still_latest(tx: &Tx<'_>, vid: i64) -> Result<bool, StoreError> {
+    Ok(row(
+        tx,
+        "SELECT is_latest FROM object_versions WHERE vid = $1",
+        &[&vid],
+    )
+    .await?
+    .map(|r| r.get::<_, bool>(0))
+    .unwrap_or(false))
+}
+
+/// Where a rebuild stands (`None`: the view is not building any more).
+pub async fn progress<C: GenericClient>(
+    client: &C,
+    view_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT progress_vid FROM views WHERE view_id = $1 AND state = 'building'",
+            &[&view_id],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// Insert a batch of matching candidates into a building view and advance its progress.
+pub async fn fill(
+    tx: &Tx<'_>,
+    clock: &Clock,
+    view: &View,
+    matching: &[&Candidate],
+    last_vid: i64,
+) -> Result<(), StoreError> {
+    let mut sizes = SizeChanges::default();
+    for c in matching {
+        if !still_latest(tx, c.row.vid).await? {
+            continue;
+        }
+        let (stamp, provisional) = match view.replaces {
+            Some(old) => match date_added_in(tx, old, c.row.vid).await? {
+                Some(kept) => (kept, false),
+                None => (clock.stamp(), true),
+            },
+            None => (clock.stamp(), false),
+        };
+        insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;
+    }
+    sizes.flush(tx).await?;
+    exec(
+        tx,
+        "UPDATE views SET progress_vid = $2 WHERE view_id = $1",
+        &[&view.view_id, &last_vid],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Put a fully built view live: rows new to the collection get fresh stamps, then the
+/// view replaces the old one (which is retired, its rows purged later).
+pub async fn switch(tx: &Tx<'_>, clock: &Clock, view: &View) -> Result<(), StoreError> {
+    let provisional: Vec<i64> = rows(
+        tx,
+        "SELECT date_added FROM entries WHERE view_id = $1 AND provisional ORDER BY date_added",
+        &[&view.view_id],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    for old in provisional {
+        exec(
+            tx,
+            "UPDATE entries SET date_added = $3, provisional = false WHERE view_id = $1 AND date_added = $2",
+            &[&view.view_id, &old, &clock.stamp()],
+        )
+        .await?;
+    }
+    if let Some(old) = view.replaces {
+        retire(tx, old).await?;
+    }
+    exec(
+        tx,
+        "UPDATE views SET state = 'active', replaces = NULL WHERE view_id = $1",
+        &[&view.view_id],
+    )
+    .await?;
+    bump_registry(tx).await
+}
+
+/// Apply a re-evaluation of a batch to a live view.
+pub async fn reevaluate(
+    tx: &Tx<'_>,
+    clock: &Clock,
+    view_id: i64,
+    batch: &[Candidate],
+    query: &Query,
+    registry: &Registry,
+    now: Micros,
+) -> Result<usize, StoreError> {
+    let mut sizes = SizeChanges::default();
+    let mut changed = 0;
+    for c in batch {
+        let member = date_added_in(tx, view_id, c.row.vid).await?.is_some();
+        let wanted = matches(registry, query, c, now);
+        if wanted && !member && still_latest(tx, c.row.vid).await? {
+            insert_entry(tx, &mut sizes, view_id, &c.row, clock.stamp(), false).await?;
+            changed += 1;
+        } else if !wanted && member {
+            remove_entry(tx, &mut sizes, view_id, c.row.vid, &c.row.stix_id).await?;
+            changed += 1;
+        }
+    }
+    sizes.flush(tx).await?;
+    Ok(changed)
+}
+
+/// Views retired before `before` (replicas with an older registry may still read
+/// views retired more recently, so their rows are kept a little longer).
+pub async fn retired<C: GenericClient>(client: &C, before: Micros) -> Result<Vec<i64>, StoreError> {
+    Ok(client
+        .query(
+            "SELECT view_id FROM views WHERE state = 'retired' AND coalesce(retired_us, 0) < $1",
+            &[&before],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Delete some rows of a retired view; drops the view when it is empty. Returns
+/// whether the view is gone.
+pub async fn purge_some(tx: &Tx<'_>, view_id: i64) -> Result<bool, StoreError> {
+    let limit = (BATCH * 5) as i64;
+    let n = exec(
+        tx,
+        "DELETE FROM entries WHERE view_id = $1 AND date_added IN \
+         (SELECT date_added FROM entries WHERE view_id = $1 LIMIT $2)",
+        &[&view_id, &limit],
+    )
+    .await?;
+    if n == 0 {
+        exec(
+            tx,
+            "DELETE FROM views WHERE view_id = $1 AND state = 'retired'",
+            &[&view_id],
+        )
+        .await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Delete status resources older than the retention.
+pub async fn purge_statuses(tx: &Tx<'_>, older_than: Micros) -> Result<u64, StoreError> {
+    exec(
+        tx,
+        "DELETE FROM status WHERE created_us < $1",
+        &[&older_than],
+    )
+    .await
+}
