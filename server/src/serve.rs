@@ -208,11 +208,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     ready.store(true, Ordering::Release);
     let draining = ready.clone();
+    let closing = Arc::new(AtomicBool::new(false));
+    let closing_flag = closing.clone();
     let delay = Duration::from_secs(server_settings.shutdown_delay_secs);
     let shutdown = async move {
         shutdown_signal().await;
         // Not ready while draining, so the Service stops sending new requests here.
         draining.store(false, Ordering::Release);
+        closing_flag.store(true, Ordering::Release);
         if !delay.is_zero() {
             tracing::info!(
                 delay_secs = delay.as_secs(),
@@ -225,7 +228,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         taxii::router(state.clone()),
         &server_settings,
         state.clone(),
-    );
+    )
+    .layer(axum::middleware::from_fn(move |request, next| {
+        close_when_draining(closing.clone(), request, next)
+    }));
     listener::run(
         listener,
         app,
@@ -260,6 +266,25 @@ pub async fn run(
         shutdown,
     )
     .await;
+}
+
+/// Once shutdown has begun, answer HTTP/1.1 requests with `Connection: close`, so
+/// keep-alive clients open their next connection elsewhere (through the Service, to a
+/// pod that is staying) instead of racing the listener's close on an idle connection.
+async fn close_when_draining(
+    closing: Arc<AtomicBool>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let http1 = request.version() < http::Version::HTTP_2;
+    let mut response = next.run(request).await;
+    if http1 && closing.load(Ordering::Acquire) {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

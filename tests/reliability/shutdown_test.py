@@ -223,9 +223,13 @@ def shutdown_delay_keeps_serving(work):
         served = 0
         while time.time() < started + 2:
             conn = server.connection()
-            status, _, _ = request(conn, "GET", "/taxii2/")
+            conn.request("GET", "/taxii2/", headers={"Accept": TAXII})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            assert response.getheader("Connection", "").lower() == "close", \
+                "keep-alive clients are told to reconnect while the server drains"
             conn.close()
-            assert status == 200, status
             served += 1
             time.sleep(0.1)
         code = server.proc.wait(timeout=30)

@@ -68,6 +68,7 @@ finish() {
     log "FAILED; debug information follows (workdir $work)"
     bash "$k8s/cluster.sh" debug "$work" taxiway-system threat-intel || true
   fi
+  bash "$k8s/host-postgres.sh" down || true
   if [[ ${TAXIWAY_E2E_KEEP:-0} == 1 ]]; then
     log "cluster kept: KUBECONFIG=$work/kubeconfig; stop it with: bash tests/k8s/cluster.sh down $work"
   else
@@ -91,6 +92,14 @@ set -a
 # shellcheck disable=SC1091
 source "$work/env"
 set +a
+# Test 11: PostgreSQL on the host, reachable from pods on docker0.
+pod_cidr=$(ip -4 -o route show dev docker0 proto kernel | awk '{print $1; exit}')
+if pg_env=$(bash "$k8s/host-postgres.sh" up "$NODE_IP" "$pod_cidr"); then
+  eval "$pg_env"
+  export TAXIWAY_E2E_PG_POD_URL TAXIWAY_E2E_PG_HOST_URL
+else
+  log "host PostgreSQL could not be started; test 11 will fail"
+fi
 export KUBECONFIG=$kubeconfig KUBECTL HELM TAXIWAY_REPO=$repo TAXIWAY_IMAGE_TAG=$tag \
   TAXIWAY_E2E_WORKDIR=$work
 set +e

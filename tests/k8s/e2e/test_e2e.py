@@ -952,6 +952,129 @@ def test_10b_forwarded_headers():
     walk(f"{proxied}/taxii2/", f"{proxied}/", basic("alice"), verify=PKI.ca_crt)
 
 
+SCALE = "scale"  # test 11's TaxiiService
+
+
+def test_11_postgres_rolling_update():
+    """Three replicas on PostgreSQL (on the host, reached at the docker0 address), then
+    a rolling image update while a writer POSTs and a taxii2-client poller pulls the
+    manifest incrementally from X-TAXII-Date-Added order: no request fails, the poller
+    sees every acknowledged object."""
+    pod_url = os.environ.get("TAXIWAY_E2E_PG_POD_URL")
+    if not pod_url:
+        raise AssertionError("TAXIWAY_E2E_PG_POD_URL is not set: host PostgreSQL did not start")
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": f"{SCALE}-db", "namespace": NS},
+        "stringData": {"uri": pod_url}}))
+    inbox_id = str(uuid.uuid4())
+    auth_user = USERS["alice"].get("username", "alice")
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiService",
+        "metadata": {"name": SCALE, "namespace": NS},
+        "spec": {
+            "title": "Scale-out feeds", "versions": ["2.1"],
+            "apiRoots": [{"path": "feeds", "title": "Feeds"}],
+            "users": [{"secretName": USERS["alice"]["secret"]}],
+            "storage": {"type": "postgres",
+                        "postgres": {"secretName": f"{SCALE}-db", "tls": "disable", "poolSize": 4}},
+            "replicas": 3,
+            "image": f"taxiway/server:{TAG}", "imagePullPolicy": "Never"}}))
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiCollection",
+        "metadata": {"name": f"{SCALE}-inbox", "namespace": NS},
+        "spec": {"service": SCALE, "id": inbox_id, "title": "Scale inbox", "writable": True,
+                 "access": {"read": [auth_user], "write": [auth_user]}}}))
+
+    def ready_replicas():
+        d = kget("deployment", SCALE, check=False) or {}
+        st = d.get("status") or {}
+        return st.get("readyReplicas", 0) == 3 and st.get("updatedReplicas", 0) == 3 \
+            and st.get("replicas", 0) == 3
+    _, took = wait_for("3 ready replicas on PostgreSQL", ready_replicas, timeout=180)
+    check(True, f"3 replicas ready on PostgreSQL in {took:.1f} s")
+    check(not exists("persistentvolumeclaim", f"{SCALE}-data"), "no PVC on PostgreSQL")
+    pdb = kubectl("get", "poddisruptionbudget", SCALE, "-n", NS, "-o", "json", check=False)
+    check(pdb and json.loads(pdb)["spec"].get("maxUnavailable") == 1,
+          "a PodDisruptionBudget allows one pod down at a time")
+
+    ip = kget("service", SCALE)["spec"]["clusterIP"]
+    base = f"http://{ip}/feeds/collections/{inbox_id}/"
+    u = USERS["alice"]
+    auth = (u.get("username", "alice"), u["password"])
+    acked, write_errors, poll_errors, seen, stop = [], [], [], set(), threading.Event()
+    polls = [0]
+
+    def writer():
+        session = requests.Session()
+        n = 0
+        while not stop.is_set():
+            batch = [indicator(f"198.18.{(n + i) // 250 % 250}.{(n + i) % 250}", 70)
+                     for i in range(5)]
+            n += 5
+            try:
+                r = session.post(base + "objects/", json={"objects": batch}, auth=auth, timeout=15,
+                                 headers={"Accept": "application/taxii+json;version=2.1",
+                                          "Content-Type": "application/taxii+json;version=2.1"})
+                if r.status_code == 202 and r.json().get("success_count") == 5:
+                    acked.extend(o["id"] for o in batch)
+                else:
+                    write_errors.append(f"{r.status_code} {r.text[:200]}")
+            except requests.RequestException as e:
+                write_errors.append(repr(e))
+            time.sleep(0.05)
+
+    col = Collection(base, user=auth[0], password=auth[1])
+    position = {"last": None}
+
+    def poll_once():
+        filters = {"added_after": position["last"]} if position["last"] else {}
+        for page in as_pages(col.get_manifest, per_request=500, **filters):
+            for entry in page.get("objects", []):
+                seen.add(entry["id"])
+                if position["last"] is None or entry["date_added"] > position["last"]:
+                    position["last"] = entry["date_added"]
+        polls[0] += 1
+
+    def poller():
+        while not stop.is_set():
+            try:
+                poll_once()
+            except Exception as e:  # noqa: BLE001 - every failed poll is counted
+                poll_errors.append(repr(e))
+            time.sleep(0.3)
+
+    threads = [threading.Thread(target=writer, daemon=True),
+               threading.Thread(target=poller, daemon=True)]
+    for t in threads:
+        t.start()
+    wait_for("traffic before the update", lambda: len(acked) >= 50 and polls[0] >= 3, timeout=60)
+    before = {p["metadata"]["name"] for p in kget("pods", selector=f"app.kubernetes.io/instance={SCALE}")["items"]}
+    subprocess.run(["docker", "tag", f"taxiway/server:{TAG}", f"taxiway/server:{TAG}-rolled"],
+                   check=True, capture_output=True)
+    patch("taxiiservice", SCALE, {"spec": {"image": f"taxiway/server:{TAG}-rolled"}})
+
+    def rolled():
+        pods = kget("pods", selector=f"app.kubernetes.io/instance={SCALE}")["items"]
+        names = {p["metadata"]["name"] for p in pods}
+        return ready_replicas() and not (names & before) and all(
+            p["spec"]["containers"][0]["image"].endswith("-rolled") for p in pods)
+    _, took = wait_for("the rolling update", rolled, timeout=300)
+    acked_at_end = len(acked)
+    wait_for("traffic after the update", lambda: len(acked) > acked_at_end + 30, timeout=60)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    poll_once()  # one last pass after the writer stopped
+    check(True, f"rolled 3 pods in {took:.1f} s under traffic: {len(acked)} objects acknowledged")
+    check(not write_errors, f"no failed write during the rollout ({len(write_errors)}: {write_errors[:3]})")
+    check(not poll_errors, f"no failed poll during the rollout ({len(poll_errors)}: {poll_errors[:3]})")
+    missed = set(acked) - seen
+    check(not missed, f"the incremental poller saw every acknowledged object ({len(missed)} missed)")
+    kubectl("delete", "taxiiservice", SCALE, "-n", NS, "--wait=false")
+    kubectl("delete", "taxiicollection", f"{SCALE}-inbox", "-n", NS, "--wait=false")
+
+
 def test_9_rollout_upgrade_gc_uninstall():
     before = server_pod()
     patch("taxiiservice", SVC, {"spec": {"resources": {
@@ -1025,6 +1148,8 @@ def main():
             run_test(10, "Ingress and a reverse proxy in front: external URLs",
                      test_10_ingress)
             run_test("10b", "X-Forwarded-* only from a trusted proxy", test_10b_forwarded_headers)
+            run_test(11, "3 replicas on PostgreSQL: a rolling update under a writer and a "
+                     "poller fails no request and misses no object", test_11_postgres_rolling_update)
         run_test(9, "rollout, helm upgrade, garbage collection, helm uninstall",
                  test_9_rollout_upgrade_gc_uninstall)
     # The operator must never have been refused anything by RBAC.
