@@ -9,7 +9,9 @@
 //!   the `views` table. `clock.registry_gen` changes with it; a write transaction
 //!   reads it under the clock lock and reloads the registry when it moved, so ingest
 //!   always fills the views the database knows about, whatever this replica's config.
-//!   Reads use a registry at most [`REGISTRY_MAX_AGE`] old.
+//!   Reads resolve the serving view inside their own statement, so a view built or
+//!   switched by another replica is served at once (a `next` cursor minted on one
+//!   replica is never cut short on another).
 //! * A query change is rebuilt by the one replica holding the view's session advisory
 //!   lock; the lock goes with the rebuilder's connection if it dies, and another
 //!   replica resumes from the view's progress at its next maintenance.
@@ -46,8 +48,7 @@ use crate::store::registry::{Registry, ViewState};
 /// A transaction on a pooled connection.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
-/// How stale the registry used by reads may be: a view switched by another replica
-/// is served here at most this much later.
+/// How stale the registry used for metrics may be.
 pub const REGISTRY_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Rows of a retired view are kept this long, for replicas still reading it.
@@ -490,21 +491,14 @@ impl Store for PostgresStore {
     }
 
     async fn list(&self, collection: &str, listing: &Listing) -> Result<Page, StoreError> {
+        // The serving view is resolved in the query itself: never a stale registry.
         let client = self.client().await?;
-        let registry = self.fresh_registry(&client, REGISTRY_MAX_AGE).await?;
-        let Some(view_id) = registry.active(collection).map(|v| v.view_id) else {
-            return Ok(Page::default());
-        };
-        read::list(&client, view_id, listing).await
+        read::list(&client, collection, listing).await
     }
 
     async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let registry = self.fresh_registry(&client, REGISTRY_MAX_AGE).await?;
-        let Some(view_id) = registry.active(collection).map(|v| v.view_id) else {
-            return Ok(0);
-        };
-        read::count(&client, view_id, listing).await
+        read::count(&client, collection, listing).await
     }
 
     async fn delete_object(

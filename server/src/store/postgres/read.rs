@@ -13,10 +13,17 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// One page of a view: an index range scan from the listing's position.
+/// The view serving a collection, resolved by the database in the same statement as
+/// the read (no replica-local registry cache: a view switched or first built by
+/// another replica is read at once). Query views before stored ones, as the registry
+/// orders them.
+const SERVING_VIEW: &str = "(SELECT v.view_id FROM views v WHERE v.collection = $1 \
+     AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)";
+
+/// One page of a collection: an index range scan from the listing's position.
 pub async fn list<C: GenericClient>(
     client: &C,
-    view_id: i64,
+    collection: &str,
     listing: &Listing,
 ) -> Result<Page, StoreError> {
     let mut sql = String::from("SELECT e.date_added, e.stix_id, e.version_us, e.spec_version");
@@ -25,7 +32,7 @@ pub async fn list<C: GenericClient>(
     } else {
         sql.push_str(", ''::text FROM entries e");
     }
-    let Some(mut args) = filter(&mut sql, view_id, listing) else {
+    let Some(mut args) = filter(&mut sql, collection, listing) else {
         return Ok(Page::default());
     };
     let fetch = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
@@ -51,14 +58,14 @@ pub async fn list<C: GenericClient>(
     Ok(Page { entries, more })
 }
 
-/// How many entries of a view a listing selects, whatever its `limit`.
+/// How many entries of a collection a listing selects, whatever its `limit`.
 pub async fn count<C: GenericClient>(
     client: &C,
-    view_id: i64,
+    collection: &str,
     listing: &Listing,
 ) -> Result<u64, StoreError> {
     let mut sql = String::from("SELECT count(*) FROM entries e");
-    let Some(args) = filter(&mut sql, view_id, listing) else {
+    let Some(args) = filter(&mut sql, collection, listing) else {
         return Ok(0);
     };
     let stmt = client.prepare_cached(&sql).await?;
@@ -68,12 +75,14 @@ pub async fn count<C: GenericClient>(
 
 /// Append the listing's `WHERE` clause and return its arguments; `None` when the
 /// version match selects nothing at all.
-fn filter(sql: &mut String, view_id: i64, listing: &Listing) -> Option<Args> {
+fn filter(sql: &mut String, collection: &str, listing: &Listing) -> Option<Args> {
     let mut args: Args = vec![
-        Box::new(view_id),
+        Box::new(collection.to_string()),
         Box::new(listing.after.unwrap_or(i64::MIN)),
     ];
-    sql.push_str(" WHERE e.view_id = $1 AND e.date_added > $2");
+    sql.push_str(&format!(
+        " WHERE e.view_id = {SERVING_VIEW} AND e.date_added > $2"
+    ));
     for (column, values) in [
         ("e.stix_id", &listing.ids),
         ("e.type", &listing.types),
