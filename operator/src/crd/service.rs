@@ -361,6 +361,39 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_content_length: Option<u64>,
+    /// Connections each server pod serves at once (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_connections: Option<u64>,
+    /// Requests one client address may have in flight at once (default 64; 0 turns
+    /// the limit off). Behind an Ingress every client shares the controller's address
+    /// unless `trustedProxies` names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_client: Option<u64>,
+    /// Seconds a request may take (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub request_timeout_seconds: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Seconds a pod keeps serving, not ready, after SIGTERM (default 5 on PostgreSQL,
+    /// 0 on the embedded store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 300))]
+    pub shutdown_delay_seconds: Option<u64>,
+}
+
+impl LimitsSpec {
+    /// Whether any setting the server reads only at start (`[server]`) is set.
+    pub fn sets_server_settings(&self) -> bool {
+        self.max_connections.is_some()
+            || self.max_requests_per_client.is_some()
+            || self.request_timeout_seconds.is_some()
+            || self.idle_timeout_seconds.is_some()
+            || self.shutdown_delay_seconds.is_some()
+    }
 }
 
 /// Image pull policy.

@@ -510,3 +510,36 @@ fn a_missing_database_secret_is_reported() {
         v.problems
     );
 }
+
+#[test]
+fn connection_limits_reach_the_server_and_roll_the_pods() {
+    let plain = desired(&fixtures::inputs(vec![]));
+    let annotations = |d: &Desired| {
+        d.deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default()
+    };
+    assert!(!annotations(&plain).contains_key(workload::SERVER_SETTINGS));
+
+    let mut spec = fixtures::full_spec();
+    spec["limits"] = json!({"maxConnections": 200, "maxRequestsPerClient": 0,
+                            "requestTimeoutSeconds": 30, "shutdownDelaySeconds": 7});
+    let mut inputs = fixtures::inputs(vec![]);
+    inputs.service = fixtures::service(spec.clone());
+    let d = desired(&inputs);
+    let parsed = taxiway_server::config::parse(&config_text(&d)).expect("accepted");
+    let server = &parsed.config.server;
+    assert_eq!(server.max_connections, 200);
+    assert_eq!(server.max_requests_per_client, 0);
+    assert_eq!(server.request_timeout_secs, 30);
+    assert_eq!(server.shutdown_delay_secs, 7);
+    let first = annotations(&d)[workload::SERVER_SETTINGS].clone();
+
+    spec["limits"]["maxConnections"] = json!(300);
+    inputs.service = fixtures::service(spec);
+    let changed = annotations(&desired(&inputs))[workload::SERVER_SETTINGS].clone();
+    assert_ne!(first, changed, "a [server] change changes the pod template");
+}

@@ -27,6 +27,7 @@ use super::super::validate::{CaSource, TlsPlan, Validated, SHUTDOWN_DELAY_SECS};
 use super::network::TAXII_PORT_NAME;
 use crate::crd::{PostgresSpec, StorageType, TaxiiService};
 use crate::names;
+use crate::reconcile::apply::fingerprint;
 
 /// Port the server listens on for TAXII inside the pod.
 pub const TAXII_PORT: i32 = 9443;
@@ -46,6 +47,8 @@ pub const DATABASE_DIR: &str = "/var/run/taxiway/database";
 pub const DATABASE_CA_DIR: &str = "/var/run/taxiway/database-ca";
 
 const ADMIN_PORT_NAME: &str = "admin";
+/// Pod annotation: fingerprint of the `[server]` settings the pods started with.
+pub const SERVER_SETTINGS: &str = "taxiway.dev/server-settings";
 /// The distroless `nonroot` user: any unprivileged id works.
 const RUN_AS: i64 = 65532;
 /// Files readable by owner and group only (the pod's fsGroup reads them).
@@ -65,11 +68,22 @@ pub fn deployment(
     let name = service.name_any();
     let mut pod_labels = names::labels(&name);
     pod_labels.remove(names::MANAGED_BY.0);
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         ("prometheus.io/scrape".to_string(), "true".to_string()),
         ("prometheus.io/port".to_string(), ADMIN_PORT.to_string()),
         ("prometheus.io/path".to_string(), "/metrics".to_string()),
     ]);
+    // The server reads `[server]` only at start: a change to those limits rolls the
+    // pods (everything else in the ConfigMap is hot-reloaded).
+    if let Some(limits) = service
+        .spec
+        .limits
+        .as_ref()
+        .filter(|l| l.sets_server_settings())
+    {
+        let value = serde_json::to_value(limits).unwrap_or_default();
+        annotations.insert(SERVER_SETTINGS.to_string(), fingerprint(&value));
+    }
     Deployment {
         metadata: meta,
         spec: Some(DeploymentSpec {

@@ -74,6 +74,24 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
         store.postgres = spec.storage.postgres.as_ref().map(postgres_settings);
         server.shutdown_delay_secs = SHUTDOWN_DELAY_SECS;
     }
+    if let Some(l) = &spec.limits {
+        let count = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        if let Some(n) = l.max_connections {
+            server.max_connections = count(n);
+        }
+        if let Some(n) = l.max_requests_per_client {
+            server.max_requests_per_client = count(n);
+        }
+        if let Some(secs) = l.request_timeout_seconds {
+            server.request_timeout_secs = secs;
+        }
+        if let Some(secs) = l.idle_timeout_seconds {
+            server.idle_timeout_secs = secs;
+        }
+        if let Some(secs) = l.shutdown_delay_seconds {
+            server.shutdown_delay_secs = secs;
+        }
+    }
     Config {
         service: Service {
             title: spec.title.clone(),
@@ -178,6 +196,17 @@ fn spec_path(at: &str) -> String {
         )
         .replace("store.postgres.pool_size", "storage.postgres.poolSize")
         .replace("store.postgres", "storage.postgres")
+        .replace("server.max_connections", "limits.maxConnections")
+        .replace(
+            "server.max_requests_per_client",
+            "limits.maxRequestsPerClient",
+        )
+        .replace(
+            "server.request_timeout_secs",
+            "limits.requestTimeoutSeconds",
+        )
+        .replace("server.idle_timeout_secs", "limits.idleTimeoutSeconds")
+        .replace("server.shutdown_delay_secs", "limits.shutdownDelaySeconds")
         .replace("max_page_size", "maxPageSize")
         .replace("default_page_size", "defaultPageSize")
         .replace("max_content_length", "maxContentLength")
