@@ -28,7 +28,8 @@ collection), share one database:
                   recovery without restarting a server, nothing acknowledged lost; a
                   replica J started during the outage waits and becomes ready after it.
 8. fresh-cursor   right after three replicas start on a fresh database, `next` across
-                  replicas; a known gap, printed as GAP (REPLICAS_STRICT=1 fails on it).
+                  replicas gives every object (reads resolve the serving view in the
+                  database, so no replica serves a view it has not heard of yet).
 
     REPLICAS_DATABASE_URL=postgresql://.../fresh_db \\
         TAXIWAY_BIN=target/debug/taxiway-server python3 tests/reliability/replicas_test.py
@@ -916,15 +917,10 @@ def rebuilder_killed(ctx):
             f"B and C")
 
 
-class KnownGap(Exception):
-    """A reported, not yet fixed, gap: printed as GAP; a failure with REPLICAS_STRICT=1."""
-
-
 def fresh_cursor(ctx):
     """Right after replicas start on a fresh database, a `next` cursor minted by one
-    replica and followed on another must still give every object. A replica whose view
-    registry cache (refreshed at most every second) predates the first build of the
-    query collection serves it empty: the cursor's paging ends there (KNOWN GAP)."""
+    replica and followed on another must still give every object, even while the query
+    collection's first build is only moments old."""
     superuser = os.environ.get("TAXIWAY_TEST_POSTGRES_URL")
     check(superuser, "TAXIWAY_TEST_POSTGRES_URL (tests/pg/provision.sh) is needed for a second database")
     name = f"taxiway_replicas_fresh_{os.getpid()}"
@@ -957,11 +953,9 @@ def fresh_cursor(ctx):
             next_ = r.json["next"]
         window = time.time() - started
         if len(got) != 60 or len(set(got)) != 60 or any(v != 60 for v in sizes.values()):
-            raise KnownGap(f"{window:.2f}s after 3 replicas started at once on a fresh database and 60 matching "
-                           f"objects were posted through G, the query collection has {sizes} objects per replica, "
-                           f"and `next` alternating G,H,I gives {len(got)} of 60 (pages {' '.join(trace)}): a "
-                           f"replica's registry cache (REGISTRY_MAX_AGE 1s) predating the first build serves the "
-                           f"collection empty and ends another replica's cursor")
+            raise Failure(f"{window:.2f}s after 3 replicas started at once on a fresh database and 60 matching "
+                          f"objects were posted through G, the query collection has {sizes} objects per replica, "
+                          f"and `next` alternating G,H,I gives {len(got)} of 60 (pages {' '.join(trace)})")
         return f"60 objects posted through G {window:.2f}s after a fresh start: all replicas and `next` across them give all 60"
     finally:
         for r in replicas:
@@ -1175,12 +1169,6 @@ def main():
             try:
                 summary = fn(ctx)
                 print(f"PASS {name}: {summary} [{time.time() - t0:.1f}s]", flush=True)
-            except KnownGap as e:
-                if os.environ.get("REPLICAS_STRICT") == "1":
-                    failed.append(name)
-                    print(f"FAIL {name} (known gap, REPLICAS_STRICT=1): {e}", flush=True)
-                else:
-                    print(f"GAP {name} (reported, not failing): {e}", flush=True)
             except Exception as e:  # noqa: BLE001 - every scenario is reported
                 failed.append(name)
                 print(f"FAIL {name}: {e} [{time.time() - t0:.1f}s]", flush=True)
