@@ -621,6 +621,79 @@ async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
     }
 }
 
+/// Ids in a collection, in `date_added` order.
+async fn ids_in(store: &dyn Store, collection: &str) -> Vec<String> {
+    store
+        .list(collection, &everything(1000))
+        .await
+        .expect("list")
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// The rebuild reads a batch and evaluates it before taking the clock lock; another
+/// replica posting an object of the batch into another collection meanwhile changes
+/// its `source:` facts. The rebuild must decide on the facts as they are under the
+/// lock (else the object would stay wrongly a member until its next version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = db.open().await;
+    a.apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    wait_built(&*a).await;
+    // Claim this interval's maintenance: the next `maintain` only starts rebuilds.
+    a.maintain().await.expect("maintain");
+    let x = indicator(1, 1, "198.51.100.1", 80);
+    let y = indicator(2, 1, "198.51.100.2", 80);
+    let x_id = x["id"].as_str().expect("id").to_string();
+    let y_id = y["id"].as_str().expect("id").to_string();
+    a.add_objects("feeds", INBOX, new_objects(vec![x, y]))
+        .await
+        .expect("add");
+    // Keep the next view's rebuild waiting: hold the advisory locks of the next ids.
+    let locker = db.client().await;
+    let next = db.query_i64("SELECT max(view_id) FROM views").await;
+    for id in next + 1..=next + 5 {
+        let key = id as i32;
+        locker
+            .execute("SELECT pg_advisory_lock($1, $2)", &[&0x5458_5756i32, &key])
+            .await
+            .expect("advisory lock");
+    }
+    a.apply_config(&config("type:indicator AND NOT source:quarantine"))
+        .await
+        .expect("apply");
+    // Another writer holds the clock while the rebuild reads and evaluates its batch…
+    let mut writer = db.client().await;
+    let tx = writer.transaction().await.expect("begin");
+    tx.query_one("SELECT last FROM clock FOR UPDATE", &[])
+        .await
+        .expect("clock");
+    locker
+        .execute("SELECT pg_advisory_unlock_all()", &[])
+        .await
+        .expect("unlock");
+    a.maintain().await.expect("maintain");
+    db.wait_lock_waiter("FROM clock FOR UPDATE").await;
+    // … and posts X into the quarantine collection, then commits.
+    tx.execute(
+        "UPDATE object_versions SET sources = sources || 'quarantine' || chr(10) \
+         WHERE stix_id = $1",
+        &[&x_id],
+    )
+    .await
+    .expect("post into quarantine");
+    tx.commit().await.expect("commit");
+    wait_built(&*a).await;
+    assert_eq!(ids_in(&*a, INDICATORS).await, vec![y_id]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_connects_with_a_secret_directory_of_files() {
     let Some(db) = TestDb::create().await else {

@@ -39,6 +39,25 @@ impl Clock {
         }
     }
 
+    /// Hand out `n` consecutive stamps at once, as `n` calls of [`Clock::stamp`] in a
+    /// row would: returns `base`, the stamps being `base + 1 ..= base + n`.
+    pub fn reserve(&self, n: i64) -> Micros {
+        let now = now_us();
+        let mut prev = self.last.load(Ordering::Relaxed);
+        loop {
+            let base = (now - 1).max(prev);
+            match self.last.compare_exchange_weak(
+                prev,
+                base + n.max(0),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return base,
+                Err(actual) => prev = actual,
+            }
+        }
+    }
+
     /// The last stamp handed out.
     pub fn last(&self) -> Micros {
         self.last.load(Ordering::Acquire)
@@ -57,6 +76,13 @@ mod tests {
         let b = clock.stamp();
         assert_eq!(a, far_future + 1);
         assert_eq!(b, far_future + 2);
+        let base = clock.reserve(3);
+        assert_eq!(base, far_future + 2);
+        assert_eq!(clock.stamp(), far_future + 6);
+        let fresh = Clock::starting_after(0);
+        let base = fresh.reserve(2);
+        assert!(base >= now_us() - 1_000_000, "stamps at wall-clock time");
+        assert_eq!(fresh.last(), base + 2);
     }
 
     #[test]

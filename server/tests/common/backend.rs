@@ -111,6 +111,34 @@ impl TestDb {
         panic!("sessions of {} did not end", self.name);
     }
 
+    /// A superuser connection to this database (for holding locks in a test).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        admin(&self.url).await
+    }
+
+    /// Wait until some session of this database waits for a lock in a statement
+    /// containing `sql`.
+    pub async fn wait_lock_waiter(&self, sql: &str) {
+        let client = admin(&self.admin_url).await;
+        let pattern = format!("%{sql}%");
+        for _ in 0..500 {
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                     AND wait_event_type = 'Lock' AND query LIKE $2",
+                    &[&self.name, &pattern],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get(0);
+            if n > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no session of {} waited for a lock in {sql}", self.name);
+    }
+
     /// Query one bigint.
     pub async fn query_i64(&self, sql: &str) -> i64 {
         admin(&self.url)

@@ -314,10 +314,12 @@ impl PostgresStore {
                 return Ok(false);
             };
             let batch = views::candidates(&*client, after).await?;
+            // Evaluate before taking the clock lock (parsing 2,000 objects is the slow
+            // part), then check under it what other writers changed meanwhile.
             let now = now_us();
-            let matching: Vec<_> = batch
+            let early: Vec<bool> = batch
                 .iter()
-                .filter(|c| views::matches(&registry, &query, c, now))
+                .map(|c| views::matches(&registry, &query, c, now))
                 .collect();
             let w = self.begin(client).await?;
             // Re-check under the clock lock: a reload may have superseded the view.
@@ -330,7 +332,10 @@ impl PostgresStore {
                 return Ok(false);
             };
             if let Some(last) = batch.last() {
-                views::fill(&w.tx, &w.clock, &view, &matching, last.row.vid).await?;
+                let decided =
+                    views::decide(&w.tx, &batch, &early, &registry, &w.registry, &query, now)
+                        .await?;
+                views::fill(&w.tx, &w.clock, &view, &batch, &decided, last.row.vid).await?;
             }
             if batch.len() < views::BATCH {
                 views::switch(&w.tx, &w.clock, &view).await?;
@@ -394,6 +399,14 @@ impl PostgresStore {
                 let Some(last) = batch.last().map(|c| c.row.vid) else {
                     break;
                 };
+                // Evaluate before taking the clock lock, then check under it what
+                // other writers changed meanwhile (a stale `source:` fact would drop
+                // an object and add it back with a new stamp: pollers get it twice).
+                let now = now_us();
+                let early: Vec<bool> = batch
+                    .iter()
+                    .map(|c| views::matches(&registry, &query, c, now))
+                    .collect();
                 let w = self.begin(&mut client).await?;
                 if w.registry
                     .view(view_id)
@@ -401,17 +414,10 @@ impl PostgresStore {
                 {
                     break;
                 }
-                let registry = w.registry.clone();
-                views::reevaluate(
-                    &w.tx,
-                    &w.clock,
-                    view_id,
-                    &batch,
-                    &query,
-                    &registry,
-                    now_us(),
-                )
-                .await?;
+                let decided =
+                    views::decide(&w.tx, &batch, &early, &registry, &w.registry, &query, now)
+                        .await?;
+                views::reevaluate(&w.tx, &w.clock, view_id, &batch, &decided).await?;
                 self.commit(w).await?;
                 if batch.len() < views::BATCH {
                     break;

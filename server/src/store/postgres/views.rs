@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
 
-use super::entries::{
-    date_added_in, exec, insert_entry, remove_entry, row, rows, SizeChanges, VersionRow,
-};
+use super::entries::{exec, insert_entry, remove_entry, row, rows, SizeChanges, VersionRow};
 use super::Tx;
 use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
@@ -291,10 +289,21 @@ pub async fn candidates<C: GenericClient>(
 
 /// Whether a candidate matches a query.
 pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
+    matches_with(registry, query, c, &c.sources, now)
+}
+
+/// Whether a candidate matches a query if it were in the stored collections `sources`.
+fn matches_with(
+    registry: &Registry,
+    query: &Query,
+    c: &Candidate,
+    sources: &str,
+    now: Micros,
+) -> bool {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
         return false;
     };
-    let names = registry.names_of(&c.sources);
+    let names = registry.names_of(sources);
     query.matches(
         &ObjectFacts {
             object: &value,
@@ -305,15 +314,77 @@ pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -
     )
 }
 
-async fn still_latest(tx: &Tx<'_>, vid: i64) -> Result<bool, StoreError> {
-    Ok(row(
+fn vids(batch: &[Candidate]) -> Vec<i64> {
+    batch.iter().map(|c| c.row.vid).collect()
+}
+
+/// The current `sources` of those versions of `batch` that are still the latest.
+/// `sources` and `is_latest` are the only facts of a stored version that other writers
+/// change (a POST of the same object into another collection, a DELETE, a newer
+/// version).
+async fn current_sources(
+    tx: &Tx<'_>,
+    batch: &[Candidate],
+) -> Result<HashMap<i64, String>, StoreError> {
+    Ok(rows(
         tx,
-        "SELECT is_latest FROM object_versions WHERE vid = $1",
-        &[&vid],
+        "SELECT vid, sources FROM object_versions WHERE vid = ANY($1) AND is_latest",
+        &[&vids(batch)],
     )
     .await?
-    .map(|r| r.get::<_, bool>(0))
-    .unwrap_or(false))
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
+/// The `date_added` of those versions of `batch` that are members of a view.
+async fn members(
+    tx: &Tx<'_>,
+    view_id: i64,
+    batch: &[Candidate],
+) -> Result<HashMap<i64, Micros>, StoreError> {
+    Ok(rows(
+        tx,
+        "SELECT vid, date_added FROM entries WHERE view_id = $1 AND vid = ANY($2)",
+        &[&view_id, &vids(batch)],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
+/// Whether each candidate of `batch` belongs in the view of `query`, decided on its
+/// facts as they are now — call it under the clock lock: `None` for a version that is
+/// no longer the latest. The batch was read, and `early` decided with `early_registry`,
+/// before the lock was taken; meanwhile another replica may have posted an object into
+/// another collection or deleted it from one, which `source:` terms depend on. Those
+/// versions (or all, if the registry changed) are evaluated again; the rest keep
+/// their early decision (the JSON is not parsed twice under the lock).
+#[allow(clippy::too_many_arguments)]
+pub async fn decide(
+    tx: &Tx<'_>,
+    batch: &[Candidate],
+    early: &[bool],
+    early_registry: &Arc<Registry>,
+    registry: &Arc<Registry>,
+    query: &Query,
+    now: Micros,
+) -> Result<Vec<Option<bool>>, StoreError> {
+    let current = current_sources(tx, batch).await?;
+    let same_registry = Arc::ptr_eq(early_registry, registry);
+    Ok(batch
+        .iter()
+        .zip(early)
+        .map(|(c, &early)| {
+            let sources = current.get(&c.row.vid)?;
+            Some(if same_registry && *sources == c.sources {
+                early
+            } else {
+                matches_with(registry, query, c, sources, now)
+            })
+        })
+        .collect())
 }
 
 /// Where a rebuild stands (`None`: the view is not building any more).
@@ -330,25 +401,30 @@ pub async fn progress<C: GenericClient>(
         .map(|r| r.get(0)))
 }
 
-/// Insert a batch of matching candidates into a building view and advance its progress.
+/// Insert the members of a batch (as [`decide`]d under the clock lock) into a building
+/// view and advance its progress.
 pub async fn fill(
     tx: &Tx<'_>,
     clock: &Clock,
     view: &View,
-    matching: &[&Candidate],
+    batch: &[Candidate],
+    decided: &[Option<bool>],
     last_vid: i64,
 ) -> Result<(), StoreError> {
     let mut sizes = SizeChanges::default();
-    for c in matching {
-        if !still_latest(tx, c.row.vid).await? {
+    // Stamps kept from the view being replaced.
+    let kept = match view.replaces {
+        Some(old) => members(tx, old, batch).await?,
+        None => HashMap::new(),
+    };
+    for (c, decided) in batch.iter().zip(decided) {
+        if *decided != Some(true) {
             continue;
         }
-        let (stamp, provisional) = match view.replaces {
-            Some(old) => match date_added_in(tx, old, c.row.vid).await? {
-                Some(kept) => (kept, false),
-                None => (clock.stamp(), true),
-            },
-            None => (clock.stamp(), false),
+        let (stamp, provisional) = match (view.replaces, kept.get(&c.row.vid)) {
+            (Some(_), Some(&kept)) => (kept, false),
+            (Some(_), None) => (clock.stamp(), true),
+            (None, _) => (clock.stamp(), false),
         };
         insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;
     }
@@ -364,24 +440,31 @@ pub async fn fill(
 
 /// Put a fully built view live: rows new to the collection get fresh stamps, then the
 /// view replaces the old one (which is retired, its rows purged later).
+///
+/// One statement whatever the number of provisional rows (the clock row is locked
+/// meanwhile, so this is a write outage): they are restamped `base + 1µs, base + 2µs, …`
+/// in their provisional order, `base` being the clock's last stamp (or now, if later). Every new stamp is above every stamp ever handed
+/// out, so none clashes with a row of the view (primary key `(view_id, date_added)`).
 pub async fn switch(tx: &Tx<'_>, clock: &Clock, view: &View) -> Result<(), StoreError> {
-    let provisional: Vec<i64> = rows(
+    let n: i64 = rows(
         tx,
-        "SELECT date_added FROM entries WHERE view_id = $1 AND provisional ORDER BY date_added",
+        "SELECT count(*) FROM entries WHERE view_id = $1 AND provisional",
         &[&view.view_id],
     )
     .await?
-    .iter()
+    .first()
     .map(|r| r.get(0))
-    .collect();
-    for old in provisional {
-        exec(
-            tx,
-            "UPDATE entries SET date_added = $3, provisional = false WHERE view_id = $1 AND date_added = $2",
-            &[&view.view_id, &old, &clock.stamp()],
-        )
-        .await?;
-    }
+    .unwrap_or(0);
+    let base = clock.reserve(n);
+    exec(
+        tx,
+        "WITH p AS (SELECT date_added, row_number() OVER (ORDER BY date_added) AS rn \
+                    FROM entries WHERE view_id = $1 AND provisional) \
+         UPDATE entries e SET date_added = $2 + p.rn, provisional = false \
+         FROM p WHERE e.view_id = $1 AND e.date_added = p.date_added",
+        &[&view.view_id, &base],
+    )
+    .await?;
     if let Some(old) = view.replaces {
         retire(tx, old).await?;
     }
@@ -394,22 +477,25 @@ pub async fn switch(tx: &Tx<'_>, clock: &Clock, view: &View) -> Result<(), Store
     bump_registry(tx).await
 }
 
-/// Apply a re-evaluation of a batch to a live view.
+/// Apply a re-evaluation of a batch (as [`decide`]d under the clock lock) to a live
+/// view; returns how many memberships changed.
 pub async fn reevaluate(
     tx: &Tx<'_>,
     clock: &Clock,
     view_id: i64,
     batch: &[Candidate],
-    query: &Query,
-    registry: &Registry,
-    now: Micros,
+    decided: &[Option<bool>],
 ) -> Result<usize, StoreError> {
     let mut sizes = SizeChanges::default();
     let mut changed = 0;
-    for c in batch {
-        let member = date_added_in(tx, view_id, c.row.vid).await?.is_some();
-        let wanted = matches(registry, query, c, now);
-        if wanted && !member && still_latest(tx, c.row.vid).await? {
+    let members = members(tx, view_id, batch).await?;
+    for (c, decided) in batch.iter().zip(decided) {
+        // A version no longer the latest was taken care of by its writer.
+        let Some(wanted) = *decided else {
+            continue;
+        };
+        let member = members.contains_key(&c.row.vid);
+        if wanted && !member {
             insert_entry(tx, &mut sizes, view_id, &c.row, clock.stamp(), false).await?;
             changed += 1;
         } else if !wanted && member {
