@@ -266,6 +266,23 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// Set on every new connection, so the database itself gives up on a replica that
+/// vanished (host down, partition) instead of keeping its locks for the kernel's hours:
+///
+/// * `idle_in_transaction_session_timeout`: a transaction idle this long (its client
+///   gone mid-transaction) is aborted and its locks — the clock row — released;
+/// * `tcp_keepalives_*`: the server probes an idle client connection after 30 s and
+///   drops it after three unanswered probes 10 s apart (PostgreSQL's own default is the
+///   kernel's two hours);
+/// * `statement_timeout`: no statement runs (or waits for a lock) longer than this; far
+///   above any rebuild batch, switch or purge statement.
+///
+/// Plain `SET`s after connecting (not the startup `options` parameter), so they also
+/// work behind PgBouncer in session mode.
+pub const SESSION_SETTINGS: &str = "SET idle_in_transaction_session_timeout = '60s'; \
+     SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
+     SET tcp_keepalives_count = 3; SET statement_timeout = '300s'";
+
 /// A pool over `config` with the TLS mode of `settings`. Connections are made on
 /// demand, so a database that is down now does not stop the pool from being built.
 /// When the settings come from a Secret or the environment, every new connection
@@ -289,6 +306,14 @@ pub fn pool(
         .wait_timeout(Some(timeout))
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
+        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(SESSION_SETTINGS)
+                    .await
+                    .map_err(deadpool_postgres::HookError::Backend)
+            })
+        }))
         .build()
         .map_err(|e| invalid(format!("cannot build the connection pool: {e}")))
 }
@@ -396,6 +421,41 @@ mod tests {
         let e = pg_config(&settings(&dir)).expect_err("bad URL").to_string();
         assert!(!e.contains("hunter2"), "{e}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Every pooled connection carries the server-side timeouts (when a test server is
+    /// configured).
+    #[tokio::test]
+    async fn new_connections_get_the_server_side_timeouts() {
+        let Ok(url) = std::env::var("TAXIWAY_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let mut config: tokio_postgres::Config = url.parse().expect("test URL");
+        config.ssl_mode(SslMode::Disable);
+        let settings = PostgresSettings {
+            secret_dir: None,
+            url_env: None,
+            pool_size: 2,
+            tls: PostgresTls::Disable,
+            ca_file: None,
+            connect_timeout_secs: 5,
+        };
+        let pool = pool(config, &settings).expect("pool");
+        let client = pool.get().await.expect("connection");
+        for (name, want) in [
+            ("idle_in_transaction_session_timeout", "1min"),
+            ("statement_timeout", "5min"),
+            ("tcp_keepalives_idle", "30"),
+            ("tcp_keepalives_interval", "10"),
+            ("tcp_keepalives_count", "3"),
+        ] {
+            let got: String = client
+                .query_one(&format!("SHOW {name}"), &[])
+                .await
+                .expect("SHOW")
+                .get(0);
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     fn tempfile_dir() -> PathBuf {
