@@ -694,6 +694,62 @@ async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
     assert_eq!(ids_in(&*a, INDICATORS).await, vec![y_id]);
 }
 
+/// Writers queue for the clock row; they must not park every pooled connection on it:
+/// with another replica holding the clock for longer than the pool's wait timeout, a
+/// burst of POSTs leaves reads and the readiness probe working, and every POST then
+/// commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_burst_of_writes_waiting_for_the_clock_leaves_reads_and_readiness_working() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = db.open().await; // a pool of 4 connections, one write permit
+    a.apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    wait_built(&*a).await;
+    a.add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
+        .await
+        .expect("add");
+    let mut other = db.client().await;
+    let tx = other.transaction().await.expect("begin");
+    tx.query_one("SELECT last FROM clock FOR UPDATE", &[])
+        .await
+        .expect("clock");
+    let writers: Vec<_> = (0..16u32)
+        .map(|n| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                a.add_objects(
+                    "feeds",
+                    INBOX,
+                    new_objects(vec![indicator(n, 1, "198.51.100.7", 80)]),
+                )
+                .await
+            })
+        })
+        .collect();
+    db.wait_lock_waiter("FROM clock FOR UPDATE").await;
+    // Longer than the pool's wait timeout (5 s): reads keep being served meanwhile.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while std::time::Instant::now() < until {
+        let started = std::time::Instant::now();
+        let page = a
+            .list(INBOX, &everything(10))
+            .await
+            .expect("read while writers wait");
+        assert_eq!(page.entries.len(), 1);
+        assert!(a.reachable().await, "ready while writers wait");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tx.commit().await.expect("release the clock");
+    for w in writers {
+        w.await.expect("join").expect("every POST commits");
+    }
+    assert_eq!(ids_in(&*a, INBOX).await.len(), 17);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_connects_with_a_secret_directory_of_files() {
     let Some(db) = TestDb::create().await else {

@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Client, Pool};
+use deadpool_postgres::{Client, Pool, PoolError, TimeoutType, Timeouts};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::copy::{copy_from_sqlite, CopyReport};
 pub use self::schema::known_version as schema_version;
@@ -50,6 +51,15 @@ pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
 /// How stale the registry used for metrics may be.
 pub const REGISTRY_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// How long a write may wait for one of this replica's write permits.
+const WRITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Write transactions of one replica at a time: a quarter of its pool (at least one),
+/// so most connections stay free for reads while writers queue for the clock row.
+pub fn write_permits(pool_size: usize) -> usize {
+    (pool_size / 4).max(1)
+}
 
 /// Rows of a retired view are kept this long, for replicas still reading it.
 const RETIRED_GRACE_US: Micros = 30_000_000;
@@ -72,6 +82,8 @@ struct Inner {
     cache: RwLock<Cached>,
     queries: Mutex<QueryCache>,
     running: Mutex<HashSet<i64>>,
+    /// Write transactions in progress on this replica (see [`write_permits`]).
+    writes: Arc<Semaphore>,
     retention_hours: AtomicU64,
     refresh_secs: AtomicU64,
     rebuilds: AtomicU64,
@@ -122,6 +134,7 @@ impl PostgresStore {
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         drop(client);
+        let writes = Arc::new(Semaphore::new(write_permits(pool.status().max_size)));
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
@@ -132,6 +145,7 @@ impl PostgresStore {
                 }),
                 queries: Mutex::new(QueryCache::new()),
                 running: Mutex::new(HashSet::new()),
+                writes,
                 retention_hours: AtomicU64::new(48),
                 refresh_secs: AtomicU64::new(60),
                 rebuilds: AtomicU64::new(0),
@@ -146,6 +160,23 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<Client, StoreError> {
         Ok(self.inner.pool.get().await?)
+    }
+
+    /// A connection for a write transaction, with one of this replica's write permits.
+    /// Writers queue for the clock row; without a bound, a burst of writes would park
+    /// every pooled connection on that lock and starve reads (and `/readyz`). The
+    /// permit is taken before the connection, so waiting writers hold none.
+    async fn write_client(&self) -> Result<(OwnedSemaphorePermit, Client), StoreError> {
+        let permit = tokio::time::timeout(
+            WRITE_QUEUE_TIMEOUT,
+            self.inner.writes.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable("too many writes waiting for the database; retry".into())
+        })?
+        .map_err(|_| StoreError::Unavailable("the store is closing".into()))?;
+        Ok((permit, self.client().await?))
     }
 
     fn cached(&self) -> Result<(Arc<Registry>, i64, Instant), StoreError> {
@@ -354,7 +385,7 @@ impl PostgresStore {
         };
         for view_id in retired {
             loop {
-                let mut client = self.client().await?;
+                let (_permit, mut client) = self.write_client().await?;
                 let w = self.begin(&mut client).await?;
                 let gone = views::purge_some(&w.tx, view_id).await?;
                 self.commit(w).await?;
@@ -394,7 +425,7 @@ impl PostgresStore {
         for (view_id, query) in targets {
             let mut after = 0;
             loop {
-                let mut client = self.client().await?;
+                let (_permit, mut client) = self.write_client().await?;
                 let batch = views::candidates(&client, after).await?;
                 let Some(last) = batch.last().map(|c| c.row.vid) else {
                     break;
@@ -439,7 +470,7 @@ impl Store for PostgresStore {
         self.inner
             .refresh_secs
             .store(config.config.store.refresh_interval_secs, Ordering::Relaxed);
-        let mut client = self.client().await?;
+        let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
         let changed = views::apply_config(&w.tx, config).await?;
         self.commit(w).await?;
@@ -466,7 +497,7 @@ impl Store for PostgresStore {
     ) -> Result<Status, StoreError> {
         let request_timestamp = format_taxii(now_us());
         let total = (request.objects.len() + request.failures.len()) as u64;
-        let mut client = self.client().await?;
+        let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
         let view_id = w.registry.stored_view(collection)?;
         let registry = w.registry.clone();
@@ -514,7 +545,7 @@ impl Store for PostgresStore {
         versions: &VersionMatch,
         spec_versions: &[String],
     ) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
+        let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
         let view_id = w.registry.stored_view(collection)?;
         let registry = w.registry.clone();
@@ -542,7 +573,7 @@ impl Store for PostgresStore {
         if self.claim_maintenance().await? {
             self.refresh_relative().await?;
             let hours = self.inner.retention_hours.load(Ordering::Relaxed) as i64;
-            let mut client = self.client().await?;
+            let (_permit, mut client) = self.write_client().await?;
             let w = self.begin(&mut client).await?;
             views::purge_statuses(&w.tx, now_us() - hours * 3_600_000_000).await?;
             self.commit(w).await?;
@@ -612,13 +643,26 @@ impl Store for PostgresStore {
     }
 
     async fn reachable(&self) -> bool {
+        let pool = &self.inner.pool;
         let check = async {
-            let client = self.client().await.ok()?;
-            client.query_one("SELECT 1", &[]).await.ok()
+            // Wait a little for a free connection; a pool whose every connection is
+            // busy (a burst of requests) is not an unreachable database: the busy
+            // connections are live (a dead peer breaks them within about 30 s, and the
+            // pool then fails to reconnect). Failing here would take every replica out
+            // of the Service at the same moment, under load.
+            let timeouts = Timeouts {
+                wait: Some(Duration::from_secs(1)),
+                ..pool.timeouts()
+            };
+            match pool.timeout_get(&timeouts).await {
+                Ok(client) => client.query_one("SELECT 1", &[]).await.is_ok(),
+                Err(PoolError::Timeout(TimeoutType::Wait)) => pool.status().size > 0,
+                Err(_) => false,
+            }
         };
         matches!(
             tokio::time::timeout(Duration::from_secs(5), check).await,
-            Ok(Some(_))
+            Ok(true)
         )
     }
 
