@@ -750,6 +750,28 @@ async fn pg_a_burst_of_writes_waiting_for_the_clock_leaves_reads_and_readiness_w
     assert_eq!(ids_in(&*a, INBOX).await.len(), 17);
 }
 
+/// `/metrics` counts a small table exactly and reads a large one's estimate (no
+/// `count(*)` of millions of rows at every scrape on every replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_stats_count_small_tables_and_estimate_large_ones() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = db.open().await;
+    a.apply_config(&config("type:indicator"))
+        .await
+        .expect("apply");
+    wait_built(&*a).await;
+    a.add_objects("feeds", INBOX, new_objects(vec![malware(1), malware(2)]))
+        .await
+        .expect("add");
+    assert_eq!(a.stats().await.expect("stats").object_versions, 2);
+    // As if autovacuum had analysed a table of 250,000 versions.
+    db.execute("UPDATE pg_class SET reltuples = 250000 WHERE oid = 'object_versions'::regclass")
+        .await;
+    assert_eq!(a.stats().await.expect("stats").object_versions, 250_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_connects_with_a_secret_directory_of_files() {
     let Some(db) = TestDb::create().await else {
