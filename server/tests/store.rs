@@ -694,6 +694,60 @@ async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
     assert_eq!(ids_in(&*a, INDICATORS).await, vec![y_id]);
 }
 
+/// Relative-time maintenance reads a batch and evaluates it before taking the clock
+/// lock. An object another replica posted into another collection meanwhile (its
+/// ingest took it out of the query collection) must not be put back with a new stamp
+/// on the stale facts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_relative_time_maintenance_decides_on_sources_as_they_are_under_the_clock_lock() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = db.open().await;
+    a.apply_config(&config(
+        "type:indicator AND added:>now-30d AND NOT source:quarantine",
+    ))
+    .await
+    .expect("apply");
+    wait_built(&*a).await;
+    let x = indicator(1, 1, "198.51.100.1", 80);
+    let y = indicator(2, 1, "198.51.100.2", 80);
+    let x_id = x["id"].as_str().expect("id").to_string();
+    let y_id = y["id"].as_str().expect("id").to_string();
+    a.add_objects("feeds", INBOX, new_objects(vec![x, y]))
+        .await
+        .expect("add");
+    assert_eq!(ids_in(&*a, INDICATORS).await.len(), 2);
+    let mut other = db.client().await;
+    let tx = other.transaction().await.expect("begin");
+    tx.query_one("SELECT last FROM clock FOR UPDATE", &[])
+        .await
+        .expect("clock");
+    let maintenance = {
+        let a = a.clone();
+        tokio::spawn(async move { a.maintain().await })
+    };
+    db.wait_lock_waiter("FROM clock FOR UPDATE").await;
+    // The other replica posts X into quarantine: X leaves the query collection.
+    tx.execute(
+        "UPDATE object_versions SET sources = sources || 'quarantine' || chr(10) \
+         WHERE stix_id = $1",
+        &[&x_id],
+    )
+    .await
+    .expect("post into quarantine");
+    tx.execute(
+        "DELETE FROM entries WHERE stix_id = $1 AND view_id = \
+         (SELECT view_id FROM views WHERE collection = $2 AND state = 'active')",
+        &[&x_id, &INDICATORS],
+    )
+    .await
+    .expect("leave the query collection");
+    tx.commit().await.expect("commit");
+    maintenance.await.expect("join").expect("maintain");
+    assert_eq!(ids_in(&*a, INDICATORS).await, vec![y_id]);
+}
+
 /// Writers queue for the clock row; they must not park every pooled connection on it:
 /// with another replica holding the clock for longer than the pool's wait timeout, a
 /// burst of POSTs leaves reads and the readiness probe working, and every POST then
