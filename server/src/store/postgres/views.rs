@@ -1,12 +1,14 @@
 //! View lifecycle in the database: the registry every replica reads, matching views
 //! to the configuration, rebuild batches, relative-time re-evaluation, purging.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
 
-use super::entries::{exec, insert_entry, remove_entry, row, rows, SizeChanges, VersionRow};
+use super::entries::{
+    exec, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges, VersionRow,
+};
 use super::Tx;
 use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
@@ -354,6 +356,24 @@ async fn members(
     .collect())
 }
 
+/// The STIX ids of `batch` of which a view holds some version.
+async fn objects_held(
+    tx: &Tx<'_>,
+    view_id: i64,
+    batch: &[Candidate],
+) -> Result<HashSet<String>, StoreError> {
+    let ids: Vec<&str> = batch.iter().map(|c| c.row.stix_id.as_str()).collect();
+    Ok(rows(
+        tx,
+        "SELECT DISTINCT stix_id FROM entries WHERE view_id = $1 AND stix_id = ANY($2)",
+        &[&view_id, &ids],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
 /// Whether each candidate of `batch` belongs in the view of `query`, decided on its
 /// facts as they are now — call it under the clock lock: `None` for a version that is
 /// no longer the latest. The batch was read, and `early` decided with `early_registry`,
@@ -417,6 +437,11 @@ pub async fn fill(
         Some(old) => members(tx, old, batch).await?,
         None => HashMap::new(),
     };
+    // Objects of the batch the view already holds a version of (ingest may have added
+    // one meanwhile): those go through the general insert, which checks membership and
+    // keeps the first/last flags right; the others are one INSERT each.
+    let held = objects_held(tx, view.view_id, batch).await?;
+    let mut seen = HashSet::new();
     for (c, decided) in batch.iter().zip(decided) {
         if *decided != Some(true) {
             continue;
@@ -426,7 +451,12 @@ pub async fn fill(
             (Some(_), None) => (clock.stamp(), true),
             (None, _) => (clock.stamp(), false),
         };
-        insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;
+        let first = seen.insert(c.row.stix_id.as_str()) && !held.contains(&c.row.stix_id);
+        if first {
+            insert_first_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;
+        } else {
+            insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;
+        }
     }
     sizes.flush(tx).await?;
     exec(
