@@ -92,17 +92,13 @@ pub async fn run(
             instance: Some(options.instance.clone()),
         },
     );
-    let disruption_budgets = disruption_budget_resource(&client).await;
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            options.settings.clone(),
-            collections.clone(),
-            recorder,
-            metrics,
-        )
-        .with_disruption_budgets(disruption_budgets),
-    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        options.settings.clone(),
+        collections.clone(),
+        recorder,
+        metrics,
+    ));
     let config = controller::Config::default().debounce(Duration::from_millis(300));
 
     let owned = || watcher::Config::default().labels(&names::managed_selector());
@@ -362,18 +358,4 @@ where
             .map(|n| ObjectRef::new_with(n, resource.clone()).within(&namespace))
             .collect()
     }
-}
-
-/// PodDisruptionBudget as this cluster serves it: `policy/v1`, else `policy/v1beta1`
-/// (Kubernetes before 1.21).
-async fn disruption_budget_resource(client: &kube::Client) -> Option<ApiResource> {
-    for version in ["v1", "v1beta1"] {
-        let gvk = kube::core::GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
-        match kube::discovery::pinned_kind(client, &gvk).await {
-            Ok((resource, _)) => return Some(resource),
-            Err(e) => tracing::debug!(version, error = %e, "PodDisruptionBudget not served"),
-        }
-    }
-    tracing::warn!("the cluster serves no PodDisruptionBudget API; services run without one");
-    None
 }

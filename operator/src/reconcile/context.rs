@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::core::{ApiResource, DynamicObject};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
@@ -36,9 +36,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// PodDisruptionBudgets as the cluster serves them (`policy/v1`, or `v1beta1` before
-    /// Kubernetes 1.21); `None` when it serves neither.
-    pub disruption_budgets: Option<ApiResource>,
+    /// PodDisruptionBudgets as the cluster serves them, once discovered.
+    disruption_budgets: Mutex<Option<ApiResource>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -60,15 +59,32 @@ impl Context {
             hasher: Arc::new(Argon2Hasher::default()),
             recorder,
             metrics,
-            disruption_budgets: None,
+            disruption_budgets: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Use `resource` for PodDisruptionBudgets.
-    pub fn with_disruption_budgets(mut self, resource: Option<ApiResource>) -> Context {
-        self.disruption_budgets = resource;
-        self
+    /// PodDisruptionBudgets as this cluster serves them: `policy/v1`, else
+    /// `policy/v1beta1` (Kubernetes before 1.21); discovered on first use and again
+    /// after a failure; `None` when the cluster serves neither.
+    pub async fn disruption_budgets(&self) -> Option<ApiResource> {
+        if let Some(known) = self.disruption_budgets.lock().ok().and_then(|d| d.clone()) {
+            return Some(known);
+        }
+        for version in ["v1", "v1beta1"] {
+            let gvk = GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
+            match kube::discovery::pinned_kind(&self.client, &gvk).await {
+                Ok((resource, _)) => {
+                    if let Ok(mut cached) = self.disruption_budgets.lock() {
+                        *cached = Some(resource.clone());
+                    }
+                    return Some(resource);
+                }
+                Err(e) => tracing::debug!(version, error = %e, "PodDisruptionBudget not served"),
+            }
+        }
+        tracing::warn!("the cluster serves no PodDisruptionBudget API; running without one");
+        None
     }
 
     /// The delay before retrying `object` after another failure: 1 s, doubling, at most

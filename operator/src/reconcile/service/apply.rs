@@ -78,7 +78,7 @@ pub(super) async fn apply_all(
             }
         }
     }
-    if let Some(resource) = &ctx.disruption_budgets {
+    if let Some(resource) = &ctx.disruption_budgets().await {
         let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
         let name = names::workload(&service.name_any());
         match &desired.disruption_budget {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::DynamicObject;
@@ -10,7 +11,7 @@ use kube::ResourceExt;
 
 use taxiway_server::config::Config;
 
-use crate::crd::{TaxiiCollection, TaxiiService};
+use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
 use crate::reconcile::Error;
@@ -58,6 +59,50 @@ pub struct Inputs {
     /// ConfigMap), so a collection whose query is edited into an invalid one keeps
     /// serving its last valid query.
     pub previous_queries: BTreeMap<String, String>,
+    /// The live server Deployment, as far as a store switch is concerned.
+    pub live: Option<LiveDeployment>,
+}
+
+/// What the live server Deployment says about the store its pods use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveDeployment {
+    /// The store its pod template runs on (a claim-backed `data` volume: embedded).
+    pub storage: Option<StorageType>,
+    /// It is replacing its pods with `Recreate` and has not finished: a store switch
+    /// in progress, which must finish the same way.
+    pub recreating: bool,
+}
+
+impl LiveDeployment {
+    /// Read from a live Deployment.
+    pub fn of(deployment: &Deployment) -> LiveDeployment {
+        let spec = deployment.spec.as_ref();
+        let storage = spec
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.volumes.as_ref())
+            .and_then(|v| v.iter().find(|v| v.name == "data"))
+            .map(|data| {
+                if data.persistent_volume_claim.is_some() {
+                    StorageType::Embedded
+                } else {
+                    StorageType::Postgres
+                }
+            });
+        let recreate = spec
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.type_.as_deref())
+            == Some("Recreate");
+        let status = deployment.status.clone().unwrap_or_default();
+        let wanted = spec.and_then(|s| s.replicas).unwrap_or(1);
+        let complete = status.observed_generation >= deployment.metadata.generation
+            && status.updated_replicas.unwrap_or(0) == wanted
+            && status.replicas.unwrap_or(0) == wanted
+            && status.available_replicas.unwrap_or(0) == wanted;
+        LiveDeployment {
+            storage,
+            recreating: recreate && !complete,
+        }
+    }
 }
 
 /// Collection id → query of the configuration the operator rendered last time.
@@ -155,6 +200,12 @@ pub async fn dereference(
         .map(|cm| served_queries(&cm))
         .unwrap_or_default();
 
+    let live = Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .get_opt(&names::workload(&name))
+        .await?
+        .as_ref()
+        .map(LiveDeployment::of);
+
     Ok(Inputs {
         service,
         collections: mine,
@@ -162,6 +213,7 @@ pub async fn dereference(
         config_maps,
         previous_credentials,
         previous_queries,
+        live,
     })
 }
 

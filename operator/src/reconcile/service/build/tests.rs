@@ -543,3 +543,92 @@ fn connection_limits_reach_the_server_and_roll_the_pods() {
     let changed = annotations(&desired(&inputs))[workload::SERVER_SETTINGS].clone();
     assert_ne!(first, changed, "a [server] change changes the pod template");
 }
+
+#[test]
+fn switching_the_store_stops_the_old_pods_first() {
+    use crate::crd::StorageType;
+    use crate::reconcile::service::inputs::LiveDeployment;
+    let strategy_of = |inputs: &Inputs| {
+        desired(inputs)
+            .deployment
+            .spec
+            .and_then(|s| s.strategy)
+            .and_then(|s| s.type_)
+    };
+    let mut inputs = on_postgres(3, false);
+    let embedded = desired(&fixtures::inputs(vec![])).deployment;
+    inputs.live = Some(LiveDeployment::of(&embedded));
+    assert_eq!(
+        inputs.live.and_then(|l| l.storage),
+        Some(StorageType::Embedded)
+    );
+    assert_eq!(strategy_of(&inputs).as_deref(), Some("Recreate"));
+
+    // Applied: the template is on PostgreSQL, but the old pod may still run.
+    let mut switching = desired(&inputs).deployment;
+    switching.metadata.generation = Some(2);
+    switching.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+        observed_generation: Some(2),
+        replicas: Some(1),
+        updated_replicas: Some(0),
+        ..Default::default()
+    });
+    inputs.live = Some(LiveDeployment::of(&switching));
+    assert_eq!(inputs.live.map(|l| l.recreating), Some(true));
+    assert_eq!(strategy_of(&inputs).as_deref(), Some("Recreate"));
+
+    // Rolled out: rolling updates from now on.
+    switching.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+        observed_generation: Some(2),
+        replicas: Some(3),
+        updated_replicas: Some(3),
+        available_replicas: Some(3),
+        ..Default::default()
+    });
+    inputs.live = Some(LiveDeployment::of(&switching));
+    assert_eq!(
+        inputs.live,
+        Some(LiveDeployment {
+            storage: Some(StorageType::Postgres),
+            recreating: false
+        })
+    );
+    assert_eq!(strategy_of(&inputs).as_deref(), Some("RollingUpdate"));
+}
+
+#[test]
+fn the_grace_period_covers_the_shutdown_delay_and_the_drain() {
+    let mut inputs = on_postgres(2, false);
+    let grace = |d: &Desired| pod(d).termination_grace_period_seconds.unwrap_or_default();
+    assert_eq!(grace(&desired(&inputs)), 5 + 30 + 5);
+    let mut spec = inputs.service.spec.clone();
+    spec.limits = Some(crate::crd::LimitsSpec {
+        shutdown_delay_seconds: Some(60),
+        ..Default::default()
+    });
+    inputs.service.spec = spec;
+    let d = desired(&inputs);
+    assert_eq!(grace(&d), 60 + 30 + 5);
+    let parsed = taxiway_server::config::parse(&config_text(&d)).expect("accepted");
+    assert_eq!(parsed.config.server.shutdown_delay_secs, 60);
+}
+
+#[test]
+fn a_hot_reloaded_limit_does_not_roll_the_pods() {
+    let annotation = |limits: serde_json::Value| {
+        let mut spec = fixtures::full_spec();
+        spec["limits"] = limits;
+        let mut inputs = fixtures::inputs(vec![]);
+        inputs.service = fixtures::service(spec);
+        desired(&inputs)
+            .deployment
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get(workload::SERVER_SETTINGS).cloned())
+    };
+    let a = annotation(json!({"maxConnections": 100, "maxPageSize": 500}));
+    let b = annotation(json!({"maxConnections": 100, "maxPageSize": 200}));
+    assert!(a.is_some());
+    assert_eq!(a, b);
+}

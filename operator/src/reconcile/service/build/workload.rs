@@ -23,11 +23,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::super::inputs::Settings;
-use super::super::validate::{CaSource, TlsPlan, Validated, SHUTDOWN_DELAY_SECS};
+use super::super::validate::{shutdown_delay_secs, CaSource, TlsPlan, Validated};
 use super::network::TAXII_PORT_NAME;
 use crate::crd::{PostgresSpec, StorageType, TaxiiService};
 use crate::names;
 use crate::reconcile::apply::fingerprint;
+use taxiway_server::config::ServerSettings;
 
 /// Port the server listens on for TAXII inside the pod.
 pub const TAXII_PORT: i32 = 9443;
@@ -75,13 +76,20 @@ pub fn deployment(
     ]);
     // The server reads `[server]` only at start: a change to those limits rolls the
     // pods (everything else in the ConfigMap is hot-reloaded).
-    if let Some(limits) = service
+    if let Some(l) = service
         .spec
         .limits
         .as_ref()
         .filter(|l| l.sets_server_settings())
     {
-        let value = serde_json::to_value(limits).unwrap_or_default();
+        // Only those settings: a hot-reloaded limit (page sizes) must not roll pods.
+        let value = serde_json::json!([
+            l.max_connections,
+            l.max_requests_per_client,
+            l.request_timeout_seconds,
+            l.idle_timeout_seconds,
+            l.shutdown_delay_seconds,
+        ]);
         annotations.insert(SERVER_SETTINGS.to_string(), fingerprint(&value));
     }
     Deployment {
@@ -92,7 +100,7 @@ pub fn deployment(
                 match_labels: Some(names::selector_labels(&name)),
                 ..LabelSelector::default()
             },
-            strategy: Some(strategy(service)),
+            strategy: Some(strategy(service, validated)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -133,12 +141,12 @@ fn postgres(service: &TaxiiService) -> Option<&PostgresSpec> {
     }
 }
 
-fn strategy(service: &TaxiiService) -> DeploymentStrategy {
+fn strategy(service: &TaxiiService, validated: &Validated) -> DeploymentStrategy {
     match service.spec.storage.type_ {
-        StorageType::Embedded => DeploymentStrategy {
-            type_: Some("Recreate".into()),
-            rolling_update: None,
-        },
+        // One pod at a time on the embedded store; and when the store itself changes,
+        // the old pods stop before the new ones start.
+        StorageType::Embedded => recreate(),
+        StorageType::Postgres if validated.storage_switch => recreate(),
         StorageType::Postgres => DeploymentStrategy {
             type_: Some("RollingUpdate".into()),
             rolling_update: Some(RollingUpdateDeployment {
@@ -149,14 +157,19 @@ fn strategy(service: &TaxiiService) -> DeploymentStrategy {
     }
 }
 
-/// Seconds Kubernetes waits after SIGTERM: the shutdown delay (PostgreSQL) plus the
-/// server's 30 s drain, plus a margin.
+fn recreate() -> DeploymentStrategy {
+    DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        rolling_update: None,
+    }
+}
+
+/// Seconds Kubernetes waits after SIGTERM before it kills a pod: the shutdown delay,
+/// the server's drain of in-flight requests, and a margin.
 fn termination_grace_period(service: &TaxiiService) -> i64 {
-    let delay = match service.spec.storage.type_ {
-        StorageType::Postgres => SHUTDOWN_DELAY_SECS as i64,
-        StorageType::Embedded => 0,
-    };
-    delay + 30 + 5
+    let delay = i64::try_from(shutdown_delay_secs(service)).unwrap_or(i64::MAX / 2);
+    let drain = i64::try_from(ServerSettings::default().drain_timeout_secs).unwrap_or(30);
+    delay.saturating_add(drain).saturating_add(5)
 }
 
 fn container(service: &TaxiiService, validated: &Validated, settings: &Settings) -> Container {

@@ -72,7 +72,6 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
         store.backend = StoreBackend::Postgres;
         // Missing `postgres`: left unset, so the server's validator names the field.
         store.postgres = spec.storage.postgres.as_ref().map(postgres_settings);
-        server.shutdown_delay_secs = SHUTDOWN_DELAY_SECS;
     }
     if let Some(l) = &spec.limits {
         let count = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
@@ -88,10 +87,8 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
         if let Some(secs) = l.idle_timeout_seconds {
             server.idle_timeout_secs = secs;
         }
-        if let Some(secs) = l.shutdown_delay_seconds {
-            server.shutdown_delay_secs = secs;
-        }
     }
+    server.shutdown_delay_secs = shutdown_delay_secs(service);
     Config {
         service: Service {
             title: spec.title.clone(),
@@ -118,6 +115,19 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             .collect(),
         collections: vec![],
     }
+}
+
+/// Seconds a pod keeps serving after SIGTERM: `limits.shutdownDelaySeconds`, else
+/// [`SHUTDOWN_DELAY_SECS`] when replicas share PostgreSQL and 0 on the embedded store.
+pub fn shutdown_delay_secs(service: &TaxiiService) -> u64 {
+    let spec = &service.spec;
+    spec.limits
+        .as_ref()
+        .and_then(|l| l.shutdown_delay_seconds)
+        .unwrap_or(match spec.storage.type_ {
+            StorageType::Postgres => SHUTDOWN_DELAY_SECS,
+            StorageType::Embedded => 0,
+        })
 }
 
 /// `[store.postgres]`: the mounted Secret's directory, never its contents.

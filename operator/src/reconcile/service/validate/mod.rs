@@ -21,7 +21,7 @@ use crate::credentials::PlainUser;
 use crate::names;
 
 pub use collections::query_verdict;
-pub use config::SHUTDOWN_DELAY_SECS;
+pub use config::shutdown_delay_secs;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
@@ -181,6 +181,10 @@ pub struct Validated {
     pub tls: Option<TlsPlan>,
     /// Replicas to run.
     pub replicas: i32,
+    /// The running pods use the other store (`storage.type` changed), or such a switch
+    /// is still rolling out: the old pods stop before the new ones start, so the two
+    /// stores never take writes side by side.
+    pub storage_switch: bool,
     /// Service port.
     pub port: i32,
     /// URLs.
@@ -267,6 +271,9 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
         users,
         tls,
         replicas,
+        storage_switch: inputs.live.is_some_and(|live| {
+            live.recreating || live.storage.is_some_and(|s| s != spec.storage.type_)
+        }),
         port,
         urls,
         problems,
