@@ -1150,7 +1150,7 @@ def render_throughput(r, w):
     if not rows:
         return
     first = rows[0]
-    w("### Read throughput with 1 to N servers (start page, 1,000 objects)\n")
+    w("### Read throughput, every server at once (start pages)\n")
     w(f"One `wrk -t{first['threads']} -c{first['conns']}` whose threads are spread over the "
       "servers (thread *i* connects to server *i* mod *n*), so the client is the same for "
       "every count; *static*: the same page from as many `static_page` servers, same wrk. "
