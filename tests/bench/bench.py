@@ -12,11 +12,20 @@ and measures, in this order:
      (through `next` and through `added_after`), with wrk at 1 and 16 connections,
      each followed by the same page as static bytes from `static_page` (same stack,
      same headers) — the limit the figures are quoted against;
-  3. rebuild time of the query collection after a query change (config hot reload);
-  4. durable ingest over TAXII POST (1,000-object envelopes, 1 then 4 connections);
-  5. peak RSS (VmHWM) per phase, on-disk size.
+  3. read throughput of the start pages with every server at once (one wrk whose
+     threads are spread over the servers), against as many static servers;
+  4. rebuild time of the query collection after a query change (config hot reload);
+  5. durable ingest over TAXII POST (1,000-object envelopes, 1 then 4 connections);
+  6. peak RSS (VmHWM) per phase, on-disk size.
 
-Results go to stdout and tests/bench/results/<size>.md as Markdown.
+With `--store postgres` it then does the same on PostgreSQL, in the same run and on the
+same corpus: a throwaway cluster from tests/pg/provision.sh (TAXIWAY_PG_NAME=bench), a
+fresh database filled by `taxiway-server migrate --from-sqlite` from the cached store,
+and 1..N server replicas (`--replicas 1,2,3`) for the throughput figures. CPU per
+request then counts the PostgreSQL processes too.
+
+Results go to stdout and tests/bench/results/<size>.md as Markdown
+(postgres-<size>.md with `--store postgres`: the comparison, then both reports).
 """
 
 import argparse
@@ -62,6 +71,7 @@ max_content_length = 104857600
 
 [store]
 refresh_interval_secs = 86400
+{store}
 
 [[api_roots]]
 path = "feeds"
@@ -151,9 +161,62 @@ def cpu_split(pid):
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
-def cpu_secs(pid):
-    """utime + stime of a process, in seconds."""
-    return sum(cpu_split(pid))
+def tree_cpu_split(pid):
+    """(user, system) seconds of a process, its reaped children and its live children:
+    for a PostgreSQL postmaster, everything the cluster has spent (one process per
+    connection, reaped by the postmaster when it ends)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    user = (int(fields[11]) + int(fields[13])) / CLK_TCK
+    system = (int(fields[12]) + int(fields[14])) / CLK_TCK
+    for child in children(pid):
+        try:
+            u, s = cpu_split(child)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended between the listing and the read: now in the reaped sums
+        user += u
+        system += s
+    return user, system
+
+
+def children(pid):
+    """Live child processes of a process."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if ppid == pid:
+            out.append(int(entry))
+    return out
+
+
+class CpuMeter:
+    """CPU time of the serving side of a figure: the server processes, plus the whole
+    PostgreSQL cluster when there is one (its processes do the reads' work too)."""
+
+    def __init__(self, pids, postmaster=None):
+        self.pids = list(pids)
+        self.postmaster = postmaster
+
+    def split(self):
+        user = system = 0.0
+        for pid in self.pids:
+            u, s = cpu_split(pid)
+            user += u
+            system += s
+        if self.postmaster:
+            u, s = tree_cpu_split(self.postmaster)
+            user += u
+            system += s
+        return user, system
+
+    def total(self):
+        return sum(self.split())
 
 
 def machine_ticks():
@@ -301,11 +364,16 @@ def ms(text):
     return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[m.group(2)]
 
 
-def run_wrk(url, conns, duration, server_pid):
-    threads = 1 if conns == 1 else 2
+def run_wrk(url, conns, duration, cpu, threads=None, script=None):
+    """wrk on one URL; `cpu` (a CpuMeter) is the serving side whose CPU per request is
+    reported. With `script` (see spread_script) the threads connect to several ports."""
+    threads = threads or (1 if conns == 1 else 2)
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "30s",
-            "--latency", "-H", f"Accept: {STIX_MEDIA}", url]
-    user0, sys0 = cpu_split(server_pid)
+            "--latency", "-H", f"Accept: {STIX_MEDIA}"]
+    if script:
+        argv += ["-s", script]
+    argv.append(url)
+    user0, sys0 = cpu.split()
     busy0, total0 = machine_ticks()
     p = PROCS.start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = p.stdout.read().decode()
@@ -313,7 +381,7 @@ def run_wrk(url, conns, duration, server_pid):
     p.returncode = os.waitstatus_to_exitcode(status)
     PROCS.live.remove(p)
     busy1, total1 = machine_ticks()
-    user1, sys1 = cpu_split(server_pid)
+    user1, sys1 = cpu.split()
     server_cpu = user1 - user0 + sys1 - sys0
     wrk_cpu = ru.ru_utime + ru.ru_stime
     if p.returncode != 0:
@@ -421,11 +489,12 @@ def post_all(port, bodies, conns, seconds):
 # the run
 
 
-def write_config(config_dir, query):
+def write_config(config_dir, query, store=""):
+    """The benchmark configuration; `store` adds lines to `[store]` (the backend)."""
     os.makedirs(config_dir, exist_ok=True)
     tmp = os.path.join(config_dir, ".taxiway.toml.tmp")
     with open(tmp, "w") as f:
-        f.write(CONFIG.format(inbox=INBOX, query_coll=QUERY_COLL, query=query))
+        f.write(CONFIG.format(inbox=INBOX, query_coll=QUERY_COLL, query=query, store=store))
     os.replace(tmp, os.path.join(config_dir, "taxiway.toml"))
 
 
@@ -509,54 +578,109 @@ def build_store(args, label, n, corpus, base):
     return store, facts
 
 
-def measure_pages(args, port, server, name, coll, pages, duration, work):
-    """wrk on start / deep-next / deep-added_after pages of one collection."""
-    rows = []
-    start_path = pages[0][0]
-    targets = [("start", start_path)]
-    # ~90 % deep, but a full page when there is one (never the last, partial page).
+def page_targets(coll, pages):
+    """(where, path, depth) of the start page and of a ~90 % deep page, reached through
+    `next` and through `added_after` (a full page when there is one, never the last)."""
+    targets = [("start", pages[0][0], 0)]
     k = int((len(pages) - 1) * 0.9) if len(pages) > 2 else len(pages) - 1
     if k >= 1:
         prev = pages[k - 1]
-        targets.append(("deep, `next`", objects_path(
-            coll, f"limit={PAGE}&next={urllib.parse.quote(prev[3])}")))
-        targets.append(("deep, `added_after`", objects_path(
-            coll, f"limit={PAGE}&added_after={urllib.parse.quote(prev[2])}")))
         depth = sum(p[1] for p in pages[:k])
-    for where, path in targets:
-        status, headers, body = http_get(port, path)
-        if status != 200:
-            raise SystemExit(f"GET {path} -> {status}")
-        count = len(json.loads(body).get("objects", []))
-        body_file = os.path.join(work, "page.json")
-        head_file = os.path.join(work, "page.headers")
-        with open(body_file, "wb") as f:
-            f.write(body)
-        with open(head_file, "w") as f:
-            f.writelines(f"{k_}: {v}\n" for k_, v in headers)
-        sport = free_port()
-        static = PROCS.start([args.static, "--listen", f"127.0.0.1:{sport}", "--body", body_file,
-                              "--headers", head_file], stdout=subprocess.PIPE)
-        static.stdout.readline()  # "listening on"
-        if http_get(sport, path)[2] != body:
-            raise SystemExit("the static server does not serve the captured page")
+        targets.append(("deep, `next`", objects_path(
+            coll, f"limit={PAGE}&next={urllib.parse.quote(prev[3])}"), depth))
+        targets.append(("deep, `added_after`", objects_path(
+            coll, f"limit={PAGE}&added_after={urllib.parse.quote(prev[2])}"), depth))
+    return targets
+
+
+def capture_page(port, path, work):
+    """GET a page once; writes its body and headers for static_page. Returns
+    (body file, headers file, body, object count)."""
+    status, headers, body = http_get(port, path)
+    if status != 200:
+        raise SystemExit(f"GET {path} -> {status}")
+    count = len(json.loads(body).get("objects", []))
+    body_file = os.path.join(work, "page.json")
+    head_file = os.path.join(work, "page.headers")
+    with open(body_file, "wb") as f:
+        f.write(body)
+    with open(head_file, "w") as f:
+        f.writelines(f"{k}: {v}\n" for k, v in headers)
+    return body_file, head_file, body, count
+
+
+def start_static(args, body_file, head_file, path, body):
+    """A static_page server answering every request with the captured page."""
+    port = free_port()
+    static = PROCS.start([args.static, "--listen", f"127.0.0.1:{port}", "--body", body_file,
+                          "--headers", head_file], stdout=subprocess.PIPE)
+    static.stdout.readline()  # "listening on"
+    if http_get(port, path)[2] != body:
+        raise SystemExit("the static server does not serve the captured page")
+    return static, port
+
+
+def measure_pages(args, port, cpu, name, coll, pages, duration, work):
+    """wrk on start / deep-next / deep-added_after pages of one collection."""
+    rows = []
+    for where, path, depth in page_targets(coll, pages):
+        body_file, head_file, body, count = capture_page(port, path, work)
+        static, sport = start_static(args, body_file, head_file, path, body)
         label = where if where == "start" else f"{where} (after {depth:,})"
         for conns in (1, 16):
             log(f"  {name} {where}: wrk -c{conns} ({count} objects, {len(body):,} bytes)")
-            t = run_wrk(f"http://127.0.0.1:{port}{path}", conns, duration, server.pid)
-            s = run_wrk(f"http://127.0.0.1:{sport}{path}", conns, duration, static.pid)
+            t = run_wrk(f"http://127.0.0.1:{port}{path}", conns, duration, cpu)
+            s = run_wrk(f"http://127.0.0.1:{sport}{path}", conns, duration,
+                        CpuMeter([static.pid]))
             rows.append({"collection": name, "where": label, "conns": conns, "objects": count,
                          "bytes": len(body), "t": t, "s": s})
         PROCS.stop(static)
     return rows
 
 
-def time_rebuild(config_dir, admin_port, query, server_log):
+def spread_script(work, ports):
+    """A wrk Lua script that connects thread i to ports[i mod n]: one wrk process, the
+    same threads and connections, drives one server or several."""
+    path = os.path.join(work, f"spread-{len(ports)}.lua")
+    with open(path, "w") as f:
+        f.write("-- written by tests/bench/bench.py\n"
+                f"local ports = {{{', '.join(str(p) for p in ports)}}}\n"
+                "local started = 0\n"
+                "function setup(thread)\n"
+                "  started = started + 1\n"
+                "  local port = ports[(started - 1) % #ports + 1]\n"
+                "  thread.addr = wrk.lookup('127.0.0.1', tostring(port))[1]\n"
+                "end\n")
+    return path
+
+
+def measure_throughput(args, ports, cpu, name, path, duration, work):
+    """Pages/s of one page over every server in `ports` at once (one wrk, its threads
+    spread over the servers), then the same over as many static_page servers."""
+    body_file, head_file, body, count = capture_page(ports[0], path, work)
+    for port in ports[1:]:
+        if http_get(port, path)[2] != body:
+            raise SystemExit(f"replica on :{port} serves other bytes for {path}")
+    statics = [start_static(args, body_file, head_file, path, body) for _ in ports]
+    threads, conns = args.wrk_threads, args.wrk_conns
+    log(f"  {name}: {len(ports)} server(s), wrk -t{threads} -c{conns} ({count} objects)")
+    url = f"http://127.0.0.1:{ports[0]}{path}"
+    t = run_wrk(url, conns, duration, cpu, threads, spread_script(work, ports))
+    s = run_wrk(f"http://127.0.0.1:{statics[0][1]}{path}", conns, duration,
+                CpuMeter([p.pid for p, _ in statics]), threads,
+                spread_script(work, [port for _, port in statics]))
+    for static, _ in statics:
+        PROCS.stop(static)
+    return {"collection": name, "servers": len(ports), "conns": conns, "threads": threads,
+            "objects": count, "bytes": len(body), "t": t, "s": s}
+
+
+def time_rebuild(config_dir, admin_port, query, server_log, store=""):
     before = metrics(admin_port).get('taxiway_config_reloads_total{result="ok"}', 0)
     with open(server_log) as f:
         seen = len(re.findall(r"query collection rebuilt", f.read()))
     started = time.monotonic()
-    write_config(config_dir, query)
+    write_config(config_dir, query, store)
     while True:
         time.sleep(0.25)
         m = metrics(admin_port)
@@ -573,6 +697,216 @@ def time_rebuild(config_dir, admin_port, query, server_log):
     return wall, inner
 
 
+# ---------------------------------------------------------------------------------
+# store backends: the same measurements on the embedded store and on PostgreSQL
+
+
+class SqliteBackend:
+    """The embedded store: a copy of the cached store's data directory."""
+
+    name = "sqlite"
+    store_toml = ""
+
+    def __init__(self, args, store):
+        self.args = args
+        self.store = store
+        self.data = None
+
+    def prepare(self, work, config_dir):
+        self.data = os.path.join(work, "data")
+        shutil.copytree(os.path.join(self.store, "data"), self.data)
+        return {}
+
+    def server_env(self):
+        return dict(os.environ, TAXIWAY_LOG="info", NO_COLOR="1")
+
+    def facts(self):
+        return db_facts(os.path.join(self.data, "taxiway.db"))
+
+    def disk_bytes(self):
+        return dir_bytes(self.data)
+
+    def cpu(self, servers):
+        return CpuMeter([s.pid for s in servers])
+
+    def replica_counts(self):
+        return [1]  # one process owns an embedded store
+
+    def settings(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+class PgCluster:
+    """The throwaway PostgreSQL cluster of tests/pg/provision.sh (its own name, so the
+    test cluster is untouched); stopped at the end only if this run started it."""
+
+    def __init__(self, args):
+        self.args = args
+        self.env = dict(os.environ, TAXIWAY_PG_NAME=args.pg_name)
+        script = os.path.join(args.repo, "tests/pg/provision.sh")
+        p = subprocess.run(["bash", script], capture_output=True, text=True, env=self.env)
+        if p.returncode != 0:
+            raise SystemExit(f"tests/pg/provision.sh failed:\n{p.stderr}")
+        exports = dict(re.findall(r"^export (\w+)=(.*)$", p.stdout, re.M))
+        self.url = exports["TAXIWAY_TEST_POSTGRES_URL"]
+        self.bin = exports["TAXIWAY_PG_BIN"]
+        self.data = exports["TAXIWAY_PG_DATA"]
+        self.started = "reusing the running cluster" not in p.stderr
+        log(f"PostgreSQL cluster {args.pg_name!r}: {self.url} "
+            f"({'started' if self.started else 'already running'})")
+
+    def url_for(self, db):
+        return self.url.rsplit("/", 1)[0] + "/" + db
+
+    def psql(self, sql, db="postgres"):
+        """Rows of one statement, as lists of strings."""
+        p = subprocess.run([os.path.join(self.bin, "psql"), "-X", "-q", "-A", "-t",
+                            "-v", "ON_ERROR_STOP=1", "-d", self.url_for(db), "-c", sql],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"psql failed on {sql!r}: {p.stderr.strip()}")
+        return [line.split("|") for line in p.stdout.splitlines() if line]
+
+    def postmaster(self):
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def recreate(self, db):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", db):
+            raise SystemExit(f"--pg-database {db!r}: use lowercase letters, digits and _")
+        self.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        self.psql(f"CREATE DATABASE {db}")
+
+    def settings(self):
+        names = ("server_version", "shared_buffers", "synchronous_commit", "fsync",
+                 "max_connections")
+        return {n: self.psql(f"SHOW {n}")[0][0] for n in names}
+
+    def stop(self):
+        if self.started:
+            script = os.path.join(self.args.repo, "tests/pg/stop.sh")
+            subprocess.run(["bash", script], env=self.env, check=False)
+
+
+class PostgresBackend:
+    """PostgreSQL: a fresh database filled by `taxiway-server migrate --from-sqlite`
+    from a copy of the cached embedded store (the same objects, bytes and date_added)."""
+
+    name = "postgres"
+    data = None  # no data directory: the store is the database
+    url_env = "TAXIWAY_BENCH_DATABASE_URL"
+    store_toml = ('backend = "postgres"\n[store.postgres]\n'
+                  f'url_env = "{url_env}"\ntls = "disable"\n')
+
+    def __init__(self, args, store, cluster):
+        self.args = args
+        self.store = store
+        self.cluster = cluster
+        self.db = args.pg_database
+
+    def prepare(self, work, config_dir):
+        source = os.path.join(work, "sqlite-copy")
+        shutil.copytree(os.path.join(self.store, "data"), source)
+        self.cluster.recreate(self.db)
+        log(f"postgres: `taxiway-server migrate --from-sqlite` into database {self.db!r}")
+        secs, ru = run_child([self.args.bin, "migrate", "--from-sqlite", source,
+                              "--config-dir", config_dir],
+                             os.path.join(work, "migrate.log"), self.server_env())
+        shutil.rmtree(source)
+        started = time.monotonic()
+        self.cluster.psql("ANALYZE", self.db)
+        analyze = time.monotonic() - started
+        log(f"postgres: migrated in {secs:.1f}s, ANALYZE {analyze:.1f}s")
+        return {"migrate_seconds": secs, "migrate_cpu": ru.ru_utime + ru.ru_stime,
+                "analyze_seconds": analyze}
+
+    def server_env(self):
+        return dict(os.environ, TAXIWAY_LOG="info", NO_COLOR="1",
+                    **{self.url_env: self.cluster.url_for(self.db)})
+
+    def facts(self):
+        q = self.cluster.psql
+        facts = {"versions": int(q("SELECT count(*) FROM object_versions", self.db)[0][0])}
+        for coll, key in ((INBOX, "stored"), (QUERY_COLL, "query")):
+            facts[key] = int(q(
+                "SELECT count(*) FROM entries e JOIN views v USING (view_id) "
+                f"WHERE v.collection = '{coll}' AND v.state = 'active' AND e.is_last",
+                self.db)[0][0])
+        facts["tables"] = {name: int(size) for name, size in q(
+            "SELECT c.relname, pg_table_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') ORDER BY 2 DESC",
+            self.db)}
+        return facts
+
+    def disk_bytes(self):
+        return int(self.cluster.psql("SELECT pg_database_size(current_database())",
+                                     self.db)[0][0])
+
+    def cpu(self, servers):
+        return CpuMeter([s.pid for s in servers], self.cluster.postmaster())
+
+    def replica_counts(self):
+        return self.args.replicas
+
+    def settings(self):
+        return self.cluster.settings()
+
+    def close(self):
+        if not self.args.keep:
+            self.cluster.psql(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+
+
+def backends(args, store):
+    """SQLite always (the reference), then PostgreSQL with `--store postgres`."""
+    yield SqliteBackend(args, store)
+    if args.store == "postgres":
+        cluster = PgCluster(args)
+        try:
+            yield PostgresBackend(args, store, cluster)
+        finally:
+            cluster.stop()
+
+
+def start_server(args, backend, config_dir, work, index):
+    """One `taxiway-server serve` (replica `index`); returns (process, port, admin port, log)."""
+    port, admin_port = free_port(), free_port()
+    server_log = os.path.join(work, f"server-{index}.log")
+    data = backend.data or os.path.join(work, "unused-data")
+    with open(server_log, "wb") as out:
+        server = PROCS.start([args.bin, "serve", "--config-dir", config_dir, "--data-dir", data,
+                              "--listen", f"127.0.0.1:{port}",
+                              "--admin-listen", f"127.0.0.1:{admin_port}"],
+                             stdout=out, stderr=subprocess.STDOUT, env=backend.server_env())
+    return server, port, admin_port, server_log
+
+
+def measure_replicas(args, backend, config_dir, work, first, walks, duration):
+    """Read throughput of the start pages with 1..N replicas serving at once."""
+    counts = backend.replica_counts()
+    replicas = [first]
+    rows = []
+    try:
+        for index in range(1, max(counts)):
+            server, port, admin_port, _ = start_server(args, backend, config_dir, work, index)
+            replicas.append((server, port))
+            wait_ready(port, admin_port, server)
+        for count in counts:
+            procs = [server for server, _ in replicas[:count]]
+            ports = [port for _, port in replicas[:count]]
+            for name in ("stored", "query"):
+                path = walks[name][0][0][0]
+                rows.append(measure_throughput(args, ports, backend.cpu(procs), name, path,
+                                               duration, work))
+    finally:
+        for server, _ in replicas[1:]:
+            PROCS.stop(server)
+    return rows
+
+
 def run_size(args, label):
     n, delta, duration = parse_size(label)
     duration = args.duration or duration
@@ -584,27 +918,37 @@ def run_size(args, label):
     work = os.path.join(base, "run")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    data = os.path.join(work, "data")
-    shutil.copytree(os.path.join(store, "data"), data)
+    results = {}
+    for backend in backends(args, store):
+        try:
+            results[backend.name] = measure_store(args, label, n, duration, corpus, imp,
+                                                  backend, os.path.join(work, backend.name))
+        finally:
+            backend.close()
+    write_results(args, label, results)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_store(args, label, n, duration, corpus, imp, backend, work):
+    """Serve the store through `backend` and take every figure of one report."""
+    os.makedirs(work)
     config_dir = os.path.join(work, "config")
-    write_config(config_dir, QUERY)
-    port, admin_port = free_port(), free_port()
-    server_log = os.path.join(work, "server.log")
+    write_config(config_dir, QUERY, backend.store_toml)
+    prep = backend.prepare(work, config_dir)
+    settings = backend.settings()
+    server, port, admin_port, server_log = start_server(args, backend, config_dir, work, 0)
     load_start = loadavg()
-    log(f"{label}: serving a copy of the store on :{port} (load average {load_start})")
-    with open(server_log, "wb") as out:
-        server = PROCS.start([args.bin, "serve", "--config-dir", config_dir, "--data-dir", data,
-                              "--listen", f"127.0.0.1:{port}",
-                              "--admin-listen", f"127.0.0.1:{admin_port}"],
-                             stdout=out, stderr=subprocess.STDOUT,
-                             env=dict(os.environ, TAXIWAY_LOG="info", NO_COLOR="1"))
+    log(f"{label} {backend.name}: serving on :{port} (load average {load_start})")
     try:
         startup = wait_ready(port, admin_port, server)
         mem_start = mem(server.pid)
         t0 = time.monotonic()
         metrics(admin_port)
         scrape_ms = (time.monotonic() - t0) * 1000
-        facts = db_facts(os.path.join(data, "taxiway.db"))
+        facts = backend.facts()
+        disk = backend.disk_bytes()
+        cpu = backend.cpu([server])
         reset_hwm(server.pid)
 
         # 1. walks
@@ -615,38 +959,34 @@ def run_size(args, label):
             if total != expect:
                 raise SystemExit(f"walk of {name}: {total} objects, the store lists {expect}")
             walks[name] = (pages, total, secs)
-            log(f"{label}: walked {name} ({total} objects, {len(pages)} pages) in {secs:.1f}s")
+            log(f"{label} {backend.name}: walked {name} ({total} objects, {len(pages)} pages) "
+                f"in {secs:.1f}s")
 
         # 2. pages
         rows = []
         for name, coll in (("stored", INBOX), ("query", QUERY_COLL)):
-            rows += measure_pages(args, port, server, name, coll, walks[name][0], duration, work)
+            rows += measure_pages(args, port, cpu, name, coll, walks[name][0], duration, work)
+
+        # 3. read throughput with 1..N replicas
+        throughput = measure_replicas(args, backend, config_dir, work, (server, port), walks,
+                                      duration)
         mem_reads = mem(server.pid)
         reset_hwm(server.pid)
 
-        # 3. query rebuild (changed, then changed back)
+        # 4. query rebuild (changed, then changed back)
         rebuilds = []
         for q in (QUERY_CHANGED, QUERY):
-            log(f"{label}: query change -> {q!r}")
-            rebuilds.append(time_rebuild(config_dir, admin_port, q, server_log))
-        after = db_facts(os.path.join(data, "taxiway.db"))
+            log(f"{label} {backend.name}: query change -> {q!r}")
+            rebuilds.append(time_rebuild(config_dir, admin_port, q, server_log,
+                                         backend.store_toml))
+        after = backend.facts()
         mem_rebuild = mem(server.pid)
         reset_hwm(server.pid)
 
-        # 4. POST ingest on top of the store
-        delta_files = sorted(glob.glob(os.path.join(corpus, "delta-*.json")))
-        bodies = envelopes(delta_files)
-        half = len(bodies) // 2
-        posts = []
-        for conns, part in ((1, bodies[:half]), (4, bodies[half:])):
-            log(f"{label}: POST {sum(c for _, c in part)} objects over {conns} connection(s)")
-            cpu0 = cpu_secs(server.pid)
-            r = post_all(port, part, conns, args.post_seconds)
-            r["cpu_per_1k"] = (cpu_secs(server.pid) - cpu0) * 1000 / (r["objects"] / 1000)
-            r["conns"] = conns
-            posts.append(r)
+        # 5. POST ingest on top of the store
+        posts = measure_posts(label, backend, port, cpu, corpus, args.post_seconds)
         mem_ingest = mem(server.pid)
-        final = db_facts(os.path.join(data, "taxiway.db"))
+        final = backend.facts()
         posted = sum(p["objects"] for p in posts)
         if final["versions"] != facts["versions"] + posted:
             raise SystemExit(f"after POST: {final['versions']} versions, expected "
@@ -654,24 +994,51 @@ def run_size(args, label):
     finally:
         PROCS.stop(server)
     load_end = loadavg()
-
-    result = {
-        "label": label, "n": n, "facts": facts, "imp": imp, "startup": startup,
+    return {
+        "label": label, "store": backend.name, "n": n, "facts": facts, "imp": imp,
+        "prep": prep, "settings": settings, "disk_bytes": disk, "startup": startup,
         "scrape_ms": scrape_ms, "walks": {k: (len(v[0]), v[1], v[2]) for k, v in walks.items()},
-        "rows": rows, "rebuilds": rebuilds, "after_rebuild": after, "posts": posts,
+        "rows": rows, "throughput": throughput, "rebuilds": rebuilds, "after_rebuild": after,
+        "posts": posts,
         "mem": {"start": mem_start, "reads": mem_reads, "rebuild": mem_rebuild,
                 "ingest": mem_ingest},
         "load": (load_start, load_end), "duration": duration,
     }
-    md = render(args, result)
+
+
+def measure_posts(label, backend, port, cpu, corpus, seconds):
+    """The delta corpus as 1,000-object POSTs: half over 1 connection, half over 4."""
+    delta_files = sorted(glob.glob(os.path.join(corpus, "delta-*.json")))
+    bodies = envelopes(delta_files)
+    half = len(bodies) // 2
+    posts = []
+    for conns, part in ((1, bodies[:half]), (4, bodies[half:])):
+        log(f"{label} {backend.name}: POST {sum(c for _, c in part)} objects over "
+            f"{conns} connection(s)")
+        cpu0 = cpu.total()
+        r = post_all(port, part, conns, seconds)
+        r["cpu_per_1k"] = (cpu.total() - cpu0) * 1000 / (r["objects"] / 1000)
+        r["conns"] = conns
+        posts.append(r)
+    return posts
+
+
+def write_results(args, label, results):
+    """<size>.md/.json for SQLite alone; postgres-<size>.md/.json for the comparison."""
+    if "postgres" in results:
+        name = f"postgres-{label}"
+        md = render_comparison(args, results) + "\n".join(render(args, r)
+                                                             for r in results.values())
+    else:
+        name = label
+        md = render(args, results["sqlite"])
     os.makedirs(args.results, exist_ok=True)
-    with open(os.path.join(args.results, f"{label}.md"), "w") as f:
+    with open(os.path.join(args.results, f"{name}.md"), "w") as f:
         f.write(md)
-    with open(os.path.join(args.results, f"{label}.json"), "w") as f:
-        json.dump(result, f, indent=1, default=str)
+    with open(os.path.join(args.results, f"{name}.json"), "w") as f:
+        json.dump(results if "postgres" in results else results["sqlite"], f, indent=1,
+                  default=str)
     print(md, flush=True)
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------
@@ -707,25 +1074,52 @@ def fmt_ms(v):
 
 
 def render(args, r):
-    n, imp, facts = r["n"], r["imp"], r["facts"]
+    """The full report of one store."""
     out = []
     w = out.append
+    render_header(args, r, w)
+    render_pages(r, w)
+    render_throughput(r, w)
+    render_other(r, w)
+    return "\n".join(out)
+
+
+def store_title(r):
+    return {"sqlite": "SQLite (embedded)", "postgres": "PostgreSQL"}[r.get("store", "sqlite")]
+
+
+def render_header(args, r, w):
+    n, imp, facts = r["n"], r["imp"], r["facts"]
     commit, dirty = args.commit
-    w(f"## {r['label']}: {n:,} objects in the store\n")
+    title = f"{r['label']}: {n:,} objects in the store"
+    w(f"## {title}, {store_title(r)}\n" if r.get("store") == "postgres" else f"## {title}\n")
     w(f"- machine: {machine()}; load average {r['load'][0]} at the start, "
       f"{r['load'][1]} at the end (1/5/15 min)")
     w(f"- build: `taxiway-server` release, commit {commit}{' + local changes in server/src' if dirty else ''}; "
       f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; wrk {r['duration']} s per figure")
+    if r.get("settings"):
+        st = r["settings"]
+        w(f"- PostgreSQL {st['server_version']} on loopback, same machine (throwaway cluster "
+          f"of `tests/pg/provision.sh`): shared_buffers {st['shared_buffers']}, "
+          f"synchronous_commit {st['synchronous_commit']}, fsync {st['fsync']}; server "
+          f"`pool_size` 16 (default), `tls = \"disable\"`")
     w(f"- store: {facts['versions']:,} object versions; stored collection lists "
       f"{facts['stored']:,} (latest versions), query collection "
       f"`{QUERY}` {facts['query']:,} ({100 * facts['query'] / max(facts['stored'], 1):.2f} %)")
     w(f"- corpus: {imp['json_bytes'] / 1e6:.0f} MB of STIX JSON "
       f"({imp['json_bytes'] / max(n, 1):.0f} bytes/object)\n")
 
+
+def cpu_who(r):
+    return ("server + PostgreSQL CPU time (user+system, every cluster process)"
+            if r.get("store") == "postgres" else "server CPU time (user+system)")
+
+
+def render_pages(r, w):
     w("### Pages of 1,000 objects (`GET …/objects/?limit=1000`)\n")
     w("*Static*: the same response bytes and headers served by `static_page` (same "
       "tokio/hyper/axum stack), measured right after the Taxiway figure; *ratio* = Taxiway "
-      "pages/s ÷ static pages/s. *CPU ms/page*: server CPU time (user+system) per page, "
+      f"pages/s ÷ static pages/s. *CPU ms/page*: {cpu_who(r)} per page, "
       "Taxiway and static; *CPU ratio* = static ÷ Taxiway CPU per page, the throughput ratio "
       "a CPU-bound dedicated machine would see — less sensitive to other load than "
       "wall-clock figures. *Others*: share of the machine's CPU used by processes other than "
@@ -735,32 +1129,79 @@ def render(args, r):
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in r["rows"]:
         t, s = row["t"], row["s"]
-        ratio = t["rps"] / s["rps"] if s["rps"] else float("nan")
-        cpu_ratio = s["cpu_ms"] / t["cpu_ms"] if t["cpu_ms"] else float("nan")
         w(f"| {row['collection']} | {row['where']} | {row['conns']} | {row['objects']:,} | "
           f"{fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | {t['rps']:.0f} | "
-          f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | **{ratio:.0%}** | "
+          f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | **{ratio(t, s):.0%}** | "
           f"{fmt_ms(s['p50'])} / {fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f} | "
-          f"{cpu_ratio:.0%} | {t['others']:.0%} |")
+          f"{cpu_ratio(t, s):.0%} | {t['others']:.0%} |")
     w("")
 
+
+def ratio(t, s):
+    return t["rps"] / s["rps"] if s["rps"] else float("nan")
+
+
+def cpu_ratio(t, s):
+    return s["cpu_ms"] / t["cpu_ms"] if t["cpu_ms"] else float("nan")
+
+
+def render_throughput(r, w):
+    rows = r.get("throughput") or []
+    if not rows:
+        return
+    first = rows[0]
+    w("### Read throughput, every server at once (start pages)\n")
+    w(f"One `wrk -t{first['threads']} -c{first['conns']}` whose threads are spread over the "
+      "servers (thread *i* connects to server *i* mod *n*), so the client is the same for "
+      "every count; *static*: the same page from as many `static_page` servers, same wrk. "
+      f"*CPU ms/page*: {cpu_who(r)} per page, all servers.\n")
+    w("| servers | collection | pages/s | objects/s | p50 ms | p99 ms | static pages/s | "
+      "**ratio** | CPU ms/page | CPU ratio | others |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        t, s = row["t"], row["s"]
+        w(f"| {row['servers']} | {row['collection']} | {t['rps']:.0f} | "
+          f"{t['rps'] * row['objects']:,.0f} | {fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | "
+          f"{s['rps']:.0f} | **{ratio(t, s):.0%}** | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f} | "
+          f"{cpu_ratio(t, s):.0%} | {t['others']:.0%} |")
+    w("")
+
+
+def render_preparation(r, w):
+    n, imp = r["n"], r["imp"]
+    who = (f"**built with another binary: `{imp.get('binary')}`**; " if imp.get("other_binary")
+           else "")
+    w(f"| `taxiway-server import` into an empty embedded store | **{imp['rate']:,.0f} "
+      f"objects/s** | {who}{n:,} objects in {imp['seconds']:.1f} s, {imp['cpu_seconds']:.1f} s "
+      f"CPU ({n / max(imp['cpu_seconds'], 0.001):,.0f} objects per CPU-second), peak RSS "
+      f"{imp['peak_rss_mib']} MiB; measured when the cached store was built ({imp['when']}, "
+      f"load {imp['load']}) |")
+    prep = r.get("prep") or {}
+    if "migrate_seconds" in prep:
+        w(f"| `taxiway-server migrate --from-sqlite` of that store | "
+          f"**{r['facts']['versions'] / prep['migrate_seconds']:,.0f} object versions/s** | "
+          f"{prep['migrate_seconds']:.1f} s ({prep['migrate_cpu']:.1f} s CPU in "
+          f"`taxiway-server`), one transaction; then `ANALYZE` {prep['analyze_seconds']:.1f} s "
+          f"(migrate does not analyse: a fresh database has no planner statistics until "
+          f"autovacuum gets to it) |")
+
+
+def render_other(r, w):
+    n, facts = r["n"], r["facts"]
+    pg = r.get("store") == "postgres"
     w("### Ingest, rebuild, memory, disk\n")
     w("| measurement | result | notes |")
     w("|---|---|---|")
-    who = (f"**built with another binary: `{imp.get('binary')}`**; " if imp.get("other_binary")
-           else "")
-    w(f"| `taxiway-server import` into an empty store | **{imp['rate']:,.0f} objects/s** | "
-      f"{who}{n:,} objects in {imp['seconds']:.1f} s, {imp['cpu_seconds']:.1f} s CPU "
-      f"({n / max(imp['cpu_seconds'], 0.001):,.0f} objects per CPU-second), peak RSS "
-      f"{imp['peak_rss_mib']} MiB; measured when the cached store was built ({imp['when']}, "
-      f"load {imp['load']}) |")
+    render_preparation(r, w)
+    commit = ("202 after commit (synchronous_commit=on)" if pg
+              else "202 after commit (WAL, synchronous=FULL)")
     for p in r["posts"]:
         w(f"| TAXII POST, 1,000-object envelopes, {p['conns']} connection(s), "
           f"on top of {n:,} | **{p['rate']:,.0f} objects/s** | {p['objects']:,} objects"
           f"{'' if p['objects'] == p['offered'] else ' (time cap reached)'} in "
-          f"{p['seconds']:.1f} s; 202 after commit (WAL, synchronous=FULL); request p50 "
-          f"{p['p50']:.0f} ms, p99 {p['p99']:.0f} ms; server CPU {p['cpu_per_1k']:.0f} ms per "
-          f"1,000 objects |")
+          f"{p['seconds']:.1f} s; {commit}; request p50 {p['p50']:.0f} ms, p99 "
+          f"{p['p99']:.0f} ms; {'server + PostgreSQL' if pg else 'server'} CPU "
+          f"{p['cpu_per_1k']:.0f} ms per 1,000 objects |")
     for (wall, inner), q in zip(r["rebuilds"], (QUERY_CHANGED, QUERY)):
         w(f"| query rebuild after a change to `…{q[-15:]}` | **{wall:.1f} s** | config write "
           f"→ metrics show the rebuild done; the server logs {inner:.1f} s for the rebuild "
@@ -768,18 +1209,12 @@ def render(args, r):
     w(f"| query collection after the change | {r['after_rebuild']['query']:,} objects | "
       f"`confidence:>=96` then back to `>=97`: {facts['query']:,} → "
       f"{r['after_rebuild']['query']:,} |")
-    ms_ = r["mem"]
-    peak = max(m["VmHWM"] for m in ms_.values())
-    w(f"| peak RSS serving (VmHWM) | **{peak} MiB** | start {ms_['start']['VmHWM']}, "
-      f"page benchmarks {ms_['reads']['VmHWM']}, rebuild {ms_['rebuild']['VmHWM']}, "
-      f"POST ingest {ms_['ingest']['VmHWM']} MiB (peak reset between phases) |")
-    w(f"| RSS at the end | {ms_['ingest']['VmRSS']} MiB | anonymous "
-      f"{ms_['ingest'].get('RssAnon', 0)} MiB, file-backed (SQLite mmap) "
-      f"{ms_['ingest'].get('RssFile', 0)} MiB |")
-    disk = imp["disk_bytes"]
-    w(f"| on-disk size | **{disk / 2**20:,.0f} MiB** | {disk / n * 1e6 / 2**30:.2f} GiB per "
-      f"million objects; {disk / max(imp['json_bytes'], 1):.2f}× the corpus JSON |")
-    tables = facts.get("tables") or imp["db"].get("tables") or {}
+    render_memory(r, w)
+    disk = r.get("disk_bytes") or r["imp"]["disk_bytes"]
+    what = "`pg_database_size` after migrate and ANALYZE" if pg else "data directory"
+    w(f"| on-disk size | **{disk / 2**20:,.0f} MiB** | {what}; {disk / n * 1e6 / 2**30:.2f} GiB "
+      f"per million objects; {disk / max(r['imp']['json_bytes'], 1):.2f}× the corpus JSON |")
+    tables = facts.get("tables") or r["imp"]["db"].get("tables") or {}
     if tables:
         top = ", ".join(f"{k} {v / 2**20:,.0f}" for k, v in list(tables.items())[:8])
         w(f"| on-disk by table/index (MiB) | | {top} |")
@@ -790,7 +1225,92 @@ def render(args, r):
           f"{total:,} objects in {pages} pages, {secs:.1f} s, one Python client parsing every "
           f"page; every version seen exactly once |")
     w("")
-    return "\n".join(out)
+
+
+def render_memory(r, w):
+    ms_ = r["mem"]
+    pg = r.get("store") == "postgres"
+    peak = max(m["VmHWM"] for m in ms_.values())
+    w(f"| peak RSS serving (VmHWM) | **{peak} MiB** | start {ms_['start']['VmHWM']}, "
+      f"page benchmarks {ms_['reads']['VmHWM']}, rebuild {ms_['rebuild']['VmHWM']}, "
+      f"POST ingest {ms_['ingest']['VmHWM']} MiB (peak reset between phases)"
+      f"{'; the server process only, PostgreSQL not included' if pg else ''} |")
+    w(f"| RSS at the end | {ms_['ingest']['VmRSS']} MiB | anonymous "
+      f"{ms_['ingest'].get('RssAnon', 0)} MiB, file-backed"
+      f"{'' if pg else ' (SQLite mmap)'} {ms_['ingest'].get('RssFile', 0)} MiB |")
+
+
+def find_row(r, collection, where, conns):
+    for row in r["rows"]:
+        if row["collection"] == collection and row["where"].startswith(where) \
+                and row["conns"] == conns:
+            return row
+    return None
+
+
+def render_comparison(args, results):
+    """The side-by-side summary that opens postgres-<size>.md."""
+    lite, pg = results["sqlite"], results["postgres"]
+    out = []
+    w = out.append
+    w(f"# PostgreSQL beside SQLite: {lite['n']:,} objects\n")
+    w(f"Both stores hold the same {lite['facts']['versions']:,} object versions (PostgreSQL "
+      "filled from the embedded store by `taxiway-server migrate --from-sqlite`), measured in "
+      f"one run on {machine()}. **Caveat**: this machine has {os.cpu_count()} cores; the "
+      "server replicas, PostgreSQL, wrk and the static baseline all share them, so the "
+      "replica rows show the overhead of more processes competing for the same CPUs, not "
+      "the capacity that replicas on separate machines would add. Quote the ratios to the "
+      "static baseline measured in the same run, and CPU per page.\n")
+    w("### Summary\n")
+    w("| figure | SQLite | PostgreSQL | PostgreSQL ÷ SQLite |")
+    w("|---|---:|---:|---:|")
+    for lp, pp in zip(lite["posts"], pg["posts"]):
+        w(f"| POST ingest, {lp['conns']} connection(s), objects/s | {lp['rate']:,.0f} | "
+          f"{pp['rate']:,.0f} | {pp['rate'] / lp['rate']:.2f} |")
+        w(f"| POST ingest, {lp['conns']} connection(s), CPU ms per 1,000 objects (server"
+          f" + PostgreSQL) | {lp['cpu_per_1k']:,.0f} | "
+          f"{pp['cpu_per_1k']:,.0f} | {pp['cpu_per_1k'] / lp['cpu_per_1k']:.2f} |")
+    for coll, where in (("stored", "start"), ("stored", "deep, `added_after`"),
+                        ("query", "start"), ("query", "deep, `added_after`")):
+        for conns in (1, 16):
+            lr, pr = find_row(lite, coll, where, conns), find_row(pg, coll, where, conns)
+            if not lr or not pr:
+                continue
+            lt, pt = lr["t"], pr["t"]
+            w(f"| {coll} {lr['where']}, {conns} conn: p50 / p99 ms | {fmt_ms(lt['p50'])} / "
+              f"{fmt_ms(lt['p99'])} | {fmt_ms(pt['p50'])} / {fmt_ms(pt['p99'])} | "
+              f"{pt['p50'] / lt['p50']:.2f} / {pt['p99'] / lt['p99']:.2f} |")
+            w(f"| {coll} {lr['where']}, {conns} conn: ratio to static; CPU ms/page | "
+              f"{ratio(lt, lr['s']):.0%}; {lt['cpu_ms']:.2f} | {ratio(pt, pr['s']):.0%}; "
+              f"{pt['cpu_ms']:.2f} | {pt['cpu_ms'] / lt['cpu_ms']:.2f} (CPU) |")
+    for lw, pw, q in zip(lite["rebuilds"], pg["rebuilds"], (QUERY_CHANGED, QUERY)):
+        w(f"| query rebuild after a change to `…{q[-15:]}`, s (wall) | {lw[0]:.1f} | "
+          f"{pw[0]:.1f} | {pw[0] / lw[0]:.2f} |")
+    w("")
+    w("### Read throughput by number of servers\n")
+    first = pg["throughput"][0]
+    w(f"Start page (1,000 objects), one `wrk -t{first['threads']} -c{first['conns']}` spread "
+      "over the servers; *static*: as many `static_page` servers with the same bytes, same "
+      "wrk, measured right after. CPU includes PostgreSQL for the PostgreSQL rows.\n")
+    w("| store | servers | collection | pages/s | p50 / p99 ms | static pages/s | **ratio** | "
+      "CPU ms/page | CPU ratio | others |")
+    w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in (lite, pg):
+        for row in r["throughput"]:
+            t, s = row["t"], row["s"]
+            w(f"| {store_title(r)} | {row['servers']} | {row['collection']} | {t['rps']:.0f} | "
+              f"{fmt_ms(t['p50'])} / {fmt_ms(t['p99'])} | {s['rps']:.0f} | "
+              f"**{ratio(t, s):.0%}** | {t['cpu_ms']:.2f} | {cpu_ratio(t, s):.0%} | "
+              f"{t['others']:.0%} |")
+    w("")
+    return "\n".join(out) + "\n"
+
+
+def replica_list(text):
+    counts = [int(x) for x in text.split(",") if x.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a list of server counts like 1,2,3")
+    return counts
 
 
 def main():
@@ -808,6 +1328,18 @@ def main():
     ap.add_argument("--import-bin", help="binary that builds the cached store (default --bin)")
     ap.add_argument("--post-seconds", type=float, default=120,
                     help="time cap of each POST phase (1 and 4 connections)")
+    ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                    help="postgres: measure PostgreSQL beside SQLite, same corpus, same run")
+    ap.add_argument("--replicas", type=replica_list, default=[1, 2, 3],
+                    help="PostgreSQL server counts for the read-throughput figures")
+    ap.add_argument("--wrk-threads", type=int, default=6,
+                    help="wrk threads of the throughput figures (spread over the servers)")
+    ap.add_argument("--wrk-conns", type=int, default=12,
+                    help="wrk connections of the throughput figures (all servers together)")
+    ap.add_argument("--pg-name", default="bench",
+                    help="cluster name for tests/pg/provision.sh (TAXIWAY_PG_NAME)")
+    ap.add_argument("--pg-database", default="taxiway_bench",
+                    help="database created (dropped first) for the run")
     args = ap.parse_args()
     args.import_bin = args.import_bin or args.bin
     args.commit = source_state(args.repo)

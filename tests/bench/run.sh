@@ -4,6 +4,7 @@
 #   bash tests/bench/run.sh                 # 100k then 1m (the default)
 #   bash tests/bench/run.sh 100k            # one size: smoke (2k, seconds), 100k, 1m, or e.g. 250k
 #   bash tests/bench/run.sh 1m --duration 20 --fresh-store --keep
+#   bash tests/bench/run.sh 100k --store postgres   # PostgreSQL beside SQLite, one run
 #
 # It builds release binaries (taxiway-server and the examples gen_corpus and
 # static_page), installs wrk from Debian if it is missing, generates each size's
@@ -16,7 +17,11 @@
 #
 # Options after the sizes go to tests/bench/bench.py: --duration S (wrk seconds per
 # figure), --post-seconds S (cap of each POST phase, default 120), --fresh-store,
-# --keep, --import-bin BIN (build the cached store with another server binary).
+# --keep, --import-bin BIN (build the cached store with another server binary),
+# --store postgres (also measure PostgreSQL on the same corpus: a throwaway cluster from
+# tests/pg/provision.sh named `bench`, filled by `taxiway-server migrate --from-sqlite`;
+# results in tests/bench/results/postgres-<size>.md), --replicas 1,2,3 (PostgreSQL server
+# counts of the read-throughput figures), --wrk-threads / --wrk-conns (their client).
 #
 # Not part of CI: a 1m run takes 15-20 minutes once its store is cached (building it
 # with today's server takes hours: see docs/performance.md); `smoke` runs the whole
