@@ -262,6 +262,9 @@ pub async fn copy_from_sqlite(
         .await?;
     }
     tx.commit().await?;
+    // Planner statistics and the visibility map for the freshly filled tables, before
+    // replicas serve them (autovacuum would get there, later).
+    client.batch_execute("VACUUM (ANALYZE)").await?;
     target.invalidate();
     report.last_stamp = last_stamp;
     Ok(report)
