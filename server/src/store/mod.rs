@@ -7,6 +7,7 @@
 //! range scan over one view, so it costs O(page) whatever the size of the store.
 
 mod clock;
+pub mod membership;
 pub mod postgres;
 pub(crate) mod registry;
 pub mod sqlite;

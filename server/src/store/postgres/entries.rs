@@ -1,12 +1,11 @@
 //! Membership rows: adding and removing object versions in views, keeping the
 //! `is_first`/`is_last` flags and view sizes right (as the SQLite store does).
 
-use std::collections::HashMap;
-
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::Tx;
+use crate::store::membership::first_and_last;
 use crate::store::{Micros, StoreError};
 
 /// Run a cached statement, returning its rows.
@@ -39,45 +38,19 @@ pub async fn exec(
     Ok(tx.execute(&stmt, params).await?)
 }
 
-/// The indexed facts of a stored object version.
-#[derive(Debug, Clone)]
-pub struct VersionRow {
-    /// `object_versions.vid`.
-    pub vid: i64,
-    /// STIX id.
-    pub stix_id: String,
-    /// STIX type.
-    pub kind: String,
-    /// `spec_version`.
-    pub spec_version: String,
-    /// The version as listed.
-    pub version_us: Micros,
-}
+pub use crate::store::membership::{SizeChanges, VersionRow};
 
-/// Per-view size changes accumulated during a transaction, written once at the end.
-#[derive(Debug, Default)]
-pub struct SizeChanges(HashMap<i64, i64>);
-
-impl SizeChanges {
-    /// Record `delta` rows for a view.
-    pub fn add(&mut self, view_id: i64, delta: i64) {
-        *self.0.entry(view_id).or_default() += delta;
+/// Write the per-view size changes accumulated during a transaction.
+pub async fn flush_sizes(tx: &Tx<'_>, sizes: SizeChanges) -> Result<(), StoreError> {
+    for (view_id, delta) in sizes.into_changes() {
+        exec(
+            tx,
+            "UPDATE views SET size = size + $2 WHERE view_id = $1",
+            &[&view_id, &delta],
+        )
+        .await?;
     }
-
-    /// Write the accumulated changes.
-    pub async fn flush(self, tx: &Tx<'_>) -> Result<(), StoreError> {
-        for (view_id, delta) in self.0 {
-            if delta != 0 {
-                exec(
-                    tx,
-                    "UPDATE views SET size = size + $2 WHERE view_id = $1",
-                    &[&view_id, &delta],
-                )
-                .await?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The `date_added` of a version in a view, if it is a member.
@@ -118,8 +91,7 @@ pub async fn insert_entry(
         Some(b) => (b.get(0), b.get(1)),
         None => (None, None),
     };
-    let is_first = min.is_none_or(|m| r.version_us < m);
-    let is_last = max.is_none_or(|m| r.version_us > m);
+    let (is_first, is_last) = first_and_last(r.version_us, min, max);
     if is_first && min.is_some() {
         exec(
             tx,

@@ -4,23 +4,15 @@
 //! latest version of each object whose latest version matches.
 
 use super::entries::{
-    date_added_in, exec, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges,
-    VersionRow,
+    date_added_in, exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows,
+    SizeChanges, VersionRow,
 };
 use super::Tx;
 use crate::query::ObjectFacts;
 use crate::stix::timestamp::now_us;
+use crate::store::membership::Ingested;
 use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{AddObjects, Clock, Micros, NewObject, StatusDetail, StoreError, VersionMatch};
-
-/// Outcomes of one ingest.
-#[derive(Debug, Default)]
-pub struct Ingested {
-    /// Per-object outcomes.
-    pub successes: Vec<StatusDetail>,
-    /// Rejected objects.
-    pub failures: Vec<StatusDetail>,
-}
 
 /// Store `request` in the stored view `view_id` and keep every query view in step.
 pub async fn add_objects(
@@ -54,7 +46,7 @@ pub async fn add_objects(
             message: None,
         });
     }
-    sizes.flush(tx).await?;
+    flush_sizes(tx, sizes).await?;
     Ok(out)
 }
 
@@ -405,6 +397,6 @@ pub async fn delete_object(
         };
         w.resync_object(stix_id).await?;
     }
-    sizes.flush(tx).await?;
+    flush_sizes(tx, sizes).await?;
     Ok(removed)
 }

@@ -39,8 +39,8 @@ pub use self::copy::{copy_from_sqlite, CopyReport};
 pub use self::schema::known_version as schema_version;
 use self::views::QueryCache;
 use super::{
-    AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, StatusDetail, Store,
-    StoreError, StoreStats, VersionMatch,
+    AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, Store, StoreError,
+    StoreStats, VersionMatch,
 };
 use crate::config::{PostgresSettings, PostgresTls, ServiceConfig};
 use crate::stix::timestamp::{format_taxii, now_us};
@@ -528,20 +528,7 @@ impl Store for PostgresStore {
         let registry = w.registry.clone();
         let done =
             ingest::add_objects(&w.tx, &registry, &w.clock, collection, view_id, request).await?;
-        let status = Status {
-            id: uuid::Uuid::new_v4().to_string(),
-            status: "complete".into(),
-            request_timestamp,
-            total_count: total,
-            success_count: done.successes.len() as u64,
-            failure_count: done.failures.len() as u64,
-            pending_count: 0,
-            successes: done.successes,
-            failures: done.failures,
-            pendings: Vec::<StatusDetail>::new(),
-        };
-        let body = serde_json::to_string(&status)
-            .map_err(|e| StoreError::Database(format!("cannot encode status: {e}")))?;
+        let (status, body) = done.into_status(request_timestamp, total)?;
         entries::exec(
             &w.tx,
             "INSERT INTO status (id, api_root, created_us, body) VALUES ($1, $2, $3, $4)",

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use deadpool_postgres::GenericClient;
 
 use super::entries::{
-    exec, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges, VersionRow,
+    exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges,
+    VersionRow,
 };
 use super::Tx;
 use crate::config::{CollectionKind, ServiceConfig};
@@ -458,7 +459,7 @@ pub async fn fill(
             insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;
         }
     }
-    sizes.flush(tx).await?;
+    flush_sizes(tx, sizes).await?;
     exec(
         tx,
         "UPDATE views SET progress_vid = $2 WHERE view_id = $1",
@@ -533,7 +534,7 @@ pub async fn reevaluate(
             changed += 1;
         }
     }
-    sizes.flush(tx).await?;
+    flush_sizes(tx, sizes).await?;
     Ok(changed)
 }
 

@@ -1,47 +1,20 @@
 //! Membership rows: adding and removing object versions in views, keeping the
 //! `is_first`/`is_last` flags and view sizes right.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::store::membership::first_and_last;
 use crate::store::{Micros, StoreError};
 
-/// The indexed facts of a stored object version.
-#[derive(Debug, Clone)]
-pub struct VersionRow {
-    /// `object_versions.vid`.
-    pub vid: i64,
-    /// STIX id.
-    pub stix_id: String,
-    /// STIX type.
-    pub kind: String,
-    /// `spec_version`.
-    pub spec_version: String,
-    /// The version as listed.
-    pub version_us: Micros,
-}
+pub use crate::store::membership::{SizeChanges, VersionRow};
 
-/// Per-view size changes accumulated during a transaction, written once at the end.
-#[derive(Debug, Default)]
-pub struct SizeChanges(HashMap<i64, i64>);
-
-impl SizeChanges {
-    /// Record `delta` rows for a view.
-    pub fn add(&mut self, view_id: i64, delta: i64) {
-        *self.0.entry(view_id).or_default() += delta;
+/// Write the per-view size changes accumulated during a transaction.
+pub fn flush_sizes(tx: &Transaction<'_>, sizes: SizeChanges) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached("UPDATE views SET size = size + ?2 WHERE view_id = ?1")?;
+    for (view_id, delta) in sizes.into_changes() {
+        stmt.execute(params![view_id, delta])?;
     }
-
-    /// Write the accumulated changes.
-    pub fn flush(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let mut stmt = tx.prepare_cached("UPDATE views SET size = size + ?2 WHERE view_id = ?1")?;
-        for (view_id, delta) in self.0 {
-            if delta != 0 {
-                stmt.execute(params![view_id, delta])?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The `date_added` of a version in a view, if it is a member.
@@ -74,8 +47,7 @@ pub fn insert_entry(
             "SELECT min(version_us), max(version_us) FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
         )?
         .query_row(params![view_id, row.stix_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let is_first = min.is_none_or(|m| row.version_us < m);
-    let is_last = max.is_none_or(|m| row.version_us > m);
+    let (is_first, is_last) = first_and_last(row.version_us, min, max);
     if is_first && min.is_some() {
         tx.prepare_cached(
             "UPDATE entries INDEXED BY entries_by_object SET is_first = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_first = 1",

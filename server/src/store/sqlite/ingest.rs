@@ -9,20 +9,14 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::entries::{date_added_in, insert_entry, remove_entry, SizeChanges, VersionRow};
+use super::entries::{
+    date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
+};
 use crate::query::ObjectFacts;
 use crate::stix::timestamp::now_us;
+use crate::store::membership::Ingested;
 use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{AddObjects, Clock, Micros, NewObject, StatusDetail, StoreError, VersionMatch};
-
-/// Counts of one ingest.
-#[derive(Debug, Default)]
-pub struct Ingested {
-    /// Per-object outcomes.
-    pub successes: Vec<StatusDetail>,
-    /// Rejected objects.
-    pub failures: Vec<StatusDetail>,
-}
 
 /// Store `request` in the stored view `view_id` and keep every query view in step.
 pub fn add_objects(
@@ -56,7 +50,7 @@ pub fn add_objects(
             message: None,
         });
     }
-    sizes.flush(tx)?;
+    flush_sizes(tx, sizes)?;
     Ok(out)
 }
 
@@ -366,6 +360,6 @@ pub fn delete_object(
         };
         w.resync_object(stix_id)?;
     }
-    sizes.flush(tx)?;
+    flush_sizes(tx, sizes)?;
     Ok(removed)
 }

@@ -20,8 +20,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
 use super::{
-    AddObjects, Clock, CollectionSize, Listing, Page, Status, StatusDetail, Store, StoreError,
-    StoreStats, VersionMatch,
+    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreStats,
+    VersionMatch,
 };
 use crate::config::ServiceConfig;
 use crate::stix::timestamp::{format_taxii, now_us};
@@ -322,20 +322,7 @@ impl Store for SqliteStore {
             let tx = writer.transaction()?;
             let done =
                 ingest::add_objects(&tx, &registry, &inner.clock, &collection, view_id, request)?;
-            let status = Status {
-                id: uuid::Uuid::new_v4().to_string(),
-                status: "complete".into(),
-                request_timestamp,
-                total_count: total,
-                success_count: done.successes.len() as u64,
-                failure_count: done.failures.len() as u64,
-                pending_count: 0,
-                successes: done.successes,
-                failures: done.failures,
-                pendings: Vec::<StatusDetail>::new(),
-            };
-            let body = serde_json::to_string(&status)
-                .map_err(|e| StoreError::Database(format!("cannot encode status: {e}")))?;
+            let (status, body) = done.into_status(request_timestamp, total)?;
             tx.prepare_cached(
                 "INSERT INTO status (id, api_root, created_us, body) VALUES (?1, ?2, ?3, ?4)",
             )?

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::entries::{date_added_in, insert_entry, remove_entry, SizeChanges, VersionRow};
+use super::entries::{
+    date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
+};
 use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
@@ -262,7 +264,7 @@ pub fn fill(
         };
         insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional)?;
     }
-    sizes.flush(tx)?;
+    flush_sizes(tx, sizes)?;
     tx.prepare_cached("UPDATE views SET progress_vid = ?2 WHERE view_id = ?1")?
         .execute(params![view.view_id, last_vid])?;
     Ok(())
@@ -313,7 +315,7 @@ pub fn reevaluate(
             changed += 1;
         }
     }
-    sizes.flush(tx)?;
+    flush_sizes(tx, sizes)?;
     Ok(changed)
 }
 
