@@ -14,6 +14,25 @@ cd "$repo"
 step() { printf '\n=== %s ===\n' "$*"; }
 started=$(date +%s)
 
+cache=${TAXIWAY_CACHE:-$HOME/.cache/taxiway}
+step "what this run provisions (cache: $cache)"
+# Everything below is installed or built on first use and cached; a cold run on a
+# 2-core machine takes ~55-65 minutes, a warm one ~15-30. Nothing here has a deadline:
+# each component's readiness wait starts when that component starts.
+plan() { # WHAT CACHED? COLD-COST
+    if eval "$2" >/dev/null 2>&1; then printf '  %-58s cached\n' "$1"
+    else printf '  %-58s to provision, %s\n' "$1" "$3"; fi
+}
+plan "Rust workspace, debug build (clippy, tests, interop)" "[[ -d ${CARGO_TARGET_DIR:-$repo/target}/debug ]]" "~8 min"
+plan "PostgreSQL (Debian package + initdb)" "command -v pg_ctl || compgen -G '/usr/lib/postgresql/*/bin/pg_ctl'" "~1 min"
+plan "Python venv: taxii2-client, stix2, stix2-validator"           "[[ -x $cache/venv/bin/python ]]" "~1 min"
+plan "kube-apiserver + controller-manager 1.20 (Go build)" "[[ -x \$(ls -d $cache/k8s/*/bin 2>/dev/null | head -n1)/kube-apiserver ]]" "~6 min"
+plan "helm + kubectl" "[[ -x $cache/bin/helm && -x $cache/bin/kubectl ]]" "<1 min"
+plan "Docker, containerd, etcd, nginx (Debian packages)" "command -v dockerd && command -v etcd && command -v nginx" "~1 min"
+plan "kube-scheduler, kubelet, kube-proxy 1.20 (Go build)" "[[ -x \$(ls -d $cache/k8s/*/bin 2>/dev/null | head -n1)/kubelet ]]" "~5 min"
+plan "Debian base image for the Dockerfile's build stage" "compgen -G '$cache/images/*'" "~2 min"
+plan "release build of server + operator for the images" "[[ -d ${CARGO_TARGET_DIR:-$cache/target-e2e}/release ]]" "~15-25 min"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

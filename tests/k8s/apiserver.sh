@@ -137,12 +137,13 @@ fail_start() {
   die "$*"
 }
 
-# wait_for WHAT TIMEOUT CMD... : poll CMD every 0.2 s; fail if a component dies.
+# wait_for WHAT TIMEOUT CMD... : poll CMD every 0.2 s for TIMEOUT seconds from now (call it
+# right after starting the component waited for); fail if a component dies.
 wait_for() {
-  local what=$1 deadline=$((SECONDS + $2)) p; shift 2
+  local what=$1 timeout=$2 deadline=$((SECONDS + $2)) p; shift 2
   until "$@" >/dev/null 2>&1; do
     for p in "${PIDS[@]}"; do alive "$p" || fail_start "a component (pid $p) exited while waiting for $what"; done
-    ((SECONDS < deadline)) || fail_start "timed out after $READY_TIMEOUT s waiting for $what"
+    ((SECONDS < deadline)) || fail_start "timed out after $timeout s waiting for $what"
     sleep 0.2
   done
 }
@@ -210,7 +211,7 @@ start_cluster() {
     --service-cluster-ip-range=10.0.0.0/24 \
     --disable-admission-plugins=ServiceAccount \
     --allow-privileged=true
-  wait_for "kube-apiserver /readyz" "$((READY_TIMEOUT - (SECONDS - t0)))" readyz_ok
+  wait_for "kube-apiserver /readyz" "$READY_TIMEOUT" readyz_ok
 
   local ca_data
   ca_data=$(base64 -w0 <"$pki/ca.crt")
@@ -243,7 +244,7 @@ EOF
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt"
   # The serviceaccount controller creating `default` shows the controllers are running.
   wait_for "the controller-manager (default ServiceAccount)" \
-    "$((READY_TIMEOUT - (SECONDS - t0)))" api_get /api/v1/namespaces/default/serviceaccounts/default
+    "$READY_TIMEOUT" api_get /api/v1/namespaces/default/serviceaccounts/default
 
   cat >"$W/env" <<EOF
 KUBECONFIG=$W/kubeconfig

@@ -412,17 +412,21 @@ fail_up() {
   exit 1 # the EXIT trap tears down
 }
 
-# wait_for WHAT CMD... : poll CMD every 0.1 s until READY_TIMEOUT; fail if a component dies.
+# wait_for WHAT SINCE CMD... : poll CMD every 0.1 s for up to READY_TIMEOUT seconds
+# counted from SINCE (a $SECONDS value: when the component waited for was started, or
+# when what it needs became ready). Provisioning (packages, binaries, images) happens
+# before any SINCE, so it never eats into a wait. Fails if a started component dies.
 wait_for() {
-  local what=$1 c; shift
+  local what=$1 since=$2 c; shift 2
+  local deadline=$((since + READY_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
     for c in "${STARTED[@]}"; do
       running "$c" || fail_up "$c exited while waiting for $what"
     done
-    ((SECONDS < DEADLINE)) || fail_up "timed out after $READY_TIMEOUT s waiting for $what"
+    ((SECONDS < deadline)) || fail_up "timed out after $READY_TIMEOUT s waiting for $what ($((SECONDS - since)) s since it started)"
     sleep 0.1
   done
-  log "$what after $((SECONDS - T0)) s"
+  log "$what after $((SECONDS - since)) s ($((SECONDS - T0)) s since up began)"
 }
 
 api_get() { # PATH -> body; fails unless HTTP 2xx
@@ -506,7 +510,6 @@ up_cluster() {
   # Timed from here: waiting for another cluster's lock does not count.
   local t0=$SECONDS
   T0=$SECONDS
-  DEADLINE=$((SECONDS + READY_TIMEOUT))
   # Whatever stops `up` half-way (a failed command, Ctrl-C) undoes what it did.
   UP_DONE=0
   trap 'if [[ $UP_DONE == 0 ]]; then log "up did not finish; tearing down"; down_cluster; fi' EXIT
@@ -551,8 +554,10 @@ print(*[x.getsockname()[1] for x in s])')
     --listen-peer-urls "$peer_url" --initial-advertise-peer-urls "$peer_url" \
     --initial-cluster "taxiway-e2e=$peer_url"
   STARTED+=(etcd)
-  wait_for "etcd" curl -sf --max-time 2 "$etcd_url/health"
+  local etcd_started=$SECONDS
+  wait_for "etcd" "$etcd_started" curl -sf --max-time 2 "$etcd_url/health"
 
+  local apiserver_started=$SECONDS
   launch kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
     --etcd-servers="$etcd_url" \
     --bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port=$API_PORT \
@@ -613,13 +618,16 @@ print(*[x.getsockname()[1] for x in s])')
     "$HOSTPATH_PV_DIR" "$CLUSTER_DOMAIN"
   STARTED+=(node-helper)
 
-  wait_for "kube-apiserver /readyz" readyz_ok
+  wait_for "kube-apiserver /readyz" "$apiserver_started" readyz_ok
+  # The node, the controllers, kube-proxy and DNS all need the apiserver: their waits
+  # count from the moment it answered.
+  local api_ready=$SECONDS
   "$KUBECTL" --kubeconfig="$kc" apply -f "$W/storageclass.yaml" >"$W/bootstrap.log" 2>&1 \
     || fail_up "could not create the default StorageClass: $(cat "$W/bootstrap.log")"
-  wait_for "node $NODE_NAME Ready" node_ready
-  wait_for "the default ServiceAccount" api_get /api/v1/namespaces/default/serviceaccounts/default
-  wait_for "kube-proxy rules" proxy_ready
-  wait_for "cluster DNS" dns_ready
+  wait_for "node $NODE_NAME Ready" "$api_ready" node_ready
+  wait_for "the default ServiceAccount" "$api_ready" api_get /api/v1/namespaces/default/serviceaccounts/default
+  wait_for "kube-proxy rules" "$api_ready" proxy_ready
+  wait_for "cluster DNS" "$api_ready" dns_ready
 
   cat >"$W/env" <<EOF
 KUBECONFIG=$kc

@@ -155,10 +155,20 @@ build_k8s() {
   mkdir -p "$tree/.go/src/k8s.io" "$tree/.home"
   ln -s ../../.. "$tree/.go/src/k8s.io/kubernetes"
   log "building ${targets[*]} (log: $CACHE/k8s/build.log; ~5 min for the apiserver on 2 cores)"
-  local t0=$SECONDS
-  if ! (cd "$tree" && env GOPATH="$tree/.go" GOCACHE="$tree/.gocache" HOME="$tree/.home" \
+  local t0=$SECONDS status=0
+  (cd "$tree" && exec env GOPATH="$tree/.go" GOCACHE="$tree/.gocache" HOME="$tree/.home" \
       CGO_ENABLED=0 PATH="/usr/lib/go/bin:$PATH" \
-      nice -n 10 make WHAT="${targets[*]}") >"$CACHE/k8s/build.log" 2>&1; then
+      nice -n 10 make WHAT="${targets[*]}") >"$CACHE/k8s/build.log" 2>&1 &
+  local make_pid=$!
+  # Progress, not a deadline: a cold build takes as long as it takes on this machine.
+  while kill -0 "$make_pid" 2>/dev/null; do
+    sleep 5
+    if (((SECONDS - t0) % 60 < 5)) && kill -0 "$make_pid" 2>/dev/null; then
+      log "still building: $((SECONDS - t0)) s, $(find "$tree/_output/bin" -maxdepth 1 -type f 2>/dev/null | wc -l) of ${#targets[@]} binaries done"
+    fi
+  done
+  wait "$make_pid" || status=$?
+  if ((status != 0)); then
     tail -n 40 "$CACHE/k8s/build.log" >&2
     die "kubernetes build failed (tree kept at $tree)"
   fi
