@@ -59,8 +59,9 @@ fn names(rule: &[String], who: &Identity) -> bool {
     })
 }
 
-/// The caller's rights on a collection. An empty `read`/`write` list means every
-/// authenticated user; only writable collections are ever writable.
+/// The caller's rights on a collection. An empty `read` list means every authenticated
+/// user; an empty `write` list means nobody (write needs a grant). Only writable
+/// collections are ever writable.
 pub fn rights(policy: Policy, caller: &Caller, collection: &CollectionConfig) -> Rights {
     let access = &collection.settings.access;
     let writable = collection.is_writable();
@@ -75,7 +76,7 @@ pub fn rights(policy: Policy, caller: &Caller, collection: &CollectionConfig) ->
         },
         (Policy::Rules, Caller::User(who)) => Rights {
             read: access.read.is_empty() || names(&access.read, who),
-            write: writable && (access.write.is_empty() || names(&access.write, who)),
+            write: writable && names(&access.write, who),
         },
     }
 }

@@ -78,6 +78,7 @@ pub async fn import(
                     AddObjects {
                         objects: batch,
                         failures: Vec::new(),
+                        owner: String::new(),
                     },
                 )
                 .await

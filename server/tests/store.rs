@@ -33,6 +33,7 @@ fn new_objects(values: Vec<Value>) -> AddObjects {
             })
             .collect(),
         failures: Vec::new(),
+        owner: String::new(),
     }
 }
 
@@ -72,7 +73,7 @@ async fn objects_statuses_and_stamps_survive_a_restart(place: Place) {
     let before = store.list(INBOX, &everything(100)).await.expect("list");
     assert_eq!(before.entries.len(), 2);
     assert_eq!(
-        store.status("feeds", &status.id).await.expect("status"),
+        store.status("feeds", &status.id, "").await.expect("status"),
         Some(status)
     );
     store
@@ -450,7 +451,7 @@ async fn pg_write_through_one_replica_read_through_another() {
         .await
         .expect("add");
     assert_eq!(
-        b.status("feeds", &status.id).await.expect("status"),
+        b.status("feeds", &status.id, "").await.expect("status"),
         Some(status)
     );
     let via_a = a.list(INBOX, &everything(100)).await.expect("list");
@@ -1107,7 +1108,7 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
     }
     for s in statuses {
         assert_eq!(
-            target.status("feeds", &s.id).await.expect("status"),
+            target.status("feeds", &s.id, "").await.expect("status"),
             Some(s)
         );
     }

@@ -5,6 +5,7 @@
 //! replaces the one serving, so a broken change never reaches clients.
 
 mod model;
+pub mod sources;
 pub mod watch;
 
 use std::collections::HashSet;
@@ -79,6 +80,10 @@ pub struct CollectionConfig {
     pub settings: Collection,
     /// Stored or query.
     pub kind: CollectionKind,
+    /// Query collections: ids of the writable collections the query draws from, in
+    /// configuration order (resolved from `sources`, or the safe default). Empty for
+    /// writable collections.
+    pub sources: Vec<String>,
 }
 
 impl CollectionConfig {
@@ -150,6 +155,15 @@ impl ServiceConfig {
     /// Whether `ip` is one of `service.trusted_proxies` (whose forwarded headers are believed).
     pub fn is_trusted_proxy(&self, ip: &std::net::IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(ip))
+    }
+
+    /// What is allowed but probably not meant: a query collection readable more widely
+    /// than a collection it draws from (it republishes that collection's objects), a
+    /// writable collection left out of a query collection's default sources, a writable
+    /// collection nobody may write to. Shown by `check-config`, logged at load and
+    /// reported on TaxiiCollection status.
+    pub fn warnings(&self) -> Vec<Problem> {
+        sources::warnings(self)
     }
 
     /// Whether a TAXII version is served.
@@ -410,11 +424,33 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
                 "only writable collections accept writes".into(),
             );
         }
+        if c.sources.is_some() && c.writable {
+            problem(
+                at("sources"),
+                "only query collections draw from sources".into(),
+            );
+        }
         if let Some(kind) = kind {
             collections.push(CollectionConfig {
                 settings: c.clone(),
                 kind,
+                sources: Vec::new(),
             });
+        }
+    }
+    for (i, sources) in sources::resolve(&collections).into_iter().enumerate() {
+        match sources {
+            Ok(ids) => collections[i].sources = ids,
+            Err(errors) => {
+                let index = config
+                    .collections
+                    .iter()
+                    .position(|c| c.id == collections[i].settings.id)
+                    .unwrap_or(i);
+                for message in errors {
+                    problem(format!("collections[{index}].sources"), message);
+                }
+            }
         }
     }
 

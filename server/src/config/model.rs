@@ -214,6 +214,11 @@ pub struct Collection {
     /// The query of a read-only query collection.
     #[serde(default)]
     pub query: Option<String>,
+    /// Query collections only: the writable collections (id, alias or title) the query
+    /// draws from. Unset: every writable collection that all of this collection's
+    /// readers may read anyway (see docs/security.md).
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
     /// Who may read and write.
     #[serde(default)]
     pub access: Access,
@@ -226,7 +231,8 @@ pub struct Access {
     /// Users/groups that may read; empty = every authenticated user.
     #[serde(default)]
     pub read: Vec<String>,
-    /// Users/groups that may write; empty = every authenticated user (writable collections only).
+    /// Users/groups that may write (writable collections only); empty = nobody. When the
+    /// service runs open (no users configured at all) everyone may write.
     #[serde(default)]
     pub write: Vec<String>,
     /// Allow reading without credentials.

@@ -22,15 +22,17 @@ pub struct VersionRow {
 }
 
 /// Whether a version entering a view becomes the object's first and/or last there,
-/// given the earliest and latest versions of the object the view already holds.
+/// given the earliest and latest versions of the object the view already holds. A
+/// query view drawing from several collections may hold two different objects with
+/// the same id and version: a tie is first (or last) too, beside the other.
 pub fn first_and_last(
     version_us: Micros,
     min: Option<Micros>,
     max: Option<Micros>,
 ) -> (bool, bool) {
     (
-        min.is_none_or(|m| version_us < m),
-        max.is_none_or(|m| version_us > m),
+        min.is_none_or(|m| version_us <= m),
+        max.is_none_or(|m| version_us >= m),
     )
 }
 
@@ -95,6 +97,7 @@ mod tests {
         assert_eq!(first_and_last(1, Some(2), Some(4)), (true, false));
         assert_eq!(first_and_last(9, Some(2), Some(4)), (false, true));
         assert_eq!(first_and_last(3, Some(2), Some(4)), (false, false));
+        assert_eq!(first_and_last(4, Some(2), Some(4)), (false, true), "a tie is last too");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The object store: every STIX object version with its raw bytes, and the
 //! materialised membership of every collection.
 //!
+//! Collections are isolated: a version row is shared only by collections that were
+//! posted the very same bytes, "latest" is decided per stored collection, and a query
+//! collection draws only from the stored collections it names (its sources).
+//!
 //! A collection is read through its *view*: rows `(view, date_added, object version)`.
 //! Stored collections get rows when producers POST; query collections get rows when a
 //! matching version arrives or when the query is (re)built. Reading a page is an index
@@ -233,6 +237,8 @@ pub struct AddObjects {
     pub objects: Vec<NewObject>,
     /// Objects rejected by validation before reaching the store.
     pub failures: Vec<StatusDetail>,
+    /// Who sent it ([`crate::access::Caller::key`]): only they may read its status.
+    pub owner: String,
 }
 
 /// Size of one collection, for metrics.
@@ -287,8 +293,14 @@ pub trait Store: Send + Sync {
         spec_versions: &[String],
     ) -> Result<u64, StoreError>;
 
-    /// A status resource of this API root, if still kept.
-    async fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>, StoreError>;
+    /// A status resource of this API root created by `owner`, if still kept (another
+    /// caller's status is not found).
+    async fn status(
+        &self,
+        api_root: &str,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<Status>, StoreError>;
 
     /// Re-evaluate query collections that use relative time and purge expired statuses.
     async fn maintain(&self) -> Result<(), StoreError>;

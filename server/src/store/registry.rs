@@ -38,6 +38,16 @@ pub struct View {
     pub state: ViewState,
     /// The view a building view replaces.
     pub replaces: Option<i64>,
+    /// Query views: the stored views the query draws from (a version is a candidate
+    /// only while it is its object's latest in one of them).
+    pub sources: Vec<i64>,
+}
+
+impl View {
+    /// Whether this query view draws from the stored view `stored`.
+    pub fn draws_from(&self, stored: i64) -> bool {
+        self.sources.contains(&stored)
+    }
 }
 
 /// The views maintained right now, and the names `source:` terms can use.
@@ -73,6 +83,25 @@ impl Registry {
         self.views
             .iter()
             .filter_map(|v| v.query.as_ref().map(|q| (v, q)))
+    }
+
+    /// The active views of stored collections.
+    pub fn stored_views(&self) -> impl Iterator<Item = &View> {
+        self.views
+            .iter()
+            .filter(|v| v.query.is_none() && v.state == ViewState::Active)
+    }
+
+    /// The stored view ids of these collection ids (unknown ids are skipped).
+    pub fn stored_view_ids(&self, collections: &[String]) -> Vec<i64> {
+        collections
+            .iter()
+            .filter_map(|c| {
+                self.stored_views()
+                    .find(|v| &v.collection == c)
+                    .map(|v| v.view_id)
+            })
+            .collect()
     }
 
     /// A view by id.

@@ -313,7 +313,8 @@ pub async fn add_objects(
     }
     let max = ctx.config.config.limits.max_content_length;
     let body = read_body(headers, body, max).await?;
-    let request = parse_envelope(&body, None).map_err(TaxiiError::bad_request)?;
+    let mut request = parse_envelope(&body, None).map_err(TaxiiError::bad_request)?;
+    request.owner = ctx.caller.key().to_string();
     let status = ctx.store.add_objects(root, c.id(), request).await?;
     ctx.state
         .metrics

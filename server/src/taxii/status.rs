@@ -15,7 +15,8 @@ pub async fn get(ctx: &Ctx, root: &str, id: &str) -> Result<Response, TaxiiError
     if ctx.caller == Caller::Anonymous && ctx.state.policy() == crate::access::Policy::Rules {
         return Err(ctx.state.unauthorized());
     }
-    let status = ctx.store.status(root, id).await?.ok_or_else(|| {
+    // Another caller's status is not found: its ids and failure messages are theirs.
+    let status = ctx.store.status(root, id, ctx.caller.key()).await?.ok_or_else(|| {
         TaxiiError::not_found("no such status (statuses are kept at least 24 hours)")
     })?;
     json(StatusCode::OK, taxii_media_type(ctx.version), &status)

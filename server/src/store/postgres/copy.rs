@@ -217,16 +217,18 @@ pub async fn copy_from_sqlite(
 
     // Status resources.
     let insert_status = tx
-        .prepare("INSERT INTO status (id, api_root, created_us, body) VALUES ($1, $2, $3, $4)")
+        .prepare(
+            "INSERT INTO status (id, api_root, created_us, body, owner) VALUES ($1, $2, $3, $4, $5)",
+        )
         .await?;
     let mut after = String::new();
     loop {
-        let rows: Vec<(String, String, i64, String)> = source
+        let rows: Vec<(String, String, i64, String, String)> = source
             .prepare_cached(
-                "SELECT id, api_root, created_us, body FROM status WHERE id > ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, api_root, created_us, body, owner FROM status WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?
             .query_map(params![after, CHUNK], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<Result<_, _>>()?;
         let Some(last) = rows.last().map(|r| r.0.clone()) else {
@@ -235,7 +237,7 @@ pub async fn copy_from_sqlite(
         let (tx, st) = (&tx, &insert_status);
         try_join_all(
             rows.iter()
-                .map(|r| async move { tx.execute(st, &[&r.0, &r.1, &r.2, &r.3]).await }),
+                .map(|r| async move { tx.execute(st, &[&r.0, &r.1, &r.2, &r.3, &r.4]).await }),
         )
         .await?;
         report.statuses += rows.len() as u64;

@@ -92,7 +92,7 @@ pub async fn insert_entry(
         None => (None, None),
     };
     let (is_first, is_last) = first_and_last(r.version_us, min, max);
-    if is_first && min.is_some() {
+    if is_first && min.is_some_and(|m| r.version_us < m) {
         exec(
             tx,
             "UPDATE entries SET is_first = false WHERE view_id = $1 AND stix_id = $2 AND is_first",
@@ -100,7 +100,7 @@ pub async fn insert_entry(
         )
         .await?;
     }
-    if is_last && max.is_some() {
+    if is_last && max.is_some_and(|m| r.version_us > m) {
         exec(
             tx,
             "UPDATE entries SET is_last = false WHERE view_id = $1 AND stix_id = $2 AND is_last",

@@ -522,6 +522,7 @@ impl Store for PostgresStore {
     ) -> Result<Status, StoreError> {
         let request_timestamp = format_taxii(now_us());
         let total = (request.objects.len() + request.failures.len()) as u64;
+        let owner = request.owner.clone();
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
         let view_id = w.registry.stored_view(collection)?;
@@ -531,8 +532,8 @@ impl Store for PostgresStore {
         let (status, body) = done.into_status(request_timestamp, total)?;
         entries::exec(
             &w.tx,
-            "INSERT INTO status (id, api_root, created_us, body) VALUES ($1, $2, $3, $4)",
-            &[&status.id, &api_root, &now_us(), &body],
+            "INSERT INTO status (id, api_root, created_us, body, owner) VALUES ($1, $2, $3, $4, $5)",
+            &[&status.id, &api_root, &now_us(), &body, &owner],
         )
         .await?;
         self.commit(w).await?;
@@ -576,9 +577,14 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    async fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>, StoreError> {
+    async fn status(
+        &self,
+        api_root: &str,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<Status>, StoreError> {
         let client = self.client().await?;
-        read::status(&client, api_root, id).await
+        read::status(&client, api_root, id, owner).await
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {

@@ -114,16 +114,17 @@ fn filter(sql: &mut String, collection: &str, listing: &Listing) -> Option<Args>
     Some(args)
 }
 
-/// A status resource of an API root.
+/// A status resource of an API root created by `owner`.
 pub async fn status<C: GenericClient>(
     client: &C,
     api_root: &str,
     id: &str,
+    owner: &str,
 ) -> Result<Option<Status>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT body FROM status WHERE id = $1 AND api_root = $2",
-            &[&id, &api_root],
+            "SELECT body FROM status WHERE id = $1 AND api_root = $2 AND owner = $3",
+            &[&id, &api_root, &owner],
         )
         .await?;
     match row {

@@ -95,6 +95,19 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO maintenance (one, last_us) VALUES (true, 0);
     "#,
+    // 2: collections are isolated (as SQLite's migration 2): a version row is shared
+    // only by collections posted the very same bytes; `is_latest` marks a version that
+    // is its object's latest in at least one stored collection; query views record the
+    // stored collections they draw from (NULL before: rebuilt); statuses have an owner.
+    r#"
+    DROP INDEX object_versions_by_version;
+    CREATE INDEX object_versions_by_version ON object_versions (stix_id, version_key);
+    UPDATE object_versions o SET is_latest = EXISTS (
+        SELECT 1 FROM views v JOIN entries e ON e.view_id = v.view_id AND e.vid = o.vid
+        WHERE v.kind = 'stored' AND e.is_last);
+    ALTER TABLE views ADD COLUMN sources text;
+    ALTER TABLE status ADD COLUMN owner text NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// The schema version this binary writes.

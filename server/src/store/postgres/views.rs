@@ -92,6 +92,7 @@ pub async fn load_registry<C: GenericClient>(
             query,
             state,
             replaces,
+            sources: Vec::new(),
         });
     }
     *cache = used;

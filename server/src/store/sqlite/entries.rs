@@ -48,13 +48,13 @@ pub fn insert_entry(
         )?
         .query_row(params![view_id, row.stix_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (is_first, is_last) = first_and_last(row.version_us, min, max);
-    if is_first && min.is_some() {
+    if is_first && min.is_some_and(|m| row.version_us < m) {
         tx.prepare_cached(
             "UPDATE entries INDEXED BY entries_by_object SET is_first = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_first = 1",
         )?
         .execute(params![view_id, row.stix_id])?;
     }
-    if is_last && max.is_some() {
+    if is_last && max.is_some_and(|m| row.version_us > m) {
         tx.prepare_cached(
             "UPDATE entries INDEXED BY entries_by_object SET is_last = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_last = 1",
         )?

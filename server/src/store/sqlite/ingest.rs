@@ -7,12 +7,16 @@
 //! view; when it matches, it replaces the older one with a fresh `date_added`, so
 //! pollers see the update.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::entries::{
     date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
 };
-use crate::query::ObjectFacts;
+use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
 use crate::store::membership::Ingested;
 use crate::store::registry::{Registry, View, ViewState};
@@ -54,13 +58,6 @@ pub fn add_objects(
     Ok(out)
 }
 
-/// The latest stored version of an object, as query views need it.
-struct Latest {
-    row: VersionRow,
-    sources: String,
-    added_us: Micros,
-}
-
 /// One write transaction's context.
 struct Writer<'a, 't> {
     tx: &'a Transaction<'t>,
@@ -68,6 +65,15 @@ struct Writer<'a, 't> {
     clock: &'a Clock,
     sizes: &'a mut SizeChanges,
     now: Micros,
+}
+
+/// What a query needs of one version: its JSON, the stored collections that hold
+/// those very bytes, and when it entered the store.
+struct Evaluated<'v> {
+    value: Cow<'v, serde_json::Value>,
+    sources: String,
+    added_us: Micros,
+    row: VersionRow,
 }
 
 impl Writer<'_, '_> {
@@ -80,40 +86,37 @@ impl Writer<'_, '_> {
         let tx = self.tx;
         let obj = &new.object;
         let version_key = obj.version.unwrap_or(-1);
-        let existing: Option<(i64, String, Micros, Micros, bool)> = tx
+        // A version this collection already holds (an SCO: the object) is a duplicate,
+        // not an error; the first write of a version wins, within its collection only.
+        if holds_version(tx, view_id, &obj.id, obj.version)? {
+            return Ok(());
+        }
+        let previous = last_in(tx, view_id, &obj.id)?;
+        // Whether this version becomes the object's latest in this collection (an
+        // older version arriving late does not).
+        let becomes_last = previous.is_none_or(|(_, v)| obj.version.is_none_or(|k| k > v));
+        // A version row is shared only with collections posted the very same bytes.
+        let existing: Option<(i64, String, Micros, Micros)> = tx
             .prepare_cached(
-                "SELECT vid, sources, added_us, version_us, is_latest FROM object_versions \
-                 WHERE stix_id = ?1 AND version_key = ?2",
+                "SELECT vid, sources, version_us, added_us FROM object_versions \
+                 WHERE stix_id = ?1 AND version_key = ?2 AND raw = ?3",
             )?
-            .query_row(params![obj.id, version_key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            .query_row(params![obj.id, version_key, new.raw], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
-        let (vid, sources, added_us, version_us, is_latest) = match existing {
-            Some((vid, sources, added_us, version_us, is_latest)) => {
-                if date_added_in(tx, view_id, vid)?.is_some() {
-                    return Ok(()); // a duplicate is not an error
-                }
+        let (vid, version_us, added_us, sources) = match existing {
+            Some((vid, sources, version_us, added_us)) => {
                 let sources = format!("{sources}{collection}\n");
-                tx.prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
-                    .execute(params![vid, sources])?;
-                (vid, sources, added_us, version_us, is_latest)
+                tx.prepare_cached(
+                    "UPDATE object_versions SET sources = ?2, is_latest = is_latest OR ?3 WHERE vid = ?1",
+                )?
+                .execute(params![vid, sources, becomes_last])?;
+                (vid, version_us, added_us, sources)
             }
             None => {
-                let current: Option<(i64, i64)> = tx
-                    .prepare_cached(
-                        "SELECT vid, version_key FROM object_versions WHERE stix_id = ?1 AND is_latest = 1",
-                    )?
-                    .query_row(params![obj.id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                let is_latest = current.is_none_or(|(_, key)| version_key > key);
-                if let (true, Some((old, _))) = (is_latest, current) {
-                    tx.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE vid = ?1")?
-                        .execute(params![old])?;
-                }
                 let added_us = self.clock.stamp();
                 let version_us = obj.version.unwrap_or(added_us);
-                let sources = format!("{collection}\n");
                 tx.prepare_cached(
                     "INSERT INTO object_versions (stix_id, type, spec_version, version_key, version_us, \
                      added_us, sources, is_latest, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -125,148 +128,217 @@ impl Writer<'_, '_> {
                     version_key,
                     version_us,
                     added_us,
-                    sources,
-                    is_latest,
+                    format!("{collection}\n"),
+                    becomes_last,
                     new.raw
                 ])?;
                 (
                     tx.last_insert_rowid(),
-                    sources,
-                    added_us,
                     version_us,
-                    is_latest,
+                    added_us,
+                    format!("{collection}\n"),
                 )
             }
         };
-        let latest = Latest {
-            row: VersionRow {
-                vid,
-                stix_id: obj.id.clone(),
-                kind: obj.kind.clone(),
-                spec_version: obj.spec_version.clone(),
-                version_us,
-            },
+        let row = VersionRow {
+            vid,
+            stix_id: obj.id.clone(),
+            kind: obj.kind.clone(),
+            spec_version: obj.spec_version.clone(),
+            version_us,
+        };
+        insert_entry(tx, self.sizes, view_id, &row, self.clock.stamp(), false)?;
+        if !becomes_last {
+            return Ok(()); // no query view changes
+        }
+        if let Some((old, _)) = previous {
+            refresh_latest(tx, old)?;
+        }
+        let posted = Evaluated {
+            value: Cow::Borrowed(&obj.value),
             sources,
             added_us,
+            row,
         };
-        insert_entry(
-            tx,
-            self.sizes,
-            view_id,
-            &latest.row,
-            self.clock.stamp(),
-            false,
-        )?;
-        // An older version arriving late changes no query view.
-        if is_latest {
-            self.sync_query_views(&latest, &obj.value)?;
-        }
-        Ok(())
+        self.sync_query_views(view_id, &obj.id, Some(posted))
     }
 
-    /// Make every query view hold exactly the latest version of the object if it
-    /// matches, and nothing of the object otherwise.
+    /// After the latest version of `stix_id` in the stored view `changed` changed: make
+    /// every query view drawing from it hold exactly the latest version of the object
+    /// in each of its sources that matches its query, and nothing else of the object.
     fn sync_query_views(
         &mut self,
-        latest: &Latest,
-        value: &serde_json::Value,
+        changed: i64,
+        stix_id: &str,
+        posted: Option<Evaluated<'_>>,
     ) -> Result<(), StoreError> {
-        let names = self.registry.names_of(&latest.sources);
-        let facts = ObjectFacts {
-            object: value,
-            sources: &names,
-            added_us: latest.added_us,
-        };
-        for (view, query) in self.registry.query_views() {
-            self.remove_other_versions(view.view_id, &latest.row.stix_id, latest.row.vid)?;
-            if query.matches(&facts, self.now) {
-                let (stamp, provisional) = stamp_for(self.tx, self.clock, view, latest.row.vid)?;
-                insert_entry(
-                    self.tx,
-                    self.sizes,
-                    view.view_id,
-                    &latest.row,
-                    stamp,
-                    provisional,
-                )?;
-            } else {
-                remove_entry(
-                    self.tx,
-                    self.sizes,
-                    view.view_id,
-                    latest.row.vid,
-                    &latest.row.stix_id,
-                )?;
+        let views: Vec<(View, Arc<Query>)> = self
+            .registry
+            .query_views()
+            .filter(|(v, _)| v.draws_from(changed))
+            .map(|(v, q)| (v.clone(), q.clone()))
+            .collect();
+        if views.is_empty() {
+            return Ok(());
+        }
+        // The object's latest version in each stored view any of them draws from.
+        let mut latest: HashMap<i64, Option<i64>> = HashMap::new();
+        let mut evaluated: HashMap<i64, Evaluated<'_>> = HashMap::new();
+        if let Some(posted) = posted {
+            evaluated.insert(posted.row.vid, posted);
+        }
+        for (view, query) in &views {
+            let mut wanted = Vec::new();
+            for source in &view.sources {
+                let vid = match latest.get(source) {
+                    Some(vid) => *vid,
+                    None => {
+                        let vid = last_in(self.tx, *source, stix_id)?.map(|(vid, _)| vid);
+                        latest.insert(*source, vid);
+                        vid
+                    }
+                };
+                if let Some(vid) = vid.filter(|v| !wanted.contains(v)) {
+                    wanted.push(vid);
+                }
             }
+            let mut members = Vec::new();
+            for vid in wanted {
+                if !evaluated.contains_key(&vid) {
+                    evaluated.insert(vid, load(self.tx, vid)?);
+                }
+                let e = &evaluated[&vid];
+                let names = self.registry.names_of(&e.sources);
+                let facts = ObjectFacts {
+                    object: &e.value,
+                    sources: &names,
+                    added_us: e.added_us,
+                };
+                if query.matches(&facts, self.now) {
+                    members.push(vid);
+                }
+            }
+            self.make_members(view, stix_id, &members, &evaluated)?;
         }
         Ok(())
     }
 
-    fn remove_other_versions(
+    /// Make the versions of `stix_id` in `view` exactly `members`.
+    fn make_members(
         &mut self,
-        view_id: i64,
+        view: &View,
         stix_id: &str,
-        keep_vid: i64,
+        members: &[i64],
+        evaluated: &HashMap<i64, Evaluated<'_>>,
     ) -> Result<(), StoreError> {
-        let others: Vec<i64> = self
+        let held: Vec<i64> = self
             .tx
             .prepare_cached(
-                "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2 AND vid != ?3",
+                "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
             )?
-            .query_map(params![view_id, stix_id, keep_vid], |r| r.get(0))?
+            .query_map(params![view.view_id, stix_id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for vid in others {
-            remove_entry(self.tx, self.sizes, view_id, vid, stix_id)?;
+        for vid in held.iter().filter(|v| !members.contains(v)) {
+            remove_entry(self.tx, self.sizes, view.view_id, *vid, stix_id)?;
+        }
+        for vid in members.iter().filter(|v| !held.contains(v)) {
+            let row = &evaluated[vid].row;
+            let (stamp, provisional) = stamp_for(self.tx, self.clock, view, *vid)?;
+            insert_entry(self.tx, self.sizes, view.view_id, row, stamp, provisional)?;
         }
         Ok(())
     }
+}
 
-    /// After versions of an object were deleted: promote the newest remaining version
-    /// and bring query views in line with it (or drop the object from them).
-    fn resync_object(&mut self, stix_id: &str) -> Result<(), StoreError> {
-        let tx = self.tx;
-        tx.prepare_cached(
-            "UPDATE object_versions SET is_latest = (vid = (SELECT vid FROM object_versions o \
-             WHERE o.stix_id = ?1 ORDER BY o.version_key DESC LIMIT 1)) WHERE stix_id = ?1",
-        )?
-        .execute(params![stix_id])?;
-        let latest: Option<(Latest, String)> = tx
+/// Whether the stored view holds this version of the object (any version of an
+/// unversioned object).
+fn holds_version(
+    tx: &Transaction<'_>,
+    view_id: i64,
+    stix_id: &str,
+    version: Option<Micros>,
+) -> Result<bool, StoreError> {
+    Ok(match version {
+        Some(v) => tx
             .prepare_cached(
-                "SELECT vid, type, spec_version, version_us, sources, added_us, raw FROM object_versions \
-                 WHERE stix_id = ?1 AND is_latest = 1",
+                "SELECT 1 FROM entries INDEXED BY entries_by_object \
+                 WHERE view_id = ?1 AND stix_id = ?2 AND version_us = ?3",
             )?
-            .query_row(params![stix_id], |r| {
-                Ok((
-                    Latest {
-                        row: VersionRow {
-                            vid: r.get(0)?,
-                            stix_id: stix_id.to_string(),
-                            kind: r.get(1)?,
-                            spec_version: r.get(2)?,
-                            version_us: r.get(3)?,
-                        },
-                        sources: r.get(4)?,
-                        added_us: r.get(5)?,
-                    },
-                    r.get(6)?,
-                ))
-            })
-            .optional()?;
-        match latest {
-            Some((latest, raw)) => {
-                let value = serde_json::from_str(&raw).map_err(|e| {
-                    StoreError::Database(format!("corrupt stored object {stix_id}: {e}"))
-                })?;
-                self.sync_query_views(&latest, &value)
-            }
-            None => {
-                for (view, _) in self.registry.query_views() {
-                    self.remove_other_versions(view.view_id, stix_id, -1)?;
-                }
-                Ok(())
-            }
-        }
-    }
+            .exists(params![view_id, stix_id, v])?,
+        None => tx
+            .prepare_cached(
+                "SELECT 1 FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
+            )?
+            .exists(params![view_id, stix_id])?,
+    })
+}
+
+/// The latest version of an object in a view: `(vid, version_us)`.
+fn last_in(
+    tx: &Transaction<'_>,
+    view_id: i64,
+    stix_id: &str,
+) -> Result<Option<(i64, Micros)>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT vid, version_us FROM entries INDEXED BY entries_by_object \
+             WHERE view_id = ?1 AND stix_id = ?2 ORDER BY version_us DESC LIMIT 1",
+        )?
+        .query_row(params![view_id, stix_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Recompute whether a version is its object's latest in some stored view.
+fn refresh_latest(tx: &Transaction<'_>, vid: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE object_versions SET is_latest = EXISTS (SELECT 1 FROM views v \
+           JOIN entries e ON e.view_id = v.view_id AND e.vid = ?1 \
+           WHERE v.kind = 'stored' AND e.is_last = 1) WHERE vid = ?1",
+    )?
+    .execute(params![vid])?;
+    Ok(())
+}
+
+/// A stored version, parsed for evaluation.
+fn load(tx: &Transaction<'_>, vid: i64) -> Result<Evaluated<'static>, StoreError> {
+    let (stix_id, kind, spec_version, version_us, sources, added_us, raw): (
+        String,
+        String,
+        String,
+        Micros,
+        String,
+        Micros,
+        String,
+    ) = tx
+        .prepare_cached(
+            "SELECT stix_id, type, spec_version, version_us, sources, added_us, raw \
+             FROM object_versions WHERE vid = ?1",
+        )?
+        .query_row(params![vid], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?;
+    let value = serde_json::from_str(&raw)
+        .map_err(|e| StoreError::Database(format!("corrupt stored object {stix_id}: {e}")))?;
+    Ok(Evaluated {
+        value: Cow::Owned(value),
+        sources,
+        added_us,
+        row: VersionRow {
+            vid,
+            stix_id,
+            kind,
+            spec_version,
+            version_us,
+        },
+    })
 }
 
 /// The `date_added` a version gets when it enters `view`. A building view keeps the
@@ -330,7 +402,9 @@ pub fn delete_object(
     }
     let mut sizes = SizeChanges::default();
     let mut removed = 0;
-    for vid in doomed {
+    let before = last_in(tx, view_id, stix_id)?.map(|(vid, _)| vid);
+    for vid in &doomed {
+        let vid = *vid;
         if remove_entry(tx, &mut sizes, view_id, vid, stix_id)? {
             removed += 1;
         }
@@ -348,9 +422,14 @@ pub fn delete_object(
         } else {
             tx.prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
                 .execute(params![vid, remaining])?;
+            refresh_latest(tx, vid)?;
         }
     }
-    if removed > 0 {
+    let after = last_in(tx, view_id, stix_id)?.map(|(vid, _)| vid);
+    if before != after {
+        if let Some(vid) = after {
+            refresh_latest(tx, vid)?;
+        }
         let mut w = Writer {
             tx,
             registry,
@@ -358,7 +437,7 @@ pub fn delete_object(
             sizes: &mut sizes,
             now: now_us(),
         };
-        w.resync_object(stix_id)?;
+        w.sync_query_views(view_id, stix_id, None)?;
     }
     flush_sizes(tx, sizes)?;
     Ok(removed)

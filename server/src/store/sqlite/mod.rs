@@ -249,17 +249,18 @@ impl SqliteStore {
                         };
                         let mut writer = inner.writer.lock().map_err(poisoned)?;
                         let registry = inner.registry.read().map_err(poisoned)?.clone();
-                        if registry
+                        let Some(view) = registry
                             .view(view_id)
-                            .is_none_or(|v| v.state != ViewState::Active)
-                        {
+                            .filter(|v| v.state == ViewState::Active)
+                            .cloned()
+                        else {
                             return Ok(None);
-                        }
+                        };
                         let tx = writer.transaction()?;
                         views::reevaluate(
                             &tx,
                             &inner.clock,
-                            view_id,
+                            &view,
                             &batch,
                             &query,
                             &registry,
@@ -320,13 +321,14 @@ impl Store for SqliteStore {
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
+            let owner = request.owner.clone();
             let done =
                 ingest::add_objects(&tx, &registry, &inner.clock, &collection, view_id, request)?;
             let (status, body) = done.into_status(request_timestamp, total)?;
             tx.prepare_cached(
-                "INSERT INTO status (id, api_root, created_us, body) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO status (id, api_root, created_us, body, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![status.id, api_root, now_us(), body])?;
+            .execute(params![status.id, api_root, now_us(), body, owner])?;
             tx.commit()?;
             Ok(status)
         })
@@ -384,10 +386,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>, StoreError> {
+    async fn status(
+        &self,
+        api_root: &str,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<Status>, StoreError> {
         let api_root = api_root.to_string();
         let id = id.to_string();
-        self.blocking(move |inner| read::status(&*inner.readers.get()?, &api_root, &id))
+        let owner = owner.to_string();
+        self.blocking(move |inner| read::status(&*inner.readers.get()?, &api_root, &id, &owner))
             .await
     }
 

@@ -114,10 +114,15 @@ fn in_list(sql: &mut String, args: &mut Vec<SqlValue>, column: &str, values: &[S
 }
 
 /// A status resource of an API root.
-pub fn status(conn: &Connection, api_root: &str, id: &str) -> Result<Option<Status>, StoreError> {
+pub fn status(
+    conn: &Connection,
+    api_root: &str,
+    id: &str,
+    owner: &str,
+) -> Result<Option<Status>, StoreError> {
     let body: Option<String> = conn
-        .prepare_cached("SELECT body FROM status WHERE id = ?1 AND api_root = ?2")?
-        .query_row(params![id, api_root], |r| r.get(0))
+        .prepare_cached("SELECT body FROM status WHERE id = ?1 AND api_root = ?2 AND owner = ?3")?
+        .query_row(params![id, api_root, owner], |r| r.get(0))
         .optional()?;
     match body {
         None => Ok(None),

@@ -70,6 +70,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX status_by_age ON status (created_us);
     "#,
+    // 2: collections are isolated. A version row is shared only by collections that
+    // were posted the very same bytes, so two collections may hold different objects
+    // under one (id, modified); `is_latest` marks a version that is its object's
+    // latest in at least one stored collection; query views record the stored
+    // collections they draw from (NULL for views made before: rebuilt on start); a
+    // status resource is readable only by who created it.
+    r#"
+    DROP INDEX object_versions_by_version;
+    CREATE INDEX object_versions_by_version ON object_versions (stix_id, version_key);
+    UPDATE object_versions SET is_latest = EXISTS (
+        SELECT 1 FROM views v JOIN entries e ON e.view_id = v.view_id AND e.vid = object_versions.vid
+        WHERE v.kind = 'stored' AND e.is_last = 1);
+    ALTER TABLE views ADD COLUMN sources TEXT;
+    ALTER TABLE status ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Open-time settings of every connection.

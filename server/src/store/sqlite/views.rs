@@ -23,11 +23,19 @@ struct ViewRow {
     kind: String,
     query: Option<String>,
     state: String,
+    /// Query views: the collection ids they draw from, `\n`-separated (NULL: made
+    /// before collections were isolated).
+    sources: Option<String>,
+}
+
+/// How a query view records its sources: collection ids, `\n`-separated.
+pub fn sources_text(collections: &[String]) -> String {
+    collections.join("\n")
 }
 
 fn live_rows(tx: &Transaction<'_>) -> Result<Vec<ViewRow>, StoreError> {
     let mut stmt = tx.prepare(
-        "SELECT view_id, collection, kind, query, state FROM views WHERE state != 'retired' ORDER BY view_id",
+        "SELECT view_id, collection, kind, query, state, sources FROM views WHERE state != 'retired' ORDER BY view_id",
     )?;
     let rows = stmt
         .query_map([], |r| {
@@ -37,6 +45,7 @@ fn live_rows(tx: &Transaction<'_>) -> Result<Vec<ViewRow>, StoreError> {
                 kind: r.get(2)?,
                 query: r.get(3)?,
                 state: r.get(4)?,
+                sources: r.get(5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -46,17 +55,19 @@ fn live_rows(tx: &Transaction<'_>) -> Result<Vec<ViewRow>, StoreError> {
 fn create_view(
     tx: &Transaction<'_>,
     collection: &str,
-    query: Option<&str>,
+    query: Option<(&str, &str)>,
     state: ViewState,
     replaces: Option<i64>,
 ) -> Result<i64, StoreError> {
     tx.prepare_cached(
-        "INSERT INTO views (collection, kind, query, state, replaces, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO views (collection, kind, query, sources, state, replaces, created_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         collection,
         if query.is_some() { "query" } else { "stored" },
-        query,
+        query.map(|(text, _)| text),
+        query.map(|(_, sources)| sources),
         state.as_str(),
         replaces,
         now_us()
@@ -81,7 +92,13 @@ pub fn apply_config(
     let mut building = Vec::new();
     let mut keep = std::collections::HashSet::new();
 
-    for c in &config.collections {
+    // Stored views first: query views name them as sources.
+    let stored_first = config
+        .collections
+        .iter()
+        .filter(|c| c.is_writable())
+        .chain(config.collections.iter().filter(|c| !c.is_writable()));
+    for c in stored_first {
         let id = c.id();
         let find = |kind: &str, state: &str| {
             rows.iter()
@@ -100,6 +117,7 @@ pub fn apply_config(
                     query: None,
                     state: ViewState::Active,
                     replaces: None,
+                    sources: Vec::new(),
                 });
                 registry
                     .source_names
@@ -107,8 +125,14 @@ pub fn apply_config(
             }
             CollectionKind::Query(query) => {
                 let text = query.text();
+                let sources = sources_text(&c.sources);
+                let source_views = registry.stored_view_ids(&c.sources);
+                // A view is current when both its query and its sources are.
+                let same = |r: &&ViewRow| {
+                    r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
+                };
                 let active = find("query", "active");
-                let current = active.filter(|r| r.query.as_deref() == Some(text));
+                let current = active.filter(same);
                 if let Some(r) = current {
                     keep.insert(r.view_id);
                     registry.views.push(View {
@@ -117,6 +141,7 @@ pub fn apply_config(
                         query: Some(query.clone()),
                         state: ViewState::Active,
                         replaces: None,
+                        sources: source_views,
                     });
                     continue;
                 }
@@ -127,21 +152,34 @@ pub fn apply_config(
                     let old_query = old.query.as_deref().and_then(|t| Query::parse(t).ok());
                     keep.insert(old.view_id);
                     replaces = Some(old.view_id);
+                    // Until it is replaced, the old view keeps its old sources; one made
+                    // before sources existed draws from nothing more than the new one.
+                    let old_sources = match &old.sources {
+                        Some(text) => registry.stored_view_ids(
+                            &text.split('\n').map(str::to_string).collect::<Vec<_>>(),
+                        ),
+                        None => source_views.clone(),
+                    };
                     registry.views.push(View {
                         view_id: old.view_id,
                         collection: id.to_string(),
                         query: old_query.map(Arc::new),
                         state: ViewState::Active,
                         replaces: None,
+                        sources: old_sources,
                     });
                 }
-                let in_progress =
-                    find("query", "building").filter(|r| r.query.as_deref() == Some(text));
+                let in_progress = find("query", "building").filter(same);
                 let view_id = match in_progress {
                     Some(r) => r.view_id,
                     None => {
-                        let view_id =
-                            create_view(tx, id, Some(text), ViewState::Building, replaces)?;
+                        let view_id = create_view(
+                            tx,
+                            id,
+                            Some((text, &sources)),
+                            ViewState::Building,
+                            replaces,
+                        )?;
                         tx.prepare_cached("UPDATE views SET replaces = ?2 WHERE view_id = ?1")?
                             .execute(params![view_id, replaces])?;
                         view_id
@@ -155,6 +193,7 @@ pub fn apply_config(
                     query: Some(query.clone()),
                     state: ViewState::Building,
                     replaces,
+                    sources: source_views,
                 });
             }
         }
@@ -221,15 +260,22 @@ pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -
     )
 }
 
-/// Whether a version is still its object's latest (ingest may have superseded it
-/// since a batch was read).
-fn still_latest(tx: &Transaction<'_>, vid: i64) -> Result<bool, StoreError> {
+/// Whether a version is its object's latest in one of the stored views a query view
+/// draws from (checked under the writer: ingest may have superseded it since a batch
+/// was read, and only a source's latest version belongs in the query view).
+pub fn latest_in_sources(tx: &Connection, view: &View, vid: i64) -> Result<bool, StoreError> {
     use rusqlite::OptionalExtension;
-    Ok(tx
-        .prepare_cached("SELECT is_latest FROM object_versions WHERE vid = ?1")?
-        .query_row(params![vid], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false))
+    let mut stmt =
+        tx.prepare_cached("SELECT is_last FROM entries WHERE view_id = ?1 AND vid = ?2")?;
+    for source in &view.sources {
+        let last: Option<bool> = stmt
+            .query_row(params![source, vid], |r| r.get(0))
+            .optional()?;
+        if last == Some(true) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Where a rebuild stands.
@@ -251,8 +297,9 @@ pub fn fill(
 ) -> Result<(), StoreError> {
     let mut sizes = SizeChanges::default();
     for c in matching {
-        // Superseded since the batch was read: ingest has put the newer version in.
-        if !still_latest(tx, c.row.vid)? {
+        // Superseded since the batch was read (ingest has put the newer version in), or
+        // the latest only in collections this view does not draw from.
+        if !latest_in_sources(tx, view, c.row.vid)? {
             continue;
         }
         let (stamp, provisional) = match view.replaces {
@@ -296,18 +343,19 @@ pub fn switch(tx: &Transaction<'_>, clock: &Clock, view: &View) -> Result<(), St
 pub fn reevaluate(
     tx: &Transaction<'_>,
     clock: &Clock,
-    view_id: i64,
+    view: &View,
     batch: &[Candidate],
     query: &Query,
     registry: &Registry,
     now: Micros,
 ) -> Result<usize, StoreError> {
+    let view_id = view.view_id;
     let mut sizes = SizeChanges::default();
     let mut changed = 0;
     for c in batch {
         let member = date_added_in(tx, view_id, c.row.vid)?.is_some();
         let wanted = matches(registry, query, c, now);
-        if wanted && !member && still_latest(tx, c.row.vid)? {
+        if wanted && !member && latest_in_sources(tx, view, c.row.vid)? {
             insert_entry(tx, &mut sizes, view_id, &c.row, clock.stamp(), false)?;
             changed += 1;
         } else if !wanted && member {

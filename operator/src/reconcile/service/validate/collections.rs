@@ -22,6 +22,7 @@ fn settings_of(collection: &TaxiiCollection, base: &Config) -> Option<Collection
         alias: spec.alias.clone(),
         writable: spec.writable,
         query: spec.query.clone(),
+        sources: None,
         access: Access {
             read: spec.access.read.clone(),
             write: spec.access.write.clone(),
