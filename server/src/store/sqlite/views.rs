@@ -126,7 +126,12 @@ pub fn apply_config(
             CollectionKind::Query(query) => {
                 let text = query.text();
                 let sources = sources_text(&c.sources);
-                let source_views = registry.stored_view_ids(&c.sources);
+                let mut source_views = registry.stored_view_ids(&c.sources);
+                // A writable collection turned into a query collection keeps drawing
+                // from what was posted to it (same collection, same readers).
+                if let Some(own) = find("stored", "active") {
+                    source_views.push(own.view_id);
+                }
                 // A view is current when both its query and its sources are.
                 let same = |r: &&ViewRow| {
                     r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
