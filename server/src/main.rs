@@ -101,6 +101,39 @@ enum Command {
     },
 }
 
+/// One line per query collection: the writable collections it draws from.
+fn describe_sources(config: &config::ServiceConfig) -> String {
+    let title = |id: &String| {
+        config
+            .collections
+            .iter()
+            .find(|c| &c.settings.id == id)
+            .map_or(id.clone(), |c| format!("{:?}", c.settings.title))
+    };
+    config
+        .collections
+        .iter()
+        .filter(|c| !c.is_writable())
+        .map(|c| {
+            let sources: Vec<String> = c.sources.iter().map(title).collect();
+            format!(
+                "  {:?} draws from {}{}\n",
+                c.settings.title,
+                if sources.is_empty() {
+                    "no writable collection".to_string()
+                } else {
+                    sources.join(", ")
+                },
+                if c.settings.sources.is_none() {
+                    " (default: those its readers may read)"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAXIWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -269,6 +302,10 @@ fn main() -> ExitCode {
                         c.config.api_roots.len(),
                         c.collections.len()
                     );
+                    print!("{}", describe_sources(&c));
+                    for w in c.warnings() {
+                        eprintln!("warning: {w}");
+                    }
                     Ok(())
                 }
                 Err(config::ConfigError::Invalid(problems)) => {

@@ -43,6 +43,9 @@ pub async fn reload_once(state: &AppState, config_dir: &std::path::Path) -> bool
                     "[server] settings changed; they take effect when the server restarts"
                 );
             }
+            for warning in next.warnings() {
+                tracing::warn!(at = %warning.at, "{}", warning.message);
+            }
             let collections = next.collections.len();
             state.config.store(std::sync::Arc::new(next));
             state.metrics.reload(true);

@@ -55,6 +55,9 @@ pub async fn open(
 ) -> anyhow::Result<(config::ServiceConfig, SharedStore)> {
     let config =
         config::load_dir(config_dir).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    for warning in config.warnings() {
+        tracing::warn!(at = %warning.at, "{}", warning.message);
+    }
     let store = open_store(&config, data_dir, readers).await?;
     store
         .apply_config(&config)

@@ -167,16 +167,27 @@ async fn another_collection_cannot_read_replace_or_poison_an_object(place: Place
         .add_objects("feeds", PARTNER, objects(vec![stub(m)], "partner"))
         .await
         .expect("partner posts the same id and modified");
-    assert_eq!(status.success_count, 1, "the stub is stored in partner-inbox");
+    assert_eq!(
+        status.success_count, 1,
+        "the stub is stored in partner-inbox"
+    );
 
     let partner = read(&*store, PARTNER, &all_versions()).await;
-    assert_eq!(names(&partner), vec!["stub"], "partner reads only its own bytes");
+    assert_eq!(
+        names(&partner),
+        vec!["stub"],
+        "partner reads only its own bytes"
+    );
     assert!(
         !partner[0].to_string().contains("198.51.100.1"),
         "nothing of cert's object crosses: {partner:?}"
     );
     let cert = read(&*store, CERT, &all_versions()).await;
-    assert_eq!(names(&cert), vec!["INTERNAL SECRET"], "cert's object is not replaced");
+    assert_eq!(
+        names(&cert),
+        vec!["INTERNAL SECRET"],
+        "cert's object is not replaced"
+    );
     assert_eq!(
         names(&read(&*store, CERT_VIEW, &all_versions()).await),
         vec!["INTERNAL SECRET"]
@@ -237,7 +248,11 @@ async fn a_newer_version_elsewhere_does_not_hide_an_object(place: Place) {
         "a query collection over cert-inbox keeps cert's latest version"
     );
     let cert = read(&*store, CERT, &latest_only()).await;
-    assert_eq!(names(&cert), vec!["INTERNAL SECRET"], "latest is per collection");
+    assert_eq!(
+        names(&cert),
+        vec!["INTERNAL SECRET"],
+        "latest is per collection"
+    );
     // The union of both inboxes holds each one's latest version.
     let both = read(&*store, BOTH_VIEW, &all_versions()).await;
     let mut both = names(&both);
@@ -276,7 +291,11 @@ fn address(value: &str) -> Value {
 async fn scos_are_isolated_too(place: Place) {
     let store = open(&place, &isolation_config()).await;
     store
-        .add_objects("feeds", PARTNER, objects(vec![address("203.0.113.9")], "partner"))
+        .add_objects(
+            "feeds",
+            PARTNER,
+            objects(vec![address("203.0.113.9")], "partner"),
+        )
         .await
         .expect("partner posts the SCO id first");
     store
@@ -318,7 +337,11 @@ async fn identical_bytes_are_shared_and_deletes_stay_in_their_collection(place: 
         .await
         .expect("partner");
     let both = read(&*store, BOTH_VIEW, &all_versions()).await;
-    assert_eq!(both.len(), 1, "the same bytes in two sources are one object");
+    assert_eq!(
+        both.len(),
+        1,
+        "the same bytes in two sources are one object"
+    );
     store
         .delete_object(
             CERT,
@@ -330,7 +353,10 @@ async fn identical_bytes_are_shared_and_deletes_stay_in_their_collection(place: 
         .expect("delete");
     assert!(read(&*store, CERT, &all_versions()).await.is_empty());
     assert!(read(&*store, CERT_VIEW, &all_versions()).await.is_empty());
-    assert_eq!(read(&*store, PARTNER, &all_versions()).await, vec![shared.clone()]);
+    assert_eq!(
+        read(&*store, PARTNER, &all_versions()).await,
+        vec![shared.clone()]
+    );
     assert_eq!(
         read(&*store, BOTH_VIEW, &all_versions()).await,
         vec![shared],
@@ -422,11 +448,17 @@ async fn status_resources_belong_to_who_created_them(place: Place) {
         .await
         .expect("cert");
     assert_eq!(
-        store.status("feeds", &status.id, "cert").await.expect("status"),
+        store
+            .status("feeds", &status.id, "cert")
+            .await
+            .expect("status"),
         Some(status.clone())
     );
     assert_eq!(
-        store.status("feeds", &status.id, "partner").await.expect("status"),
+        store
+            .status("feeds", &status.id, "partner")
+            .await
+            .expect("status"),
         None,
         "another caller does not find it"
     );

@@ -224,7 +224,11 @@ mod tests {
             stored(CERT, "cert", "\"cert\""),
             stored(PARTNER, "partner", "\"partner\", \"cert\""),
         ));
-        let view = c.collections.iter().find(|c| c.settings.id == VIEW).expect("view");
+        let view = c
+            .collections
+            .iter()
+            .find(|c| c.settings.id == VIEW)
+            .expect("view");
         assert_eq!(view.sources, vec![PARTNER.to_string()]);
         let warnings = c.warnings();
         assert!(
@@ -243,13 +247,17 @@ mod tests {
             stored(CERT, "cert", "\"cert\""),
             stored(PARTNER, "partner", ""),
         ));
-        let view = c.collections.iter().find(|c| c.settings.id == VIEW).expect("view");
+        let view = c
+            .collections
+            .iter()
+            .find(|c| c.settings.id == VIEW)
+            .expect("view");
         assert_eq!(view.sources, vec![CERT.to_string(), PARTNER.to_string()]);
         let warnings = c.warnings();
         assert!(
-            warnings
-                .iter()
-                .any(|w| w.message.contains("readable more widely than its source \"cert\"")),
+            warnings.iter().any(|w| w
+                .message
+                .contains("readable more widely than its source \"cert\"")),
             "{warnings:?}"
         );
         assert!(!warnings.iter().any(|w| w.message.contains("\"partner\"")));
@@ -263,9 +271,15 @@ mod tests {
             stored(CERT, "cert", ""),
         );
         let err = super::super::parse(&text).expect_err("invalid").to_string();
-        assert!(err.contains("\"nope\" names no writable collection"), "{err}");
+        assert!(
+            err.contains("\"nope\" names no writable collection"),
+            "{err}"
+        );
         assert!(err.contains("collections[1].sources"), "{err}");
-        let text = format!("{HEAD}{}", stored(CERT, "cert", "").replace("writable", "sources = [\"x\"]\nwritable"));
+        let text = format!(
+            "{HEAD}{}",
+            stored(CERT, "cert", "").replace("writable", "sources = [\"x\"]\nwritable")
+        );
         let err = super::super::parse(&text).expect_err("invalid").to_string();
         assert!(err.contains("only query collections"), "{err}");
     }
@@ -275,6 +289,9 @@ mod tests {
         let c = parsed(&format!(
             "{HEAD}[[collections]]\nid = \"{CERT}\"\napi_root = \"feeds\"\ntitle = \"cert\"\nwritable = true\n"
         ));
-        assert!(c.warnings().iter().any(|w| w.message.contains("nobody may write")));
+        assert!(c
+            .warnings()
+            .iter()
+            .any(|w| w.message.contains("nobody may write")));
     }
 }

@@ -97,7 +97,11 @@ mod tests {
         assert_eq!(first_and_last(1, Some(2), Some(4)), (true, false));
         assert_eq!(first_and_last(9, Some(2), Some(4)), (false, true));
         assert_eq!(first_and_last(3, Some(2), Some(4)), (false, false));
-        assert_eq!(first_and_last(4, Some(2), Some(4)), (false, true), "a tie is last too");
+        assert_eq!(
+            first_and_last(4, Some(2), Some(4)),
+            (false, true),
+            "a tie is last too"
+        );
     }
 
     #[test]

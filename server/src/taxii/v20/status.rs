@@ -73,8 +73,12 @@ pub async fn get(ctx: &Ctx, root: &str, id: &str) -> Result<Response, TaxiiError
         return Err(ctx.state.unauthorized());
     }
     // Another caller's status is not found: its ids and failure messages are theirs.
-    let status = ctx.store.status(root, id, ctx.caller.key()).await?.ok_or_else(|| {
-        TaxiiError::not_found("no such status (statuses are kept at least 24 hours)")
-    })?;
+    let status = ctx
+        .store
+        .status(root, id, ctx.caller.key())
+        .await?
+        .ok_or_else(|| {
+            TaxiiError::not_found("no such status (statuses are kept at least 24 hours)")
+        })?;
     respond(StatusCode::OK, &status)
 }
