@@ -28,6 +28,7 @@ cat > "$work/credentials/users.toml" <<TOML
 [[users]]
 name = "interop"
 password_hash = "$hash"
+groups = ["producers"]
 TOML
 
 # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment override a
