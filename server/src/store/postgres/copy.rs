@@ -137,11 +137,12 @@ pub async fn copy_from_sqlite(
         i64,
         i64,
         i64,
+        Option<String>,
     );
     let views: Vec<ViewRow> = source
         .prepare(
-            "SELECT view_id, collection, kind, query, state, replaces, progress_vid, size, created_us \
-             FROM views WHERE state != 'retired' ORDER BY view_id",
+            "SELECT view_id, collection, kind, query, state, replaces, progress_vid, size, created_us, \
+             sources FROM views WHERE state != 'retired' ORDER BY view_id",
         )?
         .query_map([], |r| {
             Ok((
@@ -154,6 +155,7 @@ pub async fn copy_from_sqlite(
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                r.get(9)?,
             ))
         })?
         .collect::<Result<_, _>>()?;
@@ -168,9 +170,9 @@ pub async fn copy_from_sqlite(
         // A building view whose old view is not copied replaces nothing.
         let replaces = v.5.filter(|old| views.iter().any(|o| o.0 == *old));
         tx.execute(
-            "INSERT INTO views (view_id, collection, kind, query, state, replaces, progress_vid, size, created_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[&v.0, &v.1, &v.2, &v.3, &v.4, &replaces, &v.6, &v.7, &v.8],
+            "INSERT INTO views (view_id, collection, kind, query, state, replaces, progress_vid, size, \
+             created_us, sources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&v.0, &v.1, &v.2, &v.3, &v.4, &replaces, &v.6, &v.7, &v.8, &v.9],
         )
         .await?;
         report.views += 1;

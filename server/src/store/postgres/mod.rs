@@ -363,9 +363,17 @@ impl PostgresStore {
                 return Ok(false);
             };
             if let Some(last) = batch.last() {
-                let decided =
-                    views::decide(&w.tx, &batch, &early, &registry, &w.registry, &query, now)
-                        .await?;
+                let decided = views::decide(
+                    &w.tx,
+                    &view,
+                    &batch,
+                    &early,
+                    &registry,
+                    &w.registry,
+                    &query,
+                    now,
+                )
+                .await?;
                 views::fill(&w.tx, &w.clock, &view, &batch, &decided, last.row.vid).await?;
             }
             if batch.len() < views::BATCH {
@@ -439,15 +447,25 @@ impl PostgresStore {
                     .map(|c| views::matches(&registry, &query, c, now))
                     .collect();
                 let w = self.begin(&mut client).await?;
-                if w.registry
+                let Some(view) = w
+                    .registry
                     .view(view_id)
-                    .is_none_or(|v| v.state != ViewState::Active)
-                {
+                    .filter(|v| v.state == ViewState::Active)
+                    .cloned()
+                else {
                     break;
-                }
-                let decided =
-                    views::decide(&w.tx, &batch, &early, &registry, &w.registry, &query, now)
-                        .await?;
+                };
+                let decided = views::decide(
+                    &w.tx,
+                    &view,
+                    &batch,
+                    &early,
+                    &registry,
+                    &w.registry,
+                    &query,
+                    now,
+                )
+                .await?;
                 views::reevaluate(&w.tx, &w.clock, view_id, &batch, &decided).await?;
                 self.commit(w).await?;
                 if batch.len() < views::BATCH {

@@ -99,9 +99,12 @@ const MIGRATIONS: &[&str] = &[
     // only by collections posted the very same bytes; `is_latest` marks a version that
     // is its object's latest in at least one stored collection; query views record the
     // stored collections they draw from (NULL before: rebuilt); statuses have an owner.
+    // Ingest no longer looks up "the" latest version of an object (there is one per
+    // stored collection, found in its entries): the partial index for that goes.
     r#"
     DROP INDEX object_versions_by_version;
     CREATE INDEX object_versions_by_version ON object_versions (stix_id, version_key);
+    DROP INDEX object_versions_latest_by_id;
     UPDATE object_versions o SET is_latest = EXISTS (
         SELECT 1 FROM views v JOIN entries e ON e.view_id = v.view_id AND e.vid = o.vid
         WHERE v.kind = 'stored' AND e.is_last);

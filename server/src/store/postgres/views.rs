@@ -30,13 +30,16 @@ pub async fn load_registry<C: GenericClient>(
 ) -> Result<Registry, StoreError> {
     let rows = client
         .query(
-            "SELECT view_id, collection, kind, query, state, replaces, names FROM views \
+            "SELECT view_id, collection, kind, query, state, replaces, names, sources FROM views \
              WHERE state != 'retired' ORDER BY view_id",
             &[],
         )
         .await?;
     let mut registry = Registry::default();
     let mut used = HashMap::new();
+    // Query views' recorded sources (collection ids), resolved once every stored view
+    // is known.
+    let mut recorded: HashMap<i64, Option<String>> = HashMap::new();
     for r in rows {
         let view_id: i64 = r.get(0);
         let collection: String = r.get(1);
@@ -45,6 +48,7 @@ pub async fn load_registry<C: GenericClient>(
         let state: String = r.get(4);
         let replaces: Option<i64> = r.get(5);
         let names: String = r.get(6);
+        let sources: Option<String> = r.get(7);
         let query = match (kind.as_str(), text) {
             ("query", Some(text)) => {
                 let parsed = match cache.get(&text) {
@@ -57,6 +61,7 @@ pub async fn load_registry<C: GenericClient>(
                     })?),
                 };
                 used.insert(text, parsed.clone());
+                recorded.insert(view_id, sources);
                 Some(parsed)
             }
             ("query", None) => {
@@ -96,10 +101,57 @@ pub async fn load_registry<C: GenericClient>(
         });
     }
     *cache = used;
+    resolve_sources(&mut registry, &recorded);
     // A collection changed from stored to query keeps its stored view (data is never
     // dropped) but is read through its query view: query views come first.
     registry.views.sort_by_key(|v| v.query.is_none());
     Ok(registry)
+}
+
+/// Give every query view of `registry` the stored views it draws from: those of the
+/// collections it recorded. A view made before sources were recorded (NULL) draws, while
+/// it keeps serving during its rebuild, from the new sources (those of the view
+/// replacing it); with no replacement under way it draws from nothing (the next
+/// `apply_config` rebuilds it).
+fn resolve_sources(registry: &mut Registry, recorded: &HashMap<i64, Option<String>>) {
+    let of = |text: &str| {
+        let ids: Vec<String> = text
+            .split('\n')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        registry.stored_view_ids(&ids)
+    };
+    let own: HashMap<i64, Vec<i64>> = recorded
+        .iter()
+        .filter_map(|(view_id, text)| text.as_deref().map(|t| (*view_id, of(t))))
+        .collect();
+    let resolved: Vec<(i64, Vec<i64>)> = registry
+        .views
+        .iter()
+        .filter(|v| v.query.is_some())
+        .map(|v| {
+            let sources = own.get(&v.view_id).cloned().unwrap_or_else(|| {
+                registry
+                    .views
+                    .iter()
+                    .find(|n| n.replaces == Some(v.view_id))
+                    .and_then(|n| own.get(&n.view_id).cloned())
+                    .unwrap_or_default()
+            });
+            (v.view_id, sources)
+        })
+        .collect();
+    for (view_id, sources) in resolved {
+        if let Some(v) = registry.views.iter_mut().find(|v| v.view_id == view_id) {
+            v.sources = sources;
+        }
+    }
+}
+
+/// How a query view records its sources: collection ids, `\n`-separated.
+fn sources_text(collections: &[String]) -> String {
+    collections.join("\n")
 }
 
 /// Mark the registry changed (every replica reloads it).
@@ -115,12 +167,16 @@ struct ViewRow {
     query: Option<String>,
     state: String,
     names: String,
+    /// Query views: the collection ids they draw from (NULL: made before collections
+    /// were isolated).
+    sources: Option<String>,
 }
 
+/// Create a view; `query`: a query view's text and recorded sources.
 async fn create_view(
     tx: &Tx<'_>,
     collection: &str,
-    query: Option<&str>,
+    query: Option<(&str, &str)>,
     state: ViewState,
     replaces: Option<i64>,
     names: &str,
@@ -128,12 +184,13 @@ async fn create_view(
     let kind = if query.is_some() { "query" } else { "stored" };
     row(
         tx,
-        "INSERT INTO views (collection, kind, query, state, replaces, names, created_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING view_id",
+        "INSERT INTO views (collection, kind, query, sources, state, replaces, names, created_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING view_id",
         &[
             &collection,
             &kind,
-            &query,
+            &query.map(|(text, _)| text),
+            &query.map(|(_, sources)| sources),
             &state.as_str(),
             &replaces,
             &names,
@@ -160,7 +217,7 @@ async fn retire(tx: &Tx<'_>, view_id: i64) -> Result<(), StoreError> {
 pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, StoreError> {
     let rows: Vec<ViewRow> = rows(
         tx,
-        "SELECT view_id, collection, kind, query, state, names FROM views \
+        "SELECT view_id, collection, kind, query, state, names, sources FROM views \
          WHERE state != 'retired' ORDER BY view_id",
         &[],
     )
@@ -173,11 +230,18 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
         query: r.get(3),
         state: r.get(4),
         names: r.get(5),
+        sources: r.get(6),
     })
     .collect();
     let mut changed = false;
     let mut keep = std::collections::HashSet::new();
-    for c in &config.collections {
+    // Stored views first: query views name them as sources.
+    let stored_first = config
+        .collections
+        .iter()
+        .filter(|c| c.is_writable())
+        .chain(config.collections.iter().filter(|c| !c.is_writable()));
+    for c in stored_first {
         let id = c.id();
         let find = |kind: &str, state: &str| {
             rows.iter()
@@ -206,8 +270,13 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
             }
             CollectionKind::Query(query) => {
                 let text = query.text();
+                let sources = sources_text(&c.sources);
+                // A view is current when both its query and its sources are.
+                let same = |r: &&ViewRow| {
+                    r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
+                };
                 let active = find("query", "active");
-                if let Some(r) = active.filter(|r| r.query.as_deref() == Some(text)) {
+                if let Some(r) = active.filter(same) {
                     keep.insert(r.view_id);
                     continue;
                 }
@@ -215,8 +284,7 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
                 if let Some(old) = replaces {
                     keep.insert(old);
                 }
-                let in_progress =
-                    find("query", "building").filter(|r| r.query.as_deref() == Some(text));
+                let in_progress = find("query", "building").filter(same);
                 let view_id = match in_progress {
                     Some(r) => {
                         exec(
@@ -229,7 +297,15 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
                     }
                     None => {
                         changed = true;
-                        create_view(tx, id, Some(text), ViewState::Building, replaces, "").await?
+                        create_view(
+                            tx,
+                            id,
+                            Some((text, &sources)),
+                            ViewState::Building,
+                            replaces,
+                            "",
+                        )
+                        .await?
                     }
                 };
                 keep.insert(view_id);
@@ -322,18 +398,21 @@ fn vids(batch: &[Candidate]) -> Vec<i64> {
     batch.iter().map(|c| c.row.vid).collect()
 }
 
-/// The current `sources` of those versions of `batch` that are still the latest.
-/// `sources` and `is_latest` are the only facts of a stored version that other writers
-/// change (a POST of the same object into another collection, a DELETE, a newer
-/// version).
+/// The current `sources` of those versions of `batch` that are still their object's
+/// latest in one of the stored views `sources` (a query view's sources). Which stored
+/// collections hold a version, and which version is the latest in each, are the only
+/// facts of a stored version that other writers change (a POST of the same bytes into
+/// another collection, a DELETE, a newer version).
 async fn current_sources(
     tx: &Tx<'_>,
     batch: &[Candidate],
+    sources: &[i64],
 ) -> Result<HashMap<i64, String>, StoreError> {
     Ok(rows(
         tx,
-        "SELECT vid, sources FROM object_versions WHERE vid = ANY($1) AND is_latest",
-        &[&vids(batch)],
+        "SELECT o.vid, o.sources FROM object_versions o WHERE o.vid = ANY($1) \
+         AND EXISTS (SELECT 1 FROM entries e WHERE e.view_id = ANY($2) AND e.vid = o.vid AND e.is_last)",
+        &[&vids(batch), &sources],
     )
     .await?
     .iter()
@@ -376,9 +455,10 @@ async fn objects_held(
     .collect())
 }
 
-/// Whether each candidate of `batch` belongs in the view of `query`, decided on its
-/// facts as they are now — call it under the clock lock: `None` for a version that is
-/// no longer the latest. The batch was read, and `early` decided with `early_registry`,
+/// Whether each candidate of `batch` belongs in `view` (whose query is `query`), decided
+/// on its facts as they are now — call it under the clock lock, with `view` as the
+/// registry read under it says: `None` for a version that is not (or no longer) its
+/// object's latest in one of the view's sources. The batch was read, and `early` decided with `early_registry`,
 /// before the lock was taken; meanwhile another replica may have posted an object into
 /// another collection or deleted it from one, which `source:` terms depend on. Those
 /// versions (or all, if the registry changed) are evaluated again; the rest keep
@@ -386,6 +466,7 @@ async fn objects_held(
 #[allow(clippy::too_many_arguments)]
 pub async fn decide(
     tx: &Tx<'_>,
+    view: &View,
     batch: &[Candidate],
     early: &[bool],
     early_registry: &Arc<Registry>,
@@ -393,7 +474,7 @@ pub async fn decide(
     query: &Query,
     now: Micros,
 ) -> Result<Vec<Option<bool>>, StoreError> {
-    let current = current_sources(tx, batch).await?;
+    let current = current_sources(tx, batch, &view.sources).await?;
     let same_registry = Arc::ptr_eq(early_registry, registry);
     Ok(batch
         .iter()
@@ -522,7 +603,8 @@ pub async fn reevaluate(
     let mut changed = 0;
     let members = members(tx, view_id, batch).await?;
     for (c, decided) in batch.iter().zip(decided) {
-        // A version no longer the latest was taken care of by its writer.
+        // A version no longer the latest in one of the view's sources: its writer took
+        // care of the view (or it never belonged).
         let Some(wanted) = *decided else {
             continue;
         };
