@@ -131,7 +131,7 @@ fn resolve_sources(registry: &mut Registry, recorded: &HashMap<i64, Option<Strin
         .iter()
         .filter(|v| v.query.is_some())
         .map(|v| {
-            let sources = own.get(&v.view_id).cloned().unwrap_or_else(|| {
+            let mut sources = own.get(&v.view_id).cloned().unwrap_or_else(|| {
                 registry
                     .views
                     .iter()
@@ -139,6 +139,16 @@ fn resolve_sources(registry: &mut Registry, recorded: &HashMap<i64, Option<Strin
                     .and_then(|n| own.get(&n.view_id).cloned())
                     .unwrap_or_default()
             });
+            // A writable collection turned into a query collection keeps drawing from
+            // what was posted to it (same collection, same readers).
+            if let Some(stored) = registry
+                .stored_views()
+                .find(|s| s.collection == v.collection)
+            {
+                if !sources.contains(&stored.view_id) {
+                    sources.push(stored.view_id);
+                }
+            }
             (v.view_id, sources)
         })
         .collect();

@@ -204,10 +204,10 @@ impl Writer<'_, '_> {
             }
             let mut members = Vec::new();
             for vid in wanted {
-                if !evaluated.contains_key(&vid) {
-                    evaluated.insert(vid, load(self.tx, vid)?);
-                }
-                let e = &evaluated[&vid];
+                let e = match evaluated.entry(vid) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(load(self.tx, vid)?),
+                };
                 let names = self.registry.names_of(&e.sources);
                 let facts = ObjectFacts {
                     object: &e.value,
