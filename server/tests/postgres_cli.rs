@@ -1,6 +1,6 @@
 //! The command line with `[store] backend = "postgres"`: `backup` refuses and points
 //! to pg_dump; `migrate --from-sqlite` copies an embedded store into PostgreSQL and
-//! never prints the database URL or password. (Needs `TAXIWAY_TEST_POSTGRES_URL` for
+//! never prints the database URL or password. (PostgreSQL tests are #[ignore]d: `--include-ignored` and `TAXIWAY_TEST_POSTGRES_URL` for
 //! the parts that reach a database.)
 
 mod common;
@@ -66,10 +66,9 @@ fn backup_refuses_a_postgres_store_and_points_to_pg_dump() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn migrate_copies_an_embedded_store_and_never_prints_the_password() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let app = TestApp::new().await;
     let objects: Vec<_> = (0..25)
         .map(|n| indicator(n, 1, "198.51.100.1", 80))

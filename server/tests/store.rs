@@ -1,5 +1,5 @@
 //! The store, on every backend (SQLite always; PostgreSQL when
-//! `TAXIWAY_TEST_POSTGRES_URL` is set): persistence, query rebuilds, relative time,
+//! `--include-ignored` and `TAXIWAY_TEST_POSTGRES_URL`): persistence, query rebuilds, relative time,
 //! concurrency. PostgreSQL-only behaviour (replicas, migrations) is in `pg_*` tests.
 
 mod common;
@@ -405,10 +405,9 @@ use taxiway_server::store::sqlite::SqliteStore;
 use taxiway_server::store::StoreError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_concurrent_migrations_and_a_newer_schema_is_refused() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let (a, b) = tokio::join!(
         PostgresStore::connect_url(&db.url, 2),
         PostgresStore::connect_url(&db.url, 2)
@@ -431,10 +430,9 @@ async fn pg_concurrent_migrations_and_a_newer_schema_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_write_through_one_replica_read_through_another() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let config = config("type:indicator");
     let a = db.open().await;
     let b = db.open().await;
@@ -483,10 +481,9 @@ async fn pg_write_through_one_replica_read_through_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_concurrent_writers_on_two_replicas_and_a_poller_miss_nothing() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let config = config("type:indicator");
     let replicas = [db.open().await, db.open().await];
     for r in &replicas {
@@ -560,10 +557,9 @@ async fn pg_concurrent_writers_on_two_replicas_and_a_poller_miss_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let a = db.open().await;
     // A pool of one connection is enough to rebuild (the lock's session does the work).
     let b = Arc::new(PostgresStore::connect_url(&db.url, 1).await.expect("open"));
@@ -639,10 +635,9 @@ async fn ids_in(store: &dyn Store, collection: &str) -> Vec<String> {
 /// its `source:` facts. The rebuild must decide on the facts as they are under the
 /// lock (else the object would stay wrongly a member until its next version).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let a = db.open().await;
     a.apply_config(&config("type:indicator"))
         .await
@@ -700,10 +695,9 @@ async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
 /// ingest took it out of the query collection) must not be put back with a new stamp
 /// on the stale facts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_relative_time_maintenance_decides_on_sources_as_they_are_under_the_clock_lock() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let a = db.open().await;
     a.apply_config(&config(
         "type:indicator AND added:>now-30d AND NOT source:quarantine",
@@ -754,10 +748,9 @@ async fn pg_relative_time_maintenance_decides_on_sources_as_they_are_under_the_c
 /// burst of POSTs leaves reads and the readiness probe working, and every POST then
 /// commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_a_burst_of_writes_waiting_for_the_clock_leaves_reads_and_readiness_working() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let a = db.open().await; // a pool of 4 connections, one write permit
     a.apply_config(&config("type:indicator"))
         .await
@@ -808,10 +801,9 @@ async fn pg_a_burst_of_writes_waiting_for_the_clock_leaves_reads_and_readiness_w
 /// `/metrics` counts a small table exactly and reads a large one's estimate (no
 /// `count(*)` of millions of rows at every scrape on every replica).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_stats_count_small_tables_and_estimate_large_ones() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let a = db.open().await;
     a.apply_config(&config("type:indicator"))
         .await
@@ -828,10 +820,9 @@ async fn pg_stats_count_small_tables_and_estimate_large_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_connects_with_a_secret_directory_of_files() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let parsed: tokio_postgres::Config = db.url.parse().expect("test URL");
     let host = match parsed.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -919,13 +910,11 @@ async fn pg_connects_with_a_secret_directory_of_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_tls_require_and_verify_full_with_the_secret_ca() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let Ok(ca) = std::env::var("TAXIWAY_TEST_POSTGRES_CA") else {
-        eprintln!("skipped: TAXIWAY_TEST_POSTGRES_CA is not set (the test cluster has no TLS)");
-        return;
+        panic!("TAXIWAY_TEST_POSTGRES_CA is not set: tests/pg/provision.sh serves TLS with a test CA when openssl is installed");
     };
     let dir = tempfile::tempdir().expect("tmp");
     // The test certificate names 127.0.0.1 and localhost.
@@ -996,15 +985,14 @@ async fn pg_tls_require_and_verify_full_with_the_secret_ca() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
     match PostgresStore::connect_url("postgres://postgres@127.0.0.1:1/none", 1).await {
         Err(StoreError::Unavailable(_)) => {}
         Err(e) => panic!("expected Unavailable, got {e}"),
         Ok(_) => panic!("nothing listens on port 1"),
     }
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let store = db.open().await;
     let config = config("type:indicator");
     store.apply_config(&config).await.expect("apply");
@@ -1038,10 +1026,9 @@ async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let dir = tempfile::tempdir().expect("tmp");
     let config = config("type:indicator");
     let statuses = {
@@ -1125,10 +1112,9 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
+    let db = TestDb::create().await;
     let dir = tempfile::tempdir().expect("tmp");
     let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
     let pg: Arc<dyn Store> = db.open().await;

@@ -1,5 +1,5 @@
 //! In-process HTTP tests of every TAXII 2.1 endpoint, filter and error status, on
-//! every store backend (PostgreSQL when `TAXIWAY_TEST_POSTGRES_URL` is set).
+//! every store backend (PostgreSQL with `--include-ignored` and `TAXIWAY_TEST_POSTGRES_URL`).
 
 mod common;
 

@@ -54,9 +54,15 @@ async fn admin(url: &str) -> tokio_postgres::Client {
 }
 
 impl TestDb {
-    /// A new database, or `None` when no test server is configured.
-    pub async fn create() -> Option<TestDb> {
-        let admin_url = std::env::var(POSTGRES_URL_ENV).ok()?;
+    /// A new database on the test server. PostgreSQL tests are `#[ignore]`d; asked to
+    /// run (`--include-ignored`) without a server they fail, never pass unrun.
+    pub async fn create() -> TestDb {
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_ENV) else {
+            panic!(
+                "a PostgreSQL test was asked to run but {POSTGRES_URL_ENV} is not set: \
+                 start one with `eval \"$(bash tests/pg/provision.sh)\"` and export it"
+            );
+        };
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         admin(&admin_url)
             .await
@@ -64,11 +70,11 @@ impl TestDb {
             .await
             .expect("create test database");
         let url = with_database(&admin_url, &name);
-        Some(TestDb {
+        TestDb {
             admin_url,
             name,
             url,
-        })
+        }
     }
 
     /// Run SQL in this database (as the superuser).
@@ -194,20 +200,14 @@ pub struct Place {
 }
 
 impl Place {
-    /// A fresh place, or `None` for PostgreSQL when no test server is configured.
-    pub async fn new(backend: Backend) -> Option<Place> {
+    /// A fresh place (for PostgreSQL, a new database; see [`TestDb::create`]).
+    pub async fn new(backend: Backend) -> Place {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => match TestDb::create().await {
-                Some(db) => Some(db),
-                None => {
-                    eprintln!("skipped: {POSTGRES_URL_ENV} is not set");
-                    return None;
-                }
-            },
+            Backend::Postgres => Some(TestDb::create().await),
         };
-        Some(Place { backend, dir, db })
+        Place { backend, dir, db }
     }
 
     /// Open the store here (without applying a configuration).
@@ -219,7 +219,9 @@ impl Place {
     }
 }
 
-/// Run a test body on one backend (skipping PostgreSQL when it is not configured).
+/// Run each test body on every backend. The PostgreSQL ones are `#[ignore]`d: they run
+/// with `cargo test -- --include-ignored` and a server in `TAXIWAY_TEST_POSTGRES_URL`
+/// (as `tests/run-all.sh` does), and fail without one.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -227,21 +229,18 @@ macro_rules! on_every_backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(place) = $crate::common::backend::Place::new(
-                        $crate::common::backend::Backend::Sqlite).await {
-                        super::$name(place).await;
-                    }
+                    super::$name($crate::common::backend::Place::new(
+                        $crate::common::backend::Backend::Sqlite).await).await;
                 }
             )*
         }
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
                 async fn $name() {
-                    if let Some(place) = $crate::common::backend::Place::new(
-                        $crate::common::backend::Backend::Postgres).await {
-                        super::$name(place).await;
-                    }
+                    super::$name($crate::common::backend::Place::new(
+                        $crate::common::backend::Backend::Postgres).await).await;
                 }
             )*
         }
