@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use self::cache::VerifiedCache;
@@ -175,7 +176,9 @@ impl Snapshot {
 /// whose hash has no tag.
 fn named_candidates<'a>(user: &'a User, secret: &[u8]) -> Vec<&'a SecretHash> {
     let key = user.api_key.as_ref();
-    if let Some(k) = key.filter(|k| k.tag() == Some(password::api_key_tag(secret))) {
+    let tag = password::api_key_tag(secret);
+    let is_key = |k: &&SecretHash| k.tag().is_some_and(|t| bool::from(t.ct_eq(&tag)));
+    if let Some(k) = key.filter(is_key) {
         return vec![k];
     }
     user.password
