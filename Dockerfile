@@ -27,7 +27,7 @@ RUN cargo build --release --locked -p taxiway-server -p taxiway-operator
 RUN set -eu; \
     common=/rootfs/common; \
     mkdir -p "$common/etc/ssl/certs" "$common/tmp" "$common/home/nonroot" \
-        "$common/etc/taxiway/config" "$common/var/lib/taxiway"; \
+        "$common/etc/taxiway/config" "$common/etc/taxiway/credentials" "$common/var/lib/taxiway"; \
     chmod 1777 "$common/tmp"; \
     for bin in taxiway-server taxiway-operator; do \
         install -D -m 0755 "target/release/$bin" "/rootfs/$bin/usr/local/bin/$bin"; \
@@ -49,7 +49,11 @@ RUN set -eu; \
 # The TAXII server. The operator runs it with its own arguments: the config,
 # credentials and TLS directories mounted from a ConfigMap and Secrets under
 # /etc/taxiway/, the store on a PVC at /var/lib/taxiway. The default command serves a
-# config directory mounted at /etc/taxiway/config (docker run -v DIR:/etc/taxiway/config:ro).
+# config directory mounted at /etc/taxiway/config and the users of a credentials
+# directory mounted at /etc/taxiway/credentials:
+#   docker run -v CONFIG:/etc/taxiway/config:ro -v CREDENTIALS:/etc/taxiway/credentials:ro ...
+# Without users it refuses to start rather than serve every collection to everyone
+# (append --allow-anonymous-open to the command to do that on purpose).
 FROM ${RUNTIME_IMAGE} AS server
 COPY --from=build /rootfs/common/ /
 COPY --from=build /rootfs/taxiway-server/ /
@@ -57,7 +61,7 @@ USER 65532:65532
 # TAXII (HTTPS when given --tls-dir, else HTTP); admin (/healthz /readyz /metrics).
 EXPOSE 9443 9090
 ENTRYPOINT ["/usr/local/bin/taxiway-server"]
-CMD ["serve", "--config-dir", "/etc/taxiway/config", "--data-dir", "/var/lib/taxiway", "--listen", "0.0.0.0:9443", "--admin-listen", "0.0.0.0:9090"]
+CMD ["serve", "--config-dir", "/etc/taxiway/config", "--credentials-dir", "/etc/taxiway/credentials", "--data-dir", "/var/lib/taxiway", "--listen", "0.0.0.0:9443", "--admin-listen", "0.0.0.0:9090"]
 
 # The operator (the default target). The Helm chart runs `taxiway-operator run ...`.
 FROM ${RUNTIME_IMAGE} AS operator

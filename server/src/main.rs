@@ -32,9 +32,14 @@ enum Command {
         /// Directory of the embedded store (not used with `[store] backend = "postgres"`).
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        /// Directory of user credentials (hot-reloaded).
+        /// Directory of user credentials (hot-reloaded). It must hold at least one user.
         #[arg(long, env = "TAXIWAY_CREDENTIALS_DIR")]
         credentials_dir: Option<PathBuf>,
+        /// Serve every collection to everyone without authentication, on purpose: with a
+        /// credentials directory holding no users, or with none on a non-loopback
+        /// address. Without it both are refused.
+        #[arg(long, env = "TAXIWAY_ALLOW_ANONYMOUS_OPEN")]
+        allow_anonymous_open: bool,
         /// Directory with tls.crt, tls.key and optional ca.crt (hot-reloaded).
         #[arg(long, env = "TAXIWAY_TLS_DIR")]
         tls_dir: Option<PathBuf>,
@@ -66,7 +71,12 @@ enum Command {
     /// Print the argon2id hash (PHC string) of a password or API key, for
     /// `credentials/users.toml`. The secret is read from standard input (one line) or
     /// asked for twice on a terminal; never from the command line.
-    HashPassword,
+    HashPassword {
+        /// The secret is an API key (at least 20 characters of random text): its hash
+        /// carries a lookup tag, so the server finds its user without trying every key.
+        #[arg(long)]
+        api_key: bool,
+    },
     /// Write a consistent snapshot of the store to a new file, while the server may be
     /// running (SQLite `VACUUM INTO`); refuses to overwrite an existing file.
     Backup {
@@ -163,9 +173,14 @@ fn read_secret() -> anyhow::Result<String> {
     Ok(line.to_string())
 }
 
-fn hash_password() -> anyhow::Result<()> {
+fn hash_password(api_key: bool) -> anyhow::Result<()> {
     let secret = read_secret()?;
-    println!("{}", auth::password::hash(secret.as_bytes())?);
+    let phc = if api_key {
+        auth::password::hash_api_key(secret.as_bytes())?
+    } else {
+        auth::password::hash(secret.as_bytes())?
+    };
+    println!("{phc}");
     Ok(())
 }
 
@@ -254,6 +269,7 @@ fn main() -> ExitCode {
                 config_dir,
                 data_dir,
                 credentials_dir,
+                allow_anonymous_open,
                 tls_dir,
                 listen,
                 admin_listen,
@@ -263,6 +279,7 @@ fn main() -> ExitCode {
                     config_dir,
                     data_dir: data_dir.unwrap_or_default(),
                     credentials_dir,
+                    allow_anonymous_open,
                     tls_dir,
                     listen,
                     admin_listen,
@@ -283,7 +300,7 @@ fn main() -> ExitCode {
             )
             .await
             .map(|_| ()),
-            Command::HashPassword => hash_password(),
+            Command::HashPassword { api_key } => hash_password(api_key),
             Command::Backup {
                 data_dir,
                 output,

@@ -15,7 +15,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
-use crate::auth::{self, Credentials};
+use crate::auth;
 use crate::config::{self, ServerSettings, StoreBackend};
 use crate::limits;
 use crate::listener;
@@ -37,6 +37,10 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// The credentials directory (users), if any.
     pub credentials_dir: Option<PathBuf>,
+    /// Serve without users on purpose: with a credentials directory that holds none,
+    /// or without one on a non-loopback address (otherwise refused; see
+    /// [`auth::startup`]).
+    pub allow_anonymous_open: bool,
     /// The TLS directory (`tls.crt`, `tls.key`, optional `ca.crt`), if any.
     pub tls_dir: Option<PathBuf>,
     /// TAXII listen address.
@@ -118,6 +122,12 @@ async fn connect_postgres(settings: &config::PostgresSettings) -> anyhow::Result
 
 /// Serve until SIGTERM or Ctrl-C; in-flight requests finish first.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    // Before anything else: no users where users are expected is refused.
+    let credentials = auth::startup_credentials(
+        opts.credentials_dir.as_deref(),
+        opts.listen,
+        opts.allow_anonymous_open,
+    )?;
     let (config, store) = open(&opts.config_dir, &opts.data_dir, opts.readers).await?;
     let refresh = Duration::from_secs(config.config.store.refresh_interval_secs);
     // Connection and request limits are read once: a change needs a restart.
@@ -131,11 +141,6 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "the open-file limit is below what server.max_connections can use; raise it (ulimit -n) or lower max_connections"
         );
     }
-    let credentials = match &opts.credentials_dir {
-        Some(dir) => Credentials::load_dir(dir)
-            .with_context(|| format!("invalid credentials in {}", dir.display()))?,
-        None => Credentials::none(),
-    };
     let state = AppState::new(config, store.clone(), credentials);
     if state.auth.users() == 0 {
         tracing::warn!(
@@ -235,12 +240,16 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     .layer(axum::middleware::from_fn(move |request, next| {
         close_when_draining(closing.clone(), request, next)
     }));
-    listener::run(
+    // Connections from trusted proxies carry many clients: not capped per address.
+    let config = state.config.clone();
+    let exempt: listener::Exempt = Arc::new(move |ip| config.load().is_trusted_proxy(ip));
+    listener::run_exempting(
         listener,
         app,
         tls,
         &server_settings,
         state.metrics.clone(),
+        exempt,
         shutdown,
     )
     .await;

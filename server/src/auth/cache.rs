@@ -2,8 +2,9 @@
 //!
 //! Entries are keyed by an HMAC of the presented secret under a random key made for
 //! this cache, so neither the secret nor an offline-guessable hash of it is held. A
-//! cache belongs to one load of the credentials file: any change to the file starts
-//! an empty one, so a changed password, a removed user or a new flag applies at once.
+//! cache belongs to one load of the credentials file: a change to the file keeps only
+//! the entries of users whose record did not change, so a changed password, a removed
+//! user or a new flag applies at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -79,6 +80,20 @@ impl VerifiedCache {
         entries.insert(fingerprint, identity);
     }
 
+    /// The cache for the next load of the credentials file: same key, and of the
+    /// entries only those `keep` maps to an identity (in the new load).
+    pub fn next(&self, keep: impl Fn(&Identity) -> Option<Arc<Identity>>) -> VerifiedCache {
+        let entries = self
+            .lock()
+            .iter()
+            .filter_map(|(f, identity)| keep(identity).map(|i| (f.clone(), i)))
+            .collect();
+        VerifiedCache {
+            key: self.key.clone(),
+            entries: Mutex::new(entries),
+        }
+    }
+
     /// How many credentials are remembered.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -152,5 +167,26 @@ mod tests {
             );
         }
         assert!(c.len() <= MAX_ENTRIES);
+    }
+
+    #[test]
+    fn the_next_cache_keeps_what_it_is_told_under_the_same_key() {
+        let c = VerifiedCache::new();
+        let identity = |name: &str| {
+            Arc::new(Identity {
+                name: name.into(),
+                groups: vec![],
+            })
+        };
+        let (a, b) = (
+            c.fingerprint(&basic("alice", "pw"), true),
+            c.fingerprint(&basic("bob", "pw"), true),
+        );
+        c.insert(a.clone(), identity("alice"));
+        c.insert(b.clone(), identity("bob"));
+        let next = c.next(|i| (i.name == "alice").then(|| identity("alice")));
+        assert_eq!(next.len(), 1);
+        assert!(next.get(&a).is_some() && next.get(&b).is_none());
+        assert_eq!(next.fingerprint(&basic("alice", "pw"), true), a, "same key");
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::password::SecretHash;
+use super::password::{self, Cost, SecretHash, Tag};
 use crate::access::Identity;
 
 /// Name of the users file inside the credentials directory.
@@ -77,8 +77,24 @@ pub struct User {
 pub struct Credentials {
     file: UsersFile,
     users: HashMap<String, User>,
-    /// Users with an API key, in file order (the order keys are tried in).
+    /// Users with an API key, in file order.
     with_api_key: Vec<String>,
+    /// Users whose API key hash carries a lookup tag, by tag.
+    by_tag: HashMap<Tag, Vec<String>>,
+    /// Users whose API key hash carries no tag, in file order: a key that matches no
+    /// tag must be tried against each of these.
+    untagged: Vec<String>,
+}
+
+/// Where an API key presented without a user name may belong.
+#[derive(Debug)]
+pub enum KeyOwners<'a> {
+    /// The users whose key carries the presented key's tag (almost always one).
+    Tagged(Vec<&'a User>),
+    /// No tag matches: the users whose key carries no tag, each to be tried.
+    Untagged(Vec<&'a User>),
+    /// No user can hold it.
+    Nobody,
 }
 
 impl Credentials {
@@ -92,6 +108,8 @@ impl Credentials {
         let mut problems = Vec::new();
         let mut users = HashMap::with_capacity(file.users.len());
         let mut with_api_key = Vec::new();
+        let mut by_tag: HashMap<Tag, Vec<String>> = HashMap::new();
+        let mut untagged = Vec::new();
         let mut seen = HashSet::new();
         for (i, r) in file.users.iter().enumerate() {
             let at = format!("users[{i}]");
@@ -123,8 +141,12 @@ impl Credentials {
                     ));
                 }
             }
-            if api_key.is_some() {
+            if let Some(key) = &api_key {
                 with_api_key.push(r.name.clone());
+                match key.tag() {
+                    Some(tag) => by_tag.entry(tag).or_default().push(r.name.clone()),
+                    None => untagged.push(r.name.clone()),
+                }
             }
             let refusal = if r.disabled {
                 Some("disabled")
@@ -152,6 +174,8 @@ impl Credentials {
                 file,
                 users,
                 with_api_key,
+                by_tag,
+                untagged,
             })
         } else {
             Err(CredentialsError::Invalid(problems))
@@ -201,6 +225,67 @@ impl Credentials {
     /// Users holding an API key, in file order.
     pub fn api_key_users(&self) -> impl Iterator<Item = &User> {
         self.with_api_key.iter().filter_map(|n| self.users.get(n))
+    }
+
+    /// The users an API key presented without a user name may belong to: found by its
+    /// tag in O(1), else every user whose key hash has no tag.
+    pub fn key_owners(&self, key: &[u8]) -> KeyOwners<'_> {
+        let named = |names: &[String]| -> Vec<&User> {
+            names.iter().filter_map(|n| self.users.get(n)).collect()
+        };
+        if let Some(names) = self.by_tag.get(&password::api_key_tag(key)) {
+            return KeyOwners::Tagged(named(names));
+        }
+        if self.untagged.is_empty() {
+            KeyOwners::Nobody
+        } else {
+            KeyOwners::Untagged(named(&self.untagged))
+        }
+    }
+
+    /// How many API key hashes carry no lookup tag (each costs a verification for
+    /// every key presented without a user name that matches no tag).
+    pub fn untagged_api_keys(&self) -> usize {
+        self.untagged.len()
+    }
+
+    /// The most verifications one authentication can take: a key with no tag match
+    /// tries every untagged key; a Basic login naming a user whose key has no tag tries
+    /// the password, then the key.
+    pub fn most_verifications(&self) -> usize {
+        let bucket = self.by_tag.values().map(Vec::len).max().unwrap_or(0);
+        let named =
+            if self.users.values().any(|u| {
+                u.password.is_some() && u.api_key.as_ref().is_some_and(|k| k.tag().is_none())
+            }) {
+                2
+            } else {
+                1
+            };
+        [1, bucket, self.untagged.len(), named]
+            .into_iter()
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The argon2 cost most hashes have (the default's when there are none): what a
+    /// dummy verification must cost to look like a real one.
+    pub fn typical_cost(&self) -> Cost {
+        let mut counts: HashMap<Cost, usize> = HashMap::new();
+        for user in self.users.values() {
+            for hash in [&user.password, &user.api_key].into_iter().flatten() {
+                *counts.entry(hash.cost()).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(cost, n)| (*n, cost.m, cost.t))
+            .map_or_else(password::default_cost, |(cost, _)| cost)
+    }
+
+    /// The record of user `name` as written, to tell whether a reload changed it.
+    pub fn record(&self, name: &str) -> Option<&UserRecord> {
+        self.file.users.iter().find(|u| u.name == name)
     }
 
     /// Whether two loads say the same thing (a no-op reload keeps the cache).
@@ -310,6 +395,51 @@ mod tests {
                 .map(|u| u.identity.name.as_str())
                 .collect::<Vec<_>>(),
             ["bob"]
+        );
+    }
+
+    #[test]
+    fn tagged_keys_are_found_by_tag_untagged_ones_listed() {
+        let tagged = crate::auth::password::hash_api_key(b"tagged-key-0123456789").expect("hash");
+        let plain = hash(b"plain-key").expect("hash");
+        let text = format!(
+            "[[users]]\nname = \"t\"\napi_key_hash = \"{tagged}\"\n\
+             [[users]]\nname = \"u\"\npassword_hash = \"{plain}\"\napi_key_hash = \"{plain}\"\n"
+        );
+        let c = Credentials::parse(&text).expect("valid");
+        let names = |owners: KeyOwners<'_>| match owners {
+            KeyOwners::Tagged(u) => (
+                "tagged",
+                u.iter().map(|u| u.identity.name.clone()).collect(),
+            ),
+            KeyOwners::Untagged(u) => (
+                "untagged",
+                u.iter().map(|u| u.identity.name.clone()).collect(),
+            ),
+            KeyOwners::Nobody => ("nobody", Vec::new()),
+        };
+        assert_eq!(
+            names(c.key_owners(b"tagged-key-0123456789")),
+            ("tagged", vec!["t".to_string()])
+        );
+        assert_eq!(
+            names(c.key_owners(b"other")),
+            ("untagged", vec!["u".to_string()])
+        );
+        assert_eq!(c.untagged_api_keys(), 1);
+        assert_eq!(c.most_verifications(), 2, "u: password, then key");
+        let only_tagged = Credentials::parse(&format!(
+            "[[users]]\nname = \"t\"\napi_key_hash = \"{tagged}\"\n"
+        ))
+        .expect("valid");
+        assert!(matches!(
+            only_tagged.key_owners(b"other"),
+            KeyOwners::Nobody
+        ));
+        assert_eq!(only_tagged.most_verifications(), 1);
+        assert_eq!(
+            only_tagged.typical_cost(),
+            crate::auth::password::default_cost()
         );
     }
 

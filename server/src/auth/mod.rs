@@ -1,16 +1,24 @@
 //! Authentication: who is calling, from the credentials a request presents.
 //!
 //! Users come from the credentials directory (see [`credentials`]). With no users the
-//! service runs open ([`Policy::Open`]); with users, every request is checked:
+//! service runs open ([`Policy::Open`]) — which the server only starts in when told
+//! to, or on a loopback address without a credentials directory ([`startup`]); with
+//! users, every request is checked:
 //!
 //! - credentials in any form TAXII consumers send ([`presented`]), or a client
 //!   certificate verified by the TLS layer and mapped to a user by CN or SAN;
+//! - a Basic login naming a user is checked against that user's hashes only; an API
+//!   key alone is found by its lookup tag and checked against that one user's hash
+//!   ([`password`]); only keys whose hash has no tag are tried one after the other;
 //! - argon2 verification runs on the blocking pool, a few at a time; a credential that
 //!   verified is remembered ([`cache`]) so later requests cost microseconds;
-//! - a wrong password, an unknown user, a disabled or locked user and a locked-out
-//!   user or address are all answered with the same 401;
-//! - repeated failures lock the user name and the client address out for a while
-//!   ([`lockout`]).
+//! - every refusal costs the same: a path with no real hash to check (unknown user,
+//!   no candidate key, a lockout) runs one argon2 verification of a dummy hash with
+//!   the real hashes' parameters, and every refusal is answered no sooner than the
+//!   slowest refusal takes — so neither the answer nor its timing tells a wrong
+//!   password from an unknown, disabled, locked or locked-out user;
+//! - repeated failures lock the client address, and a user name *from that address*,
+//!   out for a while ([`lockout`]).
 
 mod cache;
 pub mod credentials;
@@ -18,22 +26,28 @@ pub mod lockout;
 pub mod password;
 pub mod presented;
 pub mod settings;
+pub mod startup;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
-use tokio::sync::{mpsc, Semaphore};
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use self::cache::VerifiedCache;
 pub use self::credentials::{Credentials, CredentialsError, UserRecord, UsersFile};
+use self::credentials::{KeyOwners, User};
 use self::lockout::{Limit, Lockouts, Subject};
+use self::password::{Dummy, SecretHash};
 use self::presented::Presented;
 pub use self::settings::{AuthSettings, ClientCertUser};
+pub use self::startup::{startup_credentials, OpenRefused};
 use crate::access::{Caller, Identity, Policy};
 use crate::config::watch::DirWatcher;
 use crate::config::ServiceConfig;
@@ -45,40 +59,145 @@ use crate::tls::CertificateNames;
 /// How long a request waits for a verification slot before it is told to retry.
 const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
+/// Refusals are answered no sooner than this multiple of the slowest refusal's
+/// expected time, so that the ordinary spread of argon2 timings stays hidden.
+const FLOOR_MARGIN: f64 = 1.25;
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// One load of the credentials file and the credentials verified against it.
+/// One load of the credentials file, the credentials verified against it, and what
+/// makes every refusal cost the same.
 struct Snapshot {
     credentials: Credentials,
     verified: VerifiedCache,
+    /// A hash with the real hashes' parameters (none without users).
+    dummy: Option<Dummy>,
+    /// The most argon2 verifications one authentication can take.
+    most: u32,
+    /// What one verification takes, in nanoseconds (a moving average).
+    per_verification: AtomicU64,
 }
 
 impl Snapshot {
-    fn new(credentials: Credentials) -> Arc<Snapshot> {
+    /// A snapshot of `credentials`; slow when there are users (hashes the dummy once).
+    fn new(credentials: Credentials, verified: VerifiedCache) -> Arc<Snapshot> {
+        let started = Instant::now();
+        let dummy = (!credentials.is_empty()).then(|| Dummy::new(credentials.typical_cost()));
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         Arc::new(Snapshot {
+            most: u32::try_from(credentials.most_verifications()).unwrap_or(u32::MAX),
             credentials,
-            verified: VerifiedCache::new(),
+            verified,
+            dummy,
+            per_verification: AtomicU64::new(took),
         })
     }
 
-    /// Verify a credential (slow) and remember it if it identifies an enabled user;
-    /// the error says why not.
+    /// Run one verification of the dummy hash.
+    fn dummy_verify(&self, secret: &[u8]) {
+        if let Some(dummy) = &self.dummy {
+            dummy.verify(secret);
+        }
+    }
+
+    /// Check a credential (slow; on the blocking pool) and remember it if it identifies
+    /// an enabled user. `locked_out`: refuse after one dummy verification. Returns the
+    /// verdict (the error says why not) and how many verifications ran.
     fn verify(
         &self,
         presented: &Presented,
         by_name: bool,
+        locked_out: bool,
         fingerprint: cache::Fingerprint,
-    ) -> Result<Arc<Identity>, &'static str> {
-        let name = check(&self.credentials, presented, by_name);
-        match name.and_then(|n| self.credentials.user(&n)) {
+    ) -> (Result<Arc<Identity>, &'static str>, u32) {
+        let secret = presented.secret().as_bytes();
+        if locked_out {
+            self.dummy_verify(secret);
+            return (Err("locked-out"), 1);
+        }
+        let named = match presented {
+            Presented::Basic { user, .. } if by_name => self.credentials.user(user),
+            _ => None,
+        };
+        let (found, runs) = match named {
+            Some(user) => {
+                let candidates = named_candidates(user, secret);
+                let (ok, runs) = verify_any(candidates.iter().copied(), secret);
+                (ok.then_some(user), runs)
+            }
+            None => match self.credentials.key_owners(secret) {
+                KeyOwners::Tagged(users) | KeyOwners::Untagged(users) => {
+                    let mut runs = 0;
+                    let found = users.into_iter().find(|u| {
+                        let (ok, n) = verify_any(u.api_key.iter(), secret);
+                        runs += n;
+                        ok
+                    });
+                    (found, runs)
+                }
+                KeyOwners::Nobody => (None, 0),
+            },
+        };
+        if runs == 0 {
+            self.dummy_verify(secret);
+        }
+        let verdict = match found {
             Some(user) if user.enabled => {
                 self.verified.insert(fingerprint, user.identity.clone());
                 Ok(user.identity.clone())
             }
             Some(user) => Err(user.refusal.unwrap_or("disabled")),
             None => Err("invalid"),
+        };
+        (verdict, runs.max(1))
+    }
+
+    /// Fold one measurement into the per-verification average.
+    fn measured(&self, took: Duration, runs: u32) {
+        let sample = u64::try_from(took.as_nanos() / u128::from(runs.max(1))).unwrap_or(u64::MAX);
+        let old = self.per_verification.load(Ordering::Relaxed);
+        let new = if sample >= old {
+            old + (sample - old) / 8
+        } else {
+            old - (old - sample) / 8
+        };
+        self.per_verification.store(new, Ordering::Relaxed);
+    }
+
+    /// How long the slowest refusal is expected to take.
+    fn refusal_floor(&self) -> Duration {
+        let per = self.per_verification.load(Ordering::Relaxed) as f64;
+        Duration::from_nanos((per * f64::from(self.most) * FLOOR_MARGIN) as u64)
+    }
+}
+
+/// The hashes a Basic login naming `user` is checked against, in order: the API key
+/// alone when its tag says the secret is the key, else the password, then a key
+/// whose hash has no tag.
+fn named_candidates<'a>(user: &'a User, secret: &[u8]) -> Vec<&'a SecretHash> {
+    let key = user.api_key.as_ref();
+    let tag = password::api_key_tag(secret);
+    let is_key = |k: &&SecretHash| k.tag().is_some_and(|t| bool::from(t.ct_eq(&tag)));
+    if let Some(k) = key.filter(is_key) {
+        return vec![k];
+    }
+    user.password
+        .iter()
+        .chain(key.filter(|k| k.tag().is_none()))
+        .collect()
+}
+
+/// Verify `secret` against each hash until one matches: whether one did, and how
+/// many verifications ran.
+fn verify_any<'a>(hashes: impl Iterator<Item = &'a SecretHash>, secret: &[u8]) -> (bool, u32) {
+    let mut runs = 0;
+    for hash in hashes {
+        runs += 1;
+        if hash.verify(secret) {
+            return (true, runs);
         }
     }
+    (false, runs)
 }
 
 /// Why a request was not authenticated: the reason goes to metrics and logs only.
@@ -95,6 +214,9 @@ pub struct Auth {
     current: ArcSwap<Snapshot>,
     lockouts: Lockouts,
     verifications: Arc<Semaphore>,
+    /// Searches through API keys without a tag: one at a time, so that unknown keys
+    /// never take more than one core however many keys there are.
+    searches: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
@@ -103,10 +225,12 @@ impl Auth {
     pub fn new(credentials: Credentials, metrics: Arc<Metrics>) -> Auth {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         metrics.users(credentials.len());
+        warn_untagged(&credentials);
         Auth {
-            current: ArcSwap::new(Snapshot::new(credentials)),
+            current: ArcSwap::new(Snapshot::new(credentials, VerifiedCache::new())),
             lockouts: Lockouts::new(),
             verifications: Arc::new(Semaphore::new(cores)),
+            searches: Arc::new(Semaphore::new(1)),
             metrics,
         }
     }
@@ -128,7 +252,8 @@ impl Auth {
     /// Swap in a new load of the credentials file; returns whether anything changed.
     /// Going from some users to none is refused: it would open every collection to
     /// everyone, and a half-written or missing file must never do that (restart the
-    /// server to run without users on purpose).
+    /// server to run without users on purpose). Verified credentials of users whose
+    /// record did not change stay remembered.
     pub fn replace(&self, next: Credentials) -> Result<bool, &'static str> {
         let current = self.current.load();
         if next.same_as(&current.credentials) {
@@ -139,14 +264,27 @@ impl Auth {
                 "the new credentials hold no users, which would open every collection to everyone",
             );
         }
+        let verified = current.verified.next(|identity| {
+            let unchanged = next.record(&identity.name).is_some()
+                && next.record(&identity.name) == current.credentials.record(&identity.name);
+            unchanged
+                .then(|| next.user(&identity.name).map(|u| u.identity.clone()))
+                .flatten()
+        });
         self.metrics.users(next.len());
-        self.current.store(Snapshot::new(next));
+        warn_untagged(&next);
+        self.current.store(Snapshot::new(next, verified));
         Ok(true)
     }
 
     /// How many verified credentials are remembered now.
     pub fn cached(&self) -> usize {
         self.current.load().verified.len()
+    }
+
+    /// Subjects the lockout table tracks now.
+    pub fn lockouts_tracked(&self) -> usize {
+        self.lockouts.tracked()
     }
 
     /// Verify presented credentials.
@@ -156,101 +294,132 @@ impl Auth {
         address: Option<IpAddr>,
         settings: &AuthSettings,
     ) -> Result<Arc<Identity>, Refusal> {
+        let started = Instant::now();
         let snapshot = self.current.load_full();
-        let now = Instant::now();
-        let address = address.map(Subject::Address);
         // A Basic user name that names a user is what per-user lockout protects; API
         // keys name nobody until they verify.
         let named = match &presented {
             Presented::Basic { user, .. } if snapshot.credentials.user(user).is_some() => {
-                Some(Subject::User(user.clone()))
+                Some(user.clone())
             }
             _ => None,
         };
-        let locked_out = [&address, &named]
-            .into_iter()
-            .flatten()
-            .any(|s| self.lockouts.is_locked(s, now));
-        if locked_out {
-            return Err(Refusal::Unauthorized("locked-out"));
-        }
+        let subjects = Subjects {
+            address: address.map(Subject::address),
+            user: address
+                .zip(named.as_deref())
+                .map(|(a, n)| Subject::user_at(n, a)),
+        };
+        let locked_out = subjects
+            .iter()
+            .any(|(s, _)| self.lockouts.is_locked(s, started));
 
         let fingerprint = snapshot.verified.fingerprint(&presented, named.is_some());
-        let verdict = match snapshot.verified.get(&fingerprint) {
-            Some(identity) => Ok(identity),
-            None => {
-                self.verify_slowly(&snapshot, presented, named.is_some(), fingerprint)
-                    .await?
+        if !locked_out {
+            if let Some(identity) = snapshot.verified.get(&fingerprint) {
+                self.succeeded(&subjects, started);
+                return Ok(identity);
             }
-        };
+        }
+        let search = !locked_out
+            && named.is_none()
+            && matches!(
+                snapshot
+                    .credentials
+                    .key_owners(presented.secret().as_bytes()),
+                KeyOwners::Untagged(_)
+            );
+        let verdict = self
+            .verify_slowly(
+                &snapshot,
+                presented,
+                named.is_some(),
+                locked_out,
+                search,
+                fingerprint,
+            )
+            .await?;
         match verdict {
             Ok(identity) => {
-                for s in [&address, &named].into_iter().flatten() {
-                    self.lockouts.success(s, now);
-                }
+                self.succeeded(&subjects, Instant::now());
                 Ok(identity)
             }
             Err(reason) => {
-                self.failed(&address, &named, settings, now);
+                self.failed(&subjects, settings, Instant::now());
+                // Every refusal takes as long as the slowest one would.
+                tokio::time::sleep_until((started + snapshot.refusal_floor()).into()).await;
                 Err(Refusal::Unauthorized(reason))
             }
         }
     }
 
-    /// Run argon2 on a credential not seen before, a bounded number at a time. The
-    /// inner error is why it did not identify an enabled user.
+    /// Run argon2 on a credential not seen before, a bounded number at a time (and
+    /// searches through untagged keys one at a time). The inner error is why it did
+    /// not identify an enabled user.
     async fn verify_slowly(
         &self,
         snapshot: &Arc<Snapshot>,
         presented: Presented,
         by_name: bool,
+        locked_out: bool,
+        search: bool,
         fingerprint: cache::Fingerprint,
     ) -> Result<Result<Arc<Identity>, &'static str>, Refusal> {
-        let permit = tokio::time::timeout(
-            VERIFY_QUEUE_WAIT,
-            self.verifications.clone().acquire_owned(),
-        )
+        let permits = tokio::time::timeout(VERIFY_QUEUE_WAIT, async {
+            let searching = match search {
+                true => Some(self.searches.clone().acquire_owned().await?),
+                false => None,
+            };
+            let slot = self.verifications.clone().acquire_owned().await?;
+            Ok::<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>), tokio::sync::AcquireError>((
+                slot, searching,
+            ))
+        })
         .await
         .map_err(|_| Refusal::Busy)?
         .map_err(|_| Refusal::Busy)?;
         // Another request may have verified the same credential while this one waited.
-        if let Some(identity) = snapshot.verified.get(&fingerprint) {
-            return Ok(Ok(identity));
+        if !locked_out {
+            if let Some(identity) = snapshot.verified.get(&fingerprint) {
+                return Ok(Ok(identity));
+            }
         }
         self.metrics.verification();
         let verifying = snapshot.clone();
         tokio::task::spawn_blocking(move || {
             // Held until the verdict is cached, so a request that was waiting for this
             // slot finds it instead of verifying the same credential again.
-            let _permit = permit;
-            verifying.verify(&presented, by_name, fingerprint)
+            let _permits = permits;
+            let started = Instant::now();
+            let (verdict, runs) = verifying.verify(&presented, by_name, locked_out, fingerprint);
+            verifying.measured(started.elapsed(), runs);
+            verdict
         })
         .await
         .map_err(|_| Refusal::Unauthorized("internal"))
     }
 
-    /// Count a failure against the address and the named user; log lockouts.
-    fn failed(
-        &self,
-        address: &Option<Subject>,
-        named: &Option<Subject>,
-        settings: &AuthSettings,
-        now: Instant,
-    ) {
-        let window = settings.window();
-        let lockout = settings.lockout();
-        let limits = [
-            (address, settings.max_failures_per_address, "address"),
-            (named, settings.max_failures_per_user, "user"),
-        ];
-        for (subject, max_failures, kind) in limits {
-            let Some(subject) = subject else { continue };
+    /// A success forgets the failures counted against the address and the user there.
+    fn succeeded(&self, subjects: &Subjects, now: Instant) {
+        for (subject, _) in subjects.iter() {
+            self.lockouts.success(subject, now);
+        }
+    }
+
+    /// Count a failure against the address and the named user there; log lockouts.
+    fn failed(&self, subjects: &Subjects, settings: &AuthSettings, now: Instant) {
+        for (subject, kind) in subjects.iter() {
+            let max_failures = match kind {
+                "user" => settings.max_failures_per_user,
+                _ => settings.max_failures_per_address,
+            };
             let limit = Limit {
                 max_failures,
-                window,
-                lockout,
+                window: settings.window(),
+                lockout: settings.lockout(),
+                max_lockout: settings.max_lockout(),
             };
-            if self.lockouts.failure(subject.clone(), limit, now) {
+            if let Some(lockout) = self.lockouts.failure(subject.clone(), limit, now) {
                 self.metrics.lockout(kind);
                 tracing::warn!(
                     %subject,
@@ -283,34 +452,34 @@ impl Auth {
     }
 }
 
-/// Which user, if any, the secret verifies for. Slow: run on the blocking pool.
-fn check(credentials: &Credentials, presented: &Presented, by_name: bool) -> Option<String> {
-    let (user, secret) = match presented {
-        Presented::Basic { user, secret } => (by_name.then_some(user), secret.as_bytes()),
-        Presented::ApiKey(secret) => (None, secret.as_bytes()),
-    };
-    if let Some(user) = user.and_then(|name| credentials.user(name)) {
-        let hashes = [&user.password, &user.api_key];
-        if hashes.iter().all(|h| h.is_none()) {
-            password::dummy_verify(secret);
-        }
-        return hashes
-            .into_iter()
-            .flatten()
-            .any(|h| h.verify(secret))
-            .then(|| user.identity.name.clone());
+/// What one authentication's failures count against.
+struct Subjects {
+    address: Option<Subject>,
+    user: Option<Subject>,
+}
+
+impl Subjects {
+    /// Each subject with its metric label.
+    fn iter(&self) -> impl Iterator<Item = (&Subject, &'static str)> {
+        self.address
+            .iter()
+            .map(|s| (s, "address"))
+            .chain(self.user.iter().map(|s| (s, "user")))
     }
-    let mut tried = false;
-    for user in credentials.api_key_users() {
-        tried = true;
-        if user.api_key.as_ref().is_some_and(|h| h.verify(secret)) {
-            return Some(user.identity.name.clone());
-        }
+}
+
+/// Say so when API keys have no lookup tag: each such key costs every unknown key a
+/// verification.
+fn warn_untagged(credentials: &Credentials) {
+    let untagged = credentials.untagged_api_keys();
+    if untagged > 1 {
+        tracing::warn!(
+            untagged,
+            "API key hashes without a lookup tag: an API key presented without a user name that \
+             matches no tag is tried against each of them (one search at a time); re-hash the keys \
+             with `taxiway-server hash-password --api-key` (see docs/security.md)"
+        );
     }
-    if !tried {
-        password::dummy_verify(secret);
-    }
-    None
 }
 
 /// The client address lockouts and per-client limits count: the peer, or, when the
@@ -419,7 +588,9 @@ pub fn spawn_reload(auth: Arc<Auth>, dir: PathBuf) -> notify::Result<DirWatcher>
     let watcher = DirWatcher::start(std::slice::from_ref(&dir), tx)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
-            reload_once(&auth, &dir);
+            // Loading hashes a dummy (tens of milliseconds): off the async workers.
+            let (auth, dir) = (auth.clone(), dir.clone());
+            let _ = tokio::task::spawn_blocking(move || reload_once(&auth, &dir)).await;
         }
     });
     Ok(watcher)

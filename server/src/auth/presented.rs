@@ -36,6 +36,15 @@ impl fmt::Debug for Presented {
     }
 }
 
+impl Presented {
+    /// The password or API key.
+    pub fn secret(&self) -> &str {
+        match self {
+            Presented::Basic { secret, .. } | Presented::ApiKey(secret) => secret,
+        }
+    }
+}
+
 /// Credentials were sent but cannot be read (unknown scheme, bad base64, empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;

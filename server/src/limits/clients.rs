@@ -1,4 +1,4 @@
-//! Requests in flight per client address.
+//! Requests in flight (and, for the listener, connections open) per client address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -5,7 +5,7 @@
 //! Settings come from `[server]` ([`ServerSettings`]) and are read at start.
 
 pub mod body;
-mod clients;
+pub(crate) mod clients;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -4,7 +4,8 @@
 //!
 //! Resources are bounded by `[server]` ([`ServerSettings`]): at most
 //! `max_connections` connections are served at once (more wait `connection_wait_ms`
-//! for a slot, then are closed and counted), header size, header count and header
+//! for a slot, then are closed and counted), one client address holds at most
+//! `max_connections_per_address` of them (more are closed at once), header size, header count and header
 //! read time are capped, idle connections are closed, HTTP/2 connections are pinged.
 //! On shutdown the loop stops accepting, asks every connection to finish what it is
 //! doing, and waits for them at most `drain_timeout_secs`.
@@ -13,6 +14,7 @@ mod connection;
 pub mod settings;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,19 +23,41 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 pub use self::settings::ServerSettings;
+use crate::auth::lockout::client_network;
+use crate::limits::clients::{ClientPermit, Clients};
 use crate::metrics::Metrics;
 use crate::tls::Tls;
+
+/// Peers the per-address connection cap does not count (proxies in front of the
+/// server, through which many clients arrive).
+pub type Exempt = Arc<dyn Fn(&IpAddr) -> bool + Send + Sync>;
 
 /// Accept connections on `listener` and serve `app` on each (over TLS when `tls` is
 /// given) within `settings`, until `shutdown` resolves; then stop accepting, let
 /// in-flight requests finish and close idle connections, waiting at most
-/// `settings.drain_timeout_secs`.
+/// `settings.drain_timeout_secs`. Every peer counts against
+/// `max_connections_per_address` (see [`run_exempting`]).
 pub async fn run(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<Tls>>,
     settings: &ServerSettings,
     metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let nobody: Exempt = Arc::new(|_: &IpAddr| false);
+    run_exempting(listener, app, tls, settings, metrics, nobody, shutdown).await;
+}
+
+/// [`run`], with the peers for which `exempt` holds not counted against
+/// `max_connections_per_address`.
+pub async fn run_exempting(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<Tls>>,
+    settings: &ServerSettings,
+    metrics: Arc<Metrics>,
+    exempt: Exempt,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop, stopping) = watch::channel(false);
@@ -50,6 +74,8 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(max));
     // Connections allowed to wait for a slot; beyond these, excess ones are closed at once.
     let queue = Arc::new(Semaphore::new(max));
+    // Connections (served or waiting) per client address.
+    let per_address = Arc::new(Clients::new(settings.max_connections_per_address));
     // Every connection task holds a sender; when all are dropped, every connection is done.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -67,11 +93,25 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let peer = remote.ip();
+        let address = match exempt(&peer) {
+            true => None,
+            false => match per_address.enter(client_network(peer)) {
+                Ok(permit) => permit,
+                Err(_) => {
+                    metrics.connection_refused();
+                    tracing::debug!(%remote, "too many connections from one address; closing one unserved");
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
         let task = Accepted {
             stream,
             remote,
             shared: shared.clone(),
             open: open.clone(),
+            _address: address,
         };
         if let Ok(slot) = slots.clone().try_acquire_owned() {
             tokio::spawn(task.serve(slot));
@@ -123,12 +163,22 @@ struct Accepted {
     remote: std::net::SocketAddr,
     shared: Arc<connection::Shared>,
     open: mpsc::Sender<()>,
+    /// The connection's place in its address's count, held until it closes.
+    _address: Option<ClientPermit>,
 }
 
 impl Accepted {
     async fn serve(self, slot: OwnedSemaphorePermit) {
-        let slot = connection::Slot::new(slot, self.open, self.shared.metrics.clone());
-        connection::serve(self.stream, self.remote, slot, self.shared).await;
+        let Accepted {
+            stream,
+            remote,
+            shared,
+            open,
+            _address: address,
+        } = self;
+        let slot = connection::Slot::new(slot, open, shared.metrics.clone());
+        connection::serve(stream, remote, slot, shared).await;
+        drop(address);
     }
 
     /// All slots are taken: wait briefly for one, else close the connection.

@@ -21,6 +21,11 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// How long (milliseconds) a connection over `max_connections` waits for a slot.
     pub connection_wait_ms: u64,
+    /// Connections one client address (an IPv6 address: its /64) may hold at once,
+    /// served or waiting; further ones are closed at once, so one host cannot take
+    /// every slot. Peers in `service.trusted_proxies` are not counted. 0 turns the
+    /// limit off.
+    pub max_connections_per_address: usize,
     /// Requests one client address may have in flight at once; more get 429.
     /// The address is the peer's, or the client's from `X-Forwarded-For` when the peer
     /// is one of `service.trusted_proxies`. 0 turns the limit off.
@@ -58,6 +63,7 @@ impl Default for ServerSettings {
         ServerSettings {
             max_connections: 1000,
             connection_wait_ms: 500,
+            max_connections_per_address: 64,
             max_requests_per_client: 64,
             request_timeout_secs: 60,
             header_read_timeout_secs: 30,
@@ -96,6 +102,12 @@ impl ServerSettings {
         );
         positive("drain_timeout_secs", self.drain_timeout_secs);
         positive("max_headers", self.max_headers as u64);
+        if self.max_connections_per_address > 1_000_000 {
+            problems.push((
+                "max_connections_per_address",
+                "must be at most 1000000".into(),
+            ));
+        }
         if self.max_connections > 1_000_000 {
             problems.push(("max_connections", "must be at most 1000000".into()));
         }
