@@ -24,6 +24,9 @@ pub struct Settings {
     pub server_image: String,
     /// The cluster's DNS domain, for in-cluster URLs.
     pub cluster_domain: String,
+    /// Image prefixes a TaxiiService's `spec.image` must start with; any image when
+    /// empty (`server_image` is always allowed).
+    pub allowed_image_prefixes: Vec<String>,
 }
 
 impl Default for Settings {
@@ -31,6 +34,7 @@ impl Default for Settings {
         Settings {
             server_image: default_server_image(),
             cluster_domain: "cluster.local".into(),
+            allowed_image_prefixes: vec![],
         }
     }
 }
