@@ -198,6 +198,7 @@ pub fn unreadable_status(
             now,
         ),
         problems: vec![message],
+        warnings: vec![],
         ..previous.clone()
     }
 }
