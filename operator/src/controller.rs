@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::Api;
 use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{self, Controller};
@@ -159,6 +159,11 @@ pub async fn run(
             )
             .owns_stream(
                 watcher(scope.typed::<Ingress>(), owned())
+                    .default_backoff()
+                    .touched_objects(),
+            )
+            .owns_stream(
+                watcher(scope.typed::<NetworkPolicy>(), owned())
                     .default_backoff()
                     .touched_objects(),
             )

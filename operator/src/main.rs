@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Reconcile TaxiiServices and TaxiiCollections (in-cluster, or with a kubeconfig).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CRDs as YAML, or write one file per CRD into a directory.
     Crds {
         /// Write `<crd name>.yaml` files here instead of printing.
@@ -54,6 +54,16 @@ struct RunArgs {
     /// The cluster's DNS domain, for in-cluster URLs.
     #[arg(long, env = "TAXIWAY_CLUSTER_DOMAIN", default_value = "cluster.local")]
     cluster_domain: String,
+    /// Image prefixes (comma-separated) a TaxiiService's `spec.image` must start with,
+    /// e.g. `ghcr.io/acme/`; a TaxiiService naming another image is rejected. Default:
+    /// any image. `--server-image` is always allowed.
+    #[arg(
+        long,
+        env = "TAXIWAY_ALLOWED_IMAGE_PREFIXES",
+        value_delimiter = ',',
+        value_name = "PREFIX,..."
+    )]
+    allowed_image_prefixes: Vec<String>,
     /// Leader election, so several replicas can run (disable for a single replica).
     #[arg(long, env = "TAXIWAY_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -114,7 +124,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(run_options(args))) {
+            match runtime.block_on(run(run_options(*args))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -180,6 +190,12 @@ fn run_options(args: RunArgs) -> RunOptions {
             settings: Settings {
                 server_image: args.server_image,
                 cluster_domain: args.cluster_domain,
+                allowed_image_prefixes: args
+                    .allowed_image_prefixes
+                    .iter()
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
             },
             instance,
         },

@@ -87,7 +87,7 @@ app.kubernetes.io/component: operator
 {{/*
 What the operator does in the namespaces it watches, as RBAC rules: exactly the calls
 operator/src makes (watches, gets, server-side apply, status patches, the Ingress
-delete, Events), nothing more. Shared by the ClusterRole (all namespaces) and the Role
+and NetworkPolicy deletes, Events), nothing more. Shared by the ClusterRole (all namespaces) and the Role
 (watchNamespace). tests/run.d/40-helm.sh checks each rule as the ServiceAccount, and
 runs the operator with it.
 */}}
@@ -116,6 +116,11 @@ runs the operator with it.
 # The Ingress also goes away when spec.ingress does.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# spec.networkPolicy: the server pods' NetworkPolicy, watched for drift and deleted
+# again when switched off.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # With several replicas on PostgreSQL: a PodDisruptionBudget, deleted again when the
 # service goes back to one replica.

@@ -94,7 +94,8 @@ pub struct AccessSpec {
     /// May read; empty means every signed-in user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read: Vec<String>,
-    /// May write (writable collections only); empty means every signed-in user.
+    /// May write (writable collections only): POST objects and DELETE them. Nobody but
+    /// those named: empty or absent means nobody may write, so name every producer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub write: Vec<String>,
     /// Anyone may read without credentials.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -118,6 +119,10 @@ pub struct TaxiiServiceSpec {
     /// An optional Ingress routing a host to the Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// An optional NetworkPolicy around the server pods: the TAXII port open only to
+    /// `from`, the admin port (metrics) only to `metricsFrom`, every other port closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<ServiceNetworkPolicy>,
 }
 
 fn default_versions() -> Vec<TaxiiVersion> {
@@ -483,6 +488,29 @@ fn default_ingress_path() -> String {
     "/".into()
 }
 
+/// The namespace label that marks where Prometheus runs: the admin port's default
+/// allowed source (`metricsFrom`).
+pub const MONITORING_NAMESPACE_LABEL: &str = "taxiway.dev/monitoring";
+
+/// A `networking.k8s.io/v1` NetworkPolicy selecting the server pods (ingress only:
+/// outgoing connections, e.g. to PostgreSQL, are not restricted).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceNetworkPolicy {
+    /// Render the NetworkPolicy; `false` (or removing `networkPolicy`) deletes it.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Who may connect to the TAXII port: NetworkPolicy peers (`namespaceSelector`
+    /// and/or `podSelector`, or `ipBlock`), e.g. the Ingress controller's namespace and
+    /// the SIEM's pods. Empty: any source (only the other ports are closed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<NetworkPolicyPeer>,
+    /// Who may connect to the admin port (`/metrics`, probes). Empty: pods in
+    /// namespaces labelled `taxiway.dev/monitoring: "true"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_from: Vec<NetworkPolicyPeer>,
+}
+
 /// What the operator observed and did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -506,6 +534,10 @@ pub struct TaxiiServiceStatus {
     /// Everything wrong with the spec or what it references, one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Settings that work but are probably not what was meant (e.g. an Ingress without
+    /// `trustedProxies`), one line each; they do not make the service `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// URLs of the service.

@@ -13,8 +13,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, Params};
+use taxiway_server::auth::password::SecretHash;
 
 pub use file::{check_user, CredentialsFile, UserRecord, FILE_NAME};
 
@@ -67,6 +68,11 @@ pub trait SecretHasher {
 ///
 /// Verifications are remembered (as a keyed fast hash of the secret, with a key drawn
 /// per process) so that a resync does not spend an Argon2 run per user.
+///
+/// Only hashes the operator could have written itself are ever verified (see
+/// [`trusted_hash`]): the previous credentials file lives in a Secret that anyone who
+/// may edit Secrets in the namespace can change, and Argon2's cost is whatever the PHC
+/// string says.
 #[derive(Default)]
 pub struct Argon2Hasher {
     key: RandomState,
@@ -105,16 +111,27 @@ impl SecretHasher for Argon2Hasher {
         if let Some(fingerprint) = known {
             return fingerprint == self.fingerprint(secret);
         }
-        let ok = PasswordHash::new(phc).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(secret.as_bytes(), &parsed)
-                .is_ok()
-        });
+        let ok = trusted_hash(phc).is_some_and(|hash| hash.verify(secret.as_bytes()));
         if ok {
             self.remember(phc, secret);
         }
         ok
     }
+}
+
+/// A hash from a previous credentials file that the operator may run Argon2 on: one
+/// the server itself accepts (its own parsing, with its bounds on the parameters) and
+/// that has exactly the parameters the operator hashes with. Anything else is
+/// re-hashed without being verified, so a Secret edited to carry `m=4294967295` or
+/// `t=4294967295` costs nothing but a fresh hash.
+pub fn trusted_hash(phc: &str) -> Option<SecretHash> {
+    let hash = SecretHash::parse(phc).ok()?;
+    let params = Params::try_from(&PasswordHash::new(phc).ok()?).ok()?;
+    let own = Params::default();
+    let same = params.m_cost() == own.m_cost()
+        && params.t_cost() == own.t_cost()
+        && params.p_cost() == own.p_cost();
+    same.then_some(hash)
 }
 
 /// The credentials file for `users`, reusing each hash in `previous` that still
@@ -212,6 +229,56 @@ mod tests {
         let new_hash = third.users[0].password_hash.as_deref().expect("hash");
         assert!(restarted.verify("new-pw", new_hash));
         assert_eq!(third.users[1], first.users[1]);
+    }
+
+    /// A PHC string of `secret` with these parameters (the hash part is not a real one:
+    /// only whether Argon2 would run matters).
+    fn phc_with(params: &str) -> String {
+        let real = Argon2Hasher::default().hash("pw").expect("hash");
+        real.replacen("m=19456,t=2,p=1", params, 1)
+    }
+
+    #[test]
+    fn only_hashes_with_the_operators_own_parameters_are_trusted() {
+        let own = Argon2Hasher::default().hash("pw").expect("hash");
+        assert!(trusted_hash(&own).is_some());
+        for absurd in [
+            "m=4294967295,t=2,p=1",
+            "m=19456,t=4294967295,p=1",
+            "m=19456,t=2,p=16777215",
+            "m=1048576,t=2,p=1",
+            "m=19456,t=3,p=1",
+            "m=8,t=1,p=1",
+        ] {
+            assert!(trusted_hash(&phc_with(absurd)).is_none(), "{absurd}");
+        }
+        assert!(trusted_hash(&own.replacen("$argon2id$", "$argon2i$", 1)).is_none());
+        assert!(trusted_hash("plaintext").is_none());
+    }
+
+    #[test]
+    fn absurd_parameters_are_rehashed_at_once_not_verified() {
+        let hasher = Argon2Hasher::default();
+        let users = [user("alice", "pw", None)];
+        for absurd in ["m=19456,t=4294967295,p=1", "m=4294967295,t=2,p=1"] {
+            let planted = CredentialsFile {
+                users: vec![UserRecord {
+                    name: "alice".into(),
+                    password_hash: Some(phc_with(absurd)),
+                    ..UserRecord::default()
+                }],
+            };
+            let started = std::time::Instant::now();
+            let file = hash_users(&users, Some(&planted), &hasher).expect("hashes");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{absurd}: took {:?}",
+                started.elapsed()
+            );
+            let hash = file.users[0].password_hash.as_deref().expect("hash");
+            assert!(hash.contains("m=19456,t=2,p=1"), "{hash}");
+            assert!(Argon2Hasher::default().verify("pw", hash));
+        }
     }
 
     #[test]

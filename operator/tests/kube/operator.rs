@@ -38,6 +38,10 @@ impl OperatorProcess {
             .arg("--lease-renew-seconds=1")
             .arg(format!("--identity={identity}"))
             .arg("--server-image=taxiway-server:test")
+            .arg(format!(
+                "--allowed-image-prefixes={}",
+                crate::scenarios::ALLOWED_IMAGE_PREFIX
+            ))
             .env("TAXIWAY_LOG", "info,taxiway_operator=debug")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())

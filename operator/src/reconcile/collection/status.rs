@@ -18,12 +18,21 @@ pub fn from_verdict(
     verdict: &CollectionVerdict,
     now: &Time,
 ) -> TaxiiCollectionStatus {
+    // Writing needs a grant: say so where a producer's 403 would otherwise puzzle.
+    let writers = if collection.spec.writable && collection.spec.access.write.is_empty() {
+        "; nobody may write to it until spec.access.write names users or groups"
+    } else {
+        ""
+    };
     let accepted = match (&verdict.rejection, &verdict.previous_query) {
         (None, None) => Wanted::new(
             ACCEPTED,
             Status::True,
             "Accepted",
-            format!("served by TaxiiService {}", collection.spec.service),
+            format!(
+                "served by TaxiiService {}{writers}",
+                collection.spec.service
+            ),
         ),
         (None, Some(query)) => Wanted::new(
             ACCEPTED,
@@ -185,6 +194,41 @@ mod tests {
             Some("Writable")
         );
         assert_eq!(s.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn a_writable_collection_without_writers_says_nobody_may_write() {
+        let mut collections = fixtures::two_collections();
+        collections.push(fixtures::collection(
+            "no-writers",
+            "33333333-3333-4333-8333-333333333333",
+            3,
+            json!({"writable": true, "access": {"read": ["group:soc"]}}),
+        ));
+        let v = validate(&fixtures::inputs(collections.clone()), &Settings::default());
+        let message = |name: &str| {
+            let c = collections
+                .iter()
+                .find(|c| c.name_any() == name)
+                .expect("c");
+            let verdict = v.collections.iter().find(|c| c.name == name).expect("v");
+            let s = from_verdict(c, verdict, &at(1));
+            assert!(is(&s.conditions, ACCEPTED, Status::True), "{name}");
+            find(&s.conditions, ACCEPTED)
+                .expect("accepted")
+                .message
+                .clone()
+        };
+        assert!(
+            message("no-writers").contains("nobody may write"),
+            "{}",
+            message("no-writers")
+        );
+        assert_eq!(message("inbox"), "served by TaxiiService feeds");
+        assert_eq!(
+            message("high-confidence-ipv4"),
+            "served by TaxiiService feeds"
+        );
     }
 
     #[test]

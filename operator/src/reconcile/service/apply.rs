@@ -2,13 +2,13 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
-use super::build::Desired;
+use super::build::{Desired, Optional};
 use crate::crd::TaxiiService;
 use crate::names;
 use crate::reconcile::apply::{apply, apply_as, delete_owned, Applied};
@@ -61,6 +61,22 @@ pub(super) async fn apply_all(
         svc.name_any(),
         apply(&api, svc, owner_uid).await?.0,
     ));
+    // Before the Deployment: new pods start behind their NetworkPolicy.
+    let api = Api::<NetworkPolicy>::namespaced(client.clone(), &namespace);
+    match &desired.network_policy {
+        Optional::Wanted(policy) => changes.push((
+            "NetworkPolicy",
+            policy.name_any(),
+            apply(&api, policy, owner_uid).await?.0,
+        )),
+        Optional::Unwanted => {
+            let name = names::workload(&service.name_any());
+            if delete_owned(&api, &name, owner_uid).await? {
+                changes.push(("NetworkPolicy", name, Applied::Deleted));
+            }
+        }
+        Optional::Unchanged => {}
+    }
     let api = Api::<Deployment>::namespaced(client.clone(), &namespace);
     let (applied, deployment) = apply(&api, &desired.deployment, owner_uid).await?;
     changes.push(("Deployment", deployment.name_any(), applied));

@@ -14,6 +14,7 @@ use taxiway_server::config::Config;
 use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
+use crate::reconcile::apply::controlled_by;
 use crate::reconcile::Error;
 
 /// Operator-wide settings the rendering depends on.
@@ -23,6 +24,9 @@ pub struct Settings {
     pub server_image: String,
     /// The cluster's DNS domain, for in-cluster URLs.
     pub cluster_domain: String,
+    /// Image prefixes a TaxiiService's `spec.image` must start with; any image when
+    /// empty (`server_image` is always allowed).
+    pub allowed_image_prefixes: Vec<String>,
 }
 
 impl Default for Settings {
@@ -30,6 +34,7 @@ impl Default for Settings {
         Settings {
             server_image: default_server_image(),
             cluster_domain: "cluster.local".into(),
+            allowed_image_prefixes: vec![],
         }
     }
 }
@@ -122,6 +127,16 @@ pub fn served_queries(config_map: &ConfigMap) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The credentials file in the generated Secret, if the TaxiiService with `owner_uid`
+/// controls that Secret (an object of that name it does not own is never read).
+pub fn previous_credentials(secret: &Secret, owner_uid: &str) -> Option<CredentialsFile> {
+    if !controlled_by(secret, owner_uid) {
+        return None;
+    }
+    let bytes = secret.data.as_ref()?.get(crate::credentials::FILE_NAME)?;
+    CredentialsFile::parse(&bytes.0).ok()
+}
+
 /// Names of the Secrets a service spec references.
 pub fn referenced_secrets(service: &TaxiiService) -> Vec<String> {
     let spec = &service.spec;
@@ -188,21 +203,25 @@ pub async fn dereference(
             config_maps.insert(cm_name, cm);
         }
     }
+    // What the operator rendered last time is read back only from objects this
+    // TaxiiService controls: anyone who may create Secrets in the namespace can create
+    // one with the expected name.
+    let uid = service.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let previous_credentials = secret_api
         .get_opt(&names::credentials_secret(&name))
         .await?
-        .and_then(|s| s.data)
-        .and_then(|d| d.get(crate::credentials::FILE_NAME).cloned())
-        .and_then(|bytes| CredentialsFile::parse(&bytes.0).ok());
+        .and_then(|s| previous_credentials(&s, &uid));
     let previous_queries = cm_api
         .get_opt(&names::config_map(&name))
         .await?
+        .filter(|cm| controlled_by(cm, &uid))
         .map(|cm| served_queries(&cm))
         .unwrap_or_default();
 
     let live = Api::<Deployment>::namespaced(client.clone(), &namespace)
         .get_opt(&names::workload(&name))
         .await?
+        .filter(|d| controlled_by(d, &uid))
         .as_ref()
         .map(LiveDeployment::of);
 
@@ -219,7 +238,53 @@ pub async fn dereference(
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use k8s_openapi::ByteString;
+
     use super::*;
+
+    const UID: &str = "0b9d2c1e-5f3a-4c6b-8d7e-1a2b3c4d5e6f";
+
+    fn credentials_secret(owner: Option<OwnerReference>) -> Secret {
+        let text = "[[users]]\nname = \"alice\"\ndisabled = true\n";
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("feeds-credentials".into()),
+                owner_references: owner.map(|o| vec![o]),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(
+                crate::credentials::FILE_NAME.to_string(),
+                ByteString(text.as_bytes().to_vec()),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    fn owner(uid: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: "taxiway.dev/v1alpha1".into(),
+            kind: "TaxiiService".into(),
+            name: "feeds".into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    #[test]
+    fn previous_credentials_come_only_from_a_secret_the_service_controls() {
+        let owned = credentials_secret(Some(owner(UID, true)));
+        let file = previous_credentials(&owned, UID).expect("read from its own Secret");
+        assert_eq!(file.users[0].name, "alice");
+        for planted in [
+            credentials_secret(None),
+            credentials_secret(Some(owner("11111111-2222-4333-8444-555555555555", true))),
+            credentials_secret(Some(owner(UID, false))),
+        ] {
+            assert!(previous_credentials(&planted, UID).is_none(), "{planted:?}");
+        }
+    }
 
     #[test]
     fn served_queries_are_read_back_from_the_rendered_config_map() {

@@ -75,6 +75,23 @@ async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
     };
     let inputs = inputs::dereference(&ctx.client, service, &ctx.collections).await?;
     let validated = validate::validate(&inputs, &ctx.settings);
+    if validated.rejected {
+        // Nothing is rendered, hashed or changed; what runs keeps running.
+        let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(&names::workload(&inputs.service.name_any()))
+            .await?;
+        report_service(
+            ctx,
+            &inputs.service,
+            &namespace,
+            &validated,
+            deployment.as_ref(),
+            None,
+        )
+        .await?;
+        report_collections(ctx, &inputs, &namespace, &validated).await?;
+        return Ok(Action::requeue(RESYNC));
+    }
     let credentials = {
         // Argon2 takes tens of milliseconds per new hash: keep it off the async workers.
         let users = validated.users.clone();

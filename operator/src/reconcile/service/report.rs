@@ -67,6 +67,19 @@ pub(super) async fn report_service(
             .await;
         }
     }
+    // Warnings: an Event when one appears (or its message changes).
+    for warning in &validated.warnings {
+        if !previous.warnings.contains(&warning.message) {
+            event(
+                ctx,
+                &regarding,
+                EventType::Warning,
+                warning.reason,
+                warning.message.clone(),
+            )
+            .await;
+        }
+    }
     let was_ready = conditions::is(
         &previous.conditions,
         status::READY,

@@ -156,6 +156,11 @@ pub fn service_status(
             .iter()
             .map(|p| p.message.clone())
             .collect(),
+        warnings: validated
+            .warnings
+            .iter()
+            .map(|w| w.message.clone())
+            .collect(),
     }
 }
 
@@ -193,6 +198,7 @@ pub fn unreadable_status(
             now,
         ),
         problems: vec![message],
+        warnings: vec![],
         ..previous.clone()
     }
 }
@@ -338,6 +344,48 @@ mod tests {
             (degraded.status.as_str(), degraded.reason.as_str()),
             ("True", "InvalidSpec")
         );
+    }
+
+    #[test]
+    fn warnings_are_listed_without_making_it_degraded() {
+        let inputs = fixtures::inputs(vec![]);
+        let v = validate(&inputs, &Settings::default());
+        let s = service_status(
+            &inputs.service,
+            &v,
+            Some(&deployment(2, 2, 1, 1)),
+            None,
+            &at(10),
+        );
+        assert!(is(&s.conditions, DEGRADED, Status::False));
+        assert!(s.problems.is_empty());
+        assert_eq!(s.warnings.len(), 1);
+        assert!(
+            s.warnings[0].contains("spec.trustedProxies"),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn a_rejected_image_is_degraded_with_its_own_reason() {
+        let mut spec = fixtures::full_spec();
+        spec["image"] = json!("docker.io/miner/xmrig:latest");
+        let mut inputs = fixtures::inputs(vec![]);
+        inputs.service = fixtures::service(spec);
+        let settings = Settings {
+            allowed_image_prefixes: vec!["ghcr.io/acme/".into()],
+            ..Settings::default()
+        };
+        let v = validate(&inputs, &settings);
+        let s = service_status(&inputs.service, &v, None, None, &at(10));
+        let degraded = conditions::find(&s.conditions, DEGRADED).expect("degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "ImageNotAllowed")
+        );
+        assert!(degraded.message.contains("is not allowed"));
+        assert!(is(&s.conditions, READY, Status::False));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod examples;
 mod lifecycle;
 mod render;
 mod setup;
+mod trust;
 mod users;
 
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::Env;
+
+/// The one image prefix the test operator allows besides its `--server-image`.
+pub const ALLOWED_IMAGE_PREFIX: &str = "registry.example/taxiway/";
 
 /// One scenario.
 pub type Scenario = for<'a> fn(&'a Env) -> BoxFuture<'a, Result<()>>;
@@ -51,6 +55,18 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "users: broken Secrets are reported, hashes are stable",
             users::secrets,
+        ),
+        (
+            "trust: a planted credentials Secret is not read, absurd hashes are not run",
+            trust::planted_credentials,
+        ),
+        (
+            "trust: an image outside --allowed-image-prefixes is rejected",
+            trust::image_allow_list,
+        ),
+        (
+            "trust: spec.networkPolicy is rendered, repaired and removed; Ingress warning",
+            trust::network_policy,
         ),
         (
             "lifecycle: a collection waits for its service",

@@ -8,7 +8,7 @@ mod workload;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -58,6 +58,29 @@ pub struct Desired {
     pub ingress: Option<Ingress>,
     /// The PodDisruptionBudget, with several replicas on PostgreSQL.
     pub disruption_budget: Option<PodDisruptionBudget>,
+    /// The NetworkPolicy of `spec.networkPolicy`.
+    pub network_policy: Optional<NetworkPolicy>,
+}
+
+/// What becomes of an object the spec may or may not ask for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Optional<T> {
+    /// Wanted as it is here.
+    Wanted(T),
+    /// Not wanted: deleted if the TaxiiService owns one.
+    Unwanted,
+    /// Its settings are invalid: the live one, if any, is left as it is.
+    Unchanged,
+}
+
+impl<T> Optional<T> {
+    /// The wanted object, if any.
+    pub fn wanted(&self) -> Option<&T> {
+        match self {
+            Optional::Wanted(object) => Some(object),
+            _ => None,
+        }
+    }
 }
 
 /// Build every object of `service` from its validation and hashed credentials.
@@ -116,6 +139,15 @@ pub fn build(
             &name,
             validated.replicas,
         ),
+        network_policy: match service.spec.network_policy.as_ref().filter(|p| p.enabled) {
+            None => Optional::Unwanted,
+            Some(_) if validated.network_policy_invalid() => Optional::Unchanged,
+            Some(policy) => Optional::Wanted(network::network_policy(
+                meta(names::workload(&name)),
+                &name,
+                policy,
+            )),
+        },
     })
 }
 

@@ -1,16 +1,22 @@
-//! The Service in front of the server pods and the optional Ingress.
+//! The Service in front of the server pods, the optional Ingress and the optional
+//! NetworkPolicy.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, ServiceBackendPort,
+    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, NetworkPolicy,
+    NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    ServiceBackendPort,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::super::validate::Validated;
-use crate::crd::{IngressSpec, TaxiiService};
+use super::workload::{ADMIN_PORT, TAXII_PORT};
+use crate::crd::{IngressSpec, ServiceNetworkPolicy, TaxiiService, MONITORING_NAMESPACE_LABEL};
 use crate::names;
 
 /// Name of the TAXII port on the pod and the Service.
@@ -78,5 +84,58 @@ pub fn ingress(mut meta: ObjectMeta, service_name: &str, spec: &IngressSpec) -> 
             ..K8sIngressSpec::default()
         }),
         ..Ingress::default()
+    }
+}
+
+/// The NetworkPolicy of the server pods: ingress only, the TAXII port from
+/// `spec.from` (anyone when empty), the admin port from `spec.metricsFrom` (namespaces
+/// labelled as the monitoring namespace when empty), nothing else. Ports are the
+/// pods' numbers, not names: every NetworkPolicy implementation supports those.
+pub fn network_policy(
+    meta: ObjectMeta,
+    service_name: &str,
+    spec: &ServiceNetworkPolicy,
+) -> NetworkPolicy {
+    let port = |number: i32| {
+        Some(vec![NetworkPolicyPort {
+            protocol: Some("TCP".into()),
+            port: Some(IntOrString::Int(number)),
+            end_port: None,
+        }])
+    };
+    let metrics_from = if spec.metrics_from.is_empty() {
+        vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    MONITORING_NAMESPACE_LABEL.to_string(),
+                    "true".to_string(),
+                )])),
+                match_expressions: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        }]
+    } else {
+        spec.metrics_from.clone()
+    };
+    NetworkPolicy {
+        metadata: meta,
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(names::selector_labels(service_name)),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    ports: port(TAXII_PORT),
+                    from: (!spec.from.is_empty()).then(|| spec.from.clone()),
+                },
+                NetworkPolicyIngressRule {
+                    ports: port(ADMIN_PORT),
+                    from: Some(metrics_from),
+                },
+            ]),
+            egress: None,
+        }),
     }
 }

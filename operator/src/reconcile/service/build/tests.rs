@@ -632,3 +632,120 @@ fn a_hot_reloaded_limit_does_not_roll_the_pods() {
     assert!(a.is_some());
     assert_eq!(a, b);
 }
+
+fn with_network_policy(policy: serde_json::Value) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["networkPolicy"] = policy;
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+#[test]
+fn the_network_policy_opens_the_taxii_port_to_from_and_the_admin_port_to_monitoring() {
+    use k8s_openapi::api::networking::v1::NetworkPolicyIngressRule;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    let d = desired(&with_network_policy(json!({
+        "enabled": true,
+        "from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+            {"ipBlock": {"cidr": "192.0.2.0/24"}}
+        ]
+    })));
+    let policy = d.network_policy.wanted().expect("a NetworkPolicy");
+    assert_eq!(policy.metadata.name.as_deref(), Some("feeds"));
+    let owners = policy.metadata.owner_references.as_ref().expect("owners");
+    assert_eq!(owners[0].kind, "TaxiiService");
+    assert_eq!(owners[0].controller, Some(true));
+    let spec = policy.spec.as_ref().expect("spec");
+    // It selects exactly the server pods.
+    let pod_labels = d
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .expect("pod labels");
+    let selector = spec
+        .pod_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .expect("selector");
+    assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    assert!(
+        spec.egress.is_none(),
+        "outgoing connections are not restricted"
+    );
+    let rules = spec.ingress.as_ref().expect("rules");
+    assert_eq!(
+        rules.len(),
+        2,
+        "the TAXII port and the admin port, nothing else"
+    );
+    let port_of = |rule: &NetworkPolicyIngressRule| {
+        let ports = rule.ports.as_ref().expect("ports");
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+        ports[0].port.clone()
+    };
+    assert_eq!(port_of(&rules[0]), Some(IntOrString::Int(TAXII_PORT)));
+    let from = rules[0].from.as_ref().expect("from");
+    assert_eq!(from.len(), 2);
+    assert_eq!(
+        from[1].ip_block.as_ref().map(|b| b.cidr.as_str()),
+        Some("192.0.2.0/24")
+    );
+    assert_eq!(port_of(&rules[1]), Some(IntOrString::Int(ADMIN_PORT)));
+    let monitoring = rules[1].from.as_ref().expect("metrics from");
+    assert_eq!(monitoring.len(), 1);
+    let labels = monitoring[0]
+        .namespace_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .expect("namespace selector");
+    assert_eq!(
+        labels
+            .get(crate::crd::MONITORING_NAMESPACE_LABEL)
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(monitoring[0].pod_selector.is_none());
+}
+
+#[test]
+fn the_network_policy_without_peers_opens_only_the_taxii_port_and_metrics_from_wins() {
+    let d = desired(&with_network_policy(json!({
+        "enabled": true,
+        "metricsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]
+    })));
+    let policy = d.network_policy.wanted().expect("a NetworkPolicy");
+    let rules = policy
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress.clone())
+        .expect("rules");
+    assert!(rules[0].from.is_none(), "the TAXII port from anywhere");
+    let metrics = rules[1].from.as_ref().expect("metrics from");
+    assert_eq!(metrics.len(), 1);
+    assert!(metrics[0].pod_selector.is_some() && metrics[0].namespace_selector.is_none());
+}
+
+#[test]
+fn a_network_policy_switched_off_is_unwanted_and_an_invalid_one_unchanged() {
+    assert_eq!(
+        desired(&fixtures::inputs(vec![])).network_policy,
+        Optional::Unwanted
+    );
+    let off = desired(&with_network_policy(json!({"enabled": false})));
+    assert_eq!(off.network_policy, Optional::Unwanted);
+    let invalid = desired(&with_network_policy(json!({
+        "enabled": true, "from": [{}]
+    })));
+    assert_eq!(invalid.network_policy, Optional::Unchanged);
+    assert!(invalid.config_map.is_some(), "everything else is rendered");
+}

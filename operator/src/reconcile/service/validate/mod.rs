@@ -8,6 +8,8 @@
 
 mod collections;
 mod config;
+mod exposure;
+mod image;
 mod storage;
 mod tls;
 mod users;
@@ -22,9 +24,13 @@ use crate::names;
 
 pub use collections::query_verdict;
 pub use config::shutdown_delay_secs;
+pub use exposure::INGRESS_WITHOUT_TRUSTED_PROXIES;
+pub use image::image_allowed;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
+use exposure::{exposure_warnings, validate_network_policy};
+use image::validate_image;
 use storage::{validate_database, validate_replicas};
 use tls::validate_tls;
 use users::validate_users;
@@ -37,8 +43,12 @@ pub const TLS: &str = "kubernetes.io/tls";
 /// What kind of problem, for the `Degraded` reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProblemKind {
+    /// `spec.image` is outside the operator's allow-list: nothing is rendered.
+    ImageNotAllowed,
     /// The service-level settings are not a valid configuration.
     InvalidSpec,
+    /// A peer of `spec.networkPolicy` is not one the API server accepts.
+    InvalidNetworkPolicy,
     /// The TLS Secret or client CA is missing or unusable.
     InvalidTls,
     /// A user's Secret is missing or unusable.
@@ -55,7 +65,9 @@ impl ProblemKind {
     /// The CamelCase reason.
     pub fn reason(self) -> &'static str {
         match self {
+            ProblemKind::ImageNotAllowed => "ImageNotAllowed",
             ProblemKind::InvalidSpec => "InvalidSpec",
+            ProblemKind::InvalidNetworkPolicy => "InvalidNetworkPolicy",
             ProblemKind::InvalidTls => "InvalidTLS",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
@@ -71,6 +83,16 @@ pub struct Problem {
     /// Its kind.
     pub kind: ProblemKind,
     /// What is wrong, naming the field or object.
+    pub message: String,
+}
+
+/// A setting that works but is probably not what was meant (not a problem: the service
+/// is not `Degraded`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// CamelCase reason (of the Warning Event).
+    pub reason: &'static str,
+    /// What to change, naming the fields.
     pub message: String,
 }
 
@@ -191,6 +213,21 @@ pub struct Validated {
     pub urls: Urls,
     /// Everything wrong, in a stable order.
     pub problems: Vec<Problem>,
+    /// Settings that work but are probably not what was meant.
+    pub warnings: Vec<Warning>,
+    /// The service is rejected as a whole (`spec.image` is not allowed): nothing is
+    /// rendered, and whatever runs keeps running as it is.
+    pub rejected: bool,
+}
+
+impl Validated {
+    /// Whether `spec.networkPolicy` has a peer the API server would refuse (the live
+    /// NetworkPolicy is then left as it is).
+    pub fn network_policy_invalid(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::InvalidNetworkPolicy)
+    }
 }
 
 impl Validated {
@@ -209,6 +246,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     let spec = &service.spec;
     let mut problems = Vec::new();
 
+    let rejected = !validate_image(inputs, settings, &mut problems);
     let tls = validate_tls(inputs, &mut problems);
     let port = spec
         .service
@@ -219,9 +257,10 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
 
     let replicas = validate_replicas(inputs, &mut problems);
     validate_database(inputs, &mut problems);
+    validate_network_policy(inputs, &mut problems);
 
     let base = base_config(service, &urls);
-    let (config, collections) = match server_config::validate(base.clone()) {
+    let (config, mut collections) = match server_config::validate(base.clone()) {
         Ok(_) => {
             let (config, verdicts) =
                 admit_collections(base, &inputs.collections, &inputs.previous_queries, &urls);
@@ -252,15 +291,29 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
             (None, verdicts)
         }
     };
-    let rejected: Vec<&str> = collections
+    if rejected {
+        // Nothing reaches the server: no collection is served by this spec.
+        for verdict in &mut collections {
+            verdict.url = None;
+            verdict.previous_query = None;
+            verdict.rejection.get_or_insert_with(|| Rejection {
+                reason: "ServiceInvalid",
+                message: format!(
+                    "TaxiiService {} is rejected (its image is not allowed); see its status",
+                    service.name_any()
+                ),
+            });
+        }
+    }
+    let not_served: Vec<&str> = collections
         .iter()
-        .filter(|c| c.rejection.is_some() && config.is_some())
+        .filter(|c| c.rejection.is_some() && config.is_some() && !rejected)
         .map(|c| c.name.as_str())
         .collect();
-    if !rejected.is_empty() {
+    if !not_served.is_empty() {
         problems.push(Problem {
             kind: ProblemKind::RejectedCollections,
-            message: format!("collections not served: {}", rejected.join(", ")),
+            message: format!("collections not served: {}", not_served.join(", ")),
         });
     }
     problems.sort_by_key(|p| p.kind);
@@ -277,6 +330,8 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
         port,
         urls,
         problems,
+        warnings: exposure_warnings(inputs),
+        rejected,
     }
 }
 

@@ -476,3 +476,97 @@ fn an_api_key_only_secret_is_a_user_without_a_password() {
     assert_eq!(v.users[0].password, None);
     assert_eq!(v.users[0].api_key.as_deref(), Some("k"));
 }
+
+#[test]
+fn an_ingress_without_trusted_proxies_is_a_warning_not_a_problem() {
+    let v = validated(&fixtures::inputs(vec![]));
+    assert_eq!(v.problems, vec![]);
+    assert_eq!(v.warnings.len(), 1);
+    assert_eq!(v.warnings[0].reason, INGRESS_WITHOUT_TRUSTED_PROXIES);
+    assert!(
+        v.warnings[0].message.contains("spec.trustedProxies"),
+        "{}",
+        v.warnings[0].message
+    );
+
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["trustedProxies"] = json!(["10.244.0.0/16"]);
+    inputs.service = fixtures::service(spec);
+    assert_eq!(validated(&inputs).warnings, vec![]);
+
+    let mut spec = fixtures::full_spec();
+    spec.as_object_mut().map(|s| s.remove("ingress"));
+    inputs.service = fixtures::service(spec);
+    assert_eq!(
+        validated(&inputs).warnings,
+        vec![],
+        "no Ingress, no warning"
+    );
+}
+
+#[test]
+fn a_network_policy_peer_the_api_would_refuse_is_reported() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["networkPolicy"] = json!({
+        "enabled": true,
+        "from": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}],
+        "metricsFrom": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]
+    });
+    inputs.service = fixtures::service(spec.clone());
+    let v = validated(&inputs);
+    assert_eq!(kinds(&v), [ProblemKind::InvalidNetworkPolicy]);
+    assert!(
+        v.problems[0]
+            .message
+            .starts_with("spec.networkPolicy.metricsFrom[0]: ipBlock.cidr"),
+        "{}",
+        v.problems[0].message
+    );
+    assert!(v.network_policy_invalid());
+    assert!(v.config.is_some(), "the rest is served as usual");
+
+    // Switched off, its peers do not matter.
+    spec["networkPolicy"]["enabled"] = json!(false);
+    inputs.service = fixtures::service(spec);
+    assert_eq!(validated(&inputs).problems, vec![]);
+}
+
+#[test]
+fn an_image_outside_the_allow_list_rejects_the_whole_service() {
+    let settings = Settings {
+        allowed_image_prefixes: vec!["ghcr.io/acme/".into()],
+        ..Settings::default()
+    };
+    let mut inputs = fixtures::inputs(fixtures::two_collections());
+    let v = validate(&inputs, &settings);
+    assert!(!v.rejected, "no spec.image: the operator's own image");
+    assert_eq!(v.problems, vec![]);
+
+    let mut spec = fixtures::full_spec();
+    spec["image"] = json!("ghcr.io/acme/taxiway-server:2.0");
+    inputs.service = fixtures::service(spec.clone());
+    assert!(!validate(&inputs, &settings).rejected);
+
+    spec["image"] = json!("docker.io/miner/xmrig:latest");
+    inputs.service = fixtures::service(spec);
+    let v = validate(&inputs, &settings);
+    assert!(v.rejected);
+    assert_eq!(kinds(&v), [ProblemKind::ImageNotAllowed]);
+    assert!(
+        v.problems[0]
+            .message
+            .contains("docker.io/miner/xmrig:latest")
+            && v.problems[0].message.contains("ghcr.io/acme/"),
+        "{}",
+        v.problems[0].message
+    );
+    for c in &v.collections {
+        let r = c.rejection.as_ref().expect("not served");
+        assert_eq!(r.reason, "ServiceInvalid");
+        assert!(r.message.contains("image is not allowed"), "{}", r.message);
+        assert!(c.url.is_none());
+    }
+    assert!(validate(&inputs, &Settings::default()).problems.is_empty());
+}
