@@ -82,6 +82,14 @@ pub struct TaxiiCollectionSpec {
     /// A stored collection producers POST objects to.
     #[serde(default)]
     pub writable: bool,
+    /// Query collections only: the writable collections the query draws from, each the
+    /// name of a TaxiiCollection of the same service (or a collection id, title or
+    /// alias). Unset: every writable collection that all of this collection's readers
+    /// may read anyway, so a query never widens an audience by accident; naming a
+    /// source publishes it to this collection's readers (status warns when they are
+    /// more than the source's). See docs/security.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
     /// Who may read and write.
     #[serde(default)]
     pub access: AccessSpec,
@@ -123,4 +131,11 @@ pub struct TaxiiCollectionStatus {
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Query collections: the writable collections (TaxiiCollection names) it draws from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    /// What is allowed but probably not meant, e.g. a query collection readable more
+    /// widely than a collection it draws from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }

@@ -665,7 +665,8 @@ def test_5_change_collections():
     col["spec"]["query"] = "type:indicator and ioc_type:ipv4-addr and confidence:>=40"
     new = {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiCollection",
            "metadata": {"name": "e2e-malware", "namespace": NS},
-           "spec": {"service": SVC, "title": "e2e malware", "query": "type:malware"}}
+           "spec": {"service": SVC, "title": "e2e malware", "query": "type:malware",
+                    "sources": ["inbox"]}}
     gone = "shareable-30d" if "shareable-30d" in IDS else None
     t0 = time.monotonic()
     apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [

@@ -46,15 +46,19 @@ pub fn from_verdict(
         ),
         (Some(r), _) => Wanted::new(ACCEPTED, Status::False, r.reason, r.message.clone()),
     };
-    status(
-        collection,
-        verdict.id.clone(),
-        Some(verdict.api_root.clone()),
-        verdict.url.clone(),
-        accepted,
-        &verdict.query,
-        now,
-    )
+    TaxiiCollectionStatus {
+        sources: verdict.sources.clone(),
+        warnings: verdict.warnings.clone(),
+        ..status(
+            collection,
+            verdict.id.clone(),
+            Some(verdict.api_root.clone()),
+            verdict.url.clone(),
+            accepted,
+            &verdict.query,
+            now,
+        )
+    }
 }
 
 /// The status for a collection no TaxiiService can serve (`reason`: e.g.
@@ -152,6 +156,8 @@ fn status(
             generation,
             now,
         ),
+        sources: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

@@ -59,7 +59,8 @@ pub fn taxii2_client(env: &Env) -> BoxFuture<'_, Result<()>> {
                 NS,
                 "indicators",
                 json!({
-                    "service": "feeds", "query": "type:indicator", "access": {"read": ["group:soc"]}
+                    "service": "feeds", "query": "type:indicator", "sources": ["inbox"],
+                    "access": {"read": ["group:soc"]}
                 }),
             ),
         )

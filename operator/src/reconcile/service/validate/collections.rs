@@ -10,10 +10,33 @@ use taxiway_server::query::Query;
 use super::{CollectionVerdict, QueryVerdict, Rejection, Urls};
 use crate::crd::{TaxiiCollection, TaxiiCollectionSpec};
 
-/// The server's view of one TaxiiCollection, before it is checked.
-fn settings_of(collection: &TaxiiCollection, base: &Config) -> Option<Collection> {
+/// The TAXII collection id of a TaxiiCollection: `spec.id`, else `metadata.uid`.
+fn id_of(collection: &TaxiiCollection) -> Option<String> {
+    collection.spec.id.clone().or_else(|| collection.uid())
+}
+
+/// The server's view of one TaxiiCollection, before it is checked. `spec.sources`
+/// entries naming a TaxiiCollection of the service become its collection id; others
+/// (ids, titles, aliases) are passed to the server's validator as written.
+fn settings_of(
+    collection: &TaxiiCollection,
+    base: &Config,
+    siblings: &[TaxiiCollection],
+) -> Option<Collection> {
     let spec = &collection.spec;
-    let id = spec.id.clone().or_else(|| collection.uid())?;
+    let id = id_of(collection)?;
+    let sources = spec.sources.as_ref().map(|names| {
+        names
+            .iter()
+            .map(|name| {
+                siblings
+                    .iter()
+                    .find(|c| &c.name_any() == name)
+                    .and_then(id_of)
+                    .unwrap_or_else(|| name.clone())
+            })
+            .collect()
+    });
     Some(Collection {
         id,
         api_root: api_root_of(collection, base),
@@ -22,7 +45,7 @@ fn settings_of(collection: &TaxiiCollection, base: &Config) -> Option<Collection
         alias: spec.alias.clone(),
         writable: spec.writable,
         query: spec.query.clone(),
-        sources: None,
+        sources,
         access: Access {
             read: spec.access.read.clone(),
             write: spec.access.write.clone(),
@@ -66,6 +89,8 @@ pub(super) fn verdict(collection: &TaxiiCollection, base: &Config) -> Collection
         query,
         rejection: None,
         previous_query: None,
+        sources: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -79,10 +104,13 @@ pub(super) fn admit_collections(
     previous_queries: &BTreeMap<String, String>,
     urls: &Urls,
 ) -> (Config, Vec<CollectionVerdict>) {
+    // Writable collections first (query collections name them as sources), each kind
+    // oldest first.
     let mut order: Vec<&TaxiiCollection> = collections.iter().collect();
     order.sort_by(|a, b| {
         let key = |c: &TaxiiCollection| {
             (
+                !c.spec.writable,
                 c.metadata.creation_timestamp.as_ref().map(|t| t.0),
                 c.name_any(),
             )
@@ -92,7 +120,7 @@ pub(super) fn admit_collections(
     let mut verdicts = Vec::with_capacity(order.len());
     for collection in order {
         let mut v = verdict(collection, &config);
-        let Some(mut settings) = settings_of(collection, &config) else {
+        let Some(mut settings) = settings_of(collection, &config, collections) else {
             v.rejection = Some(Rejection {
                 reason: "Invalid",
                 message: "metadata.uid is not set yet and spec.id is empty".into(),
@@ -127,8 +155,49 @@ pub(super) fn admit_collections(
         }
         verdicts.push(v);
     }
+    describe_sources(&config, collections, &mut verdicts);
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
     (config, verdicts)
+}
+
+/// Each served collection's sources (as TaxiiCollection names) and the server's
+/// warnings about it, from the configuration as admitted.
+fn describe_sources(
+    config: &Config,
+    collections: &[TaxiiCollection],
+    verdicts: &mut [CollectionVerdict],
+) {
+    let Ok(served) = server_config::validate(config.clone()) else {
+        return;
+    };
+    let name_of = |id: &String| {
+        collections
+            .iter()
+            .find(|c| id_of(c).as_ref() == Some(id))
+            .map_or_else(|| id.clone(), |c| c.name_any())
+    };
+    let warnings = served.warnings();
+    for v in verdicts.iter_mut().filter(|v| v.rejection.is_none()) {
+        let Some(index) = served
+            .collections
+            .iter()
+            .position(|c| Some(&c.settings.id) == v.id.as_ref())
+        else {
+            continue;
+        };
+        v.sources = served.collections[index]
+            .sources
+            .iter()
+            .map(name_of)
+            .collect();
+        let at = format!("collections[{index}].");
+        v.warnings = warnings
+            .iter()
+            // "nobody may write" is said in the Accepted condition already.
+            .filter(|w| w.at.starts_with(&at) && !w.at.ends_with("access.write"))
+            .map(|w| w.message.clone())
+            .collect();
+    }
 }
 
 /// Add `settings` to `config` if the server's validator accepts the result; otherwise
@@ -163,6 +232,7 @@ fn collection_field(field: &str) -> String {
         "id" => "id (or metadata.uid)".into(),
         "title" => "title (or metadata.name)".into(),
         "access.write" => "access.write".into(),
+        "sources" => "sources".into(),
         "access.read" => "access.read".into(),
         other => other.to_string(),
     }

@@ -137,6 +137,11 @@ pub struct CollectionVerdict {
     pub rejection: Option<Rejection>,
     /// The last valid query it keeps being served with while `spec.query` is invalid.
     pub previous_query: Option<String>,
+    /// Query collections: the TaxiiCollections (names; ids of other collections) it
+    /// draws from, as served.
+    pub sources: Vec<String>,
+    /// The server's warnings about this collection (see `ServiceConfig::warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// TLS as the pod will mount it.

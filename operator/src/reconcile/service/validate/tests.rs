@@ -570,3 +570,68 @@ fn an_image_outside_the_allow_list_rejects_the_whole_service() {
     }
     assert!(validate(&inputs, &Settings::default()).problems.is_empty());
 }
+
+#[test]
+fn query_collections_draw_from_named_taxii_collections_and_warn_when_wider() {
+    let collections = vec![
+        collection(
+            "inbox",
+            "e78eb331-c15a-463f-ba62-73b2a71a324a",
+            1,
+            json!({"writable": true, "access": {"read": ["group:soc"], "write": ["group:soc"]}}),
+        ),
+        // Created before its source: writable collections are admitted first anyway.
+        collection(
+            "published",
+            "1032cbac-1483-48ad-b107-b3b6a12c65ad",
+            0,
+            json!({"query": "type:indicator", "sources": ["inbox"],
+                   "access": {"read": ["group:siem"]}}),
+        ),
+        collection(
+            "defaulted",
+            "2032cbac-1483-48ad-b107-b3b6a12c65ad",
+            2,
+            json!({"query": "type:indicator", "access": {"read": ["group:siem"]}}),
+        ),
+        collection(
+            "dangling",
+            "3032cbac-1483-48ad-b107-b3b6a12c65ad",
+            3,
+            json!({"query": "type:indicator", "sources": ["no-such-inbox"]}),
+        ),
+    ];
+    let v = validated(&fixtures::inputs(collections));
+    let config = v.config.as_ref().expect("config");
+    let published = config
+        .collections
+        .iter()
+        .find(|c| c.id == "1032cbac-1483-48ad-b107-b3b6a12c65ad")
+        .expect("served");
+    assert_eq!(
+        published.sources,
+        Some(vec!["e78eb331-c15a-463f-ba62-73b2a71a324a".to_string()]),
+        "a TaxiiCollection name becomes its collection id in the server config"
+    );
+    let p = verdict(&v, "published");
+    assert!(p.rejection.is_none(), "{:?}", p.rejection);
+    assert_eq!(p.sources, vec!["inbox".to_string()]);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("readable more widely")),
+        "{:?}",
+        p.warnings
+    );
+    let d = verdict(&v, "defaulted");
+    assert!(d.sources.is_empty());
+    assert!(
+        d.warnings.iter().any(|w| w.contains("does not draw from")),
+        "{:?}",
+        d.warnings
+    );
+    let rejection = verdict(&v, "dangling").rejection.clone().expect("rejected");
+    assert!(
+        rejection.message.starts_with("spec.sources"),
+        "{}",
+        rejection.message
+    );
+}
