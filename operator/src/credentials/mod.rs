@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, Params};
-use taxiway_server::auth::password::SecretHash;
+use taxiway_server::auth::password::{self, SecretHash};
 
 pub use file::{check_user, CredentialsFile, UserRecord, FILE_NAME};
 
@@ -60,8 +60,20 @@ pub struct HashError(pub String);
 pub trait SecretHasher {
     /// A fresh PHC string for `secret`.
     fn hash(&self, secret: &str) -> Result<String, HashError>;
+    /// A fresh PHC string for an API key: with the server's lookup tag when the key is
+    /// long enough for one (the server then finds its user at once, instead of trying
+    /// untagged hashes one by one), untagged otherwise.
+    fn hash_api_key(&self, key: &str) -> Result<String, HashError> {
+        self.hash(key)
+    }
     /// Whether `phc` is a hash of `secret`.
     fn verify(&self, secret: &str, phc: &str) -> bool;
+}
+
+/// Whether an API key hash carries the server's lookup tag, or cannot (the key is too
+/// short for one): a previous hash is only reused when it is as good as a fresh one.
+fn tag_is_as_good_as_fresh(key: &str, phc: &str) -> bool {
+    key.len() < password::MIN_API_KEY_LEN || SecretHash::parse(phc).is_ok_and(|h| h.tag().is_some())
 }
 
 /// Argon2id with the crate's defaults (the OWASP-recommended m=19 MiB, t=2, p=1).
@@ -103,6 +115,15 @@ impl SecretHasher for Argon2Hasher {
             .map_err(|e| HashError(e.to_string()))?
             .to_string();
         self.remember(&phc, secret);
+        Ok(phc)
+    }
+
+    fn hash_api_key(&self, key: &str) -> Result<String, HashError> {
+        if key.len() < password::MIN_API_KEY_LEN {
+            return self.hash(key);
+        }
+        let phc = password::hash_api_key(key.as_bytes()).map_err(|e| HashError(e.to_string()))?;
+        self.remember(&phc, key);
         Ok(phc)
     }
 
@@ -155,7 +176,12 @@ pub fn hash_users(
             None => None,
         };
         let api_key_hash = match &user.api_key {
-            Some(key) => Some(reuse(key, old.and_then(|o| o.api_key_hash.as_ref()))?),
+            Some(key) => match old.and_then(|o| o.api_key_hash.as_ref()) {
+                Some(phc) if tag_is_as_good_as_fresh(key, phc) && hasher.verify(key, phc) => {
+                    Some(phc.clone())
+                }
+                _ => Some(hasher.hash_api_key(key)?),
+            },
             None => None,
         };
         records.push(UserRecord {
@@ -229,6 +255,37 @@ mod tests {
         let new_hash = third.users[0].password_hash.as_deref().expect("hash");
         assert!(restarted.verify("new-pw", new_hash));
         assert_eq!(third.users[1], first.users[1]);
+    }
+
+    #[test]
+    fn long_api_keys_get_the_servers_lookup_tag_and_untagged_hashes_are_replaced() {
+        let hasher = Argon2Hasher::default();
+        let long = "k3y-0123456789abcdefghij";
+        let tagged = |phc: &Option<String>| {
+            SecretHash::parse(phc.as_deref().expect("hash"))
+                .expect("parse")
+                .tag()
+                .is_some()
+        };
+        let users = [
+            user("bob", "pw-b", Some(long)),
+            user("erin", "pw-e", Some("short")),
+        ];
+        let first = hash_users(&users, None, &hasher).expect("hashes");
+        assert!(tagged(&first.users[0].api_key_hash), "a long key is tagged");
+        assert!(
+            !tagged(&first.users[1].api_key_hash),
+            "a short key cannot be"
+        );
+        // A credentials file from before tags: the long key's hash is replaced by a
+        // tagged one, the short key's kept.
+        let mut old = first.clone();
+        old.users[0].api_key_hash = Some(hasher.hash(long).expect("hash"));
+        let next = hash_users(&users, Some(&old), &Argon2Hasher::default()).expect("hashes");
+        assert!(tagged(&next.users[0].api_key_hash));
+        assert_eq!(next.users[1], first.users[1]);
+        let again = hash_users(&users, Some(&next), &Argon2Hasher::default()).expect("hashes");
+        assert_eq!(again, next, "a tagged hash that verifies is kept");
     }
 
     /// A PHC string of `secret` with these parameters (the hash part is not a real one:

@@ -34,6 +34,13 @@ pub const MIN_API_KEY_LEN: usize = 20;
 /// let one verification take all the pod's memory.
 const MAX_MEMORY_KIB: u32 = 1024 * 1024;
 
+/// Largest argon2 pass count accepted (the default is 2; OWASP's heaviest setting 5):
+/// `t=4294967295` would make one verification run for days.
+const MAX_PASSES: u32 = 16;
+
+/// Largest argon2 lane count accepted (the default is 1).
+const MAX_LANES: u32 = 16;
+
 /// A verified-parseable argon2id hash of a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretHash {
@@ -80,6 +87,18 @@ impl SecretHash {
             return Err(format!(
                 "argon2 memory cost {} KiB is above the limit of {MAX_MEMORY_KIB} KiB",
                 params.m_cost()
+            ));
+        }
+        if params.t_cost() > MAX_PASSES {
+            return Err(format!(
+                "argon2 pass count {} is above the limit of {MAX_PASSES}",
+                params.t_cost()
+            ));
+        }
+        if params.p_cost() > MAX_LANES {
+            return Err(format!(
+                "argon2 lane count {} is above the limit of {MAX_LANES}",
+                params.p_cost()
             ));
         }
         let Some(output) = hash.hash else {
@@ -238,6 +257,24 @@ fn hash_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_passes_and_lanes_are_refused_before_any_verification() {
+        let real = hash(b"pw").expect("hash");
+        for (params, what) in [
+            ("m=19456,t=4294967295,p=1", "pass count"),
+            ("m=19456,t=17,p=1", "pass count"),
+            ("m=19456,t=2,p=17", "lane count"),
+            ("m=4294967295,t=2,p=1", "memory cost"),
+        ] {
+            let edited = real.replacen("m=19456,t=2,p=1", params, 1);
+            match SecretHash::parse(&edited) {
+                Err(e) => assert!(e.contains(what), "{params}: {e}"),
+                Ok(_) => panic!("{params} accepted"),
+            }
+        }
+        assert!(SecretHash::parse(&real.replacen("t=2", "t=16", 1)).is_ok());
+    }
 
     #[test]
     fn hash_then_verify() {

@@ -617,7 +617,9 @@ fn query_collections_draw_from_named_taxii_collections_and_warn_when_wider() {
     assert!(p.rejection.is_none(), "{:?}", p.rejection);
     assert_eq!(p.sources, vec!["inbox".to_string()]);
     assert!(
-        p.warnings.iter().any(|w| w.contains("readable more widely")),
+        p.warnings
+            .iter()
+            .any(|w| w.contains("readable more widely")),
         "{:?}",
         p.warnings
     );
