@@ -114,3 +114,52 @@ async fn hostile_query_strings_are_400() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{}", &q[..q.len().min(60)]);
     }
 }
+
+#[tokio::test]
+async fn repeated_keys_by_the_thousand_fail_one_object_quickly() {
+    let app = TestApp::new().await;
+    let good = indicator(1, 1, "198.51.100.1", 80).to_string();
+    // Thousands of one key, then a key as long as the body allows, repeated.
+    let many = format!("{{{}\"type\":\"indicator\"}}", "\"a\":1,".repeat(5_000));
+    let long_key = "k".repeat(12_000);
+    let long = format!("{{\"{long_key}\":1,\"{long_key}\":2}}");
+    let body = format!("{{\"objects\":[{many},{long},{good}]}}");
+    assert!(body.len() < 65536);
+    let req = Request::post(objects_url(INBOX))
+        .header(header::CONTENT_TYPE, TAXII21)
+        .body(Body::from(body))
+        .expect("req");
+    let started = std::time::Instant::now();
+    let (s, _, body) = app.send(req).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let status: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        (&status["success_count"], &status["failure_count"]),
+        (&serde_json::json!(1), &serde_json::json!(2)),
+        "{status}"
+    );
+    let messages: Vec<&str> = status["failures"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f["message"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with(r#"duplicate key "a""#)),
+        "{messages:?}"
+    );
+    let echoed = messages
+        .iter()
+        .find(|m| m.starts_with(r#"duplicate key "kkk"#))
+        .expect("the long key's failure");
+    assert!(echoed.len() < 300, "a key is echoed truncated: {echoed}");
+
+    // The envelope's own `objects` repeated is refused whole: which list was meant?
+    let twice = format!("{{\"objects\":[],\"objects\":[{good}]}}");
+    assert_eq!(
+        post_raw(&app, twice.into_bytes(), TAXII21).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(app.get("/taxii2/").await.0, StatusCode::OK, "still serving");
+}

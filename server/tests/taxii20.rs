@@ -36,6 +36,8 @@ on_every_backend!(
     manifest_pages_like_objects,
     posted_2_0_bundles_are_stored_as_2_1,
     add_objects_refusals,
+    pages_stop_at_the_byte_budget,
+    posted_objects_too_large_or_with_repeated_keys_fail_alone,
 );
 
 const TAXII20: &str = media::TAXII_20;
@@ -108,7 +110,16 @@ struct Server {
 }
 
 async fn server(place: Place, versions: &str) -> Server {
-    let config = config::parse(&config_text(versions)).expect("config");
+    server_limited(place, versions, "").await
+}
+
+/// A server whose `[limits]` also hold `limits`.
+async fn server_limited(place: Place, versions: &str, limits: &str) -> Server {
+    let text = config_text(versions).replace(
+        "max_content_length = 20000",
+        &format!("max_content_length = 20000\n{limits}"),
+    );
+    let config = config::parse(&text).expect("config");
     let store = place.open().await;
     store.apply_config(&config).await.expect("apply config");
     common::wait_built(&*store).await;
@@ -199,6 +210,21 @@ impl Server {
             .body(Body::from(body))
             .expect("request");
         self.send(r).await
+    }
+
+    /// When the latest version of `id` entered `inbox` (from the 2.1 manifest).
+    async fn date_added(&self, id: &str) -> String {
+        let r = self
+            .get(
+                &format!("/feeds/collections/{INBOX}/manifest/?match[id]={id}"),
+                Some(TAXII21),
+                None,
+            )
+            .await;
+        r.json()["objects"][0]["date_added"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Store STIX 2.1 objects, in order, as a 2.1 producer would.
@@ -963,4 +989,122 @@ async fn add_objects_refusals(place: Place) {
     let r = s.send(put).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.header("allow"), Some("GET, POST"));
+}
+
+// --- bounded memory -------------------------------------------------------------------
+
+/// A 4 KiB page budget and objects of up to 8 KiB.
+const BUDGET: &str = "max_page_bytes = 4096\nmax_object_bytes = 8192";
+
+async fn pages_stop_at_the_byte_budget(place: Place) {
+    let s = server_limited(place, r#"["2.1", "2.0"]"#, BUDGET).await;
+    // About 1.8 KB each as 2.0, except the third: more than the whole budget.
+    let objects: Vec<Value> = [1500, 1500, 6000, 1500, 1500, 1500]
+        .iter()
+        .enumerate()
+        .map(|(n, pad)| {
+            let mut o = indicator(n as u32 + 1);
+            o["description"] = json!("x".repeat(*pad));
+            o
+        })
+        .collect();
+    s.add21(INBOX, objects.clone()).await;
+    let id = |n: usize| objects[n]["id"].as_str().unwrap_or_default().to_string();
+    let url = objects_url(INBOX);
+
+    // Without a Range the page is cut short, and says where it ends.
+    let r = s.get20(&url, None).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.header("content-range"), Some("items 0-1/6"));
+    assert_eq!(r.ids(), vec![id(0), id(1)]);
+    assert_bundle(&r);
+
+    // A client resumes after the last item it got, as taxii2-client does.
+    let mut start = 0;
+    let mut got = Vec::new();
+    let mut sizes = Vec::new();
+    while start < 6 {
+        let r = s.get20(&url, Some(&format!("items {start}-9"))).await;
+        assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+        let range = r.header("content-range").unwrap_or_default().to_string();
+        let (first, rest) = range
+            .trim_start_matches("items ")
+            .split_once('-')
+            .expect("a numeric range");
+        let (last, total) = rest.split_once('/').expect("a total");
+        assert_eq!((first, total), (start.to_string().as_str(), "6"), "{range}");
+        let last: usize = last.parse().expect("last");
+        assert_eq!(r.ids().len(), last + 1 - start);
+        assert!(r.ids().len() == 1 || r.body.len() <= 4096 + 200);
+        // The date headers are the page's.
+        let first_date = s.date_added(&id(start)).await;
+        let last_date = s.date_added(&id(last)).await;
+        assert_eq!(
+            r.header("x-taxii-date-added-first"),
+            Some(first_date.as_str())
+        );
+        assert_eq!(
+            r.header("x-taxii-date-added-last"),
+            Some(last_date.as_str())
+        );
+        sizes.push(r.ids().len());
+        got.extend(r.ids());
+        start = last + 1;
+    }
+    assert_eq!(sizes, vec![2, 1, 2, 1]);
+    assert_eq!(got, (0..6).map(id).collect::<Vec<_>>());
+
+    // The manifest pages the same items.
+    let m = s
+        .get(
+            &format!("/feeds/collections/{INBOX}/manifest/"),
+            Some(TAXII20),
+            Some("items 2-9"),
+        )
+        .await;
+    assert_eq!(m.header("content-range"), Some("items 2-2/6"));
+}
+
+async fn posted_objects_too_large_or_with_repeated_keys_fail_alone(place: Place) {
+    let s = server_limited(place, r#"["2.1", "2.0"]"#, BUDGET).await;
+    let good = indicator20("indicator--3c5e2a71-7f0b-4d8e-9a6f-1b2c3d4e5f60");
+    let mut large = indicator20("indicator--3c5e2a71-7f0b-4d8e-9a6f-1b2c3d4e5f61");
+    large["description"] = json!("x".repeat(9000));
+    let twice = indicator20("indicator--3c5e2a71-7f0b-4d8e-9a6f-1b2c3d4e5f62")
+        .to_string()
+        .replacen('{', r#"{"labels":["benign"],"#, 1);
+    let body = format!(
+        r#"{{"type":"bundle","id":"bundle--2a6fc3a4-4c1d-4f3e-9d1c-6f6a2b0c1d2e","spec_version":"2.0","objects":[{good},{large},{twice}]}}"#
+    );
+    let r = s
+        .post(&objects_url(INBOX), TAXII20, STIX20, body.into_bytes())
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let status = r.json();
+    assert_eq!(
+        (&status["success_count"], &status["failure_count"]),
+        (&json!(1), &json!(2)),
+        "{status}"
+    );
+    let messages: Vec<String> = status["failures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("more than the 8192 bytes")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with(r#"duplicate key "labels""#)),
+        "{messages:?}"
+    );
+    let r = s.get20(&objects_url(INBOX), None).await;
+    assert_eq!(r.ids(), vec![good["id"].as_str().unwrap_or_default()]);
 }

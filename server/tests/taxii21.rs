@@ -22,6 +22,9 @@ on_every_backend!(
     object_versions_manifest_and_delete,
     query_collections_follow_ingest_with_their_own_date_added,
     query_collections_hold_the_latest_version_only_while_it_matches,
+    pages_stop_at_the_byte_budget_and_resume_after_the_last_object,
+    object_versions_page_by_the_byte_budget_too,
+    objects_too_large_or_with_repeated_keys_fail_alone,
 );
 
 fn assert_taxii_error(
@@ -647,4 +650,256 @@ async fn query_collections_hold_the_latest_version_only_while_it_matches(place: 
     );
     let (_, _, v) = app.get(&objects_url(INDICATORS)).await;
     assert_eq!(v["objects"][0]["confidence"], 80);
+}
+
+// --- bounded memory: the page byte budget, the object size limit, repeated keys ---------
+
+/// The test config with a 4 KiB page budget and objects of up to 8 KiB (larger than a
+/// page, so that a page holding one object over the budget can be seen).
+fn budget_config() -> taxiway_server::config::ServiceConfig {
+    taxiway_server::config::parse(&config_text("type:indicator").replace(
+        "max_content_length = 65536",
+        "max_content_length = 65536\nmax_page_bytes = 4096\nmax_object_bytes = 8192",
+    ))
+    .expect("config")
+}
+
+/// An indicator whose description is `pad` bytes long.
+fn padded(n: u32, version: u32, pad: usize) -> Value {
+    let mut o = indicator(n, version, "198.51.100.7", 50);
+    o["description"] = json!("x".repeat(pad));
+    o
+}
+
+fn id_of(o: &Value) -> String {
+    o["id"].as_str().unwrap_or_default().to_string()
+}
+
+/// Every page from `first`, following `next` (with `first`'s parameters); each page's objects' ids, with its date
+/// headers checked against the manifest's `date_added`s (`added`: id and version).
+async fn every_page(app: &TestApp, first: &str, added: &Added) -> Vec<Vec<String>> {
+    let (base, query) = first.split_once('?').unwrap_or((first, ""));
+    let mut url = first.to_string();
+    let mut pages = Vec::new();
+    for _ in 0..50 {
+        let (s, h, page) = app.get(&url).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let objects = page["objects"].as_array().cloned().unwrap_or_default();
+        assert!(!objects.is_empty(), "a page holds at least one object");
+        let bytes: usize = objects.iter().map(|o| o.to_string().len()).sum();
+        assert!(
+            objects.len() == 1 || bytes <= 4096,
+            "{} objects, {bytes} bytes",
+            objects.len()
+        );
+        let date_of = |o: &Value| {
+            let key = (id_of(o), micros(&o["modified"]));
+            added.get(&key).cloned().unwrap_or_default()
+        };
+        let header = |name: &str| h[name].to_str().unwrap_or_default().to_string();
+        assert_eq!(header("x-taxii-date-added-first"), date_of(&objects[0]));
+        assert_eq!(
+            header("x-taxii-date-added-last"),
+            date_of(&objects[objects.len() - 1])
+        );
+        pages.push(objects.iter().map(id_of).collect());
+        if page["more"] == true {
+            let next = page["next"].as_str().expect("a next with more");
+            // The original parameters repeated: the same filters, the same limit.
+            url = format!("{base}?next={next}&{query}");
+        } else {
+            assert!(page.get("next").is_none());
+            return pages;
+        }
+    }
+    panic!("paging did not end");
+}
+
+/// `date_added` of object versions, by id and version (microseconds).
+type Added = std::collections::HashMap<(String, i64), String>;
+
+fn micros(timestamp: &Value) -> i64 {
+    taxiway_server::stix::timestamp::parse_timestamp(timestamp.as_str().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// `date_added` of every object version of `inbox`.
+async fn added_dates(app: &TestApp) -> Added {
+    let (_, _, manifest) = app
+        .get(&format!(
+            "/feeds/collections/{INBOX}/manifest/?match[version]=all&limit=50"
+        ))
+        .await;
+    manifest["objects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let text = |f: &str| r[f].as_str().unwrap_or_default().to_string();
+            ((text("id"), micros(&r["version"])), text("date_added"))
+        })
+        .collect()
+}
+
+async fn pages_stop_at_the_byte_budget_and_resume_after_the_last_object(place: Place) {
+    let app = TestApp::on(place, budget_config()).await;
+    // About 1.9 KB each, except the third: 6.4 KB, more than the whole budget.
+    let objects: Vec<Value> = [1500, 1500, 6000, 1500, 1500, 1500]
+        .iter()
+        .enumerate()
+        .map(|(n, pad)| padded(n as u32 + 1, 1, *pad))
+        .collect();
+    let (s, status) = app.post(INBOX, objects.clone()).await;
+    assert_eq!(
+        (s, &status["success_count"]),
+        (StatusCode::ACCEPTED, &json!(6))
+    );
+    let added = added_dates(&app).await;
+    let id = |n: usize| id_of(&objects[n]);
+
+    let pages = every_page(&app, &format!("{}?limit=50", objects_url(INBOX)), &added).await;
+    assert_eq!(
+        pages,
+        vec![
+            vec![id(0), id(1)],
+            vec![id(2)],
+            vec![id(3), id(4)],
+            vec![id(5)]
+        ],
+        "stopped before the object that would overflow; one object alone may"
+    );
+
+    // `limit` still applies within the budget, and filters stay with the cursor.
+    let pages = every_page(&app, &format!("{}?limit=1", objects_url(INBOX)), &added).await;
+    assert_eq!(pages.len(), 6);
+    let first = format!("{}?match[type]=indicator&limit=50", objects_url(INBOX));
+    let pages = every_page(&app, &first, &added).await;
+    assert_eq!(pages.concat(), (0..6).map(id).collect::<Vec<_>>());
+
+    // The budget left after the last object is no reason to say `more`.
+    let (_, _, last) = app
+        .get(&format!(
+            "{}?added_after={}",
+            objects_url(INBOX),
+            added[&(id(3), micros(&objects[3]["modified"]))]
+        ))
+        .await;
+    assert_eq!(ids(&last), vec![id(4), id(5)]);
+    assert_eq!(last["more"], false);
+}
+
+async fn object_versions_page_by_the_byte_budget_too(place: Place) {
+    let app = TestApp::on(place, budget_config()).await;
+    let versions: Vec<Value> = (1..=5).map(|v| padded(9, v, 1500)).collect();
+    let (s, _) = app.post(INBOX, versions.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let added = added_dates(&app).await;
+    let url = format!(
+        "{}{}/?match[version]=all",
+        objects_url(INBOX),
+        id_of(&versions[0])
+    );
+    let pages = every_page(&app, &url, &added).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![2, 2, 1]
+    );
+    // The manifest and versions list only metadata: one page.
+    let (_, _, listed) = app
+        .get(&format!(
+            "{}{}/versions/",
+            objects_url(INBOX),
+            id_of(&versions[0])
+        ))
+        .await;
+    assert_eq!(listed["versions"].as_array().map(Vec::len), Some(5));
+}
+
+async fn objects_too_large_or_with_repeated_keys_fail_alone(place: Place) {
+    let app = TestApp::on(place, budget_config()).await;
+    let post = |body: String| {
+        Request::post(objects_url(INBOX))
+            .header(header::CONTENT_TYPE, TAXII21)
+            .header(header::ACCEPT, TAXII21)
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let good = indicator(1, 1, "198.51.100.1", 50);
+    let large = padded(2, 1, 9000);
+    let other_id = "indicator--00000063-0000-4000-8000-000000000000";
+    let two_ids = indicator(3, 1, "198.51.100.3", 50).to_string().replacen(
+        '{',
+        &format!(r#"{{"id":"{other_id}","#),
+        1,
+    );
+    let red = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+    let white = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+    let mut marked = indicator(4, 1, "198.51.100.4", 50);
+    marked["object_marking_refs"] = json!([red]);
+    let two_markings =
+        marked
+            .to_string()
+            .replacen('{', &format!(r#"{{"object_marking_refs":["{white}"],"#), 1);
+    let mut referenced = indicator(5, 1, "198.51.100.5", 50);
+    referenced["external_references"] = json!([{"source_name": "a", "url": "https://a.example/"}]);
+    let deep = referenced.to_string().replacen(
+        r#""source_name":"a""#,
+        r#""source_name":"a","source_name":"b""#,
+        1,
+    );
+    let body = format!(r#"{{"objects":[{good},{large},{two_ids},{two_markings},{deep}]}}"#);
+    let (s, _, b) = app.send(post(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let status: Value = serde_json::from_slice(&b).expect("status");
+    assert_eq!(
+        (
+            &status["total_count"],
+            &status["success_count"],
+            &status["failure_count"]
+        ),
+        (&json!(5), &json!(1), &json!(4)),
+        "{status}"
+    );
+    let failures = status["failures"].as_array().cloned().unwrap_or_default();
+    let failure = |needle: &str| {
+        failures
+            .iter()
+            .find(|f| f["message"].as_str().unwrap_or_default().contains(needle))
+            .cloned()
+            .unwrap_or_else(|| panic!("no failure saying {needle}: {status}"))
+    };
+    let too_large = failure("more than the 8192 bytes");
+    assert_eq!(too_large["id"], id_of(&large), "the id is still reported");
+    let ambiguous = failure(r#"duplicate key "id""#);
+    assert!(
+        ambiguous["id"].as_str().unwrap_or_default().is_empty(),
+        "which of two ids is meant cannot be told: {ambiguous}"
+    );
+    assert_eq!(
+        failure(r#"duplicate key "object_marking_refs""#)["id"],
+        id_of(&marked)
+    );
+    assert_eq!(
+        failure(r#"duplicate key "source_name""#)["id"],
+        id_of(&referenced)
+    );
+
+    let (_, _, page) = app.get(&objects_url(INBOX)).await;
+    assert_eq!(
+        ids(&page),
+        vec![id_of(&good)],
+        "only the good object was stored"
+    );
+    let (_, _, page) = app
+        .get(&format!("{}?match[id]={other_id}", objects_url(INBOX)))
+        .await;
+    assert_eq!(page["more"], false);
+    assert!(ids(&page).is_empty());
+
+    // A repeated `objects` is the envelope's own ambiguity: the whole request is refused.
+    let (s, _, _) = app
+        .send(post(format!(r#"{{"objects":[],"objects":[{good}]}}"#)))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

@@ -273,6 +273,18 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
     if limits.max_content_length == 0 {
         problem("limits.max_content_length".into(), "must be > 0".into());
     }
+    // Below a kilobyte no real STIX object fits: a typo, not a policy.
+    for (field, value) in [
+        ("max_page_bytes", limits.max_page_bytes),
+        ("max_object_bytes", limits.max_object_bytes),
+    ] {
+        if value < 1024 {
+            problem(
+                format!("limits.{field}"),
+                format!("must be at least 1024 (bytes), got {value}"),
+            );
+        }
+    }
     for (field, message) in config.server.problems() {
         problem(format!("server.{field}"), message);
     }
@@ -606,5 +618,33 @@ mod store_settings_tests {
         assert!(typed.iter().all(|p| !p.contains("pw@h")), "{typed:?}");
         let bad = problems("[store]\nbackend = \"mysql\"");
         assert!(!bad.is_empty());
+    }
+
+    #[test]
+    fn page_and_object_byte_limits() {
+        let c = with_store("").expect("valid");
+        assert_eq!(c.config.limits.max_page_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.config.limits.max_object_bytes, 1024 * 1024);
+        let set = with_store(
+            "[limits]
+max_page_bytes = 4096
+max_object_bytes = 2048",
+        )
+        .expect("valid");
+        assert_eq!(set.config.limits.max_page_bytes, 4096);
+        assert_eq!(set.config.limits.max_object_bytes, 2048);
+        let p = problems(
+            "[limits]
+max_page_bytes = 0
+max_object_bytes = 10",
+        );
+        assert!(
+            p.iter().any(|p| p.contains("limits.max_page_bytes")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.contains("limits.max_object_bytes")),
+            "{p:?}"
+        );
     }
 }

@@ -84,6 +84,13 @@ pub struct Limits {
     pub default_page_size: usize,
     /// Largest request body accepted (bytes), announced as `max_content_length`.
     pub max_content_length: usize,
+    /// Bytes of objects one page of objects holds at most: a page stops early (with
+    /// `more`, or a shorter `Content-Range` on TAXII 2.0) rather than exceed it. A page
+    /// always holds at least one object, however large.
+    pub max_page_bytes: usize,
+    /// Largest object accepted (bytes of its JSON); a larger one is a failure in the
+    /// status resource, the rest of the envelope is stored.
+    pub max_object_bytes: usize,
 }
 
 impl Default for Limits {
@@ -92,6 +99,8 @@ impl Default for Limits {
             max_page_size: 1000,
             default_page_size: 1000,
             max_content_length: 10 * 1024 * 1024,
+            max_page_bytes: 16 * 1024 * 1024,
+            max_object_bytes: 1024 * 1024,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Body wrappers: one that holds something (a permit, an in-flight mark) until the
 //! body is sent or dropped, one that notes when a request body was received in full.
-//! Both pass size hints through, so `Content-Length` survives.
+//! Both pass size hints through, so `Content-Length` survives. And a body of chunks
+//! already in memory, sent one after another without joining them.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -92,6 +94,47 @@ impl HttpBody for Watched {
     }
 }
 
+/// A body made of `chunks`, sent in order, each released once written; its exact
+/// length is known, so it gets a `Content-Length`.
+pub fn chunks(chunks: Vec<Bytes>) -> Body {
+    let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+    Body::new(Chunks {
+        chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+        remaining,
+    })
+}
+
+struct Chunks {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl HttpBody for Chunks {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.chunks.pop_front() {
+            Some(chunk) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +154,20 @@ mod tests {
             .to_bytes();
         assert_eq!(&bytes[..], b"hello");
         assert_eq!(Arc::strong_count(&guard), 1, "released once sent");
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_have_an_exact_length_and_arrive_whole() {
+        let body = chunks(vec![
+            Bytes::from_static(b"{\"a\":"),
+            Bytes::new(),
+            Bytes::from(String::from("[1,2]")),
+            Bytes::from_static(b"}"),
+        ]);
+        assert_eq!(body.size_hint().exact(), Some(11));
+        let bytes = body.collect().await.expect("body").to_bytes();
+        assert_eq!(&bytes[..], b"{\"a\":[1,2]}");
+        assert!(chunks(Vec::new()).is_end_stream());
     }
 
     #[tokio::test]

@@ -1,9 +1,22 @@
 //! Envelopes: parsing what producers POST, and writing object pages without
 //! re-serialising stored objects.
+//!
+//! A posted body is read once: the envelope's `objects` are borrowed from it as raw
+//! JSON slices, and each object is parsed from its own slice (so the body is never
+//! held as one big `Value`) and kept as one owned copy of its bytes. A page is
+//! written as a list of chunks that are the stored objects' own buffers: nothing is
+//! copied into one response buffer.
 
+use std::borrow::Cow;
+
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
+use super::strict;
+use crate::stix::timestamp::{format_taxii, parse_timestamp};
+use crate::store::validate::is_stix_id;
 use crate::store::{validate_object, AddObjects, Entry, NewObject, StatusDetail};
 
 #[derive(Deserialize)]
@@ -12,27 +25,127 @@ struct IncomingEnvelope<'a> {
     objects: Option<Vec<&'a RawValue>>,
 }
 
+/// The `objects` of a posted envelope or bundle (`what` names it in the error), each
+/// as its JSON text borrowed from `body`. Only a body that is not a JSON object with
+/// an `objects` array (or none) is an error.
+pub(crate) fn posted_objects<'a>(body: &'a [u8], what: &str) -> Result<Vec<&'a RawValue>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
+    let envelope: IncomingEnvelope<'_> = serde_json::from_str(text).map_err(|e| {
+        format!("the body is not {what} (a JSON object with an `objects` array): {e}")
+    })?;
+    Ok(envelope.objects.unwrap_or_default())
+}
+
+/// A status failure for an object.
+pub(crate) fn failure(id: String, version: String, message: String) -> StatusDetail {
+    StatusDetail {
+        id,
+        version,
+        message: Some(message),
+    }
+}
+
+/// What can be told of a rejected object's identity without trusting it: a
+/// well-formed STIX id, a valid timestamp (empty otherwise).
+fn identity(id: Option<&str>, version: Option<&str>) -> (String, String) {
+    let id = id.filter(|i| is_stix_id(i)).unwrap_or_default().to_string();
+    let version = version
+        .and_then(|v| parse_timestamp(v).ok())
+        .map(format_taxii)
+        .unwrap_or_default();
+    (id, version)
+}
+
+/// The identity of an object too large to parse into a tree: its `id` and version
+/// read by a scan that keeps nothing else.
+fn identity_of_large(raw: &str) -> (String, String) {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        modified: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        created: Option<Cow<'a, str>>,
+    }
+    match serde_json::from_str::<Head<'_>>(raw) {
+        Ok(h) => identity(h.id.as_deref(), h.modified.or(h.created).as_deref()),
+        Err(_) => (String::new(), String::new()),
+    }
+}
+
+/// The failure of an object of `len` bytes over `max` (`how` qualifies the size).
+pub(crate) fn too_large(raw: &str, len: usize, max: usize, how: &str) -> StatusDetail {
+    let (id, version) = identity_of_large(raw);
+    failure(
+        id,
+        version,
+        format!("the object is {len} bytes{how}, more than the {max} bytes this server accepts per object"),
+    )
+}
+
+/// Read one posted object: within `max_object_bytes`, valid JSON, no key repeated in
+/// any of its JSON objects. Whatever is wrong is the object's status failure.
+pub(crate) fn read_object(raw: &str, max_object_bytes: usize) -> Result<Value, StatusDetail> {
+    if raw.len() > max_object_bytes {
+        return Err(too_large(raw, raw.len(), max_object_bytes, ""));
+    }
+    let parsed = strict::parse(raw).map_err(|e| {
+        failure(
+            String::new(),
+            String::new(),
+            format!("unreadable object: {e}"),
+        )
+    })?;
+    let Some(key) = parsed.duplicate else {
+        return Ok(parsed.value);
+    };
+    let unambiguous = |field: &str| -> Option<&str> {
+        if parsed.ambiguous.iter().any(|k| k == field) {
+            return None;
+        }
+        parsed.value.get(field)?.as_str()
+    };
+    let (id, version) = identity(
+        unambiguous("id"),
+        unambiguous("modified").or_else(|| unambiguous("created")),
+    );
+    let shown: String = key.chars().take(80).collect();
+    Err(failure(
+        id,
+        version,
+        format!(
+            "duplicate key {}: a key may appear only once in a JSON object (parsers disagree on which one counts)",
+            serde_json::to_string(&shown).unwrap_or_default()
+        ),
+    ))
+}
+
 /// Split a posted envelope (or STIX bundle: both carry `objects`) into validated
-/// objects and per-object failures. Only a body that is not a JSON object with an
-/// `objects` array (or none) is an error for the whole request.
+/// objects and per-object failures, with no limit on an object's size (`import`).
 pub fn parse_envelope(
     body: &[u8],
     assumed_spec_version: Option<&str>,
 ) -> Result<AddObjects, String> {
-    let text = std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8: {e}"))?;
-    let envelope: IncomingEnvelope<'_> = serde_json::from_str(text).map_err(|e| {
-        format!("the body is not a TAXII envelope (a JSON object with an `objects` array): {e}")
-    })?;
+    parse_envelope_within(body, assumed_spec_version, usize::MAX)
+}
+
+/// Split a posted envelope into validated objects and per-object failures: an object
+/// over `max_object_bytes`, with a repeated key or invalid is a failure, the others
+/// are stored. Only a body that is not a JSON object with an `objects` array (or none)
+/// is an error for the whole request.
+pub fn parse_envelope_within(
+    body: &[u8],
+    assumed_spec_version: Option<&str>,
+    max_object_bytes: usize,
+) -> Result<AddObjects, String> {
+    let raws = posted_objects(body, "a TAXII envelope")?;
     let mut out = AddObjects::default();
-    for raw in envelope.objects.unwrap_or_default() {
-        let value = match serde_json::from_str::<serde_json::Value>(raw.get()) {
+    for raw in raws {
+        let value = match read_object(raw.get(), max_object_bytes) {
             Ok(v) => v,
-            Err(e) => {
-                out.failures.push(StatusDetail {
-                    id: String::new(),
-                    version: String::new(),
-                    message: Some(format!("unreadable object: {e}")),
-                });
+            Err(detail) => {
+                out.failures.push(detail);
                 continue;
             }
         };
@@ -41,41 +154,44 @@ pub fn parse_envelope(
                 object,
                 raw: raw.get().to_string(),
             }),
-            Err(e) => out.failures.push(StatusDetail {
-                id: e.id,
-                version: e.version,
-                message: Some(e.message),
-            }),
+            Err(e) => out.failures.push(failure(e.id, e.version, e.message)),
         }
     }
     Ok(out)
 }
 
-/// Write a TAXII 2.1 envelope around stored objects' raw JSON.
-pub fn write_envelope(entries: &[Entry], more: bool, next: Option<&str>) -> Vec<u8> {
+/// A TAXII 2.1 envelope around stored objects' raw JSON, as chunks to send in order:
+/// each object's own buffer (moved, not copied) between small separators.
+pub fn envelope_chunks(entries: Vec<Entry>, more: bool, next: Option<&str>) -> Vec<Bytes> {
     if entries.is_empty() {
-        return br#"{"more":false}"#.to_vec();
+        return vec![Bytes::from_static(br#"{"more":false}"#)];
     }
-    let size: usize = entries.iter().map(|e| e.raw.len() + 1).sum();
-    let mut out = Vec::with_capacity(size + 128);
-    out.extend_from_slice(if more {
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(if more {
         br#"{"more":true"#
     } else {
         br#"{"more":false"#
     });
     if let Some(next) = next {
-        out.extend_from_slice(br#","next":"#);
-        out.extend_from_slice(serde_json::to_string(next).unwrap_or_default().as_bytes());
+        head.extend_from_slice(br#","next":"#);
+        head.extend_from_slice(serde_json::to_string(next).unwrap_or_default().as_bytes());
     }
-    out.extend_from_slice(br#","objects":["#);
-    for (i, e) in entries.iter().enumerate() {
+    head.extend_from_slice(br#","objects":["#);
+    let mut chunks = Vec::with_capacity(entries.len() * 2 + 1);
+    chunks.push(Bytes::from(head));
+    for (i, e) in entries.into_iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            chunks.push(Bytes::from_static(b","));
         }
-        out.extend_from_slice(e.raw.as_bytes());
+        chunks.push(Bytes::from(e.raw));
     }
-    out.extend_from_slice(b"]}");
-    out
+    chunks.push(Bytes::from_static(b"]}"));
+    chunks
+}
+
+/// Write a TAXII 2.1 envelope around stored objects' raw JSON into one buffer.
+pub fn write_envelope(entries: &[Entry], more: bool, next: Option<&str>) -> Vec<u8> {
+    envelope_chunks(entries.to_vec(), more, next).concat()
 }
 
 #[cfg(test)]
@@ -92,6 +208,53 @@ mod tests {
         assert_eq!(parsed.objects[0].raw, GOOD);
         assert_eq!(parsed.failures.len(), 1);
         assert_eq!(parsed.failures[0].message.as_deref(), Some("missing `id`"));
+    }
+
+    #[test]
+    fn repeated_keys_and_large_objects_fail_alone() {
+        let id = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+        let twice = GOOD.replacen(
+            r#""type":"indicator","#,
+            r#""type":"indicator","id":"indicator--00000000-0000-4000-8000-000000000000","#,
+            1,
+        );
+        let deep = GOOD.replacen(
+            r#""pattern_type":"stix""#,
+            r#""pattern_type":"stix","external_references":[{"source_name":"a","source_name":"b"}]"#,
+            1,
+        );
+        let large = GOOD.replacen(
+            r#""pattern_type":"stix""#,
+            &format!(
+                r#""pattern_type":"stix","description":"{}""#,
+                "x".repeat(2000)
+            ),
+            1,
+        );
+        let body = format!(r#"{{"objects":[{twice},{deep},{large},{GOOD}]}}"#);
+        let parsed = parse_envelope_within(body.as_bytes(), None, 1024).expect("envelope");
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.objects[0].raw, GOOD);
+        let f = &parsed.failures;
+        assert_eq!(f.len(), 3);
+        let message = |i: usize| f[i].message.clone().unwrap_or_default();
+        assert!(
+            message(0).starts_with(r#"duplicate key "id""#),
+            "{}",
+            message(0)
+        );
+        assert_eq!(f[0].id, "", "which id is meant cannot be told");
+        assert!(message(1).starts_with(r#"duplicate key "source_name""#));
+        assert_eq!(f[1].id, id);
+        assert_eq!(f[1].version, "2024-01-01T00:00:00.000000Z");
+        assert!(
+            message(2).contains("more than the 1024 bytes"),
+            "{}",
+            message(2)
+        );
+        assert_eq!(f[2].id, id, "named though never parsed into a tree");
+        let unlimited = parse_envelope(body.as_bytes(), None).expect("envelope");
+        assert_eq!(unlimited.objects.len(), 2, "import has no size limit");
     }
 
     #[test]

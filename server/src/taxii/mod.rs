@@ -1,6 +1,7 @@
 //! The TAXII HTTP API: one entry point that names the resource, negotiates the
 //! version, and hands the request to the resource's handler.
 
+pub mod budget;
 mod collections;
 pub mod cursor;
 mod discovery;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod resource;
 pub mod response;
 mod status;
+pub mod strict;
 mod v20;
 
 use std::sync::Arc;
@@ -234,12 +236,16 @@ async fn dispatch(
 }
 
 /// Read a request body up to `max` bytes; larger bodies are a 413 (refused from
-/// `Content-Length` before reading when the client announces it).
+/// `Content-Length` before reading when the client announces it). The body is
+/// gathered into one buffer sized from `Content-Length`, each frame released once
+/// copied, so a body is never held twice.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
     max: usize,
 ) -> Result<bytes::Bytes, TaxiiError> {
+    use http_body_util::BodyExt;
+
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -247,7 +253,20 @@ pub async fn read_body(
     if announced.is_some_and(|n| n > max as u64) {
         return Err(TaxiiError::too_large(max));
     }
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| TaxiiError::too_large(max))
+    let capacity = announced
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+        .min(max);
+    let mut buf = Vec::with_capacity(capacity);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| TaxiiError::too_large(max))?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > max - buf.len() {
+                return Err(TaxiiError::too_large(max));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes::Bytes::from(buf))
 }

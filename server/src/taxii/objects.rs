@@ -5,12 +5,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::budget::{self, Budget};
 use super::cursor::{self, Cursor, Resume};
-use super::envelope::{parse_envelope, write_envelope};
+use super::envelope::{envelope_chunks, parse_envelope_within};
 use super::error::TaxiiError;
 use super::media::{self, taxii_media_type, STIX_21};
 use super::params::{self, Allowed, Params};
-use super::response::{bytes, json, with_date_added};
+use super::response::{bytes, chunked, json, with_date_added};
 use super::{read_body, Ctx};
 use crate::access::Caller;
 use crate::config::{CollectionConfig, TaxiiVersion};
@@ -95,6 +96,26 @@ impl PageRequest {
         })
     }
 
+    /// A page of objects within the page byte budget, answered as an envelope.
+    async fn objects(&self, ctx: &Ctx, c: &CollectionConfig) -> Result<Response, TaxiiError> {
+        let budget = Budget::new(&ctx.config.config.limits);
+        let page = budget::list(&*ctx.store, c.id(), &self.listing, budget).await?;
+        Ok(self.envelope(ctx, page))
+    }
+
+    /// The envelope of a page of objects; the objects' buffers become the body.
+    fn envelope(&self, ctx: &Ctx, page: Page) -> Response {
+        let next = self.next(&page);
+        let (first, last) = (page.entries.first(), page.entries.last());
+        let dates = (first.map(|e| e.date_added), last.map(|e| e.date_added));
+        let body = envelope_chunks(page.entries, page.more, next.as_deref());
+        let response = chunked(StatusCode::OK, taxii_media_type(ctx.version), body);
+        match dates {
+            (Some(first), Some(last)) => with_date_added(response, Some(first), Some(last)),
+            _ => with_date_added(response, self.listing.after, self.listing.after),
+        }
+    }
+
     /// `X-TAXII-Date-Added-First/Last`: the page's range, or on an empty page the
     /// position the client asked from (so a poller resuming from it keeps its place).
     fn date_headers(&self, response: Response, page: &Page) -> Response {
@@ -117,12 +138,7 @@ pub async fn get_objects(
     let c = readable(ctx, root, id)?;
     let params = parse_params(query, Allowed::All)?;
     let req = page_request(ctx, "objects", c, None, &params, VersionMatch::last(), true)?;
-    let page = ctx.store.list(c.id(), &req.listing).await?;
-    let body = write_envelope(&page.entries, page.more, req.next(&page).as_deref());
-    Ok(req.date_headers(
-        bytes(StatusCode::OK, taxii_media_type(ctx.version), body),
-        &page,
-    ))
+    req.objects(ctx, c).await
 }
 
 /// `GET …/objects/{object}/`: 404 when the collection holds no version of it.
@@ -145,15 +161,12 @@ pub async fn get_object(
         VersionMatch::last(),
         true,
     )?;
-    let page = ctx.store.list(c.id(), &req.listing).await?;
+    let budget = Budget::new(&ctx.config.config.limits);
+    let page = budget::list(&*ctx.store, c.id(), &req.listing, budget).await?;
     if page.entries.is_empty() && params.next.is_none() {
         ensure_exists(ctx, c, object).await?;
     }
-    let body = write_envelope(&page.entries, page.more, req.next(&page).as_deref());
-    Ok(req.date_headers(
-        bytes(StatusCode::OK, taxii_media_type(ctx.version), body),
-        &page,
-    ))
+    Ok(req.envelope(ctx, page))
 }
 
 #[derive(Serialize)]
@@ -311,9 +324,12 @@ pub async fn add_objects(
     if media::posted_version(content_type) != Some(TaxiiVersion::V21) {
         return Err(TaxiiError::unsupported_media_type());
     }
-    let max = ctx.config.config.limits.max_content_length;
-    let body = read_body(headers, body, max).await?;
-    let mut request = parse_envelope(&body, None).map_err(TaxiiError::bad_request)?;
+    let limits = &ctx.config.config.limits;
+    let body = read_body(headers, body, limits.max_content_length).await?;
+    let mut request = parse_envelope_within(&body, None, limits.max_object_bytes)
+        .map_err(TaxiiError::bad_request)?;
+    // Each object holds its own bytes now: the body is not kept while storing.
+    drop(body);
     request.owner = ctx.caller.key().to_string();
     let status = ctx.store.add_objects(root, c.id(), request).await?;
     ctx.state

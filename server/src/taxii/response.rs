@@ -21,6 +21,18 @@ pub fn bytes(status: StatusCode, media_type: &'static str, body: Vec<u8>) -> Res
     r
 }
 
+/// A response whose body is `chunks` sent one after another (with a `Content-Length`).
+pub fn chunked(
+    status: StatusCode,
+    media_type: &'static str,
+    chunks: Vec<bytes::Bytes>,
+) -> Response {
+    let mut r = (status, crate::limits::body::chunks(chunks)).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    r
+}
+
 /// A JSON response in a media type.
 pub fn json<T: Serialize>(
     status: StatusCode,

@@ -1,27 +1,42 @@
 //! STIX 2.0 bundles: writing pages of converted objects, and reading posted bundles
 //! into 2.1 objects to store.
 
-use serde::Deserialize;
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::stix::convert::to_stix21;
-use crate::store::AddObjects;
-use crate::taxii::envelope::parse_envelope;
+use crate::store::{validate_object, AddObjects, NewObject};
+use crate::taxii::envelope::{failure, posted_objects, read_object, too_large};
 
-/// A STIX 2.0 bundle of `objects` (a bundle without `objects` when there are none:
-/// STIX 2.0 forbids an empty list).
-pub fn write<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
-    out.extend_from_slice(br#"{"type":"bundle","id":"bundle--"#);
-    out.extend_from_slice(uuid::Uuid::new_v4().hyphenated().to_string().as_bytes());
-    out.extend_from_slice(br#"","spec_version":"2.0""#);
-    let mut any = false;
-    for object in objects {
-        out.extend_from_slice(if any { b"," } else { br#","objects":["# });
-        any = true;
-        write_object(&mut out, object);
+/// A STIX 2.0 bundle of objects already written as JSON (`objects`, each from
+/// [`object_json`]), as chunks to send in order; a bundle without `objects` when there
+/// are none (STIX 2.0 forbids an empty list).
+pub fn chunks(objects: Vec<Bytes>) -> Vec<Bytes> {
+    let mut head = Vec::with_capacity(96);
+    head.extend_from_slice(br#"{"type":"bundle","id":"bundle--"#);
+    head.extend_from_slice(uuid::Uuid::new_v4().hyphenated().to_string().as_bytes());
+    head.extend_from_slice(br#"","spec_version":"2.0""#);
+    if objects.is_empty() {
+        head.push(b'}');
+        return vec![Bytes::from(head)];
     }
-    out.extend_from_slice(if any { b"]}" } else { b"}" });
+    head.extend_from_slice(br#","objects":["#);
+    let mut out = Vec::with_capacity(objects.len() * 2 + 1);
+    out.push(Bytes::from(head));
+    for (i, object) in objects.into_iter().enumerate() {
+        if i > 0 {
+            out.push(Bytes::from_static(b","));
+        }
+        out.push(object);
+    }
+    out.push(Bytes::from_static(b"]}"));
+    out
+}
+
+/// One object as JSON, `type`, `spec_version` and `id` first.
+pub fn object_json(object: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_object(&mut out, object);
     out
 }
 
@@ -55,28 +70,49 @@ fn write_object(out: &mut Vec<u8>, object: &Value) {
     out.push(b'}');
 }
 
-#[derive(Deserialize)]
-struct PostedBundle {
-    #[serde(default)]
-    objects: Option<Vec<Value>>,
-}
-
-/// A posted STIX 2.0 bundle as an add-objects request: every object converted to
-/// STIX 2.1 (the converted JSON is what gets stored) and validated one by one.
-pub fn parse(body: &[u8]) -> Result<AddObjects, String> {
-    let bundle: PostedBundle = serde_json::from_slice(body).map_err(|e| {
-        format!("the body is not a STIX bundle (a JSON object with an `objects` array): {e}")
-    })?;
-    let mut envelope = Vec::with_capacity(body.len() + body.len() / 8);
-    envelope.extend_from_slice(br#"{"objects":["#);
-    for (i, object) in bundle.objects.unwrap_or_default().into_iter().enumerate() {
-        if i > 0 {
-            envelope.push(b',');
+/// A posted STIX 2.0 bundle as an add-objects request: each object read from its own
+/// slice of the body (within `max_object_bytes`, no repeated key), converted to STIX
+/// 2.1 (the converted JSON is what gets stored, and must be within the limit too) and
+/// validated, one by one.
+pub fn parse(body: &[u8], max_object_bytes: usize) -> Result<AddObjects, String> {
+    let raws = posted_objects(body, "a STIX bundle")?;
+    let mut out = AddObjects::default();
+    for raw in raws {
+        let value = match read_object(raw.get(), max_object_bytes) {
+            Ok(v) => v,
+            Err(detail) => {
+                out.failures.push(detail);
+                continue;
+            }
+        };
+        let converted = to_stix21(value);
+        let json = object_json(&converted);
+        let json = match String::from_utf8(json) {
+            Ok(j) => j,
+            Err(e) => {
+                out.failures.push(failure(
+                    String::new(),
+                    String::new(),
+                    format!("unreadable object: {e}"),
+                ));
+                continue;
+            }
+        };
+        if json.len() > max_object_bytes {
+            out.failures.push(too_large(
+                &json,
+                json.len(),
+                max_object_bytes,
+                " once converted to STIX 2.1",
+            ));
+            continue;
         }
-        write_object(&mut envelope, &to_stix21(object));
+        match validate_object(converted, None) {
+            Ok(object) => out.objects.push(NewObject { object, raw: json }),
+            Err(e) => out.failures.push(failure(e.id, e.version, e.message)),
+        }
     }
-    envelope.extend_from_slice(b"]}");
-    parse_envelope(&envelope, None)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -84,9 +120,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn write(objects: &[Value]) -> Vec<u8> {
+        chunks(
+            objects
+                .iter()
+                .map(|o| Bytes::from(object_json(o)))
+                .collect(),
+        )
+        .concat()
+    }
+
     #[test]
     fn bundles_are_valid_json_with_or_without_objects() {
-        let empty: Value = serde_json::from_slice(&write([].iter())).expect("json");
+        let empty: Value = serde_json::from_slice(&write(&[])).expect("json");
         assert_eq!(empty["type"], "bundle");
         assert_eq!(empty["spec_version"], "2.0");
         assert!(empty.get("objects").is_none());
@@ -94,10 +140,10 @@ mod tests {
         assert!(crate::config::is_uuid_v4(id.trim_start_matches("bundle--")));
 
         let objects = [json!({"a": 1}), json!({"b": "\"x\""})];
-        let bytes = write(objects.iter());
+        let bytes = write(&objects);
         let full: Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(full["objects"], json!(objects));
-        let ordered = write([json!({"modified": "m", "id": "x--1", "type": "x"})].iter());
+        let ordered = write(&[json!({"modified": "m", "id": "x--1", "type": "x"})]);
         assert!(String::from_utf8_lossy(&ordered)
             .contains(r#"[{"type":"x","id":"x--1","modified":"m"}]"#));
     }
@@ -112,7 +158,7 @@ mod tests {
              "valid_from": "2024-01-01T00:00:00Z"},
             {"type": "indicator"}
         ]});
-        let parsed = parse(body.to_string().as_bytes()).expect("bundle");
+        let parsed = parse(body.to_string().as_bytes(), usize::MAX).expect("bundle");
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.failures.len(), 1);
         let raw = &parsed.objects[0].raw;
@@ -124,7 +170,7 @@ mod tests {
         assert_eq!(stored["spec_version"], "2.1");
         assert_eq!(stored["indicator_types"], json!(["malicious-activity"]));
         assert_eq!(parsed.objects[0].object.spec_version, "2.1");
-        assert!(parse(b"[1]").is_err());
-        assert!(parse(b"\xff").is_err());
+        assert!(parse(b"[1]", usize::MAX).is_err());
+        assert!(parse(b"\xff", usize::MAX).is_err());
     }
 }

@@ -4,7 +4,6 @@
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::collections::readable;
 use super::paging;
@@ -31,10 +30,6 @@ struct Manifest {
     objects: Vec<ManifestEntry>,
 }
 
-fn text(object: &Value, field: &str) -> Option<String> {
-    object.get(field)?.as_str().map(str::to_string)
-}
-
 /// `GET …/manifest/`: the served objects' ids and versions (as the 2.0 objects
 /// endpoint serves them), paged by `Range: items a-b`.
 pub async fn get(
@@ -55,9 +50,9 @@ pub async fn get(
         .iter()
         .filter_map(|s| {
             Some(ManifestEntry {
-                id: text(&s.object, "id")?,
+                id: (!s.id.is_empty()).then(|| s.id.clone())?,
                 date_added: format_taxii(s.date_added),
-                versions: [text(&s.object, "modified").or_else(|| text(&s.object, "created"))?],
+                versions: [s.version.clone()?],
                 media_types: [STIX_20],
             })
         })

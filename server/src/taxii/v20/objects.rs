@@ -15,12 +15,13 @@ use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{self, STIX_20};
 use crate::taxii::params::Allowed;
 use crate::taxii::read_body;
-use crate::taxii::response::bytes;
+use crate::taxii::response::chunked;
 use crate::taxii::Ctx;
 
-fn bundle_response(paged: &Paged) -> Response {
-    let body = bundle::write(paged.items.served.iter().map(|s| &s.object));
-    paged.headers(bytes(paged.status(), STIX_20, body))
+fn bundle_response(mut paged: Paged) -> Response {
+    let served = std::mem::take(&mut paged.items.served);
+    let body = bundle::chunks(served.into_iter().map(|s| s.json).collect());
+    paged.headers(chunked(paged.status(), STIX_20, body))
 }
 
 /// `GET …/objects/`: a bundle of one page, paged by `Range: items a-b`.
@@ -36,7 +37,7 @@ pub async fn get_objects(
     let range = range::parse(headers)?;
     let selection = Selection::new(&params.filters, None);
     let paged = paging::fetch(ctx, c.id(), &selection, range, params.limit).await?;
-    Ok(bundle_response(&paged))
+    Ok(bundle_response(paged))
 }
 
 /// `GET …/objects/{object}/`: a bundle of the object's versions (`match[version]`,
@@ -60,7 +61,7 @@ pub async fn get_object(
             "no such object in this collection (or none STIX 2.0 can express)",
         ));
     }
-    Ok(bundle_response(&paged))
+    Ok(bundle_response(paged))
 }
 
 /// `POST …/objects/`: a STIX 2.0 bundle, converted to STIX 2.1, validated and stored
@@ -82,9 +83,12 @@ pub async fn add_objects(
                 .describe("send a STIX 2.0 bundle as application/vnd.oasis.stix+json; version=2.0"),
         );
     }
-    let max = ctx.config.config.limits.max_content_length;
-    let body = read_body(headers, body, max).await?;
-    let mut request = bundle::parse(&body).map_err(TaxiiError::bad_request)?;
+    let limits = &ctx.config.config.limits;
+    let body = read_body(headers, body, limits.max_content_length).await?;
+    let mut request =
+        bundle::parse(&body, limits.max_object_bytes).map_err(TaxiiError::bad_request)?;
+    // Each object holds its own bytes now: the body is not kept while storing.
+    drop(body);
     request.owner = ctx.caller.key().to_string();
     let stored = ctx.store.add_objects(root, c.id(), request).await?;
     ctx.state

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::range::{self, ItemRange};
 use super::selection::{Items, Selection};
+use crate::taxii::budget::Budget;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::response::with_date_added;
 use crate::taxii::Ctx;
@@ -27,7 +28,9 @@ pub struct Paged {
 }
 
 /// Read the page a request asks for. Without a `Range` the page is the first
-/// `limit` (or default page size) items; a range is capped at the maximum page size.
+/// `limit` (or default page size) items; a range is capped at the maximum page size,
+/// and every page at `max_page_bytes` of objects (a shorter page then says so in its
+/// `Content-Range`, and the client asks for the rest from there).
 pub async fn fetch(
     ctx: &Ctx,
     collection: &str,
@@ -57,7 +60,10 @@ pub async fn fetch(
             0 => selection.added_after(),
             n => selection.seek(store, collection, n).await?,
         };
-        selection.page(store, collection, after, want).await?
+        let budget = Budget::new(limits);
+        selection
+            .page(store, collection, after, want, budget)
+            .await?
     };
     // Objects may have arrived between counting and reading.
     let total = match items.count {

@@ -7,10 +7,13 @@
 //! its page, so offsets stay stable. Reaching offset n reads n index entries: O(n),
 //! where 2.1's cursors cost O(page).
 
+use bytes::Bytes;
 use serde_json::Value;
 
+use super::bundle::object_json;
 use crate::stix::convert::{id_candidates, servable_as_stix20, to_stix20, type_of, NOT_IN_STIX20};
 use crate::store::{Listing, Micros, Store, StoreError, VersionMatch};
+use crate::taxii::budget::Budget;
 use crate::taxii::params::Filters;
 
 /// Index entries read per step while seeking to an offset (metadata only).
@@ -21,8 +24,12 @@ const SEEK_CHUNK: usize = 5_000;
 pub struct Served {
     /// When it entered the collection.
     pub date_added: Micros,
-    /// The object, converted to STIX 2.0.
-    pub object: Value,
+    /// Its id, as converted.
+    pub id: String,
+    /// Its `modified` (else `created`), as converted.
+    pub version: Option<String>,
+    /// The object converted to STIX 2.0, as JSON.
+    pub json: Bytes,
 }
 
 /// One page of items.
@@ -160,39 +167,52 @@ impl Selection {
         Ok(after)
     }
 
-    /// Up to `want` items after `after`, converted to STIX 2.0.
+    /// Up to `want` items after `after`, converted to STIX 2.0, within `budget`: the
+    /// page ends before the first served object whose JSON would overflow it (the
+    /// first always fits), and covers only the items before it.
     pub async fn page(
         &self,
         store: &dyn Store,
         collection: &str,
         after: Option<Micros>,
         want: usize,
+        mut budget: Budget,
     ) -> Result<Items, StoreError> {
         let want = u64::try_from(want).unwrap_or(u64::MAX);
         let mut items = Items::default();
         let mut after = after;
         while items.count < want {
-            let limit = usize::try_from(want - items.count).unwrap_or(usize::MAX);
+            let left = usize::try_from(want - items.count).unwrap_or(usize::MAX);
             let page = store
-                .list(collection, &self.scan(after, limit, true))
+                .list(collection, &self.scan(after, budget.batch(left), true))
                 .await?;
             for e in page.entries {
-                after = Some(e.date_added);
                 if !self.admits(&e.id) {
+                    after = Some(e.date_added);
                     continue;
                 }
-                items.count += 1;
-                items.first.get_or_insert(e.date_added);
-                items.last = Some(e.date_added);
                 match convert(&e.raw) {
-                    Ok(object) => items.served.push(Served {
-                        date_added: e.date_added,
-                        object,
-                    }),
+                    Ok(object) => {
+                        let json = object_json(&object);
+                        // The separating comma counts too.
+                        if !budget.admit(json.len() + 1) {
+                            return Ok(items);
+                        }
+                        items.served.push(Served {
+                            date_added: e.date_added,
+                            id: text(&object, "id").unwrap_or_default(),
+                            version: text(&object, "modified").or_else(|| text(&object, "created")),
+                            json: Bytes::from(json),
+                        });
+                    }
                     Err(reason) => {
                         tracing::debug!(id = %e.id, %reason, "not served on TAXII 2.0");
                     }
                 }
+                after = Some(e.date_added);
+                items.count += 1;
+                items.first.get_or_insert(e.date_added);
+                items.last = Some(e.date_added);
                 if items.count == want {
                     break;
                 }
@@ -203,6 +223,10 @@ impl Selection {
         }
         Ok(items)
     }
+}
+
+fn text(object: &Value, field: &str) -> Option<String> {
+    object.get(field)?.as_str().map(str::to_string)
 }
 
 fn convert(raw: &str) -> Result<Value, String> {
