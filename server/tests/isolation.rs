@@ -105,6 +105,7 @@ fn all_versions() -> Listing {
         after: None,
         limit: 1000,
         with_raw: true,
+        max_bytes: None,
     }
 }
 

@@ -122,6 +122,7 @@ async fn migrate_copies_an_embedded_store_and_never_prints_the_password() {
         after: None,
         limit: 100,
         with_raw: true,
+        max_bytes: None,
     };
     let migrated = store.list(INBOX, &listing).await.expect("list");
     let original = app.store.list(INBOX, &listing).await.expect("list");

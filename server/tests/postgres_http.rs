@@ -77,7 +77,7 @@ async fn database_down_gives_503s_and_unready_then_recovers() {
         .await;
     assert_eq!(status_of(&admin, "/readyz").await.0, StatusCode::OK);
     let (status, _, body) = app.get(&url).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body).len(), 1, "nothing acknowledged was lost");
     let (status, _) = app
         .post(INBOX, vec![indicator(2, 1, "198.51.100.2", 80)])

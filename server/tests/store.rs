@@ -46,6 +46,7 @@ fn everything(limit: usize) -> Listing {
         after: None,
         limit,
         with_raw: true,
+        max_bytes: None,
     }
 }
 

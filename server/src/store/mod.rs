@@ -154,6 +154,11 @@ pub struct Listing {
     pub limit: usize,
     /// Whether the raw object bytes are needed (objects) or only metadata (manifest, versions).
     pub with_raw: bool,
+    /// With raw bytes: stop before the entry that would bring the page's bytes (each
+    /// object counted with one more byte, for the separating comma) over this, keeping
+    /// at least one entry; `more` is then true. What a read holds stays within it (plus
+    /// one object), however large the objects.
+    pub max_bytes: Option<usize>,
 }
 
 /// One object version as listed in a collection.

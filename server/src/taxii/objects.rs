@@ -74,6 +74,7 @@ fn page_request(
             .unwrap_or(limits.default_page_size)
             .min(limits.max_page_size),
         with_raw,
+        max_bytes: None,
     };
     Ok(PageRequest {
         scope,
@@ -370,6 +371,7 @@ async fn ensure_exists(ctx: &Ctx, c: &CollectionConfig, object: &str) -> Result<
         after: None,
         limit: 1,
         with_raw: false,
+        max_bytes: None,
     };
     if ctx.store.list(c.id(), &any).await?.entries.is_empty() {
         return Err(TaxiiError::not_found("no such object in this collection"));

@@ -38,10 +38,32 @@ pub async fn list<C: GenericClient>(
     let fetch = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
     args.push(Box::new(fetch));
     sql.push_str(&format!(" ORDER BY e.date_added LIMIT ${}", args.len()));
+    let budget = listing.max_bytes.filter(|_| listing.with_raw);
+    if let Some(max) = budget {
+        // Cut at the byte budget in the database, so that no more than the budget (plus
+        // one object) crosses the wire: a running total over the page's rows, and how
+        // many rows the page had, to tell `more`.
+        args.push(Box::new(i64::try_from(max).unwrap_or(i64::MAX)));
+        sql = format!(
+            "SELECT date_added, stix_id, version_us, spec_version, raw, fetched FROM ( \
+               SELECT p.*, (sum(len) OVER (ORDER BY date_added))::bigint AS running, \
+                      count(*) OVER () AS fetched FROM ( \
+                 SELECT page.*, octet_length(page.raw)::bigint + 1 AS len FROM ({sql}) page \
+               ) p \
+             ) q WHERE running = len OR running <= ${}::bigint ORDER BY date_added",
+            args.len()
+        );
+    }
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client.query(&stmt, &refs(&args)).await?;
     let mut entries = Vec::with_capacity(rows.len().min(listing.limit));
-    let mut more = false;
+    let mut more = match (budget, rows.first()) {
+        (Some(_), Some(first)) => {
+            let fetched: i64 = first.get(5);
+            usize::try_from(fetched).unwrap_or(usize::MAX) > rows.len()
+        }
+        _ => false,
+    };
     for row in rows {
         if entries.len() == listing.limit {
             more = true;

@@ -33,17 +33,26 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
     let mut rows = stmt.query(params_from_iter(args))?;
     let mut entries = Vec::with_capacity(listing.limit.min(1024));
     let mut more = false;
+    let mut bytes = 0usize;
     while let Some(row) = rows.next()? {
         if entries.len() == listing.limit {
             more = true;
             break;
+        }
+        let raw: String = row.get(4)?;
+        if let Some(max) = listing.max_bytes {
+            bytes = bytes.saturating_add(raw.len() + 1);
+            if bytes > max && !entries.is_empty() {
+                more = true;
+                break;
+            }
         }
         entries.push(Entry {
             date_added: row.get(0)?,
             id: row.get(1)?,
             version: row.get(2)?,
             spec_version: row.get(3)?,
-            raw: row.get(4)?,
+            raw,
         });
     }
     Ok(Page { entries, more })
@@ -175,6 +184,7 @@ mod tests {
             after: None,
             limit: 1_000_000,
             with_raw: false,
+            max_bytes: None,
         }
     }
 

@@ -79,6 +79,7 @@ impl Selection {
                 after: filters.added_after,
                 limit: 0,
                 with_raw: false,
+                max_bytes: None,
             },
             types,
         }
@@ -183,9 +184,13 @@ impl Selection {
         let mut after = after;
         while items.count < want {
             let left = usize::try_from(want - items.count).unwrap_or(usize::MAX);
-            let page = store
-                .list(collection, &self.scan(after, budget.batch(left), true))
-                .await?;
+            // The store cuts its read at the bytes left (of the stored JSON; the 2.0
+            // form is about as large and is admitted below by its own size).
+            let read = Listing {
+                max_bytes: Some(budget.left()),
+                ..self.scan(after, left, true)
+            };
+            let page = store.list(collection, &read).await?;
             for e in page.entries {
                 if !self.admits(&e.id) {
                     after = Some(e.date_added);
