@@ -11,8 +11,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-step() { printf '\n=== %s ===\n' "$*"; }
 started=$(date +%s)
+step() { printf '\n=== %s (at %d s) ===\n' "$*" "$(( $(date +%s) - started ))"; }
 
 cache=${TAXIWAY_CACHE:-$HOME/.cache/taxiway}
 step "what this run provisions (cache: $cache)"
