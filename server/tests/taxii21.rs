@@ -25,6 +25,7 @@ on_every_backend!(
     pages_stop_at_the_byte_budget_and_resume_after_the_last_object,
     object_versions_page_by_the_byte_budget_too,
     objects_too_large_or_with_repeated_keys_fail_alone,
+    unknown_match_fields_are_ignored_on_objects_and_manifest,
 );
 
 fn assert_taxii_error(
@@ -395,7 +396,7 @@ async fn malformed_filters_are_400_never_500(place: Place) {
         "match[id]=../../../etc/passwd",
         "match[type]=NotAType",
         "match[spec_version]=x",
-        "match[foo]=bar",
+        "match[foo]=bar&match[type]=NotAType",
     ] {
         let (s, h, v) = app.get(&format!("{url}?{q}")).await;
         assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
@@ -902,4 +903,85 @@ async fn objects_too_large_or_with_repeated_keys_fail_alone(place: Place) {
         .send(post(format!(r#"{{"objects":[],"objects":[{good}]}}"#)))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+async fn unknown_match_fields_are_ignored_on_objects_and_manifest(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
+    app.post(
+        INBOX,
+        vec![
+            indicator(1, 1, "198.51.100.1", 90),
+            indicator(2, 1, "198.51.100.2", 10),
+            malware(1),
+        ],
+    )
+    .await;
+    let objects = objects_url(INBOX);
+    let manifest = format!("/feeds/collections/{INBOX}/manifest/");
+    for url in [&objects, &manifest] {
+        let (s, _, unfiltered) = app.get(url).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(ids(&unfiltered).len(), 3);
+        for q in [
+            "match[x_vendor_field]=anything",
+            "match%5Bx_vendor_field%5D=a,b",
+            "match[added_after]=2099-01-01T00:00:00Z",
+            "match[added_after]=not-a-date",
+        ] {
+            let (s, _, v) = app.get(&format!("{url}?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{url}?{q}: {v}");
+            assert_eq!(ids(&v), ids(&unfiltered), "{url}?{q} is unfiltered");
+        }
+        // Supported filters still apply beside an ignored one...
+        let (s, _, v) = app
+            .get(&format!(
+                "{url}?match[type]=malware&match[x_vendor_field]=1"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            ids(&v),
+            vec!["malware--00000001-0000-4000-8000-000000000000"]
+        );
+        // ...and a malformed value of a supported one is still a 400.
+        for q in [
+            "match[type]=NotAType",
+            "match[type]=NotAType&match[x_vendor_field]=1",
+        ] {
+            let (s, h, v) = app.get(&format!("{url}?{q}")).await;
+            assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
+        }
+        // A next cursor continues when the ignored field is repeated (or not).
+        let (_, _, first) = app
+            .get(&format!(
+                "{url}?limit=1&match[type]=indicator&match[x_vendor_field]=1"
+            ))
+            .await;
+        let next = first["next"].as_str().expect("next").to_string();
+        for q in [
+            format!("next={next}&match[type]=indicator&match[x_vendor_field]=1"),
+            format!("next={next}&match[x_vendor_field]=1"),
+            format!("next={next}&match[x_vendor_field]=2&match[type]=indicator"),
+            format!("next={next}"),
+        ] {
+            let (s, _, v) = app.get(&format!("{url}?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            assert_eq!(ids(&v).len(), 1, "{q}");
+            assert_ne!(ids(&v), ids(&first), "{q}");
+        }
+    }
+    // Other endpoints keep refusing a filter they do not take.
+    let object = format!("{objects}indicator--00000001-0000-4000-8000-000000000000/");
+    let (s, h, v) = app.get(&format!("{object}?match[x_vendor_field]=1")).await;
+    assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
+
+    let metrics = app.state.metrics.render(None);
+    assert!(
+        metrics.contains("taxiway_ignored_match_fields_total{field=\"other\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("taxiway_ignored_match_fields_total{field=\"added_after\"}"),
+        "{metrics}"
+    );
 }

@@ -81,6 +81,16 @@ impl Ctx {
         }
     }
 
+    /// Log and count the `match[<field>]` parameters a listing ignored.
+    pub fn note_ignored(&self, params: &params::Params) {
+        for field in &params.ignored {
+            tracing::debug!(field = %field, "ignoring unsupported filter match[{field}]");
+            self.state
+                .metrics
+                .ignored_match_field(params::ignored_label(field));
+        }
+    }
+
     /// The API root, or 404.
     pub fn api_root(&self, root: &str) -> Result<&crate::config::ApiRoot, TaxiiError> {
         self.config

@@ -31,8 +31,10 @@ fn readable<'a>(ctx: &'a Ctx, root: &str, id: &str) -> Result<&'a CollectionConf
     Ok(c)
 }
 
-fn parse_params(query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
-    params::parse(query, allowed).map_err(TaxiiError::bad_request)
+fn parse_params(ctx: &Ctx, query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
+    let params = params::parse(query, allowed).map_err(TaxiiError::bad_request)?;
+    ctx.note_ignored(&params);
+    Ok(params)
 }
 
 /// Everything needed to list one page and issue the next cursor.
@@ -137,7 +139,7 @@ pub async fn get_objects(
     query: Option<&str>,
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
-    let params = parse_params(query, Allowed::All)?;
+    let params = parse_params(ctx, query, Allowed::All)?;
     let req = page_request(ctx, "objects", c, None, &params, VersionMatch::last(), true)?;
     req.objects(ctx, c).await
 }
@@ -152,7 +154,7 @@ pub async fn get_object(
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
     require_object_id(object)?;
-    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let params = parse_params(ctx, query, Allowed::VersionAndSpec)?;
     let req = page_request(
         ctx,
         "object",
@@ -190,7 +192,7 @@ pub async fn get_versions(
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
     require_object_id(object)?;
-    let params = parse_params(query, Allowed::SpecOnly)?;
+    let params = parse_params(ctx, query, Allowed::SpecOnly)?;
     let req = page_request(
         ctx,
         "versions",
@@ -243,7 +245,7 @@ pub async fn get_manifest(
     query: Option<&str>,
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
-    let params = parse_params(query, Allowed::All)?;
+    let params = parse_params(ctx, query, Allowed::All)?;
     let req = page_request(
         ctx,
         "manifest",
@@ -288,7 +290,7 @@ pub async fn delete_object(
     let c = ctx.visible_collection(root, id)?;
     require_write(ctx, c)?;
     require_object_id(object)?;
-    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let params = parse_params(ctx, query, Allowed::VersionAndSpec)?;
     let versions = params
         .filters
         .versions
