@@ -375,6 +375,36 @@ async fn an_oversized_body_is_refused_before_it_is_sent() {
 }
 
 #[tokio::test]
+async fn an_oversized_body_sent_anyway_is_read_and_the_connection_kept() {
+    let server = Server::start(settings()).await;
+    let mut conn = server.connect().await;
+    let body = vec![b'x'; 1024 * 1024];
+    conn.send(post_head(body.len()).as_bytes())
+        .await
+        .expect("send");
+    // The answer comes at once, before the body...
+    let response = tokio::time::timeout(Duration::from_secs(1), conn.response())
+        .await
+        .expect("answered at once")
+        .expect("a response");
+    assert_taxii_error(&response, 413);
+    assert!(
+        response.json()["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("65536")),
+        "the description names the limit"
+    );
+    // ...and a client that sends it anyway is read to the end (not reset), and its
+    // connection serves the next request.
+    conn.send(&body).await.expect("the whole body is read");
+    let next = conn
+        .get("/taxii2/")
+        .await
+        .expect("the connection serves on");
+    assert_eq!(next.status, 200);
+}
+
+#[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let server = Server::start(settings()).await;
     let mut conn = server.connect().await;
