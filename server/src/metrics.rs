@@ -175,7 +175,7 @@ impl Metrics {
         let limited = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "limited_requests",
-            "Requests answered by a limit, by reason (per_client: 429, body_timeout: 408, timeout: 503)",
+            "Requests answered by a limit, by reason (per_client: 429, body_timeout: 408, timeout: 503, header_bytes: 431)",
             limited.clone(),
         );
         let ignored_match_fields = Family::<FieldLabels, Counter>::default();
