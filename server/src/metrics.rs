@@ -40,6 +40,11 @@ struct SubjectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    field: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -63,6 +68,7 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_refused: Counter,
     limited: Family<ReasonLabels, Counter>,
+    ignored_match_fields: Family<FieldLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -169,8 +175,14 @@ impl Metrics {
         let limited = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "limited_requests",
-            "Requests answered by a limit, by reason (per_client: 429, body_timeout: 408, timeout: 503)",
+            "Requests answered by a limit, by reason (per_client: 429, body_timeout: 408, timeout: 503, header_bytes: 431)",
             limited.clone(),
+        );
+        let ignored_match_fields = Family::<FieldLabels, Counter>::default();
+        registry.register(
+            "ignored_match_fields",
+            "match[<field>] parameters ignored on listings because the server does not support the field, by field (a few known names, else other)",
+            ignored_match_fields.clone(),
         );
         Metrics {
             registry,
@@ -190,7 +202,15 @@ impl Metrics {
             connections_open,
             connections_refused,
             limited,
+            ignored_match_fields,
         }
+    }
+
+    /// A listing request named a `match[<field>]` the server ignores.
+    pub fn ignored_match_field(&self, field: &'static str) {
+        self.ignored_match_fields
+            .get_or_create(&FieldLabels { field })
+            .inc();
     }
 
     /// A connection started being served.

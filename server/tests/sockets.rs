@@ -227,6 +227,98 @@ async fn a_very_long_header_gets_431_and_the_server_keeps_serving() {
     server.still_serving().await;
 }
 
+/// Settings with the default header limit (64 KiB).
+fn default_header_settings() -> ServerSettings {
+    ServerSettings {
+        max_header_bytes: 64 * 1024,
+        ..settings()
+    }
+}
+
+fn assert_header_431(response: &Response, media_type: &str) {
+    assert_eq!(response.status, 431, "{}", response.head);
+    assert_eq!(response.header("content-type"), Some(media_type));
+    let error = response.json();
+    assert_eq!(error["http_status"], "431");
+    assert!(
+        error["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("65536")),
+        "the description names the limit: {error}"
+    );
+}
+
+#[tokio::test]
+async fn headers_over_the_limit_get_a_taxii_431() {
+    let server = Server::start(default_header_settings()).await;
+    let authorization = format!("Authorization: Basic {}\r\n", "a".repeat(100 * 1024));
+    let other = format!("X-Padding: {}\r\n", "a".repeat(64 * 1024));
+    for (what, extra) in [("authorization", &authorization), ("other", &other)] {
+        let mut conn = server.connect().await;
+        conn.send(request("GET", "/taxii2/", extra).as_bytes())
+            .await
+            .expect("send");
+        let response = conn.response().await.expect("an answer");
+        assert_header_431(&response, TAXII21);
+        assert!(conn.closed_within(Duration::from_secs(2)).await, "{what}");
+    }
+    // In the version the client accepts.
+    let mut conn = server.connect().await;
+    let accept20 = "application/vnd.oasis.taxii+json; version=2.0";
+    let head =
+        format!("GET /feeds/ HTTP/1.1\r\nHost: localhost\r\nAccept: {accept20}\r\n{other}\r\n");
+    conn.send(head.as_bytes()).await.expect("send");
+    let response = conn.response().await.expect("an answer");
+    assert_header_431(&response, accept20);
+    // Just within the limit is served.
+    let mut conn = server.connect().await;
+    let within = format!("X-Padding: {}\r\n", "a".repeat(60 * 1024));
+    conn.send(request("GET", "/taxii2/", &within).as_bytes())
+        .await
+        .expect("send");
+    assert_eq!(conn.response().await.expect("an answer").status, 200);
+    server.still_serving().await;
+}
+
+#[tokio::test]
+async fn http2_headers_over_the_limit_get_a_taxii_431() {
+    let server = Server::start(default_header_settings()).await;
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    for (name, size) in [("authorization", 100 * 1024), ("x-padding", 64 * 1024)] {
+        let request = axum::http::Request::get(format!("http://{}/taxii2/", server.addr))
+            .header("accept", TAXII21)
+            .header(name, "a".repeat(size))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let response = sender.send_request(request).await.expect("a response");
+        assert_eq!(response.status(), 431, "{name}");
+        assert_eq!(
+            response.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(TAXII21.as_bytes())
+        );
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let error: Value = serde_json::from_slice(&body).expect("a TAXII error");
+        assert_eq!(error["http_status"], "431", "{error}");
+    }
+    // The connection serves on.
+    let request = axum::http::Request::get(format!("http://{}/taxii2/", server.addr))
+        .header("accept", TAXII21)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("a response");
+    assert_eq!(response.status(), 200);
+}
+
 #[tokio::test]
 async fn too_many_headers_get_431() {
     let server = Server::start(settings()).await;
@@ -372,6 +464,36 @@ async fn an_oversized_body_is_refused_before_it_is_sent() {
     };
     assert_taxii_error(&response, 413);
     server.still_serving().await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_sent_anyway_is_read_and_the_connection_kept() {
+    let server = Server::start(settings()).await;
+    let mut conn = server.connect().await;
+    let body = vec![b'x'; 1024 * 1024];
+    conn.send(post_head(body.len()).as_bytes())
+        .await
+        .expect("send");
+    // The answer comes at once, before the body...
+    let response = tokio::time::timeout(Duration::from_secs(1), conn.response())
+        .await
+        .expect("answered at once")
+        .expect("a response");
+    assert_taxii_error(&response, 413);
+    assert!(
+        response.json()["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("65536")),
+        "the description names the limit"
+    );
+    // ...and a client that sends it anyway is read to the end (not reset), and its
+    // connection serves the next request.
+    conn.send(&body).await.expect("the whole body is read");
+    let next = conn
+        .get("/taxii2/")
+        .await
+        .expect("the connection serves on");
+    assert_eq!(next.status, 200);
 }
 
 #[tokio::test]

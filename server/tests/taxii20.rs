@@ -38,6 +38,7 @@ on_every_backend!(
     add_objects_refusals,
     pages_stop_at_the_byte_budget,
     posted_objects_too_large_or_with_repeated_keys_fail_alone,
+    unknown_match_fields_are_ignored_on_objects_and_manifest,
 );
 
 const TAXII20: &str = media::TAXII_20;
@@ -1107,4 +1108,43 @@ async fn posted_objects_too_large_or_with_repeated_keys_fail_alone(place: Place)
     );
     let r = s.get20(&objects_url(INBOX), None).await;
     assert_eq!(r.ids(), vec![good["id"].as_str().unwrap_or_default()]);
+}
+
+async fn unknown_match_fields_are_ignored_on_objects_and_manifest(place: Place) {
+    let s = with_mix(place).await;
+    for url in [
+        objects_url(MIXED),
+        format!("/feeds/collections/{MIXED}/manifest/"),
+    ] {
+        let unfiltered = s.get20(&url, None).await;
+        assert_eq!(unfiltered.status, StatusCode::OK);
+        for q in [
+            "match[x_vendor_field]=anything",
+            "match[added_after]=2099-01-01T00:00:00Z",
+        ] {
+            let r = s.get20(&format!("{url}?{q}"), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{url}?{q}");
+            assert_eq!(
+                r.json()["objects"],
+                unfiltered.json()["objects"],
+                "{url}?{q} is unfiltered (bundle ids differ)"
+            );
+        }
+        let r = s
+            .get20(
+                &format!("{url}?match[type]=malware&match[x_vendor_field]=1"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["objects"].as_array().map(Vec::len), Some(1));
+        let r = s
+            .get20(
+                &format!("{url}?match[type]=NotAType&match[x_vendor_field]=1"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.content_type(), TAXII20);
+    }
 }

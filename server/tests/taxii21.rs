@@ -25,6 +25,8 @@ on_every_backend!(
     pages_stop_at_the_byte_budget_and_resume_after_the_last_object,
     object_versions_page_by_the_byte_budget_too,
     objects_too_large_or_with_repeated_keys_fail_alone,
+    unknown_match_fields_are_ignored_on_objects_and_manifest,
+    versions_are_listed_as_each_object_writes_them,
 );
 
 fn assert_taxii_error(
@@ -395,7 +397,7 @@ async fn malformed_filters_are_400_never_500(place: Place) {
         "match[id]=../../../etc/passwd",
         "match[type]=NotAType",
         "match[spec_version]=x",
-        "match[foo]=bar",
+        "match[foo]=bar&match[type]=NotAType",
     ] {
         let (s, h, v) = app.get(&format!("{url}?{q}")).await;
         assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
@@ -497,13 +499,14 @@ async fn object_versions_manifest_and_delete(place: Place) {
     assert!(h.contains_key("x-taxii-date-added-last"));
     assert_eq!(
         versions["versions"],
-        json!(["2024-01-01T00:00:00.000000Z", "2024-01-02T00:00:00.000000Z"])
+        json!(["2024-01-01T00:00:00.000Z", "2024-01-02T00:00:00.000Z"]),
+        "each version as the object writes its modified"
     );
     let (_, _, paged) = app.get(&format!("{obj}/versions?limit=1")).await;
     assert_eq!(paged["more"], true);
     let next = paged["next"].as_str().expect("next");
     let (_, _, rest) = app.get(&format!("{obj}/versions?next={next}")).await;
-    assert_eq!(rest["versions"], json!(["2024-01-02T00:00:00.000000Z"]));
+    assert_eq!(rest["versions"], json!(["2024-01-02T00:00:00.000Z"]));
 
     let (s, h, manifest) = app
         .get(&format!("/feeds/collections/{INBOX}/manifest/"))
@@ -547,7 +550,7 @@ async fn object_versions_manifest_and_delete(place: Place) {
         .await;
     assert_eq!(s, StatusCode::OK);
     let (_, _, versions) = app.get(&format!("{obj}/versions/")).await;
-    assert_eq!(versions["versions"], json!(["2024-01-02T00:00:00.000000Z"]));
+    assert_eq!(versions["versions"], json!(["2024-01-02T00:00:00.000Z"]));
     let (s, _, _) = app
         .send(
             Request::delete(format!("{obj}/"))
@@ -902,4 +905,160 @@ async fn objects_too_large_or_with_repeated_keys_fail_alone(place: Place) {
         .send(post(format!(r#"{{"objects":[],"objects":[{good}]}}"#)))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+async fn unknown_match_fields_are_ignored_on_objects_and_manifest(place: Place) {
+    let app = TestApp::on(place, config("type:indicator")).await;
+    app.post(
+        INBOX,
+        vec![
+            indicator(1, 1, "198.51.100.1", 90),
+            indicator(2, 1, "198.51.100.2", 10),
+            malware(1),
+        ],
+    )
+    .await;
+    let objects = objects_url(INBOX);
+    let manifest = format!("/feeds/collections/{INBOX}/manifest/");
+    for url in [&objects, &manifest] {
+        let (s, _, unfiltered) = app.get(url).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(ids(&unfiltered).len(), 3);
+        for q in [
+            "match[x_vendor_field]=anything",
+            "match%5Bx_vendor_field%5D=a,b",
+            "match[added_after]=2099-01-01T00:00:00Z",
+            "match[added_after]=not-a-date",
+        ] {
+            let (s, _, v) = app.get(&format!("{url}?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{url}?{q}: {v}");
+            assert_eq!(ids(&v), ids(&unfiltered), "{url}?{q} is unfiltered");
+        }
+        // Supported filters still apply beside an ignored one...
+        let (s, _, v) = app
+            .get(&format!(
+                "{url}?match[type]=malware&match[x_vendor_field]=1"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            ids(&v),
+            vec!["malware--00000001-0000-4000-8000-000000000000"]
+        );
+        // ...and a malformed value of a supported one is still a 400.
+        for q in [
+            "match[type]=NotAType",
+            "match[type]=NotAType&match[x_vendor_field]=1",
+        ] {
+            let (s, h, v) = app.get(&format!("{url}?{q}")).await;
+            assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
+        }
+        // A next cursor continues when the ignored field is repeated (or not).
+        let (_, _, first) = app
+            .get(&format!(
+                "{url}?limit=1&match[type]=indicator&match[x_vendor_field]=1"
+            ))
+            .await;
+        let next = first["next"].as_str().expect("next").to_string();
+        for q in [
+            format!("next={next}&match[type]=indicator&match[x_vendor_field]=1"),
+            format!("next={next}&match[x_vendor_field]=1"),
+            format!("next={next}&match[x_vendor_field]=2&match[type]=indicator"),
+            format!("next={next}"),
+        ] {
+            let (s, _, v) = app.get(&format!("{url}?{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            assert_eq!(ids(&v).len(), 1, "{q}");
+            assert_ne!(ids(&v), ids(&first), "{q}");
+        }
+    }
+    // Other endpoints keep refusing a filter they do not take.
+    let object = format!("{objects}indicator--00000001-0000-4000-8000-000000000000/");
+    let (s, h, v) = app.get(&format!("{object}?match[x_vendor_field]=1")).await;
+    assert_taxii_error(s, &h, &v, StatusCode::BAD_REQUEST);
+
+    let metrics = app.state.metrics.render(None);
+    assert!(
+        metrics.contains("taxiway_ignored_match_fields_total{field=\"other\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("taxiway_ignored_match_fields_total{field=\"added_after\"}"),
+        "{metrics}"
+    );
+}
+
+async fn versions_are_listed_as_each_object_writes_them(place: Place) {
+    let app = TestApp::on(place, budget_config()).await;
+    let id = "indicator--00000001-0000-4000-8000-000000000000";
+    // 0, 1, 3, 6 and 9 fractional digits; a large object between them, so that the
+    // versions are read over several byte-budget reads.
+    let written = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-02T00:00:00.5Z",
+        "2026-01-03T00:00:00.000Z",
+        "2026-01-04T00:00:00.123456Z",
+        "2026-01-05T00:00:00.123456789Z",
+    ];
+    for (n, modified) in written.iter().enumerate() {
+        let mut o = indicator(1, 1, "198.51.100.1", 50);
+        o["modified"] = json!(modified);
+        if n == 2 {
+            o["description"] = json!("x".repeat(3000));
+        }
+        let (s, status) = app.post(INBOX, vec![o]).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        assert_eq!(status["success_count"], 1, "{modified}: {status}");
+    }
+    // A marking definition has no modified: its created is its version.
+    let marking = json!({
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--00000002-0000-4000-8000-000000000000",
+        "created": "2026-02-01T00:00:00.12Z",
+        "name": "internal",
+        "definition_type": "statement",
+        "definition": {"statement": "internal"}
+    });
+    let (s, status) = app.post(INBOX, vec![marking]).await;
+    assert_eq!(
+        (s, &status["success_count"]),
+        (StatusCode::ACCEPTED, &json!(1))
+    );
+
+    let obj = format!("{}{id}/", objects_url(INBOX));
+    let (s, _, v) = app.get(&format!("{obj}versions/")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["versions"], json!(written));
+    // Paged, the same strings.
+    let mut paged = Vec::new();
+    let (_, _, mut page) = app.get(&format!("{obj}versions/?limit=2")).await;
+    loop {
+        paged.extend(page["versions"].as_array().cloned().unwrap_or_default());
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        page = app.get(&format!("{obj}versions/?next={next}")).await.2;
+    }
+    assert_eq!(json!(paged), json!(written));
+
+    for modified in written {
+        let (s, _, v) = app.get(&format!("{obj}?match[version]={modified}")).await;
+        assert_eq!(s, StatusCode::OK, "{modified}");
+        let got: Vec<Value> = v["objects"]
+            .as_array()
+            .map(|a| a.iter().map(|o| o["modified"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(got, vec![json!(modified)], "match[version]={modified}");
+    }
+    let marking = format!(
+        "{}marking-definition--00000002-0000-4000-8000-000000000000/",
+        objects_url(INBOX)
+    );
+    let (_, _, v) = app.get(&format!("{marking}versions/")).await;
+    assert_eq!(v["versions"], json!(["2026-02-01T00:00:00.12Z"]));
+    let (_, _, v) = app
+        .get(&format!("{marking}?match[version]=2026-02-01T00:00:00.12Z"))
+        .await;
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(1));
 }

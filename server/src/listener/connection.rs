@@ -19,10 +19,12 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::settings::{ServerSettings, MIN_HEADER_BYTES};
-use crate::limits::body::hold_until_sent;
+use super::settings::ServerSettings;
+use crate::config::TaxiiVersion;
+use crate::limits::body::{drain_in_background, hold_until_sent, DRAIN_MIN_BYTES};
 use crate::metrics::Metrics;
-use crate::taxii::Scheme;
+use crate::taxii::error::TaxiiError;
+use crate::taxii::{media, Scheme};
 use crate::tls::{CertificateNames, Tls};
 
 /// What every connection of one listener shares.
@@ -33,6 +35,8 @@ pub(super) struct Shared {
     pub metrics: Arc<Metrics>,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `[server] max_header_bytes`.
+    pub max_header_bytes: usize,
     /// Changes (or closes) when the listener shuts down.
     pub stopping: watch::Receiver<bool>,
 }
@@ -45,15 +49,17 @@ pub(super) fn http_builder(settings: &ServerSettings) -> auto::Builder<TokioExec
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout())
         // The read buffer bounds the request line and headers: a head that does not
-        // fit is answered 431 and the connection closed.
-        .max_buf_size(settings.max_header_bytes.max(MIN_HEADER_BYTES))
+        // fit is answered a bare 431 and the connection closed. It holds twice
+        // `max_header_bytes`, so that heads in between reach `too_large_head`, which
+        // answers a TAXII 431 error.
+        .max_buf_size(settings.header_buffer_bytes())
         .max_headers(settings.max_headers);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(settings.http2_keep_alive_interval())
         .keep_alive_timeout(settings.http2_keep_alive_timeout())
-        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(settings.header_buffer_bytes()).unwrap_or(u32::MAX));
     builder
 }
 
@@ -168,6 +174,51 @@ impl Drop for Busy {
     }
 }
 
+/// The size of a request's head as counted against `max_header_bytes`: the request
+/// line and each header with its separators (HTTP/2: the same for its header list).
+fn head_bytes<B>(request: &hyper::Request<B>) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |p| p.as_str().len());
+    let line = request.method().as_str().len() + target + 12;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + headers + 2
+}
+
+/// A TAXII 431 error when a request's head is over `max` bytes (heads up to twice that
+/// reach here; larger ones the protocol layer refuses). In the version the request's
+/// `Accept` asks for; HTTP/1 connections are closed after it, as for a bare 431.
+fn too_large_head<B>(request: &hyper::Request<B>, max: usize) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+
+    if head_bytes(request) <= max {
+        return None;
+    }
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let version = media::negotiate(accept, &[TaxiiVersion::V21, TaxiiVersion::V20])
+        .unwrap_or(TaxiiVersion::V21);
+    let mut error = TaxiiError::new(
+        axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "Request header fields too large",
+    )
+    .describe(format!(
+        "the request line and headers may take at most {max} bytes"
+    ))
+    .in_version(version);
+    if request.version() < axum::http::Version::HTTP_2 {
+        error = error.with_header(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Some(error.into_response())
+}
+
 /// Serve HTTP on a connection; every request carries the peer address
 /// (`ConnectInfo`), the client certificate's names and the scheme as extensions.
 async fn serve_http<S>(
@@ -182,8 +233,11 @@ async fn serve_http<S>(
     let activity = Activity::new();
     let app = shared.app.clone();
     let requests = activity.clone();
+    let max_header_bytes = shared.max_header_bytes;
+    let metrics = shared.metrics.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let busy = Busy::start(&requests);
+        let refused = too_large_head(&request, max_header_bytes);
         // HTTP/2 carries the host in `:authority`, not in a Host header; URLs the
         // server emits are built from Host, so give HTTP/2 requests one.
         if !request.headers().contains_key(header::HOST) {
@@ -199,7 +253,14 @@ async fn serve_http<S>(
             extensions.insert(names.clone());
         }
         let app = app.clone();
+        let metrics = metrics.clone();
         async move {
+            if let Some(refused) = refused {
+                metrics.limited("header_bytes");
+                // Read a body the client may be sending, so it can read the answer.
+                drain_in_background(Body::new(request.into_body()), DRAIN_MIN_BYTES);
+                return Ok(hold_until_sent(refused, busy));
+            }
             let response = app.oneshot(request.map(Body::new)).await?;
             // Busy until the body is sent: a connection streaming a response is not idle.
             Ok::<_, std::convert::Infallible>(hold_until_sent(response, busy))

@@ -68,6 +68,7 @@ pub async fn run_exempting(
         metrics: metrics.clone(),
         handshake_timeout: settings.tls_handshake_timeout(),
         idle_timeout: settings.idle_timeout(),
+        max_header_bytes: settings.max_header_bytes,
         stopping,
     });
     let max = settings.max_connections.max(1);

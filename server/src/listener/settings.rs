@@ -45,7 +45,9 @@ pub struct ServerSettings {
     /// HTTP/2 keep-alive: close a connection whose ping is not answered in this many seconds.
     pub http2_keep_alive_timeout_secs: u64,
     /// Largest request header block (bytes): HTTP/1 request line and headers, HTTP/2
-    /// header list. Larger gets 431 (HTTP/1) or a stream reset (HTTP/2).
+    /// header list. Larger gets a TAXII 431 error (HTTP/1: and the connection closed);
+    /// past twice this, a bare 431 (HTTP/1) or a stream reset (HTTP/2) from the
+    /// protocol layer, which holds no more than that.
     pub max_header_bytes: usize,
     /// Most headers in an HTTP/1 request; more gets 431.
     pub max_headers: usize,
@@ -151,6 +153,16 @@ impl ServerSettings {
     /// `connection_wait_ms`.
     pub fn connection_wait(&self) -> Duration {
         Duration::from_millis(self.connection_wait_ms)
+    }
+
+    /// The header block the protocol layer reads before refusing it outright (a bare
+    /// 431 or a stream reset): twice `max_header_bytes`, so that blocks over the limit
+    /// but within this reach the server and get a TAXII 431 error, while what one
+    /// connection's headers may hold stays bounded.
+    pub fn header_buffer_bytes(&self) -> usize {
+        self.max_header_bytes
+            .max(MIN_HEADER_BYTES)
+            .saturating_mul(2)
     }
 
     /// `request_timeout_secs`.

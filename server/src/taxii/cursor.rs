@@ -137,6 +137,7 @@ mod tests {
             next: Some(next.clone()),
             filters: filters(),
             limit: Some(5),
+            ignored: vec!["x_vendor_field".into()],
         };
         assert!(
             resume(&repeated, "s").is_ok(),
@@ -149,6 +150,7 @@ mod tests {
                 ..Default::default()
             },
             limit: None,
+            ignored: Vec::new(),
         };
         assert!(resume(&other, "s").is_err());
         assert!(resume(&p, "another-scope").is_err());

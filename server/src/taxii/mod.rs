@@ -81,6 +81,16 @@ impl Ctx {
         }
     }
 
+    /// Log and count the `match[<field>]` parameters a listing ignored.
+    pub fn note_ignored(&self, params: &params::Params) {
+        for field in &params.ignored {
+            tracing::debug!(field = %field, "ignoring unsupported filter match[{field}]");
+            self.state
+                .metrics
+                .ignored_match_field(params::ignored_label(field));
+        }
+    }
+
     /// The API root, or 404.
     pub fn api_root(&self, root: &str) -> Result<&crate::config::ApiRoot, TaxiiError> {
         self.config
@@ -250,8 +260,18 @@ pub async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > max as u64) {
-        return Err(TaxiiError::too_large(max));
+    // Too large: answer at once, and read the rest in the background so the client can
+    // finish sending and read the answer (see `drain_in_background`).
+    let refuse = |body: Body| {
+        crate::limits::body::drain_in_background(body, crate::limits::body::drain_cap(max));
+        TaxiiError::too_large(max)
+    };
+    if let Some(n) = announced.filter(|n| *n > max as u64) {
+        // A body larger than the drain would read is not worth reading at all.
+        if n > crate::limits::body::drain_cap(max) {
+            return Err(TaxiiError::too_large(max));
+        }
+        return Err(refuse(body));
     }
     let capacity = announced
         .and_then(|n| usize::try_from(n).ok())
@@ -263,7 +283,7 @@ pub async fn read_body(
         let frame = frame.map_err(|_| TaxiiError::too_large(max))?;
         if let Ok(data) = frame.into_data() {
             if data.len() > max - buf.len() {
-                return Err(TaxiiError::too_large(max));
+                return Err(refuse(body));
             }
             buf.extend_from_slice(&data);
         }

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::budget::{self, Budget};
 use super::cursor::{self, Cursor, Resume};
@@ -15,9 +15,9 @@ use super::response::{bytes, chunked, json, with_date_added};
 use super::{read_body, Ctx};
 use crate::access::Caller;
 use crate::config::{CollectionConfig, TaxiiVersion};
-use crate::stix::timestamp::format_taxii;
+use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
-use crate::store::{Listing, Page, VersionMatch};
+use crate::store::{Entry, Listing, Page, VersionMatch};
 
 /// The collection, if the caller may read it (403 if they may only write).
 fn readable<'a>(ctx: &'a Ctx, root: &str, id: &str) -> Result<&'a CollectionConfig, TaxiiError> {
@@ -31,8 +31,10 @@ fn readable<'a>(ctx: &'a Ctx, root: &str, id: &str) -> Result<&'a CollectionConf
     Ok(c)
 }
 
-fn parse_params(query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
-    params::parse(query, allowed).map_err(TaxiiError::bad_request)
+fn parse_params(ctx: &Ctx, query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
+    let params = params::parse(query, allowed).map_err(TaxiiError::bad_request)?;
+    ctx.note_ignored(&params);
+    Ok(params)
 }
 
 /// Everything needed to list one page and issue the next cursor.
@@ -137,7 +139,7 @@ pub async fn get_objects(
     query: Option<&str>,
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
-    let params = parse_params(query, Allowed::All)?;
+    let params = parse_params(ctx, query, Allowed::All)?;
     let req = page_request(ctx, "objects", c, None, &params, VersionMatch::last(), true)?;
     req.objects(ctx, c).await
 }
@@ -152,7 +154,7 @@ pub async fn get_object(
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
     require_object_id(object)?;
-    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let params = parse_params(ctx, query, Allowed::VersionAndSpec)?;
     let req = page_request(
         ctx,
         "object",
@@ -190,7 +192,7 @@ pub async fn get_versions(
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
     require_object_id(object)?;
-    let params = parse_params(query, Allowed::SpecOnly)?;
+    let params = parse_params(ctx, query, Allowed::SpecOnly)?;
     let req = page_request(
         ctx,
         "versions",
@@ -200,21 +202,68 @@ pub async fn get_versions(
         VersionMatch::all(),
         false,
     )?;
-    let page = ctx.store.list(c.id(), &req.listing).await?;
+    let (page, versions) = versions_as_written(ctx, c, &req.listing).await?;
     if page.entries.is_empty() && params.next.is_none() {
         ensure_exists(ctx, c, object).await?;
     }
     let body = Versions {
         more: page.more,
         next: req.next(&page),
-        versions: page
-            .entries
-            .iter()
-            .map(|e| format_taxii(e.version))
-            .collect(),
+        versions,
     };
     let r = json(StatusCode::OK, taxii_media_type(ctx.version), &body)?;
     Ok(req.date_headers(r, &page))
+}
+
+/// The version strings of a stored object: only these two fields are read.
+#[derive(Deserialize)]
+struct WrittenVersion {
+    #[serde(default)]
+    modified: Option<String>,
+    #[serde(default)]
+    created: Option<String>,
+}
+
+/// A version as the object writes it: its own `modified` (else `created`) string,
+/// when that is the timestamp the store keeps for it; else the stored date formatted.
+fn written_version(e: &Entry) -> String {
+    serde_json::from_str::<WrittenVersion>(&e.raw)
+        .ok()
+        .and_then(|w| w.modified.or(w.created))
+        .filter(|v| parse_timestamp(v).ok() == Some(e.version))
+        .unwrap_or_else(|| format_taxii(e.version))
+}
+
+/// A page of `listing` (up to its `limit` entries) with each entry's version as the
+/// object writes it. Objects are read in pages of the byte budget, so memory stays
+/// within it however large the versions are; only the version strings are kept.
+async fn versions_as_written(
+    ctx: &Ctx,
+    c: &CollectionConfig,
+    listing: &Listing,
+) -> Result<(Page, Vec<String>), TaxiiError> {
+    let mut read = Listing {
+        with_raw: true,
+        ..listing.clone()
+    };
+    let mut entries = Vec::new();
+    let mut versions = Vec::new();
+    loop {
+        let budget = Budget::new(&ctx.config.config.limits);
+        let page = budget::list(&*ctx.store, c.id(), &read, budget).await?;
+        let read_any = !page.entries.is_empty();
+        for mut e in page.entries {
+            versions.push(written_version(&e));
+            e.raw = String::new();
+            entries.push(e);
+        }
+        let more = page.more;
+        if !more || !read_any || entries.len() >= listing.limit {
+            return Ok((Page { entries, more }, versions));
+        }
+        read.after = entries.last().map(|e| e.date_added);
+        read.limit = listing.limit - entries.len();
+    }
 }
 
 #[derive(Serialize)]
@@ -243,7 +292,7 @@ pub async fn get_manifest(
     query: Option<&str>,
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
-    let params = parse_params(query, Allowed::All)?;
+    let params = parse_params(ctx, query, Allowed::All)?;
     let req = page_request(
         ctx,
         "manifest",
@@ -288,7 +337,7 @@ pub async fn delete_object(
     let c = ctx.visible_collection(root, id)?;
     require_write(ctx, c)?;
     require_object_id(object)?;
-    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let params = parse_params(ctx, query, Allowed::VersionAndSpec)?;
     let versions = params
         .filters
         .versions

@@ -43,6 +43,10 @@ pub struct Params {
     pub limit: Option<usize>,
     /// `next`, as given.
     pub next: Option<String>,
+    /// `match[<field>]` parameters this server does not support on the objects and
+    /// manifest endpoints: ignored (TAXII leaves other match fields to servers), their
+    /// field names kept for logging and metrics.
+    pub ignored: Vec<String>,
 }
 
 /// Which filters an endpoint accepts.
@@ -138,7 +142,19 @@ pub fn parse(query: Option<&str>, allowed: Allowed) -> Result<Params, String> {
                 }
             }
             k if k.starts_with("match[") => {
-                return Err(format!("unsupported filter {:?} on this endpoint", clip(k)));
+                let known = matches!(
+                    k,
+                    "match[id]" | "match[type]" | "match[version]" | "match[spec_version]"
+                );
+                if known || allowed != Allowed::All {
+                    return Err(format!("unsupported filter {:?} on this endpoint", clip(k)));
+                }
+                let field = k.strip_prefix("match[").unwrap_or(k);
+                let field = field.strip_suffix(']').unwrap_or(field);
+                if params.ignored.len() < MAX_IGNORED && !params.ignored.iter().any(|f| f == field)
+                {
+                    params.ignored.push(clip(field));
+                }
             }
             // Unknown parameters (cache busters and the like) are ignored.
             _ => {}
@@ -158,6 +174,23 @@ pub fn parse(query: Option<&str>, allowed: Allowed) -> Result<Params, String> {
         l.dedup();
     }
     Ok(params)
+}
+
+/// At most this many ignored field names are kept per request (for the log).
+const MAX_IGNORED: usize = 8;
+
+/// The metrics label of an ignored `match[<field>]`: the field name for a few
+/// well-known ones, else `other`, so the label set stays small.
+pub fn ignored_label(field: &str) -> &'static str {
+    match field {
+        "added_after" => "added_after",
+        "limit" => "limit",
+        "next" => "next",
+        "relationship_type" => "relationship_type",
+        "source_ref" => "source_ref",
+        "target_ref" => "target_ref",
+        _ => "other",
+    }
 }
 
 fn once<T: PartialEq>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), String> {
@@ -228,12 +261,24 @@ mod tests {
             "match[id]=indicator",
             "match[type]=Indicator",
             "match[spec_version]=two",
-            "match[color]=red",
             "limit=5&limit=6",
             "next=",
         ] {
             assert!(parse(Some(q), Allowed::All).is_err(), "{q}");
         }
+    }
+
+    #[test]
+    fn unknown_match_fields_are_ignored_on_listings() {
+        let p = ok("match[x_vendor_field]=a&match[added_after]=2024-01-01T00:00:00Z&match[x_vendor_field]=b&match[type]=tool");
+        assert_eq!(p.ignored, vec!["x_vendor_field", "added_after"]);
+        assert_eq!(p.filters.types, vec!["tool"]);
+        assert_eq!(p.filters.added_after, None);
+        assert!(parse(Some("match[color]=red"), Allowed::VersionAndSpec).is_err());
+        assert!(parse(Some("match[color]=red"), Allowed::SpecOnly).is_err());
+        assert!(parse(Some("match[color]=red&match[type]=Bad"), Allowed::All).is_err());
+        assert_eq!(ignored_label("added_after"), "added_after");
+        assert_eq!(ignored_label("x_vendor_field"), "other");
     }
 
     #[test]

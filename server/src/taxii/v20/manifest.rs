@@ -40,7 +40,7 @@ pub async fn get(
     headers: &HeaderMap,
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
-    let params = parse_params(query, Allowed::All)?;
+    let params = parse_params(ctx, query, Allowed::All)?;
     let range = range::parse(headers)?;
     let selection = Selection::new(&params.filters, None);
     let paged = paging::fetch(ctx, c.id(), &selection, range, params.limit).await?;

@@ -70,8 +70,9 @@ pub async fn dispatch(
 }
 
 /// The filters of a 2.0 request; the 2.1-only `next` and `match[spec_version]` are 400s.
-fn parse_params(query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
+fn parse_params(ctx: &Ctx, query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
     let params = params::parse(query, allowed).map_err(TaxiiError::bad_request)?;
+    ctx.note_ignored(&params);
     if params.next.is_some() {
         return Err(TaxiiError::bad_request(
             "TAXII 2.0 pages with the Range header (e.g. `Range: items 0-99`), not `next`",

@@ -33,7 +33,7 @@ pub async fn get_objects(
     headers: &HeaderMap,
 ) -> Result<Response, TaxiiError> {
     let c = readable(ctx, root, id)?;
-    let params = parse_params(query, Allowed::All)?;
+    let params = parse_params(ctx, query, Allowed::All)?;
     let range = range::parse(headers)?;
     let selection = Selection::new(&params.filters, None);
     let paged = paging::fetch(ctx, c.id(), &selection, range, params.limit).await?;
@@ -53,7 +53,7 @@ pub async fn get_object(
     if !is_stix_id(object) {
         return Err(TaxiiError::not_found("not a STIX object id"));
     }
-    let params = parse_params(query, Allowed::VersionAndSpec)?;
+    let params = parse_params(ctx, query, Allowed::VersionAndSpec)?;
     let selection = Selection::new(&params.filters, Some(object));
     let paged = paging::fetch(ctx, c.id(), &selection, None, None).await?;
     if paged.items.served.is_empty() {
