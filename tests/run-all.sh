@@ -44,6 +44,12 @@ step "PostgreSQL: a throwaway cluster for the store tests (tests/pg/provision.sh
 eval "$(bash tests/pg/provision.sh)"
 export TAXIWAY_TEST_POSTGRES_URL
 
+step "Python venv with the real TAXII clients (tests/interop/setup-venv.sh)"
+# The in-process suites drive Python `requests` too (an oversized POST over HTTPS):
+# they use this venv and, with TAXIWAY_REQUIRE_CLIENTS=1, fail rather than skip without it.
+TAXIWAY_VENV="$(bash tests/interop/setup-venv.sh)"
+export TAXIWAY_VENV TAXIWAY_REQUIRE_CLIENTS=1
+
 step "cargo test (unit, in-process HTTP, store on SQLite and PostgreSQL, reload)"
 # The PostgreSQL tests are #[ignore]d unless asked for: --include-ignored runs them (and
 # they fail, never pass unrun, without TAXIWAY_TEST_POSTGRES_URL).

@@ -212,8 +212,18 @@ fn assert_taxii_413(what: &str, out: &Output, status_line: &str, rest: &str) {
     );
 }
 
+/// Whether a missing client fails the test instead of skipping its checks
+/// (`tests/run-all.sh` provisions both and sets `TAXIWAY_REQUIRE_CLIENTS=1`).
+fn clients_required() -> bool {
+    std::env::var_os("TAXIWAY_REQUIRE_CLIENTS").is_some_and(|v| v == "1")
+}
+
 fn check_python(server: &Server, scheme: &str) {
     let Some(python) = venv_python() else {
+        assert!(
+            !clients_required(),
+            "TAXIWAY_REQUIRE_CLIENTS=1 but there is no venv with Python requests"
+        );
         eprintln!(
             "SKIPPED the Python requests checks: no venv (run tests/interop/setup-venv.sh or set TAXIWAY_VENV)"
         );
@@ -253,6 +263,10 @@ fn curl_post(server: &Server, scheme: &str, http: &str) -> Output {
 
 fn check_curl(server: &Server, scheme: &str, http: &str, version: &str) {
     if !has_curl() {
+        assert!(
+            !clients_required(),
+            "TAXIWAY_REQUIRE_CLIENTS=1 but there is no curl with HTTP/2"
+        );
         eprintln!("SKIPPED the curl {http} check: no curl with HTTP/2");
         return;
     }
