@@ -146,8 +146,15 @@ impl HttpBody for Watched {
     }
 }
 
-/// A body made of `chunks`, sent in order, each released once written; its exact
-/// length is known, so it gets a `Content-Length`.
+/// Small chunks are sent joined into frames of up to this many bytes: a page of a
+/// thousand objects as a thousand frames costs the HTTP layer a write per few objects
+/// (measured: twice the CPU per page); joined, a handful, with at most this much copied
+/// at a time.
+const FRAME_BYTES: usize = 64 * 1024;
+
+/// A body made of `chunks`, sent in order (small ones joined into frames of up to
+/// 64 KiB), each released once written; its exact length is known, so it gets a
+/// `Content-Length`.
 pub fn chunks(chunks: Vec<Bytes>) -> Body {
     let remaining = chunks.iter().map(|c| c.len() as u64).sum();
     Body::new(Chunks {
@@ -169,13 +176,26 @@ impl HttpBody for Chunks {
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        match self.chunks.pop_front() {
-            Some(chunk) => {
-                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
+        let Some(first) = self.chunks.pop_front() else {
+            return Poll::Ready(None);
+        };
+        let joins = |len: usize, next: Option<&Bytes>| {
+            next.is_some_and(|n| len.saturating_add(n.len()) <= FRAME_BYTES)
+        };
+        let frame = if joins(first.len(), self.chunks.front()) {
+            let mut frame = bytes::BytesMut::with_capacity(FRAME_BYTES);
+            frame.extend_from_slice(&first);
+            while joins(frame.len(), self.chunks.front()) {
+                if let Some(next) = self.chunks.pop_front() {
+                    frame.extend_from_slice(&next);
+                }
             }
-            None => Poll::Ready(None),
-        }
+            frame.freeze()
+        } else {
+            first
+        };
+        self.remaining = self.remaining.saturating_sub(frame.len() as u64);
+        Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -220,6 +240,40 @@ mod tests {
         let bytes = body.collect().await.expect("body").to_bytes();
         assert_eq!(&bytes[..], b"{\"a\":[1,2]}");
         assert!(chunks(Vec::new()).is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn small_chunks_are_sent_joined_and_large_ones_as_they_are() {
+        let small: Vec<Bytes> = (0..1000)
+            .map(|i| Bytes::from(format!("{i:0>700}")))
+            .collect();
+        let expected: Vec<u8> = small.iter().flat_map(|b| b.to_vec()).collect();
+        let mut body = chunks(small);
+        let mut frames = 0;
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.expect("frame").into_data().expect("data");
+            assert!(data.len() <= FRAME_BYTES);
+            got.extend_from_slice(&data);
+            frames += 1;
+        }
+        assert_eq!(got, expected);
+        assert_eq!(frames, 11, "700 KB in frames of up to 64 KiB");
+        let big = Bytes::from(vec![b'x'; FRAME_BYTES * 2]);
+        let mut body = chunks(vec![
+            Bytes::from_static(b"["),
+            big.clone(),
+            Bytes::from_static(b"]"),
+        ]);
+        let mut sizes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            sizes.push(frame.expect("frame").into_data().expect("data").len());
+        }
+        assert_eq!(
+            sizes,
+            vec![1, FRAME_BYTES * 2, 1],
+            "a large chunk is not copied"
+        );
     }
 
     #[tokio::test]
