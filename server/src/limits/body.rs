@@ -245,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn small_chunks_are_sent_joined_and_large_ones_as_they_are() {
-        let small: Vec<Bytes> = (0..1000)
+        let small: Vec<Bytes> = (0..3000)
             .map(|i| Bytes::from(format!("{i:0>700}")))
             .collect();
         let expected: Vec<u8> = small.iter().flat_map(|b| b.to_vec()).collect();
@@ -259,7 +259,7 @@ mod tests {
             frames += 1;
         }
         assert_eq!(got, expected);
-        assert_eq!(frames, 11, "700 KB in frames of up to 64 KiB");
+        assert_eq!(frames, 3, "2.1 MB in frames of up to 1 MiB");
         let big = Bytes::from(vec![b'x'; FRAME_BYTES * 2]);
         let mut body = chunks(vec![
             Bytes::from_static(b"["),
