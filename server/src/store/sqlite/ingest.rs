@@ -185,6 +185,8 @@ impl Writer<'_, '_> {
         let mut latest: HashMap<i64, Option<i64>> = HashMap::new();
         let mut evaluated: HashMap<i64, Evaluated<'_>> = HashMap::new();
         if let Some(posted) = posted {
+            // Just posted as the latest in `changed`: no need to look it up again.
+            latest.insert(changed, Some(posted.row.vid));
             evaluated.insert(posted.row.vid, posted);
         }
         for (view, query) in &views {
