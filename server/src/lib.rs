@@ -3,7 +3,6 @@
 //! The server is driven entirely by files (`config/`, `credentials/`, `tls/`) and a data
 //! directory holding the embedded store; see `docs/configuration.md`.
 
-pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod config;
@@ -11,11 +10,12 @@ pub mod import;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
-pub mod query;
 pub mod reload;
 pub mod serve;
 pub mod state;
-pub mod stix;
 pub mod store;
 pub mod taxii;
 pub mod tls;
+
+// Moved to the model crate; re-exported under their old paths.
+pub use taxiway_model::{access, query, stix};

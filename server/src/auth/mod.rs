@@ -21,12 +21,11 @@
 //!   out for a while ([`lockout`]).
 
 mod cache;
-pub mod credentials;
 pub mod lockout;
-pub mod password;
 pub mod presented;
-pub mod settings;
 pub mod startup;
+
+pub use taxiway_model::auth::{credentials, password, settings};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::server::ServerSettings;
 use crate::auth::settings::AuthSettings;
-use crate::listener::settings::ServerSettings;
 
 /// The whole service configuration, as read from the config directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
