@@ -2,8 +2,8 @@
 
 use std::num::NonZeroU64;
 
-use taxiway_server::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
-use taxiway_server::config::{
+use taxiway_model::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
+use taxiway_model::config::{
     self as server_config, ApiRoot, Config, ConfigError, Limits, PostgresSettings, PostgresTls,
     ServerSettings, Service, StoreBackend, StoreSettings,
 };
