@@ -25,7 +25,8 @@ pub mod lockout;
 pub mod presented;
 pub mod startup;
 
-pub use taxiway_model::auth::{credentials, password, settings};
+pub use taxiway_model::auth::{credentials, password};
+pub use taxiway_model::config::auth as settings;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

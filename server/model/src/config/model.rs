@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::AuthSettings;
 use super::server::ServerSettings;
-use crate::auth::settings::AuthSettings;
 
 /// The whole service configuration, as read from the config directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -421,7 +421,7 @@ fn auth_settings_and_trusted_proxies_reach_the_config() {
     assert_eq!(config.auth.lockout_secs.get(), 60);
     assert_eq!(
         config.auth.client_cert_user,
-        taxiway_model::auth::ClientCertUser::San
+        taxiway_model::config::ClientCertUser::San
     );
 }
 
