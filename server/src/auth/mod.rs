@@ -22,8 +22,8 @@
 
 mod cache;
 pub mod lockout;
-pub mod presented;
-pub mod startup;
+pub(crate) mod presented;
+pub(crate) mod startup;
 
 pub use taxiway_model::auth::{credentials, password};
 pub use taxiway_model::config::auth as settings;
