@@ -42,3 +42,56 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
         trusted_proxies,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse, ConfigError};
+
+    /// Problems come in the order the file is read, whichever step finds them.
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let text = r#"
+[service]
+title = " "
+external_url = "ftp://x"
+default_api_root = "nope"
+
+[limits]
+max_page_size = 0
+
+[server]
+max_connections = 0
+
+[store]
+refresh_interval_secs = 0
+
+[[api_roots]]
+path = "taxii"
+title = "Reserved"
+
+[[collections]]
+id = "not-a-uuid"
+api_root = "taxii"
+title = "Bad"
+"#;
+        let Err(ConfigError::Invalid(problems)) = parse(text) else {
+            panic!("invalid");
+        };
+        let at: Vec<&str> = problems.iter().map(|p| p.at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "service.title",
+                "service.external_url",
+                "limits.max_page_size",
+                "limits.default_page_size",
+                "server.max_connections",
+                "store.refresh_interval_secs",
+                "api_roots[0].path",
+                "service.default_api_root",
+                "collections[0].id",
+                "collections[0].query",
+            ]
+        );
+    }
+}
