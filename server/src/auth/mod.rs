@@ -21,12 +21,12 @@
 //!   out for a while ([`lockout`]).
 
 mod cache;
-pub mod credentials;
 pub mod lockout;
-pub mod password;
-pub mod presented;
-pub mod settings;
-pub mod startup;
+pub(crate) mod presented;
+pub(crate) mod startup;
+
+pub use taxiway_model::auth::{credentials, password};
+pub use taxiway_model::config::auth as settings;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

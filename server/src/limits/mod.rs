@@ -4,7 +4,7 @@
 //!
 //! Settings come from `[server]` ([`ServerSettings`]) and are read at start.
 
-pub mod body;
+pub(crate) mod body;
 pub(crate) mod clients;
 
 use std::net::SocketAddr;

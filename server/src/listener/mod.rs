@@ -11,7 +11,7 @@
 //! doing, and waits for them at most `drain_timeout_secs`.
 
 mod connection;
-pub mod settings;
+pub use taxiway_model::config::server as settings;
 
 use std::future::Future;
 use std::net::IpAddr;

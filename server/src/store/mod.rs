@@ -11,11 +11,11 @@
 //! range scan over one view, so it costs O(page) whatever the size of the store.
 
 mod clock;
-pub mod membership;
+pub(crate) mod membership;
 pub mod postgres;
 pub(crate) mod registry;
 pub mod sqlite;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 

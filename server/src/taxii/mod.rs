@@ -1,20 +1,20 @@
 //! The TAXII HTTP API: one entry point that names the resource, negotiates the
 //! version, and hands the request to the resource's handler.
 
-pub mod budget;
+pub(crate) mod budget;
 mod collections;
 pub mod cursor;
 mod discovery;
 pub mod envelope;
-pub mod error;
+pub(crate) mod error;
 pub mod media;
 mod objects;
-pub mod origin;
+pub(crate) mod origin;
 pub mod params;
 pub mod resource;
-pub mod response;
+pub(crate) mod response;
 mod status;
-pub mod strict;
+pub(crate) mod strict;
 mod v20;
 
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
-use taxiway_server::config::Config;
+use taxiway_model::config::Config;
 
 use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
@@ -115,7 +115,7 @@ pub fn served_queries(config_map: &ConfigMap) -> BTreeMap<String, String> {
     config_map
         .data
         .as_ref()
-        .and_then(|d| d.get(taxiway_server::config::CONFIG_FILE))
+        .and_then(|d| d.get(taxiway_model::config::CONFIG_FILE))
         .and_then(|text| toml::from_str::<Config>(text).ok())
         .map(|config| {
             config
@@ -310,7 +310,7 @@ writable = true
 "#;
         let cm = ConfigMap {
             data: Some(BTreeMap::from([(
-                taxiway_server::config::CONFIG_FILE.to_string(),
+                taxiway_model::config::CONFIG_FILE.to_string(),
                 text.to_string(),
             )])),
             ..ConfigMap::default()

@@ -15,7 +15,7 @@ mod tls;
 mod users;
 
 use kube::ResourceExt;
-use taxiway_server::config::{self as server_config, Config};
+use taxiway_model::config::{self as server_config, Config};
 
 use super::inputs::{Inputs, Settings};
 use crate::crd::TaxiiService;

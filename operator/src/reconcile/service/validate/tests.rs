@@ -1,5 +1,5 @@
 use serde_json::json;
-use taxiway_server::query::Query;
+use taxiway_model::query::Query;
 
 use super::*;
 use crate::reconcile::service::fixtures::{self, collection, secret};
@@ -421,7 +421,7 @@ fn auth_settings_and_trusted_proxies_reach_the_config() {
     assert_eq!(config.auth.lockout_secs.get(), 60);
     assert_eq!(
         config.auth.client_cert_user,
-        taxiway_server::auth::ClientCertUser::San
+        taxiway_model::config::ClientCertUser::San
     );
 }
 
