@@ -1,10 +1,12 @@
 //! Collections without services, replica counts, unreadable objects, deletion.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{ensure, Context as _, Result};
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use kube::api::Api;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use serde_json::json;
 use taxiway_operator::crd::{TaxiiService, TaxiiServiceStatus};
@@ -231,6 +233,96 @@ pub fn garbage_collection(env: &Env) -> BoxFuture<'_, Result<()>> {
             ns.api::<Secret>().get_opt("alice").await?.is_some(),
             "a user Secret was deleted"
         );
+        Ok(())
+    })
+}
+
+/// A PodDisruptionBudget of the operator's deleted or edited by hand is restored at
+/// once (the operator watches budgets), not at the next periodic reconcile minutes later.
+pub fn disruption_budget_restored(env: &Env) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        const NS: &str = "budgets";
+        /// Far below the operator's periodic reconcile (five minutes).
+        const PROMPTLY: Duration = Duration::from_secs(10);
+        let client = &env.client;
+        namespace(client, NS).await?;
+        apply(
+            client,
+            json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": "feeds-db", "namespace": NS},
+                "stringData": {"uri": "postgres://taxiway:pw@db.example:5432/taxiway"}
+            }),
+        )
+        .await?;
+        let mut spec = minimal();
+        spec["replicas"] = json!(2);
+        spec["storage"] = json!({
+            "type": "postgres",
+            "postgres": {"secretName": "feeds-db", "tls": "disable"}
+        });
+        apply(client, taxii_service(NS, "feeds", spec)).await?;
+        let mut pdb_resource = None;
+        for version in ["v1", "v1beta1"] {
+            let gvk = kube::core::GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
+            if let Ok((resource, _)) = kube::discovery::pinned_kind(client, &gvk).await {
+                pdb_resource = Some(resource);
+                break;
+            }
+        }
+        let pdb_resource = pdb_resource.context("the API serves PodDisruptionBudgets")?;
+        let pdbs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &pdb_resource);
+        let first = eventually("a PodDisruptionBudget", WAIT, || async {
+            pdbs.get_opt("feeds")
+                .await?
+                .context("no PodDisruptionBudget yet")
+        })
+        .await?;
+        let first_uid = first.metadata.uid.clone().context("a uid")?;
+
+        // Deleted by hand: back within seconds (a new object).
+        pdbs.delete("feeds", &DeleteParams::default()).await?;
+        let started = Instant::now();
+        eventually("the deleted budget restored", PROMPTLY, || async {
+            let pdb = pdbs.get_opt("feeds").await?.context("not back yet")?;
+            ensure!(
+                pdb.metadata.uid.as_ref() != Some(&first_uid),
+                "not deleted yet"
+            );
+            ensure!(
+                pdb.metadata.deletion_timestamp.is_none(),
+                "still being deleted"
+            );
+            ensure!(
+                pdb.data["spec"]["maxUnavailable"] == json!(1),
+                "{:?}",
+                pdb.data
+            );
+            Ok(())
+        })
+        .await?;
+        eprintln!(
+            "kube:   the deleted budget was back after {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+
+        // Edited by hand: the operator's value back within seconds.
+        pdbs.patch(
+            "feeds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maxUnavailable": 2}})),
+        )
+        .await?;
+        eventually("the edited budget repaired", PROMPTLY, || async {
+            let pdb = pdbs.get_opt("feeds").await?.context("gone")?;
+            ensure!(
+                pdb.data["spec"]["maxUnavailable"] == json!(1),
+                "{:?}",
+                pdb.data["spec"]
+            );
+            Ok(())
+        })
+        .await?;
         Ok(())
     })
 }

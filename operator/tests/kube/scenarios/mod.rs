@@ -81,6 +81,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             lifecycle::postgres_replicas,
         ),
         (
+            "lifecycle: a PodDisruptionBudget deleted or edited by hand is restored at once",
+            lifecycle::disruption_budget_restored,
+        ),
+        (
             "lifecycle: an unreadable object does not stop the others",
             lifecycle::malformed,
         ),
