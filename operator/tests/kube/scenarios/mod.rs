@@ -85,6 +85,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             lifecycle::disruption_budget_restored,
         ),
         (
+            "lifecycle: embedded to PostgreSQL: the warning and the documented migration Job",
+            lifecycle::embedded_to_postgres,
+        ),
+        (
             "lifecycle: an unreadable object does not stop the others",
             lifecycle::malformed,
         ),
