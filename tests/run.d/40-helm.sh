@@ -138,6 +138,8 @@ operator_needs() {
   # spec.networkPolicy: rendered, repaired, deleted when switched off.
   for v in get list watch create patch delete; do expect yes "$where" "$v" networkpolicies.networking.k8s.io; done
   expect no "$where" update networkpolicies.networking.k8s.io
+  # PodDisruptionBudgets: watched, so one deleted or edited by hand is restored at once.
+  for v in get list watch create patch delete; do expect yes "$where" "$v" poddisruptionbudgets.policy; done
   for v in create patch; do expect yes "$where" "$v" events.events.k8s.io; done
 }
 # Leader election: create a Lease in the release namespace, then only its own.

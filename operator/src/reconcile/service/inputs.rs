@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
@@ -66,6 +66,9 @@ pub struct Inputs {
     pub previous_queries: BTreeMap<String, String>,
     /// The live server Deployment, as far as a store switch is concerned.
     pub live: Option<LiveDeployment>,
+    /// The embedded store's PersistentVolumeClaim of this service exists (it is kept
+    /// after a switch to PostgreSQL: it may hold objects not yet copied there).
+    pub embedded_claim: bool,
 }
 
 /// What the live server Deployment says about the store its pods use.
@@ -224,6 +227,10 @@ pub async fn dereference(
         .filter(|d| controlled_by(d, &uid))
         .as_ref()
         .map(LiveDeployment::of);
+    let embedded_claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+        .get_opt(&names::data_claim(&name))
+        .await?
+        .is_some_and(|claim| controlled_by(&claim, &uid));
 
     Ok(Inputs {
         service,
@@ -233,6 +240,7 @@ pub async fn dereference(
         previous_credentials,
         previous_queries,
         live,
+        embedded_claim,
     })
 }
 

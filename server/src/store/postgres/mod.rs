@@ -22,6 +22,7 @@ mod connect;
 mod copy;
 mod entries;
 mod ingest;
+mod probe;
 mod read;
 mod schema;
 mod views;
@@ -32,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Client, Pool, PoolError, TimeoutType, Timeouts};
+use deadpool_postgres::{Client, Pool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::copy::{copy_from_sqlite, CopyReport};
@@ -79,6 +80,8 @@ struct Cached {
 
 struct Inner {
     pool: Pool,
+    /// Readiness, on a connection of its own (see [`probe`]).
+    probe: probe::Probe,
     cache: RwLock<Cached>,
     queries: Mutex<QueryCache>,
     running: Mutex<HashSet<i64>>,
@@ -105,8 +108,9 @@ impl PostgresStore {
     /// Connect as `settings` say (reading the Secret or environment now) and migrate.
     pub async fn connect(settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
         let config = connect::pg_config(settings)?;
+        let probe = probe::Probe::new(config.clone(), settings)?;
         let pool = connect::pool(config, settings)?;
-        Self::open(pool).await
+        Self::open(pool, probe).await
     }
 
     /// Connect to `url` without TLS (tests, tools); migrates.
@@ -126,11 +130,12 @@ impl PostgresStore {
         config.application_name("taxiway-server");
         connect::detect_dead_peers(&mut config);
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let probe = probe::Probe::new(config.clone(), &settings)?;
         let pool = connect::pool(config, &settings)?;
-        Self::open(pool).await
+        Self::open(pool, probe).await
     }
 
-    async fn open(pool: Pool) -> Result<PostgresStore, StoreError> {
+    async fn open(pool: Pool, probe: probe::Probe) -> Result<PostgresStore, StoreError> {
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         drop(client);
@@ -138,6 +143,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                probe,
                 cache: RwLock::new(Cached {
                     registry: Arc::new(Registry::default()),
                     generation: -1,
@@ -676,31 +682,12 @@ impl Store for PostgresStore {
     }
 
     async fn reachable(&self) -> bool {
-        let pool = &self.inner.pool;
-        let check = async {
-            // Wait a little for a free connection; a pool whose every connection is
-            // busy (a burst of requests) is not an unreachable database: the busy
-            // connections are live (a dead peer breaks them within about 30 s, and the
-            // pool then fails to reconnect). Failing here would take every replica out
-            // of the Service at the same moment, under load.
-            let timeouts = Timeouts {
-                wait: Some(Duration::from_secs(1)),
-                ..pool.timeouts()
-            };
-            match pool.timeout_get(&timeouts).await {
-                Ok(client) => client.query_one("SELECT 1", &[]).await.is_ok(),
-                Err(PoolError::Timeout(TimeoutType::Wait)) => pool.status().size > 0,
-                Err(_) => false,
-            }
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), check).await,
-            Ok(true)
-        )
+        self.inner.probe.reachable().await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.pool.close();
+        self.inner.probe.close().await;
         Ok(())
     }
 }

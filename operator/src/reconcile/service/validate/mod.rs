@@ -26,6 +26,7 @@ pub use collections::query_verdict;
 pub use config::shutdown_delay_secs;
 pub use exposure::INGRESS_WITHOUT_TRUSTED_PROXIES;
 pub use image::image_allowed;
+pub use storage::EMBEDDED_STORE_NOT_MIGRATED;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
@@ -335,7 +336,10 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
         port,
         urls,
         problems,
-        warnings: exposure_warnings(inputs),
+        warnings: exposure_warnings(inputs)
+            .into_iter()
+            .chain(storage::storage_warnings(inputs))
+            .collect(),
         rejected,
     }
 }
