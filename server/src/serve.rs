@@ -15,18 +15,18 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
-use crate::auth;
+use crate::auth::{self, CredentialsDir};
 use crate::config::{self, ServerSettings, StoreBackend};
 use crate::limits;
 use crate::listener;
 use crate::metrics::Metrics;
-use crate::reload;
+use crate::reload::{self, ConfigDir};
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::SharedStore;
 use crate::taxii;
-use crate::tls::{self, Tls};
+use crate::tls::Tls;
 
 /// Where the service reads its files and listens.
 #[derive(Debug, Clone)]
@@ -150,12 +150,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     } else {
         tracing::info!(users = state.auth.users(), "users loaded");
     }
-    let _config_watcher = reload::spawn(state.clone(), opts.config_dir.clone())
-        .context("cannot watch the config directory")?;
+    let _config_watcher = reload::watch(
+        Arc::new(ConfigDir::new(
+            &opts.config_dir,
+            state.config.clone(),
+            store.clone(),
+        )),
+        state.metrics.clone(),
+    )
+    .context("cannot watch the config directory")?;
     let _credentials_watcher = match &opts.credentials_dir {
         Some(dir) => Some(
-            auth::spawn_reload(state.auth.clone(), dir.clone())
-                .context("cannot watch the credentials directory")?,
+            reload::watch(
+                Arc::new(CredentialsDir::new(state.auth.clone(), dir)),
+                state.metrics.clone(),
+            )
+            .context("cannot watch the credentials directory")?,
         ),
         None => None,
     };
@@ -167,7 +177,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     };
     let _tls_watcher = match &tls {
         Some(tls) => Some(
-            tls::spawn_reload(tls.clone(), state.metrics.clone())
+            reload::watch(tls.clone(), state.metrics.clone())
                 .context("cannot watch the TLS directory")?,
         ),
         None => None,

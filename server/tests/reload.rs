@@ -4,10 +4,12 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::*;
+use taxiway_server::reload::{self, ConfigDir};
 
 /// Write `text` as a new timestamped directory and swap `..data` to it, as the kubelet does.
 fn publish(dir: &Path, generation: u32, text: &str) {
@@ -42,9 +44,12 @@ async fn symlink_swap_reloads_and_broken_config_keeps_the_old_one() {
     let app =
         TestApp::with_config(taxiway_server::config::load_dir(config_dir.path()).expect("valid"))
             .await;
-    let _watcher =
-        taxiway_server::reload::spawn(app.state.clone(), config_dir.path().to_path_buf())
-            .expect("watch");
+    let source = ConfigDir::new(
+        config_dir.path(),
+        app.state.config.clone(),
+        app.store.clone(),
+    );
+    let _watcher = reload::watch(Arc::new(source), app.state.metrics.clone()).expect("watch");
     app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)])
         .await;
     let (_, _, before) = app.get(&objects_url(INDICATORS)).await;

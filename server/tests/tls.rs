@@ -16,7 +16,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore, SupportedProtocolVersion};
-use taxiway_server::config::watch::DirWatcher;
+use taxiway_server::reload::{self, DirWatcher};
 use taxiway_server::serve;
 use taxiway_server::tls::{self, Tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -121,7 +121,7 @@ struct Running {
 async fn start(tls_dir: &Path, users: &str) -> Running {
     let service = service(&config_toml(""), users).await;
     let tls = Arc::new(Tls::load(tls_dir).expect("TLS files"));
-    let watcher = tls::spawn_reload(tls.clone(), service.state.metrics.clone()).expect("watch");
+    let watcher = reload::watch(tls.clone(), service.state.metrics.clone()).expect("watch");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -25,11 +25,11 @@ pub mod credentials;
 pub mod lockout;
 pub mod password;
 pub mod presented;
+mod reload;
 pub mod settings;
 pub mod startup;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ use arc_swap::ArcSwap;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use subtle::ConstantTimeEq;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::cache::VerifiedCache;
 pub use self::credentials::{Credentials, CredentialsError, UserRecord, UsersFile};
@@ -46,10 +46,10 @@ use self::credentials::{KeyOwners, User};
 use self::lockout::{Limit, Lockouts, Subject};
 use self::password::{Dummy, SecretHash};
 use self::presented::Presented;
+pub use self::reload::CredentialsDir;
 pub use self::settings::{AuthSettings, ClientCertUser};
 pub use self::startup::{startup_credentials, OpenRefused};
 use crate::access::{Caller, Identity, Policy};
-use crate::config::watch::DirWatcher;
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -577,41 +577,6 @@ pub async fn caller(
                     .describe("too many logins are being checked; retry shortly")
                     .with_header(header::RETRY_AFTER, HeaderValue::from_static("5")),
             )
-        }
-    }
-}
-
-/// Watch the credentials directory and swap in each valid change; an invalid one is
-/// logged and counted, and the users loaded before keep working.
-pub fn spawn_reload(auth: Arc<Auth>, dir: PathBuf) -> notify::Result<DirWatcher> {
-    let (tx, mut rx) = mpsc::channel(4);
-    let watcher = DirWatcher::start(std::slice::from_ref(&dir), tx)?;
-    tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // Loading hashes a dummy (tens of milliseconds): off the async workers.
-            let (auth, dir) = (auth.clone(), dir.clone());
-            let _ = tokio::task::spawn_blocking(move || reload_once(&auth, &dir)).await;
-        }
-    });
-    Ok(watcher)
-}
-
-/// Re-read the credentials directory once; returns whether new users went live.
-pub fn reload_once(auth: &Auth, dir: &std::path::Path) -> bool {
-    let result = Credentials::load_dir(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|next| auth.replace(next).map_err(str::to_string));
-    match result {
-        Ok(false) => false,
-        Ok(true) => {
-            auth.metrics.credentials_reload(true);
-            tracing::info!(users = auth.users(), "credentials reloaded");
-            true
-        }
-        Err(error) => {
-            auth.metrics.credentials_reload(false);
-            tracing::error!(%error, "credentials change rejected; the users loaded before keep working");
-            false
         }
     }
 }

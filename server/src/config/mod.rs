@@ -6,7 +6,6 @@
 
 mod model;
 pub mod sources;
-pub mod watch;
 
 use std::collections::HashSet;
 use std::fmt;
