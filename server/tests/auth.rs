@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use fixtures::*;
 use taxiway_server::access::Policy;
 use taxiway_server::auth::{self, CredentialsDir};
+use taxiway_server::clock::ManualClock;
 use taxiway_server::reload;
 use taxiway_server::tls::CertificateNames;
 
@@ -239,7 +240,8 @@ async fn status_from(s: &common::TestApp, address: &str, authorization: &str) ->
 async fn repeated_failures_lock_the_user_out_from_that_address_until_it_expires() {
     // Issue 20: a user name is locked out only for the address that failed, so that
     // nobody can lock a user out of everywhere.
-    let s = service(&config_toml(FAST_LOCKOUT), &users_toml()).await;
+    let clock = Arc::new(ManualClock::new());
+    let s = service_with_clock(&config_toml(FAST_LOCKOUT), &users_toml(), clock.clone()).await;
     let right = basic("alice", "alice-pw");
     for _ in 0..3 {
         assert_eq!(
@@ -267,7 +269,7 @@ async fn repeated_failures_lock_the_user_out_from_that_address_until_it_expires(
         metrics.contains("taxiway_auth_lockouts_total{subject=\"user\"} 1"),
         "{metrics}"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(
         status_from(&s, "198.51.100.1", &right).await,
         StatusCode::OK,

@@ -12,7 +12,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use taxiway_server::auth::Credentials;
+use taxiway_server::auth::{Auth, Credentials};
+use taxiway_server::clock::SharedClock;
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
@@ -95,6 +96,19 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 4).expect("store"));
         Self::assemble(dir, None, store, config, credentials).await
+    }
+
+    /// [`TestApp::with_users`] with the authenticator's lockouts measured by `clock`.
+    pub async fn with_users_and_clock(
+        config: ServiceConfig,
+        credentials: Credentials,
+        clock: SharedClock,
+    ) -> TestApp {
+        let mut app = Self::with_users(config, Credentials::none()).await;
+        let metrics = app.state.metrics.clone();
+        app.state.auth = Arc::new(Auth::with_clock(credentials, metrics, clock));
+        app.router = taxii::router(app.state.clone());
+        app
     }
 
     /// An app over the store of `place` (either backend), open to everyone.
