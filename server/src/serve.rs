@@ -20,7 +20,7 @@ use crate::config::{self, ServerSettings, StoreBackend};
 use crate::limits;
 use crate::listener;
 use crate::metrics::Metrics;
-use crate::reload::{self, ConfigDir};
+use crate::reload::{self, ConfigDir, DirWatcher};
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -132,7 +132,42 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let refresh = Duration::from_secs(config.config.store.refresh_interval_secs);
     // Connection and request limits are read once: a change needs a restart.
     let server_settings = config.config.server.clone();
-    let needed = listener::descriptors_needed(&server_settings);
+    warn_if_few_descriptors(&server_settings);
+    let state = AppState::new(config, store.clone(), credentials);
+    log_users(&state);
+    let (tls, _watchers) = start_reloading(&opts, &state)?;
+    spawn_maintenance(store.clone(), refresh);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    spawn_admin(&opts, &state, ready.clone()).await?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    log_serving(&opts, tls.as_deref());
+    ready.store(true, Ordering::Release);
+    let closing = Arc::new(AtomicBool::new(false));
+    let shutdown = drain_on_signal(ready, closing.clone(), &server_settings);
+    let app = taxii_app(&state, &server_settings, closing);
+    // Connections from trusted proxies carry many clients: not capped per address.
+    let config = state.config.clone();
+    let exempt: listener::Exempt = Arc::new(move |ip| config.load().is_trusted_proxy(ip));
+    listener::run_exempting(
+        listener,
+        app,
+        tls,
+        &server_settings,
+        state.metrics.clone(),
+        exempt,
+        shutdown,
+    )
+    .await;
+    close_store(&store).await;
+    Ok(())
+}
+
+/// Warn when the open-file limit is below what `server.max_connections` can use.
+fn warn_if_few_descriptors(server_settings: &ServerSettings) {
+    let needed = listener::descriptors_needed(server_settings);
     if let Some(limit) = listener::open_files_limit().filter(|l| *l < needed) {
         tracing::warn!(
             limit,
@@ -141,7 +176,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "the open-file limit is below what server.max_connections can use; raise it (ulimit -n) or lower max_connections"
         );
     }
-    let state = AppState::new(config, store.clone(), credentials);
+}
+
+/// Say how many users were loaded, loudly when there are none.
+fn log_users(state: &AppState) {
     if state.auth.users() == 0 {
         tracing::warn!(
             "NO USERS ARE CONFIGURED: every client may read and write every collection without credentials; \
@@ -150,16 +188,25 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     } else {
         tracing::info!(users = state.auth.users(), "users loaded");
     }
-    let _config_watcher = reload::watch(
-        Arc::new(ConfigDir::new(
-            &opts.config_dir,
-            state.config.clone(),
-            store.clone(),
-        )),
-        state.metrics.clone(),
-    )
-    .context("cannot watch the config directory")?;
-    let _credentials_watcher = match &opts.credentials_dir {
+}
+
+/// The watchers of the reloaded directories: reloading stops when they are dropped.
+struct Watchers {
+    _config: DirWatcher,
+    _credentials: Option<DirWatcher>,
+    _tls: Option<DirWatcher>,
+}
+
+/// Start hot reload of the config directory, the credentials directory and the TLS
+/// files (loaded here), in that order.
+fn start_reloading(
+    opts: &ServeOptions,
+    state: &AppState,
+) -> anyhow::Result<(Option<Arc<Tls>>, Watchers)> {
+    let config = ConfigDir::new(&opts.config_dir, state.config.clone(), state.store.clone());
+    let config = reload::watch(Arc::new(config), state.metrics.clone())
+        .context("cannot watch the config directory")?;
+    let credentials = match &opts.credentials_dir {
         Some(dir) => Some(
             reload::watch(
                 Arc::new(CredentialsDir::new(state.auth.clone(), dir)),
@@ -175,30 +222,44 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         })?)),
         None => None,
     };
-    let _tls_watcher = match &tls {
+    let tls_watcher = match &tls {
         Some(tls) => Some(
             reload::watch(tls.clone(), state.metrics.clone())
                 .context("cannot watch the TLS directory")?,
         ),
         None => None,
     };
+    let watchers = Watchers {
+        _config: config,
+        _credentials: credentials,
+        _tls: tls_watcher,
+    };
+    Ok((tls, watchers))
+}
 
-    let maintenance_store = store.clone();
+/// Run the store's maintenance every `refresh` (the first run one interval from now).
+fn spawn_maintenance(store: SharedStore, refresh: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(refresh);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = maintenance_store.maintain().await {
+            if let Err(e) = store.maintain().await {
                 tracing::error!(error = %e, "store maintenance failed");
             }
         }
     });
+}
 
-    let ready = Arc::new(AtomicBool::new(false));
+/// Listen on the admin address (probes, metrics) and serve it in the background.
+async fn spawn_admin(
+    opts: &ServeOptions,
+    state: &AppState,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let admin_app = admin::router(Admin {
         app: state.clone(),
-        ready: ready.clone(),
+        ready,
     });
     let admin_listener = TcpListener::bind(opts.admin_listen)
         .await
@@ -208,11 +269,12 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    Ok(())
+}
 
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.listen))?;
-    match &tls {
+/// Say how TAXII is served: over HTTPS with which certificate, or over plain HTTP.
+fn log_serving(opts: &ServeOptions, tls: Option<&Tls>) {
+    match tls {
         Some(tls) => tracing::info!(
             listen = %opts.listen,
             certificate = %tls.describe_certificate(),
@@ -224,16 +286,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "serving TAXII over plain HTTP: no TLS directory is configured"
         ),
     }
-    ready.store(true, Ordering::Release);
-    let draining = ready.clone();
-    let closing = Arc::new(AtomicBool::new(false));
-    let closing_flag = closing.clone();
+}
+
+/// Resolves once a shutdown signal has come and the shutdown delay has passed: on
+/// the signal, the server stops being ready (so the Service stops sending new
+/// requests here) and starts `closing` keep-alive connections.
+fn drain_on_signal(
+    ready: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+    server_settings: &ServerSettings,
+) -> impl Future<Output = ()> {
     let delay = Duration::from_secs(server_settings.shutdown_delay_secs);
-    let shutdown = async move {
+    async move {
         shutdown_signal().await;
         // Not ready while draining, so the Service stops sending new requests here.
-        draining.store(false, Ordering::Release);
-        closing_flag.store(true, Ordering::Release);
+        ready.store(false, Ordering::Release);
+        closing.store(true, Ordering::Release);
         if !delay.is_zero() {
             tracing::info!(
                 delay_secs = delay.as_secs(),
@@ -241,33 +309,29 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             );
             tokio::time::sleep(delay).await;
         }
-    };
-    let app = limits::apply(
-        taxii::router(state.clone()),
-        &server_settings,
-        state.clone(),
+    }
+}
+
+/// The TAXII application: routes, per-request limits, and `Connection: close` once
+/// `closing`.
+fn taxii_app(
+    state: &AppState,
+    server_settings: &ServerSettings,
+    closing: Arc<AtomicBool>,
+) -> Router {
+    limits::apply(taxii::router(state.clone()), server_settings, state.clone()).layer(
+        axum::middleware::from_fn(move |request, next| {
+            close_when_draining(closing.clone(), request, next)
+        }),
     )
-    .layer(axum::middleware::from_fn(move |request, next| {
-        close_when_draining(closing.clone(), request, next)
-    }));
-    // Connections from trusted proxies carry many clients: not capped per address.
-    let config = state.config.clone();
-    let exempt: listener::Exempt = Arc::new(move |ip| config.load().is_trusted_proxy(ip));
-    listener::run_exempting(
-        listener,
-        app,
-        tls,
-        &server_settings,
-        state.metrics.clone(),
-        exempt,
-        shutdown,
-    )
-    .await;
+}
+
+/// Close the store after the listener has drained.
+async fn close_store(store: &SharedStore) {
     match store.close().await {
         Ok(()) => tracing::info!("store closed; shut down cleanly"),
         Err(e) => tracing::error!(error = %e, "cannot close the store cleanly"),
     }
-    Ok(())
 }
 
 /// Accept connections on `listener` and serve `app` on each (over TLS when `tls` is
