@@ -7,8 +7,9 @@ mod fixtures;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::wait::eventually;
 use fixtures::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -341,20 +342,13 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
 
     let second = leaf(&ca, "taxiway-second", false);
     mount_certificate(dir.path(), 2, &second);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the new certificate to be served", async || {
         let stream = connect(running.addr, config.clone())
             .await
             .expect("handshake");
-        if served_certificate(&stream) == Some(second.der.clone()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        served_certificate(&stream) == Some(second.der.clone())
+    })
+    .await;
     assert_eq!(
         request(&mut kept, "/taxii2/", None)
             .await
@@ -371,20 +365,15 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
         3,
         &[("tls.crt", &second.cert_pem), ("tls.key", &other.key_pem)],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !running
-        .service
-        .state
-        .metrics
-        .render(None)
-        .contains("taxiway_tls_reloads_total{result=\"error\"}")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the broken rotation was never noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the broken rotation to be noticed", async || {
+        running
+            .service
+            .state
+            .metrics
+            .render(None)
+            .contains("taxiway_tls_reloads_total{result=\"error\"}")
+    })
+    .await;
     let stream = connect(running.addr, config).await.expect("handshake");
     assert_eq!(served_certificate(&stream), Some(second.der.clone()));
 }

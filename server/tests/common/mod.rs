@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod wait;
 
 use std::sync::Arc;
 
@@ -185,13 +186,10 @@ impl TestApp {
 }
 
 pub async fn wait_built(store: &dyn Store) {
-    for _ in 0..500 {
-        if store.ready().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("query collections were not built in time");
+    wait::eventually("the query collections to be built", async || {
+        store.ready().await
+    })
+    .await;
 }
 
 pub fn get(uri: &str) -> Request<Body> {
