@@ -258,12 +258,12 @@ impl Auth {
             if let Some(lockout) = self.lockouts.failure(subject.clone(), limit, now) {
                 self.metrics.lockout(kind);
                 tracing::warn!(
-                target: LOG,
-                        %subject,
-                        failures = max_failures,
-                        lockout_secs = lockout.as_secs(),
-                        "too many failed authentications; locked out"
-                    );
+                    target: LOG,
+                    %subject,
+                    failures = max_failures,
+                    lockout_secs = lockout.as_secs(),
+                    "too many failed authentications; locked out"
+                );
             }
         }
     }

@@ -45,7 +45,8 @@ impl ConfigDir {
         if next.config.server != current.config.server {
             tracing::warn!(
                 target: LOG,
-                "[server] settings changed; they take effect when the server restarts");
+                "[server] settings changed; they take effect when the server restarts"
+            );
         }
     }
 }
@@ -81,9 +82,7 @@ impl Reloadable for ConfigDir {
             .map_err(Refused::NotApplied)?;
         self.warn_restart_needed(&next);
         for warning in next.warnings() {
-            tracing::warn!(
-                target: LOG,
-                at = %warning.at, "{}", warning.message);
+            tracing::warn!(target: LOG, at = %warning.at, "{}", warning.message);
         }
         let collections = next.collections.len();
         self.serving.store(Arc::new(next));
@@ -91,9 +90,7 @@ impl Reloadable for ConfigDir {
     }
 
     fn applied(&self, collections: usize) {
-        tracing::info!(
-                target: LOG,
-                collections, "configuration reloaded");
+        tracing::info!(target: LOG, collections, "configuration reloaded");
     }
 
     fn rejected(&self, refused: Refused) {
