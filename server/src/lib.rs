@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod import;
 pub mod limits;

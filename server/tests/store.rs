@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::backend::Place;
+use common::wait::eventually;
 use common::*;
 use serde_json::Value;
 use taxiway_server::config::ServiceConfig;
@@ -872,16 +873,14 @@ async fn pg_connects_with_a_secret_directory_of_files() {
         db.name
     ))
     .await;
-    let mut ok = false;
-    for _ in 0..50 {
-        if let Ok(page) = store.list(INBOX, &everything(10)).await {
-            assert_eq!(page.entries.len(), 1);
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ok, "reconnected");
+    eventually("reconnected", async || {
+        let Ok(page) = store.list(INBOX, &everything(10)).await else {
+            return false;
+        };
+        assert_eq!(page.entries.len(), 1);
+        true
+    })
+    .await;
     // With TLS required: works when the server has TLS, an error (no silent plain TCP)
     // when it has not.
     let tls = taxiway_server::config::PostgresSettings {
@@ -1008,21 +1007,17 @@ async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
         db.name
     ))
     .await;
-    let mut recovered = false;
-    for _ in 0..50 {
+    eventually("the pool reconnects", async || {
         match store.list(INBOX, &everything(10)).await {
             Ok(page) => {
                 assert_eq!(page.entries.len(), 1);
-                recovered = true;
-                break;
+                true
             }
-            Err(StoreError::Unavailable(_)) => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
-            }
+            Err(StoreError::Unavailable(_)) => false,
             Err(e) => panic!("expected Unavailable while reconnecting, got {e}"),
         }
-    }
-    assert!(recovered, "the pool reconnects");
+    })
+    .await;
     assert!(store.reachable().await);
 }
 
