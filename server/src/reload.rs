@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, watch::DirWatcher};
 use crate::state::AppState;
+use crate::store::StoreSetup;
 
 /// Watch `config_dir` and swap in each valid new configuration; an invalid one is
 /// logged with its reason and counted, and the previous configuration keeps serving.
@@ -27,7 +28,11 @@ pub async fn reload_once(state: &AppState, config_dir: &std::path::Path) -> bool
             if next.config == state.config.load().config {
                 return false;
             }
-            if let Err(e) = state.store.apply_config(&next).await {
+            if let Err(e) = state
+                .store
+                .apply_config(&StoreSetup::new(&next.collections, &next.config.store))
+                .await
+            {
                 tracing::error!(error = %e, "configuration valid but the store could not apply it; keeping the previous one");
                 state.metrics.reload(false);
                 return false;

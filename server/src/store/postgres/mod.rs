@@ -40,9 +40,9 @@ pub use self::schema::known_version as schema_version;
 use self::views::QueryCache;
 use super::{
     AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, Store, StoreError,
-    StoreStats, VersionMatch,
+    StoreSetup, StoreStats, VersionMatch,
 };
-use crate::config::{PostgresSettings, PostgresTls, ServiceConfig};
+use crate::config::{PostgresSettings, PostgresTls};
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::registry::{Registry, ViewState};
 
@@ -505,17 +505,16 @@ async fn object_versions(client: &Client) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
-        self.inner.retention_hours.store(
-            config.config.store.status_retention_hours,
-            Ordering::Relaxed,
-        );
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
+        self.inner
+            .retention_hours
+            .store(setup.status_retention_hours, Ordering::Relaxed);
         self.inner
             .refresh_secs
-            .store(config.config.store.refresh_interval_secs, Ordering::Relaxed);
+            .store(setup.refresh_interval_secs, Ordering::Relaxed);
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let changed = views::apply_config(&w.tx, config).await?;
+        let changed = views::apply_config(&w.tx, setup).await?;
         self.commit(w).await?;
         if changed {
             self.invalidate();

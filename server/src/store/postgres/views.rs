@@ -11,11 +11,10 @@ use super::entries::{
     VersionRow,
 };
 use super::Tx;
-use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
+use crate::store::{Clock, Micros, StoreError, StoreSetup};
 
 /// Object versions evaluated per rebuild transaction.
 pub const BATCH: usize = 2_000;
@@ -222,9 +221,9 @@ async fn retire(tx: &Tx<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `config` (the same decisions as the SQLite store); returns
+/// Make the views match `setup` (the same decisions as the SQLite store); returns
 /// whether anything changed.
-pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, StoreError> {
+pub async fn apply_config(tx: &Tx<'_>, setup: &StoreSetup) -> Result<bool, StoreError> {
     let rows: Vec<ViewRow> = rows(
         tx,
         "SELECT view_id, collection, kind, query, state, names, sources FROM views \
@@ -246,20 +245,15 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
     let mut changed = false;
     let mut keep = std::collections::HashSet::new();
     // Stored views first: query views name them as sources.
-    let stored_first = config
-        .collections
-        .iter()
-        .filter(|c| c.is_writable())
-        .chain(config.collections.iter().filter(|c| !c.is_writable()));
-    for c in stored_first {
-        let id = c.id();
+    for c in setup.stored_first() {
+        let id = c.id.as_str();
         let find = |kind: &str, state: &str| {
             rows.iter()
                 .find(|r| r.collection == id && r.kind == kind && r.state == state)
         };
-        match &c.kind {
-            CollectionKind::Stored => {
-                let names = c.source_names().join("\n");
+        match &c.query {
+            None => {
+                let names = c.names.join("\n");
                 match find("stored", "active") {
                     Some(r) => {
                         if r.names != names {
@@ -278,7 +272,7 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
                     }
                 }
             }
-            CollectionKind::Query(query) => {
+            Some(query) => {
                 let text = query.text();
                 let sources = sources_text(&c.sources);
                 // A view is current when both its query and its sources are.

@@ -20,10 +20,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
 use super::{
-    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreStats,
-    VersionMatch,
+    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreSetup,
+    StoreStats, VersionMatch,
 };
-use crate::config::ServiceConfig;
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::registry::{Registry, ViewState};
 
@@ -282,21 +281,20 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
-        let config = config.clone();
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
+        let setup = setup.clone();
         let building = self
             .blocking(move |inner| {
                 let mut writer = inner.writer.lock().map_err(poisoned)?;
                 let tx = writer.transaction()?;
-                let (registry, building) = views::apply_config(&tx, &config)?;
+                let (registry, building) = views::apply_config(&tx, &setup)?;
                 tx.commit()?;
                 // Swapped while still holding the writer lock: no ingest sees a view
                 // set that differs from what the database says.
                 *inner.registry.write().map_err(poisoned)? = Arc::new(registry);
-                inner.retention_hours.store(
-                    config.config.store.status_retention_hours,
-                    Ordering::Relaxed,
-                );
+                inner
+                    .retention_hours
+                    .store(setup.status_retention_hours, Ordering::Relaxed);
                 Ok(building)
             })
             .await?;

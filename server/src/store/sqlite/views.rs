@@ -8,10 +8,10 @@ use rusqlite::{params, Connection, Transaction};
 use super::entries::{
     date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
 };
-use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
 use crate::store::registry::{Registry, View, ViewState};
+use crate::store::StoreSetup;
 use crate::store::{Clock, Micros, StoreError};
 
 /// Object versions evaluated per rebuild transaction.
@@ -81,11 +81,11 @@ fn retire(tx: &Transaction<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `config`; returns the new registry and the building views
+/// Make the views match `setup`; returns the new registry and the building views
 /// that need a rebuild runner.
 pub fn apply_config(
     tx: &Transaction<'_>,
-    config: &ServiceConfig,
+    setup: &StoreSetup,
 ) -> Result<(Registry, Vec<i64>), StoreError> {
     let rows = live_rows(tx)?;
     let mut registry = Registry::default();
@@ -93,19 +93,14 @@ pub fn apply_config(
     let mut keep = std::collections::HashSet::new();
 
     // Stored views first: query views name them as sources.
-    let stored_first = config
-        .collections
-        .iter()
-        .filter(|c| c.is_writable())
-        .chain(config.collections.iter().filter(|c| !c.is_writable()));
-    for c in stored_first {
-        let id = c.id();
+    for c in setup.stored_first() {
+        let id = c.id.as_str();
         let find = |kind: &str, state: &str| {
             rows.iter()
                 .find(|r| r.collection == id && r.kind == kind && r.state == state)
         };
-        match &c.kind {
-            CollectionKind::Stored => {
+        match &c.query {
+            None => {
                 let view_id = match find("stored", "active") {
                     Some(r) => r.view_id,
                     None => create_view(tx, id, None, ViewState::Active, None)?,
@@ -121,9 +116,9 @@ pub fn apply_config(
                 });
                 registry
                     .source_names
-                    .insert(id.to_string(), c.source_names());
+                    .insert(id.to_string(), c.names.clone());
             }
-            CollectionKind::Query(query) => {
+            Some(query) => {
                 let text = query.text();
                 let sources = sources_text(&c.sources);
                 let mut source_views = registry.stored_view_ids(&c.sources);
