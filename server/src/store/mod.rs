@@ -11,6 +11,7 @@
 //! range scan over one view, so it costs O(page) whatever the size of the store.
 
 mod clock;
+pub(crate) mod ingest;
 pub mod membership;
 pub mod postgres;
 pub(crate) mod registry;
