@@ -24,7 +24,7 @@ use crate::reload::{self, ConfigDir, DirWatcher};
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::SharedStore;
+use crate::store::{SharedStore, StoreSetup};
 use crate::taxii;
 use crate::tls::Tls;
 
@@ -64,7 +64,7 @@ pub async fn open(
     }
     let store = open_store(&config, data_dir, readers).await?;
     store
-        .apply_config(&config)
+        .apply_config(&StoreSetup::new(&config.collections, &config.config.store))
         .await
         .context("cannot apply the configuration to the store")?;
     Ok((config, store))

@@ -169,7 +169,10 @@ async fn readiness_follows_a_vanished_database_while_the_pool_is_saturated() {
             .expect("open the PostgreSQL store"),
     );
     let config = config("type:indicator");
-    store.apply_config(&config).await.expect("apply");
+    store
+        .apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
     wait_built(&*store).await;
     let state = AppState::new(config, store.clone(), Credentials::none());
     let router = taxii::router(state.clone());

@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 
 use super::{Counter, Reloadable};
 use crate::config::{self, ConfigError, ServiceConfig};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{SharedStore, StoreError, StoreSetup};
 
 /// The target of this reload's log lines (where they were logged before `reload` was
 /// split into files), so that log filters and readers see the same lines.
@@ -77,7 +77,7 @@ impl Reloadable for ConfigDir {
             return Ok(None);
         }
         self.store
-            .apply_config(&next)
+            .apply_config(&StoreSetup::new(&next.collections, &next.config.store))
             .await
             .map_err(Refused::NotApplied)?;
         self.warn_restart_needed(&next);

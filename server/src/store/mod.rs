@@ -11,9 +11,11 @@
 //! range scan over one view, so it costs O(page) whatever the size of the store.
 
 mod clock;
+pub(crate) mod ingest;
 pub(crate) mod membership;
 pub mod postgres;
 pub(crate) mod registry;
+mod setup;
 pub mod sqlite;
 pub(crate) mod validate;
 
@@ -23,9 +25,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use clock::Clock;
+pub use setup::{CollectionSetup, StoreSetup};
 pub use validate::{validate_object, ObjectError, ValidObject};
-
-use crate::config::ServiceConfig;
 
 /// Microseconds since the Unix epoch (UTC).
 pub type Micros = i64;
@@ -271,7 +272,7 @@ pub struct StoreStats {
 pub trait Store: Send + Sync {
     /// Bring views in line with the configuration: create views for new collections,
     /// start background rebuilds of query collections whose query changed.
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError>;
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError>;
 
     /// Store objects in a writable collection (and every matching query collection),
     /// durably, and record the status resource; returns it.

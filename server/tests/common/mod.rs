@@ -18,8 +18,13 @@ use taxiway_server::clock::SharedClock;
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
-use taxiway_server::store::Store;
+use taxiway_server::store::{Store, StoreSetup};
 use taxiway_server::taxii;
+
+/// The store's part of a configuration.
+pub fn store_setup(config: &ServiceConfig) -> StoreSetup {
+    StoreSetup::new(&config.collections, &config.config.store)
+}
 
 pub const INBOX: &str = "2f1c9a4e-8b6d-4e3f-9a7b-1c2d3e4f5a6b";
 pub const INDICATORS: &str = "3a7e1c52-5f0b-4c47-8d0e-6d2b9f4a1e7c";
@@ -125,7 +130,10 @@ impl TestApp {
         config: ServiceConfig,
         credentials: Credentials,
     ) -> TestApp {
-        store.apply_config(&config).await.expect("apply");
+        store
+            .apply_config(&store_setup(&config))
+            .await
+            .expect("apply");
         wait_built(&*store).await;
         let state = AppState::new(config, store.clone(), credentials);
         let router = taxii::router(state.clone());

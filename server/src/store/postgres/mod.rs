@@ -41,11 +41,13 @@ pub use self::schema::known_version as schema_version;
 use self::views::QueryCache;
 use super::{
     AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, Store, StoreError,
-    StoreStats, VersionMatch,
+    StoreSetup, StoreStats, VersionMatch,
 };
-use crate::config::{PostgresSettings, PostgresTls, ServiceConfig};
+use crate::config::{PostgresSettings, PostgresTls};
 use crate::stix::timestamp::{format_taxii, now_us};
+use crate::store::ingest::{self as write, Target};
 use crate::store::registry::{Registry, ViewState};
+use ingest::PgIngest;
 
 /// A transaction on a pooled connection.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -511,17 +513,16 @@ async fn object_versions(client: &Client) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
-        self.inner.retention_hours.store(
-            config.config.store.status_retention_hours,
-            Ordering::Relaxed,
-        );
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
+        self.inner
+            .retention_hours
+            .store(setup.status_retention_hours, Ordering::Relaxed);
         self.inner
             .refresh_secs
-            .store(config.config.store.refresh_interval_secs, Ordering::Relaxed);
+            .store(setup.refresh_interval_secs, Ordering::Relaxed);
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let changed = views::apply_config(&w.tx, config).await?;
+        let changed = views::apply_config(&w.tx, setup).await?;
         self.commit(w).await?;
         if changed {
             self.invalidate();
@@ -545,19 +546,20 @@ impl Store for PostgresStore {
         request: AddObjects,
     ) -> Result<Status, StoreError> {
         let request_timestamp = format_taxii(now_us());
-        let total = (request.objects.len() + request.failures.len()) as u64;
-        let owner = request.owner.clone();
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let view_id = w.registry.stored_view(collection)?;
-        let registry = w.registry.clone();
-        let done =
-            ingest::add_objects(&w.tx, &registry, &w.clock, collection, view_id, request).await?;
-        let (status, body) = done.into_status(request_timestamp, total)?;
-        entries::exec(
-            &w.tx,
-            "INSERT INTO status (id, api_root, created_us, body, owner) VALUES ($1, $2, $3, $4, $5)",
-            &[&status.id, &api_root, &now_us(), &body, &owner],
+        let target = Target {
+            registry: &w.registry,
+            clock: &w.clock,
+            collection,
+            view_id: w.registry.stored_view(collection)?,
+        };
+        let status = write::add_objects(
+            &PgIngest(&w.tx),
+            &target,
+            api_root,
+            request,
+            request_timestamp,
         )
         .await?;
         self.commit(w).await?;
@@ -584,14 +586,15 @@ impl Store for PostgresStore {
     ) -> Result<u64, StoreError> {
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let view_id = w.registry.stored_view(collection)?;
-        let registry = w.registry.clone();
-        let n = ingest::delete_object(
-            &w.tx,
-            &registry,
-            &w.clock,
+        let target = Target {
+            registry: &w.registry,
+            clock: &w.clock,
             collection,
-            view_id,
+            view_id: w.registry.stored_view(collection)?,
+        };
+        let n = write::delete_object(
+            &PgIngest(&w.tx),
+            &target,
             object_id,
             versions,
             spec_versions,

@@ -11,11 +11,10 @@ use super::entries::{
     VersionRow,
 };
 use super::Tx;
-use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
+use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
 
 /// Object versions evaluated per rebuild transaction.
 pub const BATCH: usize = 2_000;
@@ -51,15 +50,7 @@ pub async fn load_registry<C: GenericClient>(
         let sources: Option<String> = r.get(7);
         let query = match (kind.as_str(), text) {
             ("query", Some(text)) => {
-                let parsed = match cache.get(&text) {
-                    Some(q) => q.clone(),
-                    None => Arc::new(Query::parse(&text).map_err(|e| {
-                        StoreError::Database(format!(
-                            "view {view_id} of collection {collection} has a query this binary \
-                             cannot parse: {e}"
-                        ))
-                    })?),
-                };
+                let parsed = parsed_query(cache, view_id, &collection, &text)?;
                 used.insert(text, parsed.clone());
                 recorded.insert(view_id, sources);
                 Some(parsed)
@@ -70,19 +61,8 @@ pub async fn load_registry<C: GenericClient>(
                 )))
             }
             _ => {
-                let names: Vec<String> = names
-                    .split('\n')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                registry.source_names.insert(
-                    collection.clone(),
-                    if names.is_empty() {
-                        vec![collection.clone()]
-                    } else {
-                        names
-                    },
-                );
+                let names = recorded_names(&collection, &names);
+                registry.source_names.insert(collection.clone(), names);
                 None
             }
         };
@@ -106,6 +86,39 @@ pub async fn load_registry<C: GenericClient>(
     // dropped) but is read through its query view: query views come first.
     registry.views.sort_by_key(|v| v.query.is_none());
     Ok(registry)
+}
+
+/// A query view's compiled query, from `cache` when its text is unchanged.
+fn parsed_query(
+    cache: &QueryCache,
+    view_id: i64,
+    collection: &str,
+    text: &str,
+) -> Result<Arc<Query>, StoreError> {
+    if let Some(q) = cache.get(text) {
+        return Ok(q.clone());
+    }
+    Ok(Arc::new(Query::parse(text).map_err(|e| {
+        StoreError::Database(format!(
+            "view {view_id} of collection {collection} has a query this binary \
+             cannot parse: {e}"
+        ))
+    })?))
+}
+
+/// The names `source:` terms use for a stored collection, as its view records them
+/// (`\n`-separated); its id when none are recorded.
+fn recorded_names(collection: &str, names: &str) -> Vec<String> {
+    let names: Vec<String> = names
+        .split('\n')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        vec![collection.to_string()]
+    } else {
+        names
+    }
 }
 
 /// Give every query view of `registry` the stored views it draws from: those of the
@@ -222,10 +235,40 @@ async fn retire(tx: &Tx<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `config` (the same decisions as the SQLite store); returns
+/// Make the views match `setup` (the same decisions as the SQLite store); returns
 /// whether anything changed.
-pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, StoreError> {
-    let rows: Vec<ViewRow> = rows(
+pub async fn apply_config(tx: &Tx<'_>, setup: &StoreSetup) -> Result<bool, StoreError> {
+    let rows = live_rows(tx).await?;
+    let mut changed = false;
+    let mut keep = HashSet::new();
+    // Stored views first: query views name them as sources.
+    for c in setup.stored_first() {
+        match &c.query {
+            None => changed |= apply_stored(tx, &rows, c).await?,
+            Some(query) => {
+                let (view_id, replaces, created) = apply_query(tx, &rows, c, query).await?;
+                keep.extend(replaces);
+                keep.insert(view_id);
+                changed |= created;
+            }
+        }
+    }
+    // Query views nobody configures any more are retired; stored data is never dropped.
+    for r in &rows {
+        if r.kind == "query" && !keep.contains(&r.view_id) {
+            retire(tx, r.view_id).await?;
+            changed = true;
+        }
+    }
+    if changed {
+        bump_registry(tx).await?;
+    }
+    Ok(changed)
+}
+
+/// The live (not retired) views.
+async fn live_rows(tx: &Tx<'_>) -> Result<Vec<ViewRow>, StoreError> {
+    Ok(rows(
         tx,
         "SELECT view_id, collection, kind, query, state, names, sources FROM views \
          WHERE state != 'retired' ORDER BY view_id",
@@ -242,96 +285,84 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
         names: r.get(5),
         sources: r.get(6),
     })
-    .collect();
-    let mut changed = false;
-    let mut keep = std::collections::HashSet::new();
-    // Stored views first: query views name them as sources.
-    let stored_first = config
-        .collections
-        .iter()
-        .filter(|c| c.is_writable())
-        .chain(config.collections.iter().filter(|c| !c.is_writable()));
-    for c in stored_first {
-        let id = c.id();
-        let find = |kind: &str, state: &str| {
-            rows.iter()
-                .find(|r| r.collection == id && r.kind == kind && r.state == state)
-        };
-        match &c.kind {
-            CollectionKind::Stored => {
-                let names = c.source_names().join("\n");
-                match find("stored", "active") {
-                    Some(r) => {
-                        if r.names != names {
-                            exec(
-                                tx,
-                                "UPDATE views SET names = $2 WHERE view_id = $1",
-                                &[&r.view_id, &names],
-                            )
-                            .await?;
-                            changed = true;
-                        }
-                    }
-                    None => {
-                        create_view(tx, id, None, ViewState::Active, None, &names).await?;
-                        changed = true;
-                    }
-                }
-            }
-            CollectionKind::Query(query) => {
-                let text = query.text();
-                let sources = sources_text(&c.sources);
-                // A view is current when both its query and its sources are.
-                let same = |r: &&ViewRow| {
-                    r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
-                };
-                let active = find("query", "active");
-                if let Some(r) = active.filter(same) {
-                    keep.insert(r.view_id);
-                    continue;
-                }
-                let replaces = active.map(|r| r.view_id);
-                if let Some(old) = replaces {
-                    keep.insert(old);
-                }
-                let in_progress = find("query", "building").filter(same);
-                let view_id = match in_progress {
-                    Some(r) => {
-                        exec(
-                            tx,
-                            "UPDATE views SET replaces = $2 WHERE view_id = $1 AND replaces IS DISTINCT FROM $2",
-                            &[&r.view_id, &replaces],
-                        )
-                        .await?;
-                        r.view_id
-                    }
-                    None => {
-                        changed = true;
-                        create_view(
-                            tx,
-                            id,
-                            Some((text, &sources)),
-                            ViewState::Building,
-                            replaces,
-                            "",
-                        )
-                        .await?
-                    }
-                };
-                keep.insert(view_id);
-            }
+    .collect())
+}
+
+/// The live view of `collection` of this kind in this state, if any.
+fn find<'r>(rows: &'r [ViewRow], collection: &str, kind: &str, state: &str) -> Option<&'r ViewRow> {
+    rows.iter()
+        .find(|r| r.collection == collection && r.kind == kind && r.state == state)
+}
+
+/// A writable collection: its stored view, created if new, with the names `source:`
+/// terms use for it. Returns whether anything changed.
+async fn apply_stored(
+    tx: &Tx<'_>,
+    rows: &[ViewRow],
+    c: &CollectionSetup,
+) -> Result<bool, StoreError> {
+    let names = c.names.join("\n");
+    match find(rows, &c.id, "stored", "active") {
+        Some(r) if r.names == names => Ok(false),
+        Some(r) => {
+            exec(
+                tx,
+                "UPDATE views SET names = $2 WHERE view_id = $1",
+                &[&r.view_id, &names],
+            )
+            .await?;
+            Ok(true)
+        }
+        None => {
+            create_view(tx, &c.id, None, ViewState::Active, None, &names).await?;
+            Ok(true)
         }
     }
-    for r in &rows {
-        if r.kind == "query" && !keep.contains(&r.view_id) {
-            retire(tx, r.view_id).await?;
-            changed = true;
+}
+
+/// A query collection: its active view if current (query and sources), else a view
+/// (re)built for them while the old one, if any, keeps serving. Returns the view, the
+/// old view it replaces and whether a view was created.
+async fn apply_query(
+    tx: &Tx<'_>,
+    rows: &[ViewRow],
+    c: &CollectionSetup,
+    query: &Query,
+) -> Result<(i64, Option<i64>, bool), StoreError> {
+    let id = c.id.as_str();
+    let text = query.text();
+    let sources = sources_text(&c.sources);
+    // A view is current when both its query and its sources are.
+    let same =
+        |r: &&ViewRow| r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources);
+    let active = find(rows, id, "query", "active");
+    if let Some(r) = active.filter(same) {
+        return Ok((r.view_id, None, false));
+    }
+    let replaces = active.map(|r| r.view_id);
+    match find(rows, id, "query", "building").filter(same) {
+        Some(r) => {
+            exec(
+                tx,
+                "UPDATE views SET replaces = $2 WHERE view_id = $1 AND replaces IS DISTINCT FROM $2",
+                &[&r.view_id, &replaces],
+            )
+            .await?;
+            Ok((r.view_id, replaces, false))
+        }
+        None => {
+            let view_id = create_view(
+                tx,
+                id,
+                Some((text, &sources)),
+                ViewState::Building,
+                replaces,
+                "",
+            )
+            .await?;
+            Ok((view_id, replaces, true))
         }
     }
-    if changed {
-        bump_registry(tx).await?;
-    }
-    Ok(changed)
 }
 
 /// Object versions read for evaluation.

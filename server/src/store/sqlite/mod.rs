@@ -20,12 +20,13 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
 use super::{
-    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreStats,
-    VersionMatch,
+    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreSetup,
+    StoreStats, VersionMatch,
 };
-use crate::config::ServiceConfig;
 use crate::stix::timestamp::{format_taxii, now_us};
+use crate::store::ingest::{self as write, run_ready, Target};
 use crate::store::registry::{Registry, ViewState};
+use ingest::SqliteIngest;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "taxiway.db";
@@ -282,21 +283,20 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
-        let config = config.clone();
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
+        let setup = setup.clone();
         let building = self
             .blocking(move |inner| {
                 let mut writer = inner.writer.lock().map_err(poisoned)?;
                 let tx = writer.transaction()?;
-                let (registry, building) = views::apply_config(&tx, &config)?;
+                let (registry, building) = views::apply_config(&tx, &setup)?;
                 tx.commit()?;
                 // Swapped while still holding the writer lock: no ingest sees a view
                 // set that differs from what the database says.
                 *inner.registry.write().map_err(poisoned)? = Arc::new(registry);
-                inner.retention_hours.store(
-                    config.config.store.status_retention_hours,
-                    Ordering::Relaxed,
-                );
+                inner
+                    .retention_hours
+                    .store(setup.status_retention_hours, Ordering::Relaxed);
                 Ok(building)
             })
             .await?;
@@ -316,19 +316,23 @@ impl Store for SqliteStore {
         let collection = collection.to_string();
         self.blocking(move |inner| {
             let request_timestamp = format_taxii(now_us());
-            let total = (request.objects.len() + request.failures.len()) as u64;
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
-            let owner = request.owner.clone();
-            let done =
-                ingest::add_objects(&tx, &registry, &inner.clock, &collection, view_id, request)?;
-            let (status, body) = done.into_status(request_timestamp, total)?;
-            tx.prepare_cached(
-                "INSERT INTO status (id, api_root, created_us, body, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![status.id, api_root, now_us(), body, owner])?;
+            let target = Target {
+                registry: &registry,
+                clock: &inner.clock,
+                collection: &collection,
+                view_id,
+            };
+            let status = run_ready(write::add_objects(
+                &SqliteIngest(&tx),
+                &target,
+                &api_root,
+                request,
+                request_timestamp,
+            ))??;
             tx.commit()?;
             Ok(status)
         })
@@ -370,16 +374,19 @@ impl Store for SqliteStore {
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
-            let n = ingest::delete_object(
-                &tx,
-                &registry,
-                &inner.clock,
-                &collection,
+            let target = Target {
+                registry: &registry,
+                clock: &inner.clock,
+                collection: &collection,
                 view_id,
+            };
+            let n = run_ready(write::delete_object(
+                &SqliteIngest(&tx),
+                &target,
                 &object_id,
                 &versions,
                 &spec_versions,
-            )?;
+            ))??;
             tx.commit()?;
             Ok(n)
         })

@@ -1,6 +1,7 @@
 //! View lifecycle: matching views to the configuration, rebuilding query views in the
 //! background, re-evaluating relative-time queries and purging retired views.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
@@ -8,11 +9,10 @@ use rusqlite::{params, Connection, Transaction};
 use super::entries::{
     date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
 };
-use crate::config::{CollectionKind, ServiceConfig};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
+use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
 
 /// Object versions evaluated per rebuild transaction.
 pub const BATCH: usize = 2_000;
@@ -81,135 +81,172 @@ fn retire(tx: &Transaction<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `config`; returns the new registry and the building views
+/// Make the views match `setup`; returns the new registry and the building views
 /// that need a rebuild runner.
 pub fn apply_config(
     tx: &Transaction<'_>,
-    config: &ServiceConfig,
+    setup: &StoreSetup,
 ) -> Result<(Registry, Vec<i64>), StoreError> {
     let rows = live_rows(tx)?;
-    let mut registry = Registry::default();
-    let mut building = Vec::new();
-    let mut keep = std::collections::HashSet::new();
-
+    let mut applying = Applying {
+        tx,
+        rows: &rows,
+        registry: Registry::default(),
+        building: Vec::new(),
+        keep: HashSet::new(),
+    };
     // Stored views first: query views name them as sources.
-    let stored_first = config
-        .collections
-        .iter()
-        .filter(|c| c.is_writable())
-        .chain(config.collections.iter().filter(|c| !c.is_writable()));
-    for c in stored_first {
-        let id = c.id();
-        let find = |kind: &str, state: &str| {
-            rows.iter()
-                .find(|r| r.collection == id && r.kind == kind && r.state == state)
-        };
-        match &c.kind {
-            CollectionKind::Stored => {
-                let view_id = match find("stored", "active") {
-                    Some(r) => r.view_id,
-                    None => create_view(tx, id, None, ViewState::Active, None)?,
-                };
-                keep.insert(view_id);
-                registry.views.push(View {
-                    view_id,
-                    collection: id.to_string(),
-                    query: None,
-                    state: ViewState::Active,
-                    replaces: None,
-                    sources: Vec::new(),
-                });
-                registry
-                    .source_names
-                    .insert(id.to_string(), c.source_names());
-            }
-            CollectionKind::Query(query) => {
-                let text = query.text();
-                let sources = sources_text(&c.sources);
-                let mut source_views = registry.stored_view_ids(&c.sources);
-                // A writable collection turned into a query collection keeps drawing
-                // from what was posted to it (same collection, same readers).
-                if let Some(own) = find("stored", "active") {
-                    source_views.push(own.view_id);
-                }
-                // A view is current when both its query and its sources are.
-                let same = |r: &&ViewRow| {
-                    r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
-                };
-                let active = find("query", "active");
-                let current = active.filter(same);
-                if let Some(r) = current {
-                    keep.insert(r.view_id);
-                    registry.views.push(View {
-                        view_id: r.view_id,
-                        collection: id.to_string(),
-                        query: Some(query.clone()),
-                        state: ViewState::Active,
-                        replaces: None,
-                        sources: source_views,
-                    });
-                    continue;
-                }
-                // The old view keeps serving (and being maintained with its old query)
-                // until the rebuilt one replaces it.
-                let mut replaces = None;
-                if let Some(old) = active {
-                    let old_query = old.query.as_deref().and_then(|t| Query::parse(t).ok());
-                    keep.insert(old.view_id);
-                    replaces = Some(old.view_id);
-                    // Until it is replaced, the old view keeps its old sources; one made
-                    // before sources existed draws from nothing more than the new one.
-                    let old_sources = match &old.sources {
-                        Some(text) => registry.stored_view_ids(
-                            &text.split('\n').map(str::to_string).collect::<Vec<_>>(),
-                        ),
-                        None => source_views.clone(),
-                    };
-                    registry.views.push(View {
-                        view_id: old.view_id,
-                        collection: id.to_string(),
-                        query: old_query.map(Arc::new),
-                        state: ViewState::Active,
-                        replaces: None,
-                        sources: old_sources,
-                    });
-                }
-                let in_progress = find("query", "building").filter(same);
-                let view_id = match in_progress {
-                    Some(r) => r.view_id,
-                    None => {
-                        let view_id = create_view(
-                            tx,
-                            id,
-                            Some((text, &sources)),
-                            ViewState::Building,
-                            replaces,
-                        )?;
-                        tx.prepare_cached("UPDATE views SET replaces = ?2 WHERE view_id = ?1")?
-                            .execute(params![view_id, replaces])?;
-                        view_id
-                    }
-                };
-                keep.insert(view_id);
-                building.push(view_id);
-                registry.views.push(View {
-                    view_id,
-                    collection: id.to_string(),
-                    query: Some(query.clone()),
-                    state: ViewState::Building,
-                    replaces,
-                    sources: source_views,
-                });
-            }
+    for c in setup.stored_first() {
+        match &c.query {
+            None => applying.stored(c)?,
+            Some(query) => applying.query(c, query)?,
         }
     }
     // Query views nobody configures any more are retired; stored data is never dropped.
     for r in &rows {
-        if r.kind == "query" && !keep.contains(&r.view_id) {
+        if r.kind == "query" && !applying.keep.contains(&r.view_id) {
             retire(tx, r.view_id)?;
         }
     }
-    Ok((registry, building))
+    Ok((applying.registry, applying.building))
+}
+
+/// The views of one configuration being applied.
+struct Applying<'a, 't> {
+    tx: &'a Transaction<'t>,
+    /// The live views before.
+    rows: &'a [ViewRow],
+    /// The views after, as far as decided.
+    registry: Registry,
+    /// Views that need a rebuild runner.
+    building: Vec<i64>,
+    /// Views that stay live.
+    keep: HashSet<i64>,
+}
+
+impl<'a> Applying<'a, '_> {
+    /// The live view of `collection` of this kind in this state, if any.
+    fn find(&self, collection: &str, kind: &str, state: &str) -> Option<&'a ViewRow> {
+        self.rows
+            .iter()
+            .find(|r| r.collection == collection && r.kind == kind && r.state == state)
+    }
+
+    /// A writable collection: its stored view, created if new.
+    fn stored(&mut self, c: &CollectionSetup) -> Result<(), StoreError> {
+        let id = c.id.as_str();
+        let view_id = match self.find(id, "stored", "active") {
+            Some(r) => r.view_id,
+            None => create_view(self.tx, id, None, ViewState::Active, None)?,
+        };
+        self.keep.insert(view_id);
+        self.registry.views.push(View {
+            view_id,
+            collection: id.to_string(),
+            query: None,
+            state: ViewState::Active,
+            replaces: None,
+            sources: Vec::new(),
+        });
+        self.registry
+            .source_names
+            .insert(id.to_string(), c.names.clone());
+        Ok(())
+    }
+
+    /// A query collection: its active view if current, else a view (re)built for the
+    /// new query or sources while the old one keeps serving.
+    fn query(&mut self, c: &CollectionSetup, query: &Arc<Query>) -> Result<(), StoreError> {
+        let id = c.id.as_str();
+        let text = query.text();
+        let sources = sources_text(&c.sources);
+        let mut source_views = self.registry.stored_view_ids(&c.sources);
+        // A writable collection turned into a query collection keeps drawing from what
+        // was posted to it (same collection, same readers).
+        if let Some(own) = self.find(id, "stored", "active") {
+            source_views.push(own.view_id);
+        }
+        // A view is current when both its query and its sources are.
+        let same = |r: &&ViewRow| {
+            r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
+        };
+        let active = self
+            .find(id, "query", "active")
+            .map(|r| (r.view_id, same(&r)));
+        if let Some((view_id, true)) = active {
+            self.keep.insert(view_id);
+            self.registry.views.push(View {
+                view_id,
+                collection: id.to_string(),
+                query: Some(query.clone()),
+                state: ViewState::Active,
+                replaces: None,
+                sources: source_views,
+            });
+            return Ok(());
+        }
+        let replaces = active.map(|(old, _)| old);
+        if let Some(old) = replaces {
+            self.keep_serving(old, &source_views);
+        }
+        let in_progress = self
+            .find(id, "query", "building")
+            .filter(same)
+            .map(|r| r.view_id);
+        let view_id = match in_progress {
+            Some(view_id) => view_id,
+            None => {
+                let view_id = create_view(
+                    self.tx,
+                    id,
+                    Some((text, &sources)),
+                    ViewState::Building,
+                    replaces,
+                )?;
+                self.tx
+                    .prepare_cached("UPDATE views SET replaces = ?2 WHERE view_id = ?1")?
+                    .execute(params![view_id, replaces])?;
+                view_id
+            }
+        };
+        self.keep.insert(view_id);
+        self.building.push(view_id);
+        self.registry.views.push(View {
+            view_id,
+            collection: id.to_string(),
+            query: Some(query.clone()),
+            state: ViewState::Building,
+            replaces,
+            sources: source_views,
+        });
+        Ok(())
+    }
+
+    /// The old view keeps serving (and being maintained with its old query and its old
+    /// sources) until the rebuilt one replaces it. One made before sources were
+    /// recorded draws from nothing more than the new one (`new_sources`).
+    fn keep_serving(&mut self, old: i64, new_sources: &[i64]) {
+        let Some(r) = self.rows.iter().find(|r| r.view_id == old) else {
+            return;
+        };
+        let old_query = r.query.as_deref().and_then(|t| Query::parse(t).ok());
+        let old_sources = match &r.sources {
+            Some(text) => self
+                .registry
+                .stored_view_ids(&text.split('\n').map(str::to_string).collect::<Vec<_>>()),
+            None => new_sources.to_vec(),
+        };
+        let collection = r.collection.clone();
+        self.keep.insert(old);
+        self.registry.views.push(View {
+            view_id: old,
+            collection,
+            query: old_query.map(Arc::new),
+            state: ViewState::Active,
+            replaces: None,
+            sources: old_sources,
+        });
+    }
 }
 
 /// Object versions read for evaluation.
