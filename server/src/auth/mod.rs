@@ -21,6 +21,7 @@
 //!   out for a while ([`lockout`]).
 
 mod cache;
+mod caller;
 pub mod credentials;
 pub mod lockout;
 pub mod password;
@@ -28,19 +29,18 @@ pub mod presented;
 pub mod settings;
 pub mod startup;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::extract::ConnectInfo;
-use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use self::cache::VerifiedCache;
+pub use self::caller::AuthError;
 pub use self::credentials::{Credentials, CredentialsError, UserRecord, UsersFile};
 use self::credentials::{KeyOwners, User};
 use self::lockout::{Limit, Lockouts, Subject};
@@ -48,12 +48,9 @@ use self::password::{Dummy, SecretHash};
 use self::presented::Presented;
 pub use self::settings::{AuthSettings, ClientCertUser};
 pub use self::startup::{startup_credentials, OpenRefused};
-use crate::access::{Caller, Identity, Policy};
+use crate::access::{Identity, Policy};
 use crate::config::watch::DirWatcher;
-use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
-use crate::state::AppState;
-use crate::taxii::error::TaxiiError;
 use crate::tls::CertificateNames;
 
 /// How long a request waits for a verification slot before it is told to retry.
@@ -62,8 +59,6 @@ const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Refusals are answered no sooner than this multiple of the slowest refusal's
 /// expected time, so that the ordinary spread of argon2 timings stays hidden.
 const FLOOR_MARGIN: f64 = 1.25;
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// One load of the credentials file, the credentials verified against it, and what
 /// makes every refusal cost the same.
@@ -479,105 +474,6 @@ fn warn_untagged(credentials: &Credentials) {
              matches no tag is tried against each of them (one search at a time); re-hash the keys \
              with `taxiway-server hash-password --api-key` (see docs/security.md)"
         );
-    }
-}
-
-/// The client address lockouts and per-client limits count: the peer, or, when the
-/// peer is one of `service.trusted_proxies`, the nearest `X-Forwarded-For` entry that
-/// is not.
-pub fn client_address(
-    config: &ServiceConfig,
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-) -> Option<IpAddr> {
-    let trusted = |ip: &IpAddr| config.is_trusted_proxy(ip);
-    let peer = peer?;
-    if !trusted(&peer) {
-        return Some(peer);
-    }
-    // Right to left: entries were appended by each proxy in turn, so the ones on the
-    // right are the trustworthy ones; stop at the first that is not ours (the client)
-    // or not an address (everything left of it is whatever the client sent).
-    let entries: Vec<&str> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    let mut nearest = None;
-    for entry in entries.iter().rev() {
-        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
-            break;
-        };
-        nearest = Some(ip);
-        if !trusted(&ip) {
-            break;
-        }
-    }
-    Some(nearest.unwrap_or(peer))
-}
-
-/// Who is calling. Unauthenticated requests are anonymous where some collection
-/// allows anonymous reads and challenged (401) otherwise, so that clients which send
-/// credentials only when asked (challenge-response) do.
-///
-/// The listener puts the peer address (`ConnectInfo<SocketAddr>`) and the names in a
-/// verified client certificate (`Arc<CertificateNames>`) in the request's extensions.
-pub async fn caller(
-    state: &AppState,
-    config: &ServiceConfig,
-    headers: &HeaderMap,
-    extensions: &Extensions,
-) -> Result<Caller, TaxiiError> {
-    let auth = &state.auth;
-    if auth.policy() == Policy::Open {
-        return Ok(Caller::Anonymous);
-    }
-    let settings = &config.config.auth;
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let address = client_address(config, headers, peer);
-    let outcome = match presented::from_headers(headers) {
-        Err(presented::Malformed) => Err(Refusal::Unauthorized("malformed")),
-        Ok(Some(presented)) => auth.verify(presented, address, settings).await,
-        Ok(None) => match extensions
-            .get::<Arc<CertificateNames>>()
-            .and_then(|names| auth.certificate_user(names, settings))
-        {
-            Some(outcome) => outcome,
-            None => {
-                let anonymous_reads = config
-                    .collections
-                    .iter()
-                    .any(|c| c.settings.access.anonymous_read);
-                return if anonymous_reads {
-                    Ok(Caller::Anonymous)
-                } else {
-                    Err(state.unauthorized())
-                };
-            }
-        },
-    };
-    match outcome {
-        Ok(identity) => Ok(Caller::User(identity)),
-        Err(Refusal::Unauthorized(reason)) => {
-            state.metrics.auth_failure(reason);
-            tracing::info!(
-                address = address.map(|a| a.to_string()).unwrap_or_default(),
-                reason,
-                "authentication refused"
-            );
-            Err(state.unauthorized())
-        }
-        Err(Refusal::Busy) => {
-            state.metrics.auth_failure("busy");
-            Err(
-                TaxiiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
-                    .describe("too many logins are being checked; retry shortly")
-                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("5")),
-            )
-        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! On shutdown the loop stops accepting, asks every connection to finish what it is
 //! doing, and waits for them at most `drain_timeout_secs`.
 
+pub mod body;
 mod connection;
 pub mod settings;
 
@@ -27,6 +28,12 @@ use crate::auth::lockout::client_network;
 use crate::limits::clients::{ClientPermit, Clients};
 use crate::metrics::Metrics;
 use crate::tls::Tls;
+
+/// The scheme the client used (TLS or plain): the listener puts it in every request's
+/// extensions, next to the peer address (`ConnectInfo`) and the names in a verified
+/// client certificate (`Arc<CertificateNames>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheme(pub &'static str);
 
 /// Peers the per-address connection cap does not count (proxies in front of the
 /// server, through which many clients arrive).
