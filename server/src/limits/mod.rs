@@ -5,7 +5,6 @@
 //! Settings come from `[server]` ([`ServerSettings`]) and are read at start.
 
 pub mod body;
-pub(crate) mod clients;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use self::body::Watched;
-use self::clients::{Clients, TooMany};
+use crate::listener::clients::{Clients, TooMany};
 
 use crate::config::{ServerSettings, TaxiiVersion};
 use crate::listener::body::hold_until_sent;
