@@ -6,7 +6,7 @@
 //!   first layer that needs them (the per-request limits, or else [`arrive`]) and
 //!   handed on in the request's extensions.
 //! - [`arrive`] (before routing): the request's origin, the path with a proxy's prefix
-//!   removed, and [`Arrival`] in the extensions.
+//!   removed, and [`Arrival`] in the extensions; then the resources' router.
 //! - [`enter`] (around each resource's methods): 406 when nothing acceptable is served,
 //!   the caller (401/503 when refused), then [`Ctx`] in the extensions for the
 //!   handler; the request is counted in the metrics under the resource's name.
@@ -21,6 +21,8 @@ use axum::http::uri::PathAndQuery;
 use axum::http::{header, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceExt;
 
 use super::error::TaxiiError;
 use super::media;
@@ -97,11 +99,11 @@ pub struct Arrival {
     started: Instant,
 }
 
-/// Before routing: work out the facts and the origin, and route the path as seen
-/// behind a proxy's prefix.
-pub async fn arrive(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Before routing: work out the facts and the origin, and hand the request to the
+/// `resources` router with the path as seen behind a proxy's prefix.
+pub async fn arrive(state: &AppState, mut request: Request, resources: Router) -> Response {
     let started = Instant::now();
-    let facts = Facts::of(&state, &mut request);
+    let facts = Facts::of(state, &mut request);
     let origin = proxy::origin(&facts.config, request.headers(), facts.scheme, facts.peer);
     route_locally(&mut request, &origin);
     request.extensions_mut().insert(Arrival {
@@ -109,7 +111,10 @@ pub async fn arrive(State(state): State<AppState>, mut request: Request, next: N
         base: origin.base,
         started,
     });
-    next.run(request).await
+    match resources.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// Rewrite the request's path to the one routed: without the proxy's prefix, and

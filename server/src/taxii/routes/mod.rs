@@ -26,7 +26,6 @@ use axum::routing::{any, MethodRouter};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tower::ServiceExt;
 
 use super::context::{self, Resource};
 use super::error::TaxiiError;
@@ -54,17 +53,10 @@ pub fn router(state: AppState) -> Router {
     // sets `Content-Length` and empties HEAD answers there, for the answers of every
     // layer (limits, the request context) and resource alike.
     let enter = move |request: Request| {
-        let resources = resources.clone();
-        async move {
-            match resources.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
-        }
+        let (state, resources) = (state.clone(), resources.clone());
+        async move { context::arrive(&state, request, resources).await }
     };
-    Router::new()
-        .fallback(enter)
-        .layer(from_fn_with_state(state, context::arrive))
+    Router::new().fallback(enter)
 }
 
 /// `methods` at `path` (given without its trailing `/`) and at `path/`, behind the
