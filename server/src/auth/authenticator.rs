@@ -44,7 +44,7 @@ pub struct Auth {
     /// Searches through API keys without a tag: one at a time, so that unknown keys
     /// never take more than one core however many keys there are.
     searches: Arc<Semaphore>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     /// What lockouts are measured by.
     clock: SharedClock,
 }

@@ -5,27 +5,25 @@
 //! Settings come from `[server]` ([`ServerSettings`]) and are read at start.
 
 pub(crate) mod body;
-pub(crate) mod clients;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use self::body::{hold_until_sent, Watched};
-use self::clients::{Clients, TooMany};
+use self::body::Watched;
+use crate::listener::clients::{Clients, TooMany};
 
-use crate::auth::client_address;
 use crate::config::{ServerSettings, TaxiiVersion};
+use crate::listener::body::hold_until_sent;
 use crate::state::AppState;
+use crate::taxii::context::Facts;
 use crate::taxii::error::TaxiiError;
-use crate::taxii::media;
 
 /// Wrap `router` (the TAXII router) in the per-request limits of `settings`.
 pub fn apply(router: Router, settings: &ServerSettings, state: AppState) -> Router {
@@ -43,21 +41,16 @@ struct RequestLimits {
     state: AppState,
 }
 
-async fn limit(State(limits): State<Arc<RequestLimits>>, request: Request, next: Next) -> Response {
-    let (version, client) = {
-        let config = limits.state.config.load();
-        let accept = request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let version =
-            media::negotiate(accept, &config.config.service.versions).unwrap_or(TaxiiVersion::V21);
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        (version, client_address(&config, request.headers(), peer))
-    };
+async fn limit(
+    State(limits): State<Arc<RequestLimits>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // Worked out once here, and handed on to the TAXII router with the request.
+    let facts = Facts::of(&limits.state, &mut request);
+    let version = facts.version.unwrap_or(TaxiiVersion::V21);
+    let client = facts.client;
+    request.extensions_mut().insert(facts);
     let permit = match client.map(|ip| limits.clients.enter(ip)) {
         Some(Err(TooMany)) => {
             limits.state.metrics.limited("per_client");

@@ -19,12 +19,13 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::body::{drain_in_background, hold_until_sent, DRAIN_MIN_BYTES};
 use super::settings::ServerSettings;
+use super::Scheme;
 use crate::config::TaxiiVersion;
-use crate::limits::body::{drain_in_background, hold_until_sent, DRAIN_MIN_BYTES};
 use crate::metrics::Metrics;
 use crate::taxii::error::TaxiiError;
-use crate::taxii::{media, Scheme};
+use crate::taxii::media;
 use crate::tls::{CertificateNames, Tls};
 
 /// What every connection of one listener shares.
