@@ -24,9 +24,8 @@ use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use self::clients::{ClientPermit, Clients};
+use self::clients::{client_network, ClientPermit, Clients};
 pub use self::settings::ServerSettings;
-use crate::auth::lockout::client_network;
 use crate::metrics::Metrics;
 use crate::tls::Tls;
 
@@ -35,6 +34,13 @@ use crate::tls::Tls;
 /// client certificate (`Arc<CertificateNames>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scheme(pub &'static str);
+
+/// The size of the request's head (request line and headers) as counted against
+/// `[server] max_header_bytes`, measured as it arrived: the listener puts it in every
+/// request's extensions. Heads up to twice the limit reach the application, which
+/// answers those over it in its own protocol ([`crate::limits`]: a TAXII 431).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadBytes(pub usize);
 
 /// Peers the per-address connection cap does not count (proxies in front of the
 /// server, through which many clients arrive).
@@ -76,7 +82,6 @@ pub async fn run_exempting(
         metrics: metrics.clone(),
         handshake_timeout: settings.tls_handshake_timeout(),
         idle_timeout: settings.idle_timeout(),
-        max_header_bytes: settings.max_header_bytes,
         stopping,
     });
     let max = settings.max_connections.max(1);

@@ -10,6 +10,7 @@ pub mod cursor;
 mod discovery;
 pub mod envelope;
 pub(crate) mod error;
+mod frames;
 pub mod media;
 mod objects;
 pub mod params;
