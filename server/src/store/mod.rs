@@ -13,6 +13,7 @@
 mod clock;
 pub(crate) mod ingest;
 pub(crate) mod membership;
+pub(crate) mod plan;
 pub mod postgres;
 pub(crate) mod registry;
 mod setup;
