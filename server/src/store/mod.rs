@@ -15,6 +15,7 @@ pub(crate) mod ingest;
 pub(crate) mod membership;
 pub(crate) mod plan;
 pub mod postgres;
+pub(crate) mod rebuild;
 pub(crate) mod registry;
 mod setup;
 pub mod sqlite;

@@ -11,14 +11,12 @@ use super::entries::{
     VersionRow,
 };
 use super::Tx;
-use crate::query::{ObjectFacts, Query};
+use crate::query::Query;
 use crate::stix::timestamp::now_us;
 use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
+use crate::store::rebuild::{matches_in, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
-
-/// Object versions evaluated per rebuild transaction.
-pub const BATCH: usize = 2_000;
 
 /// Parsed queries by text, so a registry reload does not re-parse unchanged queries.
 pub type QueryCache = HashMap<String, Arc<Query>>;
@@ -335,18 +333,6 @@ async fn apply_query(
     }
 }
 
-/// Object versions read for evaluation.
-pub struct Candidate {
-    /// Indexed facts.
-    pub row: VersionRow,
-    /// When the version entered the store.
-    pub added_us: Micros,
-    /// Stored collections it is in.
-    pub sources: String,
-    /// Raw JSON.
-    pub raw: String,
-}
-
 /// Up to [`BATCH`] latest object versions after `after_vid`.
 pub async fn candidates<C: GenericClient>(
     client: &C,
@@ -376,33 +362,6 @@ pub async fn candidates<C: GenericClient>(
             raw: r.get(7),
         })
         .collect())
-}
-
-/// Whether a candidate matches a query.
-pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
-    matches_with(registry, query, c, &c.sources, now)
-}
-
-/// Whether a candidate matches a query if it were in the stored collections `sources`.
-fn matches_with(
-    registry: &Registry,
-    query: &Query,
-    c: &Candidate,
-    sources: &str,
-    now: Micros,
-) -> bool {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
-        return false;
-    };
-    let names = registry.names_of(sources);
-    query.matches(
-        &ObjectFacts {
-            object: &value,
-            sources: &names,
-            added_us: c.added_us,
-        },
-        now,
-    )
 }
 
 fn vids(batch: &[Candidate]) -> Vec<i64> {
@@ -495,7 +454,7 @@ pub async fn decide(
             Some(if same_registry && *sources == c.sources {
                 early
             } else {
-                matches_with(registry, query, c, sources, now)
+                matches_in(registry, query, c, sources, now)
             })
         })
         .collect())
@@ -540,11 +499,8 @@ pub async fn fill(
         if *decided != Some(true) {
             continue;
         }
-        let (stamp, provisional) = match (view.replaces, kept.get(&c.row.vid)) {
-            (Some(_), Some(&kept)) => (kept, false),
-            (Some(_), None) => (clock.stamp(), true),
-            (None, _) => (clock.stamp(), false),
-        };
+        let (stamp, provisional) =
+            member_stamp(clock, view.replaces, kept.get(&c.row.vid).copied());
         let first = seen.insert(c.row.stix_id.as_str()) && !held.contains(&c.row.stix_id);
         if first {
             insert_first_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;

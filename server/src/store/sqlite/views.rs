@@ -8,14 +8,12 @@ use rusqlite::{params, Connection, Transaction};
 use super::entries::{
     date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
 };
-use crate::query::{ObjectFacts, Query};
+use crate::query::Query;
 use crate::stix::timestamp::now_us;
 use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
+use crate::store::rebuild::{matches, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
-
-/// Object versions evaluated per rebuild transaction.
-pub const BATCH: usize = 2_000;
 
 fn live_rows(tx: &Transaction<'_>) -> Result<Vec<LiveView>, StoreError> {
     let mut stmt = tx.prepare(
@@ -208,18 +206,6 @@ impl Applying<'_, '_> {
     }
 }
 
-/// Object versions read for evaluation.
-pub struct Candidate {
-    /// Indexed facts.
-    pub row: VersionRow,
-    /// When the version entered the store.
-    pub added_us: Micros,
-    /// Stored collections it is in.
-    pub sources: String,
-    /// Raw JSON.
-    pub raw: String,
-}
-
 /// Up to [`BATCH`] latest object versions after `after_vid` (query views hold latest versions only).
 pub fn candidates(conn: &Connection, after_vid: i64) -> Result<Vec<Candidate>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -243,22 +229,6 @@ pub fn candidates(conn: &Connection, after_vid: i64) -> Result<Vec<Candidate>, S
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
-}
-
-/// Whether a candidate matches a query.
-pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
-        return false;
-    };
-    let names = registry.names_of(&c.sources);
-    query.matches(
-        &ObjectFacts {
-            object: &value,
-            sources: &names,
-            added_us: c.added_us,
-        },
-        now,
-    )
 }
 
 /// Whether a version is its object's latest in one of the stored views a query view
@@ -303,13 +273,11 @@ pub fn fill(
         if !latest_in_sources(tx, view, c.row.vid)? {
             continue;
         }
-        let (stamp, provisional) = match view.replaces {
-            Some(old) => match date_added_in(tx, old, c.row.vid)? {
-                Some(kept) => (kept, false),
-                None => (clock.stamp(), true),
-            },
-            None => (clock.stamp(), false),
+        let kept = match view.replaces {
+            Some(old) => date_added_in(tx, old, c.row.vid)?,
+            None => None,
         };
+        let (stamp, provisional) = member_stamp(clock, view.replaces, kept);
         insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional)?;
     }
     flush_sizes(tx, sizes)?;

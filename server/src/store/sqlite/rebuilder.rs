@@ -1,0 +1,107 @@
+//! The SQLite statements and locking of the shared rebuild and purge flows
+//! ([`crate::store::rebuild`]): a rebuild batch runs synchronously on a blocking
+//! thread, reading on a pooled reader and writing under the writer lock; the registry
+//! lives in memory and is swapped at the switch.
+
+use std::sync::Arc;
+
+use r2d2::PooledConnection;
+use r2d2_sqlite::SqliteConnectionManager;
+
+use super::{poisoned, views, Inner, SqliteStore};
+use crate::store::rebuild::{still_building, Batch, Candidate, Filled, Purger, Rebuilder};
+use crate::store::registry::{Registry, ViewState};
+use crate::store::StoreError;
+
+/// One rebuild batch of the SQLite store.
+pub(super) struct SqliteRebuild<'a> {
+    inner: &'a Inner,
+    /// The reader the batch is read on, returned before the writer lock is taken.
+    reader: Option<PooledConnection<SqliteConnectionManager>>,
+}
+
+impl<'a> SqliteRebuild<'a> {
+    pub(super) fn new(inner: &'a Inner) -> SqliteRebuild<'a> {
+        SqliteRebuild {
+            inner,
+            reader: None,
+        }
+    }
+
+    fn reader(&mut self) -> Result<&PooledConnection<SqliteConnectionManager>, StoreError> {
+        if self.reader.is_none() {
+            self.reader = Some(self.inner.readers.get()?);
+        }
+        self.reader
+            .as_ref()
+            .ok_or_else(|| StoreError::Database("no reader".into()))
+    }
+}
+
+impl Rebuilder for SqliteRebuild<'_> {
+    async fn registry(&mut self) -> Result<Arc<Registry>, StoreError> {
+        Ok(self.inner.registry.read().map_err(poisoned)?.clone())
+    }
+
+    async fn progress(&mut self, view_id: i64) -> Result<Option<i64>, StoreError> {
+        views::progress(self.reader()?, view_id)
+    }
+
+    async fn candidates(&mut self, after_vid: i64) -> Result<Vec<Candidate>, StoreError> {
+        views::candidates(self.reader()?, after_vid)
+    }
+
+    async fn write(&mut self, batch: &Batch<'_>) -> Result<Filled, StoreError> {
+        self.reader = None;
+        let inner = self.inner;
+        let view = batch.view;
+        let mut writer = inner.writer.lock().map_err(poisoned)?;
+        // Re-check under the writer lock: a reload may have superseded the view.
+        let registry = inner.registry.read().map_err(poisoned)?.clone();
+        if !still_building(&registry, view.view_id) {
+            return Ok(Filled::Superseded);
+        }
+        let tx = writer.transaction()?;
+        if let Some(last) = batch.last_vid() {
+            let matching: Vec<&Candidate> = batch
+                .candidates
+                .iter()
+                .zip(batch.early)
+                .filter_map(|(c, &wanted)| wanted.then_some(c))
+                .collect();
+            views::fill(&tx, &inner.clock, view, &matching, last)?;
+        }
+        if !batch.completes() {
+            tx.commit()?;
+            return Ok(Filled::More);
+        }
+        views::switch(&tx, &inner.clock, view)?;
+        tx.commit()?;
+        let mut next = (*registry).clone();
+        next.views.retain(|v| Some(v.view_id) != view.replaces);
+        if let Some(v) = next.views.iter_mut().find(|v| v.view_id == view.view_id) {
+            v.state = ViewState::Active;
+            v.replaces = None;
+        }
+        *inner.registry.write().map_err(poisoned)? = Arc::new(next);
+        Ok(Filled::Switched)
+    }
+}
+
+impl Purger for SqliteStore {
+    async fn retired(&mut self) -> Result<Vec<i64>, StoreError> {
+        self.blocking(|inner| views::retired(&*inner.readers.get()?))
+            .await
+    }
+
+    async fn purge_some(&mut self, view_id: i64) -> Result<bool, StoreError> {
+        self.blocking(move |inner| {
+            let mut writer = inner.writer.lock().map_err(poisoned)?;
+            let tx = writer.transaction()?;
+            let gone = views::purge_some(&tx, view_id)?;
+            tx.commit()?;
+            Ok(gone)
+        })
+        .await
+    }
+}
