@@ -69,11 +69,10 @@ pub(crate) fn building(registry: &Registry, view_id: i64) -> Option<(View, Arc<Q
     Some((view.clone(), query))
 }
 
-/// Whether `registry` still says `view_id` is building (checked under the write lock).
-pub(crate) fn still_building(registry: &Registry, view_id: i64) -> bool {
-    registry
-        .view(view_id)
-        .is_some_and(|v| v.state == ViewState::Building)
+/// The view `view_id` if `registry` says it is in `state` (checked again under the
+/// write lock: a configuration change or a switch may have happened meanwhile).
+pub(crate) fn view_in(registry: &Registry, view_id: i64, state: ViewState) -> Option<&View> {
+    registry.view(view_id).filter(|v| v.state == state)
 }
 
 /// The building views, each of which needs a rebuild runner.
@@ -200,6 +199,42 @@ pub(crate) async fn rebuild_batch<R: Rebuilder>(
         .await
 }
 
+/// A backend's statements and locking for re-evaluating a live query view whose query
+/// uses relative time.
+pub(crate) trait Reevaluator {
+    /// Up to [`BATCH`] latest object versions after `after_vid`, in `vid` order.
+    async fn candidates(&mut self, after_vid: i64) -> Result<Vec<Candidate>, StoreError>;
+
+    /// Under the backend's write lock and in one transaction: unless the registry says
+    /// the view is not live any more (`false`), make its membership of `batch` what
+    /// `query` says now (a version joins only while it is its object's latest in one of
+    /// the view's sources).
+    async fn reevaluate(
+        &mut self,
+        view_id: i64,
+        query: &Query,
+        batch: &[Candidate],
+    ) -> Result<bool, StoreError>;
+}
+
+/// Re-evaluate the live view `view_id` for the versions after `after_vid`; returns
+/// where to go on from, `None` once the view is done (or not live any more).
+pub(crate) async fn reevaluate_batch<R: Reevaluator>(
+    backend: &mut R,
+    view_id: i64,
+    query: &Query,
+    after_vid: i64,
+) -> Result<Option<i64>, StoreError> {
+    let batch = backend.candidates(after_vid).await?;
+    let Some(last) = batch.last().map(|c| c.row.vid) else {
+        return Ok(None);
+    };
+    if !backend.reevaluate(view_id, query, &batch).await? {
+        return Ok(None);
+    }
+    Ok((batch.len() == BATCH).then_some(last))
+}
+
 /// A backend's statements for purging retired views.
 pub(crate) trait Purger {
     /// Retired views whose rows can go now.
@@ -258,7 +293,9 @@ mod tests {
         assert!(building(&registry, 3).is_some());
         assert!(building(&registry, 2).is_none());
         assert!(building(&registry, 9).is_none());
-        assert!(still_building(&registry, 3) && !still_building(&registry, 2));
+        assert!(view_in(&registry, 3, ViewState::Building).is_some());
+        assert!(view_in(&registry, 2, ViewState::Building).is_none());
+        assert!(view_in(&registry, 2, ViewState::Active).is_some());
         let relative: Vec<i64> = relative_time_views(&registry)
             .into_iter()
             .map(|(id, _)| id)

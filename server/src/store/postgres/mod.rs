@@ -50,7 +50,7 @@ use crate::store::ingest::{self as write, Target};
 use crate::store::rebuild::{self, Filled};
 use crate::store::registry::{Registry, ViewState};
 use ingest::PgIngest;
-use rebuilder::PgRebuild;
+use rebuilder::{PgRebuild, PgReevaluation};
 
 /// A transaction on a pooled connection.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -380,45 +380,16 @@ impl PostgresStore {
         for (view_id, query) in rebuild::relative_time_views(&registry) {
             let mut after = 0;
             loop {
-                let (_permit, mut client) = self.write_client().await?;
-                let batch = views::candidates(&client, after).await?;
-                let Some(last) = batch.last().map(|c| c.row.vid) else {
-                    break;
+                let (_permit, client) = self.write_client().await?;
+                let mut batch = PgReevaluation {
+                    store: self,
+                    registry: &registry,
+                    client,
                 };
-                // Evaluate before taking the clock lock, then check under it what
-                // other writers changed meanwhile (a stale `source:` fact would drop
-                // an object and add it back with a new stamp: pollers get it twice).
-                let now = now_us();
-                let early: Vec<bool> = batch
-                    .iter()
-                    .map(|c| rebuild::matches(&registry, &query, c, now))
-                    .collect();
-                let w = self.begin(&mut client).await?;
-                let Some(view) = w
-                    .registry
-                    .view(view_id)
-                    .filter(|v| v.state == ViewState::Active)
-                    .cloned()
-                else {
-                    break;
-                };
-                let decided = views::decide(
-                    &w.tx,
-                    &view,
-                    &batch,
-                    &early,
-                    &registry,
-                    &w.registry,
-                    &query,
-                    now,
-                )
-                .await?;
-                views::reevaluate(&w.tx, &w.clock, view_id, &batch, &decided).await?;
-                self.commit(w).await?;
-                if batch.len() < rebuild::BATCH {
-                    break;
+                match rebuild::reevaluate_batch(&mut batch, view_id, &query, after).await? {
+                    Some(vid) => after = vid,
+                    None => break,
                 }
-                after = last;
             }
         }
         Ok(())

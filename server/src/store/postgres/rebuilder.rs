@@ -1,8 +1,8 @@
-//! The PostgreSQL statements and locking of the shared rebuild and purge flows
-//! ([`crate::store::rebuild`]): a rebuild batch is read on the connection holding the
-//! view's advisory lock and written under the clock lock, where it is decided again on
-//! what other replicas changed meanwhile ([`views::decide`]); the registry is the
-//! database's, reloaded after the switch.
+//! The PostgreSQL statements and locking of the shared rebuild, re-evaluation and purge
+//! flows ([`crate::store::rebuild`]): a batch is evaluated before the clock lock and
+//! decided again under it on what other replicas changed meanwhile
+//! ([`views::decide`]); a rebuild runs on the connection holding the view's advisory
+//! lock; the registry is the database's, reloaded after a switch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +10,11 @@ use std::time::Duration;
 use deadpool_postgres::Client;
 
 use super::{views, PostgresStore, RETIRED_GRACE_US};
+use crate::query::Query;
 use crate::stix::timestamp::now_us;
-use crate::store::rebuild::{Batch, Candidate, Filled, Purger, Rebuilder};
+use crate::store::rebuild::{
+    matches, view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator,
+};
 use crate::store::registry::{Registry, ViewState};
 use crate::store::StoreError;
 
@@ -37,11 +40,7 @@ impl Rebuilder for PgRebuild<'_> {
     async fn write(&mut self, batch: &Batch<'_>) -> Result<Filled, StoreError> {
         let w = self.store.begin(self.client).await?;
         // Re-check under the clock lock: a reload may have superseded the view.
-        let Some(view) = w
-            .registry
-            .view(batch.view.view_id)
-            .filter(|v| v.state == ViewState::Building)
-            .cloned()
+        let Some(view) = view_in(&w.registry, batch.view.view_id, ViewState::Building).cloned()
         else {
             return Ok(Filled::Superseded);
         };
@@ -67,6 +66,54 @@ impl Rebuilder for PgRebuild<'_> {
         self.store.commit(w).await?;
         self.store.invalidate();
         Ok(Filled::Switched)
+    }
+}
+
+/// One re-evaluation batch, on a write connection of this replica.
+pub(super) struct PgReevaluation<'a> {
+    pub store: &'a PostgresStore,
+    /// The registry the batch is evaluated with before the clock lock is taken.
+    pub registry: &'a Arc<Registry>,
+    pub client: Client,
+}
+
+impl Reevaluator for PgReevaluation<'_> {
+    async fn candidates(&mut self, after_vid: i64) -> Result<Vec<Candidate>, StoreError> {
+        views::candidates(&self.client, after_vid).await
+    }
+
+    async fn reevaluate(
+        &mut self,
+        view_id: i64,
+        query: &Query,
+        batch: &[Candidate],
+    ) -> Result<bool, StoreError> {
+        // Evaluate before taking the clock lock, then check under it what other
+        // writers changed meanwhile (a stale `source:` fact would drop an object and
+        // add it back with a new stamp: pollers get it twice).
+        let now = now_us();
+        let early: Vec<bool> = batch
+            .iter()
+            .map(|c| matches(self.registry, query, c, now))
+            .collect();
+        let w = self.store.begin(&mut self.client).await?;
+        let Some(view) = view_in(&w.registry, view_id, ViewState::Active).cloned() else {
+            return Ok(false);
+        };
+        let decided = views::decide(
+            &w.tx,
+            &view,
+            batch,
+            &early,
+            self.registry,
+            &w.registry,
+            query,
+            now,
+        )
+        .await?;
+        views::reevaluate(&w.tx, &w.clock, view_id, batch, &decided).await?;
+        self.store.commit(w).await?;
+        Ok(true)
     }
 }
 

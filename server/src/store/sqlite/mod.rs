@@ -29,7 +29,7 @@ use crate::store::ingest::{self as write, run_ready, Target};
 use crate::store::rebuild::{self, Filled};
 use crate::store::registry::{Registry, ViewState};
 use ingest::SqliteIngest;
-use rebuilder::SqliteRebuild;
+use rebuilder::SqliteBatch;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "taxiway.db";
@@ -151,7 +151,7 @@ impl SqliteStore {
             let filled = self
                 .blocking(move |inner| {
                     run_ready(rebuild::rebuild_batch(
-                        &mut SqliteRebuild::new(inner),
+                        &mut SqliteBatch::new(inner),
                         view_id,
                     ))?
                 })
@@ -180,31 +180,12 @@ impl SqliteStore {
                 let query = query.clone();
                 let next = self
                     .blocking(move |inner| {
-                        let batch = views::candidates(&*inner.readers.get()?, after)?;
-                        let Some(last) = batch.last().map(|c| c.row.vid) else {
-                            return Ok(None);
-                        };
-                        let mut writer = inner.writer.lock().map_err(poisoned)?;
-                        let registry = inner.registry.read().map_err(poisoned)?.clone();
-                        let Some(view) = registry
-                            .view(view_id)
-                            .filter(|v| v.state == ViewState::Active)
-                            .cloned()
-                        else {
-                            return Ok(None);
-                        };
-                        let tx = writer.transaction()?;
-                        views::reevaluate(
-                            &tx,
-                            &inner.clock,
-                            &view,
-                            &batch,
+                        run_ready(rebuild::reevaluate_batch(
+                            &mut SqliteBatch::new(inner),
+                            view_id,
                             &query,
-                            &registry,
-                            now_us(),
-                        )?;
-                        tx.commit()?;
-                        Ok((batch.len() == rebuild::BATCH).then_some(last))
+                            after,
+                        ))?
                     })
                     .await?;
                 match next {

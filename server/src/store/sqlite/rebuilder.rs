@@ -1,7 +1,7 @@
-//! The SQLite statements and locking of the shared rebuild and purge flows
-//! ([`crate::store::rebuild`]): a rebuild batch runs synchronously on a blocking
-//! thread, reading on a pooled reader and writing under the writer lock; the registry
-//! lives in memory and is swapped at the switch.
+//! The SQLite statements and locking of the shared rebuild, re-evaluation and purge
+//! flows ([`crate::store::rebuild`]): a batch runs synchronously on a blocking thread,
+//! reading on a pooled reader and writing under the writer lock; the registry lives in
+//! memory and is swapped at the switch.
 
 use std::sync::Arc;
 
@@ -9,20 +9,22 @@ use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 
 use super::{poisoned, views, Inner, SqliteStore};
-use crate::store::rebuild::{still_building, Batch, Candidate, Filled, Purger, Rebuilder};
+use crate::query::Query;
+use crate::stix::timestamp::now_us;
+use crate::store::rebuild::{view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator};
 use crate::store::registry::{Registry, ViewState};
 use crate::store::StoreError;
 
-/// One rebuild batch of the SQLite store.
-pub(super) struct SqliteRebuild<'a> {
+/// One rebuild or re-evaluation batch of the SQLite store.
+pub(super) struct SqliteBatch<'a> {
     inner: &'a Inner,
     /// The reader the batch is read on, returned before the writer lock is taken.
     reader: Option<PooledConnection<SqliteConnectionManager>>,
 }
 
-impl<'a> SqliteRebuild<'a> {
-    pub(super) fn new(inner: &'a Inner) -> SqliteRebuild<'a> {
-        SqliteRebuild {
+impl<'a> SqliteBatch<'a> {
+    pub(super) fn new(inner: &'a Inner) -> SqliteBatch<'a> {
+        SqliteBatch {
             inner,
             reader: None,
         }
@@ -38,7 +40,7 @@ impl<'a> SqliteRebuild<'a> {
     }
 }
 
-impl Rebuilder for SqliteRebuild<'_> {
+impl Rebuilder for SqliteBatch<'_> {
     async fn registry(&mut self) -> Result<Arc<Registry>, StoreError> {
         Ok(self.inner.registry.read().map_err(poisoned)?.clone())
     }
@@ -58,7 +60,7 @@ impl Rebuilder for SqliteRebuild<'_> {
         let mut writer = inner.writer.lock().map_err(poisoned)?;
         // Re-check under the writer lock: a reload may have superseded the view.
         let registry = inner.registry.read().map_err(poisoned)?.clone();
-        if !still_building(&registry, view.view_id) {
+        if view_in(&registry, view.view_id, ViewState::Building).is_none() {
             return Ok(Filled::Superseded);
         }
         let tx = writer.transaction()?;
@@ -85,6 +87,32 @@ impl Rebuilder for SqliteRebuild<'_> {
         }
         *inner.registry.write().map_err(poisoned)? = Arc::new(next);
         Ok(Filled::Switched)
+    }
+}
+
+impl Reevaluator for SqliteBatch<'_> {
+    async fn candidates(&mut self, after_vid: i64) -> Result<Vec<Candidate>, StoreError> {
+        views::candidates(self.reader()?, after_vid)
+    }
+
+    /// Evaluated under the writer lock, with the registry as it is then.
+    async fn reevaluate(
+        &mut self,
+        view_id: i64,
+        query: &Query,
+        batch: &[Candidate],
+    ) -> Result<bool, StoreError> {
+        self.reader = None;
+        let inner = self.inner;
+        let mut writer = inner.writer.lock().map_err(poisoned)?;
+        let registry = inner.registry.read().map_err(poisoned)?.clone();
+        let Some(view) = view_in(&registry, view_id, ViewState::Active).cloned() else {
+            return Ok(false);
+        };
+        let tx = writer.transaction()?;
+        views::reevaluate(&tx, &inner.clock, &view, batch, query, &registry, now_us())?;
+        tx.commit()?;
+        Ok(true)
     }
 }
 
