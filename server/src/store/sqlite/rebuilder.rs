@@ -79,13 +79,7 @@ impl Rebuilder for SqliteBatch<'_> {
         }
         views::switch(&tx, &inner.clock, view)?;
         tx.commit()?;
-        let mut next = (*registry).clone();
-        next.views.retain(|v| Some(v.view_id) != view.replaces);
-        if let Some(v) = next.views.iter_mut().find(|v| v.view_id == view.view_id) {
-            v.state = ViewState::Active;
-            v.replaces = None;
-        }
-        *inner.registry.write().map_err(poisoned)? = Arc::new(next);
+        *inner.registry.write().map_err(poisoned)? = Arc::new(registry.switched(view));
         Ok(Filled::Switched)
     }
 }
