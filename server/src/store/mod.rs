@@ -9,11 +9,18 @@
 //! Stored collections get rows when producers POST; query collections get rows when a
 //! matching version arrives or when the query is (re)built. Reading a page is an index
 //! range scan over one view, so it costs O(page) whatever the size of the store.
+//!
+//! The rules are written once for both backends: writes in [`ingest`], which views a
+//! configuration wants in [`plan`], rebuilds, relative-time re-evaluation and purging
+//! in [`rebuild`]. `sqlite` and `postgres` give only their statements, locking and
+//! transactions (`IngestTx`, `Rebuilder`, `Reevaluator`, `Purger`).
 
 mod clock;
 pub(crate) mod ingest;
 pub(crate) mod membership;
+pub(crate) mod plan;
 pub mod postgres;
+pub(crate) mod rebuild;
 pub(crate) mod registry;
 mod setup;
 pub mod sqlite;

@@ -24,6 +24,7 @@ mod entries;
 mod ingest;
 mod probe;
 mod read;
+mod rebuilder;
 mod schema;
 mod views;
 
@@ -46,8 +47,10 @@ use super::{
 use crate::config::{PostgresSettings, PostgresTls};
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::ingest::{self as write, Target};
+use crate::store::rebuild::{self, Filled};
 use crate::store::registry::{Registry, ViewState};
 use ingest::PgIngest;
+use rebuilder::{PgRebuild, PgReevaluation};
 
 /// A transaction on a pooled connection.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -337,80 +340,21 @@ impl PostgresStore {
     }
 
     async fn rebuild_locked(&self, view_id: i64, client: &mut Client) -> Result<bool, StoreError> {
+        let mut batches = PgRebuild {
+            store: self,
+            client,
+        };
         loop {
-            let registry = self.fresh_registry(client, Duration::ZERO).await?;
-            let Some(view) = registry
-                .view(view_id)
-                .filter(|v| v.state == ViewState::Building)
-                .cloned()
-            else {
-                return Ok(false);
-            };
-            let Some(query) = view.query.clone() else {
-                return Ok(false);
-            };
-            let Some(after) = views::progress(&*client, view_id).await? else {
-                return Ok(false);
-            };
-            let batch = views::candidates(&*client, after).await?;
-            // Evaluate before taking the clock lock (parsing 2,000 objects is the slow
-            // part), then check under it what other writers changed meanwhile.
-            let now = now_us();
-            let early: Vec<bool> = batch
-                .iter()
-                .map(|c| views::matches(&registry, &query, c, now))
-                .collect();
-            let w = self.begin(client).await?;
-            // Re-check under the clock lock: a reload may have superseded the view.
-            let Some(view) = w
-                .registry
-                .view(view_id)
-                .filter(|v| v.state == ViewState::Building)
-                .cloned()
-            else {
-                return Ok(false);
-            };
-            if let Some(last) = batch.last() {
-                let decided = views::decide(
-                    &w.tx,
-                    &view,
-                    &batch,
-                    &early,
-                    &registry,
-                    &w.registry,
-                    &query,
-                    now,
-                )
-                .await?;
-                views::fill(&w.tx, &w.clock, &view, &batch, &decided, last.row.vid).await?;
+            match rebuild::rebuild_batch(&mut batches, view_id).await? {
+                Filled::More => continue,
+                Filled::Superseded => return Ok(false),
+                Filled::Switched => return Ok(true),
             }
-            if batch.len() < views::BATCH {
-                views::switch(&w.tx, &w.clock, &view).await?;
-                self.commit(w).await?;
-                self.invalidate();
-                return Ok(true);
-            }
-            self.commit(w).await?;
         }
     }
 
     async fn purge_retired(&self) -> Result<(), StoreError> {
-        let retired = {
-            let client = self.client().await?;
-            views::retired(&client, now_us() - RETIRED_GRACE_US).await?
-        };
-        for view_id in retired {
-            loop {
-                let (_permit, mut client) = self.write_client().await?;
-                let w = self.begin(&mut client).await?;
-                let gone = views::purge_some(&w.tx, view_id).await?;
-                self.commit(w).await?;
-                if gone {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        rebuild::purge_retired(&mut self.clone()).await
     }
 
     /// Claim this interval's maintenance for this replica; false if another replica
@@ -433,53 +377,19 @@ impl PostgresStore {
             let client = self.client().await?;
             self.fresh_registry(&client, Duration::ZERO).await?
         };
-        let targets: Vec<_> = registry
-            .query_views()
-            .filter(|(v, q)| v.state == ViewState::Active && q.uses_relative_time())
-            .map(|(v, q)| (v.view_id, q.clone()))
-            .collect();
-        for (view_id, query) in targets {
+        for (view_id, query) in rebuild::relative_time_views(&registry) {
             let mut after = 0;
             loop {
-                let (_permit, mut client) = self.write_client().await?;
-                let batch = views::candidates(&client, after).await?;
-                let Some(last) = batch.last().map(|c| c.row.vid) else {
-                    break;
+                let (_permit, client) = self.write_client().await?;
+                let mut batch = PgReevaluation {
+                    store: self,
+                    registry: &registry,
+                    client,
                 };
-                // Evaluate before taking the clock lock, then check under it what
-                // other writers changed meanwhile (a stale `source:` fact would drop
-                // an object and add it back with a new stamp: pollers get it twice).
-                let now = now_us();
-                let early: Vec<bool> = batch
-                    .iter()
-                    .map(|c| views::matches(&registry, &query, c, now))
-                    .collect();
-                let w = self.begin(&mut client).await?;
-                let Some(view) = w
-                    .registry
-                    .view(view_id)
-                    .filter(|v| v.state == ViewState::Active)
-                    .cloned()
-                else {
-                    break;
-                };
-                let decided = views::decide(
-                    &w.tx,
-                    &view,
-                    &batch,
-                    &early,
-                    &registry,
-                    &w.registry,
-                    &query,
-                    now,
-                )
-                .await?;
-                views::reevaluate(&w.tx, &w.clock, view_id, &batch, &decided).await?;
-                self.commit(w).await?;
-                if batch.len() < views::BATCH {
-                    break;
+                match rebuild::reevaluate_batch(&mut batch, view_id, &query, after).await? {
+                    Some(vid) => after = vid,
+                    None => break,
                 }
-                after = last;
             }
         }
         Ok(())
@@ -529,12 +439,8 @@ impl Store for PostgresStore {
         }
         let registry = self.fresh_registry(&client, Duration::ZERO).await?;
         drop(client);
-        for view in registry
-            .views
-            .iter()
-            .filter(|v| v.state == ViewState::Building)
-        {
-            self.spawn_rebuild(view.view_id);
+        for view_id in rebuild::building_views(&registry) {
+            self.spawn_rebuild(view_id);
         }
         Ok(())
     }
@@ -629,12 +535,8 @@ impl Store for PostgresStore {
             let client = self.client().await?;
             self.fresh_registry(&client, Duration::ZERO).await?
         };
-        for view in registry
-            .views
-            .iter()
-            .filter(|v| v.state == ViewState::Building)
-        {
-            self.spawn_rebuild(view.view_id);
+        for view_id in rebuild::building_views(&registry) {
+            self.spawn_rebuild(view_id);
         }
         self.purge_retired().await
     }

@@ -11,13 +11,12 @@ use super::entries::{
     VersionRow,
 };
 use super::Tx;
-use crate::query::{ObjectFacts, Query};
+use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
+use crate::store::rebuild::{matches_in, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
 use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
-
-/// Object versions evaluated per rebuild transaction.
-pub const BATCH: usize = 2_000;
 
 /// Parsed queries by text, so a registry reload does not re-parse unchanged queries.
 pub type QueryCache = HashMap<String, Arc<Query>>;
@@ -172,27 +171,10 @@ fn resolve_sources(registry: &mut Registry, recorded: &HashMap<i64, Option<Strin
     }
 }
 
-/// How a query view records its sources: collection ids, `\n`-separated.
-fn sources_text(collections: &[String]) -> String {
-    collections.join("\n")
-}
-
 /// Mark the registry changed (every replica reloads it).
 pub async fn bump_registry(tx: &Tx<'_>) -> Result<(), StoreError> {
     exec(tx, "UPDATE clock SET registry_gen = registry_gen + 1", &[]).await?;
     Ok(())
-}
-
-struct ViewRow {
-    view_id: i64,
-    collection: String,
-    kind: String,
-    query: Option<String>,
-    state: String,
-    names: String,
-    /// Query views: the collection ids they draw from (NULL: made before collections
-    /// were isolated).
-    sources: Option<String>,
 }
 
 /// Create a view; `query`: a query view's text and recorded sources.
@@ -235,30 +217,26 @@ async fn retire(tx: &Tx<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `setup` (the same decisions as the SQLite store); returns
-/// whether anything changed.
+/// Make the views match `setup` as [`plan`] decides; returns whether anything changed.
 pub async fn apply_config(tx: &Tx<'_>, setup: &StoreSetup) -> Result<bool, StoreError> {
     let rows = live_rows(tx).await?;
+    let plan = plan::plan(&rows, setup);
     let mut changed = false;
-    let mut keep = HashSet::new();
-    // Stored views first: query views name them as sources.
-    for c in setup.stored_first() {
-        match &c.query {
-            None => changed |= apply_stored(tx, &rows, c).await?,
-            Some(query) => {
-                let (view_id, replaces, created) = apply_query(tx, &rows, c, query).await?;
-                keep.extend(replaces);
-                keep.insert(view_id);
-                changed |= created;
-            }
-        }
+    for step in &plan.collections {
+        changed |= match step {
+            Planned::Stored { setup, view } => apply_stored(tx, setup, *view).await?,
+            Planned::Query {
+                setup,
+                query,
+                sources,
+                view,
+                ..
+            } => apply_query(tx, &setup.id, query.text(), sources, *view).await?,
+        };
     }
-    // Query views nobody configures any more are retired; stored data is never dropped.
-    for r in &rows {
-        if r.kind == "query" && !keep.contains(&r.view_id) {
-            retire(tx, r.view_id).await?;
-            changed = true;
-        }
+    for view_id in &plan.retire {
+        retire(tx, *view_id).await?;
+        changed = true;
     }
     if changed {
         bump_registry(tx).await?;
@@ -267,7 +245,7 @@ pub async fn apply_config(tx: &Tx<'_>, setup: &StoreSetup) -> Result<bool, Store
 }
 
 /// The live (not retired) views.
-async fn live_rows(tx: &Tx<'_>) -> Result<Vec<ViewRow>, StoreError> {
+async fn live_rows(tx: &Tx<'_>) -> Result<Vec<LiveView>, StoreError> {
     Ok(rows(
         tx,
         "SELECT view_id, collection, kind, query, state, names, sources FROM views \
@@ -276,105 +254,83 @@ async fn live_rows(tx: &Tx<'_>) -> Result<Vec<ViewRow>, StoreError> {
     )
     .await?
     .iter()
-    .map(|r| ViewRow {
+    .map(|r| LiveView {
         view_id: r.get(0),
         collection: r.get(1),
         kind: r.get(2),
         query: r.get(3),
         state: r.get(4),
-        names: r.get(5),
+        names: Some(r.get(5)),
         sources: r.get(6),
     })
     .collect())
-}
-
-/// The live view of `collection` of this kind in this state, if any.
-fn find<'r>(rows: &'r [ViewRow], collection: &str, kind: &str, state: &str) -> Option<&'r ViewRow> {
-    rows.iter()
-        .find(|r| r.collection == collection && r.kind == kind && r.state == state)
 }
 
 /// A writable collection: its stored view, created if new, with the names `source:`
 /// terms use for it. Returns whether anything changed.
 async fn apply_stored(
     tx: &Tx<'_>,
-    rows: &[ViewRow],
     c: &CollectionSetup,
+    plan: StoredPlan,
 ) -> Result<bool, StoreError> {
-    let names = c.names.join("\n");
-    match find(rows, &c.id, "stored", "active") {
-        Some(r) if r.names == names => Ok(false),
-        Some(r) => {
+    match plan {
+        StoredPlan::Keep(_) => Ok(false),
+        StoredPlan::Rename(view_id) => {
             exec(
                 tx,
                 "UPDATE views SET names = $2 WHERE view_id = $1",
-                &[&r.view_id, &names],
+                &[&view_id, &c.names.join("\n")],
             )
             .await?;
             Ok(true)
         }
-        None => {
+        StoredPlan::Create => {
+            let names = c.names.join("\n");
             create_view(tx, &c.id, None, ViewState::Active, None, &names).await?;
             Ok(true)
         }
     }
 }
 
-/// A query collection: its active view if current (query and sources), else a view
-/// (re)built for them while the old one, if any, keeps serving. Returns the view, the
-/// old view it replaces and whether a view was created.
+/// A query collection: nothing to do while its active view is current, else the view
+/// (re)built for its query and sources while the old one, if any, keeps serving.
+/// Returns whether a view was created.
+///
+/// A rebuild under way is told which view it replaces: replicas load the registry,
+/// `replaces` included, from the database.
 async fn apply_query(
     tx: &Tx<'_>,
-    rows: &[ViewRow],
-    c: &CollectionSetup,
-    query: &Query,
-) -> Result<(i64, Option<i64>, bool), StoreError> {
-    let id = c.id.as_str();
-    let text = query.text();
-    let sources = sources_text(&c.sources);
-    // A view is current when both its query and its sources are.
-    let same =
-        |r: &&ViewRow| r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources);
-    let active = find(rows, id, "query", "active");
-    if let Some(r) = active.filter(same) {
-        return Ok((r.view_id, None, false));
-    }
-    let replaces = active.map(|r| r.view_id);
-    match find(rows, id, "query", "building").filter(same) {
-        Some(r) => {
+    id: &str,
+    text: &str,
+    sources: &str,
+    plan: QueryPlan,
+) -> Result<bool, StoreError> {
+    let QueryPlan::Rebuild { building, replaces } = plan else {
+        return Ok(false);
+    };
+    match building {
+        Building::Resume(view_id) => {
             exec(
                 tx,
                 "UPDATE views SET replaces = $2 WHERE view_id = $1 AND replaces IS DISTINCT FROM $2",
-                &[&r.view_id, &replaces],
+                &[&view_id, &replaces],
             )
             .await?;
-            Ok((r.view_id, replaces, false))
+            Ok(false)
         }
-        None => {
-            let view_id = create_view(
+        Building::Create => {
+            create_view(
                 tx,
                 id,
-                Some((text, &sources)),
+                Some((text, sources)),
                 ViewState::Building,
                 replaces,
                 "",
             )
             .await?;
-            Ok((view_id, replaces, true))
+            Ok(true)
         }
     }
-}
-
-/// Object versions read for evaluation.
-pub struct Candidate {
-    /// Indexed facts.
-    pub row: VersionRow,
-    /// When the version entered the store.
-    pub added_us: Micros,
-    /// Stored collections it is in.
-    pub sources: String,
-    /// Raw JSON.
-    pub raw: String,
 }
 
 /// Up to [`BATCH`] latest object versions after `after_vid`.
@@ -406,33 +362,6 @@ pub async fn candidates<C: GenericClient>(
             raw: r.get(7),
         })
         .collect())
-}
-
-/// Whether a candidate matches a query.
-pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
-    matches_with(registry, query, c, &c.sources, now)
-}
-
-/// Whether a candidate matches a query if it were in the stored collections `sources`.
-fn matches_with(
-    registry: &Registry,
-    query: &Query,
-    c: &Candidate,
-    sources: &str,
-    now: Micros,
-) -> bool {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
-        return false;
-    };
-    let names = registry.names_of(sources);
-    query.matches(
-        &ObjectFacts {
-            object: &value,
-            sources: &names,
-            added_us: c.added_us,
-        },
-        now,
-    )
 }
 
 fn vids(batch: &[Candidate]) -> Vec<i64> {
@@ -525,7 +454,7 @@ pub async fn decide(
             Some(if same_registry && *sources == c.sources {
                 early
             } else {
-                matches_with(registry, query, c, sources, now)
+                matches_in(registry, query, c, sources, now)
             })
         })
         .collect())
@@ -570,11 +499,8 @@ pub async fn fill(
         if *decided != Some(true) {
             continue;
         }
-        let (stamp, provisional) = match (view.replaces, kept.get(&c.row.vid)) {
-            (Some(_), Some(&kept)) => (kept, false),
-            (Some(_), None) => (clock.stamp(), true),
-            (None, _) => (clock.stamp(), false),
-        };
+        let (stamp, provisional) =
+            member_stamp(clock, view.replaces, kept.get(&c.row.vid).copied());
         let first = seen.insert(c.row.stix_id.as_str()) && !held.contains(&c.row.stix_id);
         if first {
             insert_first_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;

@@ -7,6 +7,7 @@
 mod entries;
 mod ingest;
 mod read;
+mod rebuilder;
 mod schema;
 mod views;
 
@@ -25,8 +26,10 @@ use super::{
 };
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::ingest::{self as write, run_ready, Target};
+use crate::store::rebuild::{self, Filled};
 use crate::store::registry::{Registry, ViewState};
 use ingest::SqliteIngest;
+use rebuilder::SqliteBatch;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "taxiway.db";
@@ -145,130 +148,44 @@ impl SqliteStore {
     /// view was superseded (query changed again) before it finished.
     async fn rebuild(&self, view_id: i64) -> Result<bool, StoreError> {
         loop {
-            let done = self
+            let filled = self
                 .blocking(move |inner| {
-                    let registry = inner.registry.read().map_err(poisoned)?.clone();
-                    let Some(view) = registry
-                        .view(view_id)
-                        .filter(|v| v.state == ViewState::Building)
-                        .cloned()
-                    else {
-                        return Ok(Some(false));
-                    };
-                    let Some(query) = view.query.clone() else {
-                        return Ok(Some(false));
-                    };
-                    let reader = inner.readers.get()?;
-                    let Some(after) = views::progress(&reader, view_id)? else {
-                        return Ok(Some(false));
-                    };
-                    let batch = views::candidates(&reader, after)?;
-                    drop(reader);
-                    let now = now_us();
-                    let matching: Vec<_> = batch
-                        .iter()
-                        .filter(|c| views::matches(&registry, &query, c, now))
-                        .collect();
-                    let mut writer = inner.writer.lock().map_err(poisoned)?;
-                    // Re-check under the writer lock: a reload may have superseded the view.
-                    let registry = inner.registry.read().map_err(poisoned)?.clone();
-                    if registry
-                        .view(view_id)
-                        .is_none_or(|v| v.state != ViewState::Building)
-                    {
-                        return Ok(Some(false));
-                    }
-                    let tx = writer.transaction()?;
-                    if let Some(last) = batch.last() {
-                        views::fill(&tx, &inner.clock, &view, &matching, last.row.vid)?;
-                    }
-                    if batch.len() < views::BATCH {
-                        views::switch(&tx, &inner.clock, &view)?;
-                        tx.commit()?;
-                        let mut next = (*registry).clone();
-                        next.views.retain(|v| Some(v.view_id) != view.replaces);
-                        if let Some(v) = next.views.iter_mut().find(|v| v.view_id == view_id) {
-                            v.state = ViewState::Active;
-                            v.replaces = None;
-                        }
-                        *inner.registry.write().map_err(poisoned)? = Arc::new(next);
-                        return Ok(Some(true));
-                    }
-                    tx.commit()?;
-                    Ok(None)
+                    run_ready(rebuild::rebuild_batch(
+                        &mut SqliteBatch::new(inner),
+                        view_id,
+                    ))?
                 })
                 .await?;
-            if let Some(finished) = done {
-                if finished {
+            match filled {
+                Filled::More => continue,
+                Filled::Superseded => return Ok(false),
+                Filled::Switched => {
                     self.purge_retired().await?;
+                    return Ok(true);
                 }
-                return Ok(finished);
             }
         }
     }
 
     async fn purge_retired(&self) -> Result<(), StoreError> {
-        let retired = self
-            .blocking(|inner| views::retired(&*inner.readers.get()?))
-            .await?;
-        for view_id in retired {
-            loop {
-                let gone = self
-                    .blocking(move |inner| {
-                        let mut writer = inner.writer.lock().map_err(poisoned)?;
-                        let tx = writer.transaction()?;
-                        let gone = views::purge_some(&tx, view_id)?;
-                        tx.commit()?;
-                        Ok(gone)
-                    })
-                    .await?;
-                if gone {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        rebuild::purge_retired(&mut self.clone()).await
     }
 
     /// Re-evaluate live query views that use relative time.
     async fn refresh_relative(&self) -> Result<(), StoreError> {
         let registry = self.registry()?;
-        let targets: Vec<_> = registry
-            .query_views()
-            .filter(|(v, q)| v.state == ViewState::Active && q.uses_relative_time())
-            .map(|(v, q)| (v.view_id, q.clone()))
-            .collect();
-        for (view_id, query) in targets {
+        for (view_id, query) in rebuild::relative_time_views(&registry) {
             let mut after = 0;
             loop {
                 let query = query.clone();
                 let next = self
                     .blocking(move |inner| {
-                        let batch = views::candidates(&*inner.readers.get()?, after)?;
-                        let Some(last) = batch.last().map(|c| c.row.vid) else {
-                            return Ok(None);
-                        };
-                        let mut writer = inner.writer.lock().map_err(poisoned)?;
-                        let registry = inner.registry.read().map_err(poisoned)?.clone();
-                        let Some(view) = registry
-                            .view(view_id)
-                            .filter(|v| v.state == ViewState::Active)
-                            .cloned()
-                        else {
-                            return Ok(None);
-                        };
-                        let tx = writer.transaction()?;
-                        views::reevaluate(
-                            &tx,
-                            &inner.clock,
-                            &view,
-                            &batch,
+                        run_ready(rebuild::reevaluate_batch(
+                            &mut SqliteBatch::new(inner),
+                            view_id,
                             &query,
-                            &registry,
-                            now_us(),
-                        )?;
-                        tx.commit()?;
-                        Ok((batch.len() == views::BATCH).then_some(last))
+                            after,
+                        ))?
                     })
                     .await?;
                 match next {
@@ -419,14 +336,8 @@ impl Store for SqliteStore {
         })
         .await?;
         // Resume rebuilds that failed or were interrupted.
-        let building: Vec<i64> = self
-            .registry()?
-            .views
-            .iter()
-            .filter(|v| v.state == ViewState::Building)
-            .map(|v| v.view_id)
-            .collect();
-        for view_id in building {
+        let registry = self.registry()?;
+        for view_id in rebuild::building_views(&registry) {
             self.spawn_rebuild(view_id);
         }
         self.purge_retired().await
