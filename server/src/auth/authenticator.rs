@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::cache::{self, VerifiedCache};
-use super::credentials::{Credentials, KeyOwners};
-use super::lockout::{Limit, Lockouts, Subject};
-use super::presented::Presented;
-use super::settings::{AuthSettings, ClientCertUser};
-use super::snapshot::Snapshot;
 use crate::access::{Identity, Policy};
+use crate::auth::cache::{self, VerifiedCache};
+use crate::auth::lockout::{Limit, Lockouts, Subject};
+use crate::auth::presented::Presented;
+use crate::auth::snapshot::Snapshot;
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 use crate::tls::CertificateNames;
+use taxiway_model::auth::credentials::{Credentials, KeyOwners};
+use taxiway_model::config::auth::{AuthSettings, ClientCertUser};
 
 /// The target of these log lines: where they were logged before the authenticator
 /// had a file of its own, so that log filters and readers see the same lines.

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use ring::hmac;
 use ring::rand::SystemRandom;
 
-use super::presented::Presented;
 use crate::access::Identity;
+use crate::auth::presented::Presented;
 
 /// Most entries kept; past it the cache starts over (distinct valid credentials are
 /// few, so this only bounds memory).

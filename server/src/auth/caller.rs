@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use super::{presented, Auth, Refusal};
 use crate::access::{Caller, Policy};
+use crate::auth::authenticator::{Auth, Refusal};
+use crate::auth::presented;
 use crate::config::ServiceConfig;
 use crate::tls::CertificateNames;
 

@@ -36,7 +36,6 @@ pub use taxiway_model::auth::{credentials, password};
 pub use taxiway_model::config::auth as settings;
 
 pub use self::authenticator::Auth;
-use self::authenticator::Refusal;
 pub use self::caller::AuthError;
 pub use self::credentials::{Credentials, CredentialsError, UserRecord, UsersFile};
 pub use self::reload::CredentialsDir;

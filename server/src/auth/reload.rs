@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Auth, Credentials};
+use crate::auth::authenticator::Auth;
 use crate::reload::{Counter, Reloadable};
+use taxiway_model::auth::credentials::Credentials;
 
 /// The target of these log lines: where they were logged before reloading had a file
 /// of its own, so that log filters and readers see the same lines.

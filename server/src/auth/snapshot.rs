@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 
-use super::cache::{Fingerprint, VerifiedCache};
-use super::credentials::{Credentials, KeyOwners, User};
-use super::password::{self, Dummy, SecretHash};
-use super::presented::Presented;
 use crate::access::Identity;
+use crate::auth::cache::{Fingerprint, VerifiedCache};
+use crate::auth::presented::Presented;
+use taxiway_model::auth::credentials::{Credentials, KeyOwners, User};
+use taxiway_model::auth::password::{self, Dummy, SecretHash};
 
 /// Refusals are answered no sooner than this multiple of the slowest refusal's
 /// expected time, so that the ordinary spread of argon2 timings stays hidden.

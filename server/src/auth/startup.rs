@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::credentials::{Credentials, CredentialsError};
+use taxiway_model::auth::credentials::{Credentials, CredentialsError};
 
 /// Why the server will not start.
 #[derive(Debug, thiserror::Error)]

@@ -19,11 +19,11 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::body::hold_until_sent;
-use super::settings::ServerSettings;
-use super::{HeadBytes, Scheme};
+use crate::listener::body::hold_until_sent;
+use crate::listener::extensions::{HeadBytes, Scheme};
 use crate::metrics::Metrics;
 use crate::tls::{CertificateNames, Tls};
+use taxiway_model::config::server::ServerSettings;
 
 /// What every connection of one listener shares.
 pub(super) struct Shared {

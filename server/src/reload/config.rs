@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::{Counter, Reloadable};
 use crate::config::{self, ConfigError, ServiceConfig};
+use crate::reload::source::{Counter, Reloadable};
 use crate::store::{SharedStore, StoreError, StoreSetup};
 
 /// The target of this reload's log lines (where they were logged before `reload` was

@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::error::TaxiiError;
 use super::media::{taxii_media_type, STIX_21};
 use super::response::json;
-use super::Ctx;
 use crate::config::CollectionConfig;
+use crate::taxii::context::Ctx;
 
 /// A collection as TAXII describes it; `can_read`/`can_write` are the caller's.
 #[derive(Serialize)]

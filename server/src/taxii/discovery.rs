@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::error::TaxiiError;
 use super::media::{taxii_media_type, TAXII_21};
 use super::response::json;
-use super::Ctx;
+use crate::taxii::context::Ctx;
 
 #[derive(Serialize)]
 struct Discovery<'a> {

@@ -12,12 +12,13 @@ use super::error::TaxiiError;
 use super::media::{self, taxii_media_type, STIX_21};
 use super::params::{self, Allowed, Params};
 use super::response::{bytes, chunked, json, with_date_added};
-use super::{read_body, Ctx};
 use crate::access::Caller;
 use crate::config::{CollectionConfig, TaxiiVersion};
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
 use crate::store::{Entry, Listing, Page, VersionMatch};
+use crate::taxii::context::Ctx;
+use crate::taxii::request_body::read_body;
 
 /// The collection, if the caller may read it (403 if they may only write).
 fn readable<'a>(ctx: &'a Ctx, root: &str, id: &str) -> Result<&'a CollectionConfig, TaxiiError> {

@@ -6,8 +6,8 @@ use axum::response::Response;
 use super::error::TaxiiError;
 use super::media::taxii_media_type;
 use super::response::json;
-use super::Ctx;
 use crate::access::Caller;
+use crate::taxii::context::Ctx;
 
 /// `GET /{root}/status/{id}/`.
 pub async fn get(ctx: &Ctx, root: &str, id: &str) -> Result<Response, TaxiiError> {

@@ -4,11 +4,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{only_get, refusing, resource, CollectionPath, Segments};
+use super::resource::{only_get, refusing, resource};
+use super::segments::{CollectionPath, Segments};
 use crate::config::TaxiiVersion;
 use crate::state::AppState;
+use crate::taxii::context::Ctx;
 use crate::taxii::context::Resource;
-use crate::taxii::{collections, v20, Ctx};
+use crate::taxii::{collections, v20};
 
 pub(super) fn routes(state: &AppState) -> Router {
     resource(

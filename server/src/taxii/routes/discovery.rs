@@ -6,12 +6,13 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 
-use super::resource;
+use super::resource::resource;
 use crate::config::TaxiiVersion;
 use crate::state::AppState;
+use crate::taxii::context::Ctx;
 use crate::taxii::context::Resource;
 use crate::taxii::error::TaxiiError;
-use crate::taxii::{discovery, v20, Ctx};
+use crate::taxii::{discovery, v20};
 
 pub(super) fn routes(state: &AppState) -> Router {
     let resource_of = || Resource::new(state, "discovery");

@@ -5,12 +5,14 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{refusing, resource, CollectionPath, Segments};
+use super::resource::{refusing, resource};
+use super::segments::{CollectionPath, Segments};
 use crate::config::TaxiiVersion;
 use crate::state::AppState;
+use crate::taxii::context::Ctx;
 use crate::taxii::context::Resource;
 use crate::taxii::error::TaxiiError;
-use crate::taxii::{objects, v20, Ctx};
+use crate::taxii::{objects, v20};
 
 pub(super) fn routes(state: &AppState) -> Router {
     resource(

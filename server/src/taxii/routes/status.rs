@@ -4,11 +4,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{only_get, refusing, resource, Segments, StatusPath};
+use super::resource::{only_get, refusing, resource};
+use super::segments::{Segments, StatusPath};
 use crate::config::TaxiiVersion;
 use crate::state::AppState;
+use crate::taxii::context::Ctx;
 use crate::taxii::context::Resource;
-use crate::taxii::{status, v20, Ctx};
+use crate::taxii::{status, v20};
 
 pub(super) fn routes(state: &AppState) -> Router {
     resource(

@@ -6,10 +6,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::{only_get, refusing, resource, ObjectPath, Segments};
+use super::resource::{only_get, refusing, resource};
+use super::segments::{ObjectPath, Segments};
 use crate::state::AppState;
+use crate::taxii::context::Ctx;
 use crate::taxii::context::Resource;
-use crate::taxii::{objects, Ctx};
+use crate::taxii::objects;
 
 pub(super) fn routes(state: &AppState) -> Router {
     let versions_resource = Resource::new(state, "versions").absent_in_20(

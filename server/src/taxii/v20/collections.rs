@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::access::Caller;
 use crate::config::CollectionConfig;
+use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{STIX_20, TAXII_20};
 use crate::taxii::response::json;
-use crate::taxii::Ctx;
 
 /// A collection as TAXII 2.0 describes it (no `alias`: that is 2.1).
 #[derive(Serialize)]

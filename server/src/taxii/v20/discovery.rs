@@ -5,10 +5,10 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::config::TaxiiVersion;
+use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{self, TAXII_20};
 use crate::taxii::response::json;
-use crate::taxii::Ctx;
 
 /// The `versions` value of a TAXII 2.0 API root.
 const TAXII_2_0: &str = "taxii-2.0";

@@ -6,15 +6,16 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::collections::readable;
+use super::filters::parse_params;
 use super::paging;
+use super::range;
 use super::selection::Selection;
-use super::{parse_params, range};
 use crate::stix::timestamp::format_taxii;
+use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{STIX_20, TAXII_20};
 use crate::taxii::params::Allowed;
 use crate::taxii::response::json;
-use crate::taxii::Ctx;
 
 #[derive(Serialize)]
 struct ManifestEntry {

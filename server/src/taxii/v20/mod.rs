@@ -6,6 +6,7 @@
 mod bundle;
 pub(super) mod collections;
 pub(super) mod discovery;
+mod filters;
 pub(super) mod manifest;
 pub(super) mod objects;
 mod paging;
@@ -13,25 +14,4 @@ mod range;
 mod selection;
 pub(super) mod status;
 
-pub use discovery::discovery;
-
-use super::error::TaxiiError;
-use super::params::{self, Allowed, Params};
-use super::Ctx;
-
-/// The filters of a 2.0 request; the 2.1-only `next` and `match[spec_version]` are 400s.
-fn parse_params(ctx: &Ctx, query: Option<&str>, allowed: Allowed) -> Result<Params, TaxiiError> {
-    let params = params::parse(query, allowed).map_err(TaxiiError::bad_request)?;
-    ctx.note_ignored(&params);
-    if params.next.is_some() {
-        return Err(TaxiiError::bad_request(
-            "TAXII 2.0 pages with the Range header (e.g. `Range: items 0-99`), not `next`",
-        ));
-    }
-    if !params.filters.spec_versions.is_empty() {
-        return Err(TaxiiError::bad_request(
-            "match[spec_version] is a TAXII 2.1 filter; TAXII 2.0 serves STIX 2.0 only",
-        ));
-    }
-    Ok(params)
-}
+pub use self::discovery::discovery;

@@ -6,17 +6,18 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::collections::{readable, writable};
+use super::filters::parse_params;
 use super::paging::{self, Paged};
 use super::selection::Selection;
-use super::{bundle, parse_params, range, status};
+use super::{bundle, range, status};
 use crate::config::TaxiiVersion;
 use crate::store::validate::is_stix_id;
+use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{self, STIX_20};
 use crate::taxii::params::Allowed;
-use crate::taxii::read_body;
+use crate::taxii::request_body::read_body;
 use crate::taxii::response::chunked;
-use crate::taxii::Ctx;
 
 fn bundle_response(mut paged: Paged) -> Response {
     let served = std::mem::take(&mut paged.items.served);

@@ -8,9 +8,9 @@ use axum::response::Response;
 use super::range::{self, ItemRange};
 use super::selection::{Items, Selection};
 use crate::taxii::budget::Budget;
+use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::response::with_date_added;
-use crate::taxii::Ctx;
 
 /// One page of a listing, with where it sits in the whole.
 #[derive(Debug)]

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::access::{Caller, Policy};
 use crate::store::Status;
+use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::TAXII_20;
 use crate::taxii::response::json;
-use crate::taxii::Ctx;
 
 /// A status resource as TAXII 2.0 writes it.
 #[derive(Debug, Serialize)]
