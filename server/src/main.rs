@@ -263,87 +263,97 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve {
-                config_dir,
-                data_dir,
-                credentials_dir,
-                allow_anonymous_open,
-                tls_dir,
-                listen,
-                admin_listen,
-                readers,
-            } => {
-                serve::serve(serve::ServeOptions {
-                    config_dir,
-                    data_dir: data_dir.unwrap_or_default(),
-                    credentials_dir,
-                    allow_anonymous_open,
-                    tls_dir,
-                    listen,
-                    admin_listen,
-                    readers,
-                })
-                .await
-            }
-            Command::Import {
-                config_dir,
-                data_dir,
-                collection,
-                files,
-            } => import::import(
-                &config_dir,
-                &data_dir.unwrap_or_default(),
-                &collection,
-                &files,
-            )
-            .await
-            .map(|_| ()),
-            Command::HashPassword { api_key } => hash_password(api_key),
-            Command::Backup {
-                data_dir,
-                output,
-                config_dir,
-            } => refuse_postgres_backup(config_dir.as_deref())
-                .and_then(|()| backup(&data_dir, &output)),
-            Command::Migrate {
-                from_sqlite,
-                config_dir,
-            } => migrate(&from_sqlite, &config_dir).await,
-            Command::CheckConfig { config_dir } => match config::load_dir(&config_dir) {
-                Ok(c) => {
-                    println!(
-                        "{}: valid ({} API roots, {} collections)",
-                        config_dir.display(),
-                        c.config.api_roots.len(),
-                        c.collections.len()
-                    );
-                    print!("{}", describe_sources(&c));
-                    for w in c.warnings() {
-                        eprintln!("warning: {w}");
-                    }
-                    Ok(())
-                }
-                Err(config::ConfigError::Invalid(problems)) => {
-                    for p in &problems {
-                        eprintln!("error: {p}");
-                    }
-                    Err(anyhow::anyhow!(
-                        "{} problem(s) in {}",
-                        problems.len(),
-                        config_dir.display()
-                    ))
-                }
-                Err(e) => Err(e.into()),
-            },
-        }
-    });
+    let result = runtime.block_on(run(cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Run one command of the command line.
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            config_dir,
+            data_dir,
+            credentials_dir,
+            allow_anonymous_open,
+            tls_dir,
+            listen,
+            admin_listen,
+            readers,
+        } => {
+            serve::serve(serve::ServeOptions {
+                config_dir,
+                data_dir: data_dir.unwrap_or_default(),
+                credentials_dir,
+                allow_anonymous_open,
+                tls_dir,
+                listen,
+                admin_listen,
+                readers,
+            })
+            .await
+        }
+        Command::Import {
+            config_dir,
+            data_dir,
+            collection,
+            files,
+        } => import::import(
+            &config_dir,
+            &data_dir.unwrap_or_default(),
+            &collection,
+            &files,
+        )
+        .await
+        .map(|_| ()),
+        Command::HashPassword { api_key } => hash_password(api_key),
+        Command::Backup {
+            data_dir,
+            output,
+            config_dir,
+        } => {
+            refuse_postgres_backup(config_dir.as_deref()).and_then(|()| backup(&data_dir, &output))
+        }
+        Command::Migrate {
+            from_sqlite,
+            config_dir,
+        } => migrate(&from_sqlite, &config_dir).await,
+        Command::CheckConfig { config_dir } => check_config(&config_dir),
+    }
+}
+
+/// `check-config`: validate a configuration directory, list what each query
+/// collection draws from, and print warnings.
+fn check_config(config_dir: &std::path::Path) -> anyhow::Result<()> {
+    match config::load_dir(config_dir) {
+        Ok(c) => {
+            println!(
+                "{}: valid ({} API roots, {} collections)",
+                config_dir.display(),
+                c.config.api_roots.len(),
+                c.collections.len()
+            );
+            print!("{}", describe_sources(&c));
+            for w in c.warnings() {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
+        Err(config::ConfigError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            Err(anyhow::anyhow!(
+                "{} problem(s) in {}",
+                problems.len(),
+                config_dir.display()
+            ))
+        }
+        Err(e) => Err(e.into()),
     }
 }
