@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::Micros;
+use crate::store::micros::Micros;
 use crate::stix::timestamp::now_us;
 
 /// Hands out strictly increasing `date_added` stamps, never behind the wall clock.

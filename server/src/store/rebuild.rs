@@ -14,7 +14,9 @@ use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
 use crate::store::membership::VersionRow;
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 
 /// Object versions evaluated per rebuild (or re-evaluation) transaction.
 pub(crate) const BATCH: usize = 2_000;

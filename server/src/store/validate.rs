@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Micros;
+use crate::store::micros::Micros;
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 
 /// An object that passed validation, with the facts the store indexes.

@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, Tx};
 use crate::store::sqlite::DB_FILE;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Rows copied per round of pipelined inserts.
 const CHUNK: i64 = 1_000;

@@ -6,7 +6,8 @@ use tokio_postgres::Row;
 
 use super::Tx;
 use crate::store::membership::first_and_last;
-use crate::store::{Micros, StoreError};
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 
 /// Run a cached statement, returning its rows.
 pub async fn rows(

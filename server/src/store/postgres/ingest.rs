@@ -13,7 +13,9 @@ use super::Tx;
 use crate::stix::timestamp::now_us;
 use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
 use crate::store::membership::{SizeChanges, VersionRow};
-use crate::store::{Micros, StoreError, ValidObject};
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
+use crate::store::validate::ValidObject;
 
 /// A write transaction of the PostgreSQL store (holding the clock row).
 pub struct PgIngest<'a, 't>(pub &'a Tx<'t>);

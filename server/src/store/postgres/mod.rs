@@ -40,10 +40,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub use self::copy::{copy_from_sqlite, CopyReport};
 pub use self::schema::known_version as schema_version;
 use self::views::QueryCache;
-use super::{
-    AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, Store, StoreError,
-    StoreSetup, StoreStats, VersionMatch,
-};
+use crate::store::add_objects::{AddObjects, Status};
+use crate::store::backend::Store;
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::listing::{Listing, Page, VersionMatch};
+use crate::store::micros::Micros;
+use crate::store::setup::StoreSetup;
+use crate::store::stats::{CollectionSize, StoreStats};
 use crate::config::{PostgresSettings, PostgresTls};
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::ingest::{self as write, Target};

@@ -16,7 +16,7 @@ use crate::store::rebuild::{
     matches, view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator,
 };
 use crate::store::registry::{Registry, ViewState};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// The rebuild of one view on the connection holding its advisory lock.
 pub(super) struct PgRebuild<'a> {

@@ -20,10 +20,13 @@ use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
-use super::{
-    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreSetup,
-    StoreStats, VersionMatch,
-};
+use crate::store::add_objects::{AddObjects, Status};
+use crate::store::backend::Store;
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::listing::{Listing, Page, VersionMatch};
+use crate::store::setup::StoreSetup;
+use crate::store::stats::{CollectionSize, StoreStats};
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::ingest::{self as write, run_ready, Target};
 use crate::store::rebuild::{self, Filled};
