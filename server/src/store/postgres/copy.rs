@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, Tx};
-use crate::store::sqlite::DB_FILE;
+use crate::store::sqlite::db_file::DB_FILE;
 use crate::store::error::StoreError;
 
 /// Rows copied per round of pipelined inserts.

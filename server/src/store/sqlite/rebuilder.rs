@@ -8,7 +8,9 @@ use std::sync::Arc;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 
-use super::{poisoned, views, Inner, SqliteStore};
+use super::handle::SqliteStore;
+use super::inner::{poisoned, Inner};
+use super::views;
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
 use crate::store::rebuild::{view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator};
