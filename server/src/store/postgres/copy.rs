@@ -8,7 +8,8 @@ use futures::future::try_join_all;
 use rusqlite::{params, Connection, OpenFlags};
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, Tx};
+use super::handle::PostgresStore;
+use super::tx::Tx;
 use crate::store::sqlite::db_file::DB_FILE;
 use crate::store::error::StoreError;
 

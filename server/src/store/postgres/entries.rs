@@ -4,7 +4,7 @@
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::Tx;
+use super::tx::Tx;
 use crate::store::membership::first_and_last;
 use crate::store::error::StoreError;
 use crate::store::micros::Micros;

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use super::entries::{
     date_added_in, exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows,
 };
-use super::Tx;
+use super::tx::Tx;
 use crate::stix::timestamp::now_us;
 use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
 use crate::store::membership::{SizeChanges, VersionRow};

@@ -10,7 +10,7 @@ use super::entries::{
     exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges,
     VersionRow,
 };
-use super::Tx;
+use super::tx::Tx;
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
 use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
