@@ -18,13 +18,13 @@ use std::task::{Context, Poll, Waker};
 
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
-use crate::store::membership::{Ingested, SizeChanges, VersionRow};
-use crate::store::registry::{Registry, View, ViewState};
 use crate::store::add_objects::{AddObjects, NewObject, Status, StatusDetail};
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
 use crate::store::listing::VersionMatch;
+use crate::store::membership::{Ingested, SizeChanges, VersionRow};
 use crate::store::micros::Micros;
+use crate::store::registry::{Registry, View, ViewState};
 use crate::store::validate::ValidObject;
 
 /// What a query needs of one version: its JSON, the stored collections that hold

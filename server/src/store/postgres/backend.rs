@@ -157,7 +157,6 @@ impl PostgresStore {
     }
 }
 
-
 /// Above this many rows, `/metrics` reports PostgreSQL's estimate of the number of
 /// object versions instead of counting them.
 const EXACT_COUNT_BELOW: f32 = 100_000.0;

@@ -10,8 +10,8 @@ use tokio_postgres::types::ToSql;
 
 use super::handle::PostgresStore;
 use super::tx::Tx;
-use crate::store::sqlite::db_file::DB_FILE;
 use crate::store::error::StoreError;
+use crate::store::sqlite::db_file::DB_FILE;
 
 /// Rows copied per round of pipelined inserts.
 const CHUNK: i64 = 1_000;

@@ -5,8 +5,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::tx::Tx;
-use crate::store::membership::first_and_last;
 use crate::store::error::StoreError;
+use crate::store::membership::first_and_last;
 use crate::store::micros::Micros;
 
 /// Run a cached statement, returning its rows.

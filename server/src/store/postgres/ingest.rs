@@ -11,9 +11,9 @@ use super::entries::{
 };
 use super::tx::Tx;
 use crate::stix::timestamp::now_us;
+use crate::store::error::StoreError;
 use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
 use crate::store::membership::{SizeChanges, VersionRow};
-use crate::store::error::StoreError;
 use crate::store::micros::Micros;
 use crate::store::validate::ValidObject;
 

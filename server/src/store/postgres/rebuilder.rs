@@ -13,12 +13,12 @@ use super::handle::PostgresStore;
 use super::views;
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 use crate::store::rebuild::{
     matches, view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator,
 };
-use crate::store::micros::Micros;
 use crate::store::registry::{Registry, ViewState};
-use crate::store::error::StoreError;
 
 /// Rows of a retired view are kept this long, for replicas still reading it.
 const RETIRED_GRACE_US: Micros = 30_000_000;

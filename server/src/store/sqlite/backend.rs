@@ -109,7 +109,6 @@ impl SqliteStore {
     }
 }
 
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
