@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::Micros;
 use crate::stix::timestamp::now_us;
+use crate::store::micros::Micros;
 
 /// Hands out strictly increasing `date_added` stamps, never behind the wall clock.
 ///

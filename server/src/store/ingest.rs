@@ -18,12 +18,14 @@ use std::task::{Context, Poll, Waker};
 
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
+use crate::store::add_objects::{AddObjects, NewObject, Status, StatusDetail};
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::listing::VersionMatch;
 use crate::store::membership::{Ingested, SizeChanges, VersionRow};
+use crate::store::micros::Micros;
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{
-    AddObjects, Clock, Micros, NewObject, Status, StatusDetail, StoreError, ValidObject,
-    VersionMatch,
-};
+use crate::store::validate::ValidObject;
 
 /// What a query needs of one version: its JSON, the stored collections that hold
 /// those very bytes, and when it entered the store.

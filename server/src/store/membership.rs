@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::{Micros, Status, StatusDetail, StoreError};
+use crate::store::add_objects::{Status, StatusDetail};
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 
 /// The indexed facts of a stored object version.
 #[derive(Debug, Clone)]

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
 use crate::store::membership::VersionRow;
+use crate::store::micros::Micros;
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
 
 /// Object versions evaluated per rebuild (or re-evaluation) transaction.
 pub(crate) const BATCH: usize = 2_000;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::query::Query;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Lifecycle of a view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use super::Micros;
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
+use crate::store::micros::Micros;
 
 /// An object that passed validation, with the facts the store indexes.
 #[derive(Debug, Clone)]

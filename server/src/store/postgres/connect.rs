@@ -21,7 +21,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Socket;
 
 use crate::config::{PostgresSettings, PostgresTls};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 fn invalid(message: String) -> StoreError {
     StoreError::Database(message)

@@ -8,9 +8,10 @@ use futures::future::try_join_all;
 use rusqlite::{params, Connection, OpenFlags};
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, Tx};
-use crate::store::sqlite::DB_FILE;
-use crate::store::StoreError;
+use super::handle::PostgresStore;
+use super::tx::Tx;
+use crate::store::error::StoreError;
+use crate::store::sqlite::db_file::DB_FILE;
 
 /// Rows copied per round of pipelined inserts.
 const CHUNK: i64 = 1_000;

@@ -4,9 +4,10 @@
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::Tx;
+use super::tx::Tx;
+use crate::store::error::StoreError;
 use crate::store::membership::first_and_last;
-use crate::store::{Micros, StoreError};
+use crate::store::micros::Micros;
 
 /// Run a cached statement, returning its rows.
 pub async fn rows(

@@ -9,11 +9,13 @@ use std::borrow::Cow;
 use super::entries::{
     date_added_in, exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows,
 };
-use super::Tx;
+use super::tx::Tx;
 use crate::stix::timestamp::now_us;
+use crate::store::error::StoreError;
 use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
 use crate::store::membership::{SizeChanges, VersionRow};
-use crate::store::{Micros, StoreError, ValidObject};
+use crate::store::micros::Micros;
+use crate::store::validate::ValidObject;
 
 /// A write transaction of the PostgreSQL store (holding the clock row).
 pub struct PgIngest<'a, 't>(pub &'a Tx<'t>);

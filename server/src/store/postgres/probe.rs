@@ -24,7 +24,7 @@ use tokio_postgres::Socket;
 
 use super::connect;
 use crate::config::{PostgresSettings, PostgresTls};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// How long the probe waits for the database to answer `SELECT 1` (and for a probe to
 /// finish at all): below the 2 s the kubelet waits for `/readyz` in the pods the

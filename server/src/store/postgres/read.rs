@@ -3,7 +3,9 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
-use crate::store::{Entry, Listing, Page, Status, StoreError};
+use crate::store::add_objects::Status;
+use crate::store::error::StoreError;
+use crate::store::listing::{Entry, Listing, Page};
 
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 

@@ -9,14 +9,19 @@ use std::time::Duration;
 
 use deadpool_postgres::Client;
 
-use super::{views, PostgresStore, RETIRED_GRACE_US};
+use super::handle::PostgresStore;
+use super::views;
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 use crate::store::rebuild::{
     matches, view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator,
 };
 use crate::store::registry::{Registry, ViewState};
-use crate::store::StoreError;
+
+/// Rows of a retired view are kept this long, for replicas still reading it.
+const RETIRED_GRACE_US: Micros = 30_000_000;
 
 /// The rebuild of one view on the connection holding its advisory lock.
 pub(super) struct PgRebuild<'a> {

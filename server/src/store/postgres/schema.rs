@@ -6,7 +6,7 @@
 
 use deadpool_postgres::Client;
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Advisory-lock namespace of Taxiway ("TXWY"); the second key says what is locked.
 pub const LOCK_NAMESPACE: i32 = 0x5458_5759;

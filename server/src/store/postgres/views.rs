@@ -10,13 +10,16 @@ use super::entries::{
     exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows, SizeChanges,
     VersionRow,
 };
-use super::Tx;
+use super::tx::Tx;
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
 use crate::store::rebuild::{matches_in, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
+use crate::store::setup::{CollectionSetup, StoreSetup};
 
 /// Parsed queries by text, so a registry reload does not re-parse unchanged queries.
 pub type QueryCache = HashMap<String, Arc<Query>>;

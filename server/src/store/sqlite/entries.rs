@@ -3,8 +3,9 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use crate::store::error::StoreError;
 use crate::store::membership::first_and_last;
-use crate::store::{Micros, StoreError};
+use crate::store::micros::Micros;
 
 pub use crate::store::membership::{SizeChanges, VersionRow};
 

@@ -7,9 +7,11 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::entries::{date_added_in, flush_sizes, insert_entry, remove_entry};
 use crate::stix::timestamp::now_us;
+use crate::store::error::StoreError;
 use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
 use crate::store::membership::{SizeChanges, VersionRow};
-use crate::store::{Micros, StoreError, ValidObject};
+use crate::store::micros::Micros;
+use crate::store::validate::ValidObject;
 
 /// A write transaction of the SQLite store.
 pub struct SqliteIngest<'a, 't>(pub &'a Transaction<'t>);

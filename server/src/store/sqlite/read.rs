@@ -3,7 +3,9 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use crate::store::{Entry, Listing, Page, Status, StoreError};
+use crate::store::add_objects::Status;
+use crate::store::error::StoreError;
+use crate::store::listing::{Entry, Listing, Page};
 
 /// One page of a view: an index range scan from the listing's position.
 pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, StoreError> {
@@ -144,7 +146,7 @@ pub fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::VersionMatch;
+    use crate::store::listing::VersionMatch;
 
     /// A view of `n` entries: types cycle indicator/malware/ipv4-addr; object `k`
     /// has two versions when `k` is even.

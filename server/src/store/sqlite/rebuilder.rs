@@ -8,12 +8,14 @@ use std::sync::Arc;
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 
-use super::{poisoned, views, Inner, SqliteStore};
+use super::handle::SqliteStore;
+use super::inner::{poisoned, Inner};
+use super::views;
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::error::StoreError;
 use crate::store::rebuild::{view_in, Batch, Candidate, Filled, Purger, Rebuilder, Reevaluator};
 use crate::store::registry::{Registry, ViewState};
-use crate::store::StoreError;
 
 /// One rebuild or re-evaluation batch of the SQLite store.
 pub(super) struct SqliteBatch<'a> {

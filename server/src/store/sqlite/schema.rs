@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records the last applied.
 const MIGRATIONS: &[&str] = &[

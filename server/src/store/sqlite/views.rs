@@ -10,10 +10,13 @@ use super::entries::{
 };
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::micros::Micros;
 use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
 use crate::store::rebuild::{matches, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
+use crate::store::setup::{CollectionSetup, StoreSetup};
 
 fn live_rows(tx: &Transaction<'_>) -> Result<Vec<LiveView>, StoreError> {
     let mut stmt = tx.prepare(

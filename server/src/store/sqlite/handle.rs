@@ -1,0 +1,85 @@
+//! The SQLite store handle: opening the database and running blocking work off the
+//! async runtime.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+use super::db_file::DB_FILE;
+use super::inner::{poisoned, Inner};
+use super::schema;
+use crate::store::clock::Clock;
+use crate::store::error::StoreError;
+use crate::store::registry::Registry;
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path, readers: u32) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        schema::configure(&writer, true)?;
+        schema::migrate(&mut writer)?;
+        let last: Option<i64> = writer.query_row(
+            // One index probe per view and one for the newest version: no table scans at start-up.
+            "SELECT max(m) FROM ( \
+               SELECT (SELECT max(date_added) FROM entries e WHERE e.view_id = v.view_id) AS m FROM views v \
+               UNION ALL SELECT added_us FROM (SELECT added_us FROM object_versions ORDER BY vid DESC LIMIT 1))",
+            [],
+            |r| r.get(0),
+        )?;
+        let manager = SqliteConnectionManager::file(&path).with_init(|c| {
+            schema::configure(c, false).map_err(|e| match e {
+                StoreError::Database(m) | StoreError::Unavailable(m) => {
+                    rusqlite::Error::InvalidParameterName(m)
+                }
+                other => rusqlite::Error::InvalidParameterName(other.to_string()),
+            })
+        });
+        let readers = r2d2::Pool::builder()
+            .max_size(readers.max(1))
+            .min_idle(Some(1))
+            .build(manager)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                clock: Clock::starting_after(last.unwrap_or(0)),
+                registry: RwLock::new(Arc::new(Registry::default())),
+                running: Mutex::new(HashSet::new()),
+                retention_hours: AtomicU64::new(48),
+            }),
+        })
+    }
+
+    pub(super) fn registry(&self) -> Result<Arc<Registry>, StoreError> {
+        Ok(self.inner.registry.read().map_err(poisoned)?.clone())
+    }
+
+    /// Run blocking store work off the async runtime.
+    pub(super) async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+    }
+}
