@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -26,6 +28,11 @@ use serde::{Deserialize, Serialize};
     category = "taxiway",
     namespaced,
     status = "TaxiiServiceStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     doc = "A TAXII 2.x server: discovery, API roots, users, TLS, storage and exposure.",
     printcolumn(name = "Versions", type_ = "string", json_path = ".spec.versions"),
     printcolumn(
@@ -113,6 +120,39 @@ pub struct TaxiiServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema::resources")]
     pub resources: Option<ResourceRequirements>,
+    /// Node labels a server pod's node must have (the pod's `nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the server pods tolerate (the pod's `tolerations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod (anti-)affinity of the server pods (the pod's `affinity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How the server pods spread over zones or nodes (the pod's
+    /// `topologySpreadConstraints`; select the pods with `app.kubernetes.io/instance:
+    /// <name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Extra annotations of the server pods (e.g. for a service mesh); the operator's
+    /// own (`prometheus.io/*`, `taxiway.dev/*`) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Extra labels of the server pods; the operator's own (`app.kubernetes.io/name`,
+    /// `instance`, `component`, `taxiway.dev/*`) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// PriorityClass of the server pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Secrets (type `kubernetes.io/dockerconfigjson`, this namespace) to pull the
+    /// image with, e.g. from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// ServiceAccount the server pods run as (the namespace's `default` when unset).
+    /// Its token is not mounted: the server never calls the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
     /// The Kubernetes Service in front of the server.
     #[serde(default)]
     pub service: ServiceExposure,
@@ -531,6 +571,13 @@ pub struct TaxiiServiceStatus {
     /// Users who can sign in (valid Secrets, not disabled).
     #[serde(default)]
     pub users: i32,
+    /// Server pods running (the Deployment's `status.replicas`; the `scale`
+    /// subresource's current replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Label selector of the server pods (for the `scale` subresource, e.g. an HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// Everything wrong with the spec or what it references, one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,

@@ -6,7 +6,7 @@ use super::*;
 use crate::credentials::{hash_users, Argon2Hasher, FILE_NAME};
 use crate::reconcile::service::fixtures;
 use crate::reconcile::service::inputs::Inputs;
-use crate::reconcile::service::validate::validate;
+use crate::reconcile::service::validate::{validate, ProblemKind};
 
 fn desired_with(
     inputs: &Inputs,
@@ -748,4 +748,188 @@ fn a_network_policy_switched_off_is_unwanted_and_an_invalid_one_unchanged() {
     })));
     assert_eq!(invalid.network_policy, Optional::Unchanged);
     assert!(invalid.config_map.is_some(), "everything else is rendered");
+}
+
+fn with_pod_settings(settings: serde_json::Value) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    for (key, value) in settings.as_object().expect("an object") {
+        spec[key] = value.clone();
+    }
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+fn template_meta(d: &Desired) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    d.deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .expect("template metadata")
+}
+
+#[test]
+fn placement_and_identity_reach_the_pod_template() {
+    let inputs = with_pod_settings(json!({
+        "nodeSelector": {"kubernetes.io/os": "linux", "node-role.example.com/intel": ""},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "intel", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100,
+            "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "feeds"}}
+            }
+        }]}},
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "feeds"}}
+        }],
+        "podAnnotations": {"sidecar.istio.io/inject": "true"},
+        "podLabels": {"team": "soc"},
+        "priorityClassName": "intel-critical",
+        "imagePullSecrets": [{"name": "registry-creds"}],
+        "serviceAccountName": "taxii-server"
+    }));
+    let validated = validate(&inputs, &Settings::default());
+    assert!(validated.problems.is_empty(), "{:?}", validated.problems);
+    let d = desired(&inputs);
+    let pod = serde_json::to_value(pod(&d)).expect("serialises");
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({"kubernetes.io/os": "linux", "node-role.example.com/intel": ""})
+    );
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "intel", "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+            ["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(pod["priorityClassName"], "intel-critical");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry-creds"}]));
+    assert_eq!(pod["serviceAccountName"], "taxii-server");
+    // The server never calls the API: no token, whichever account it runs as.
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let meta = template_meta(&d);
+    let labels = meta.labels.as_ref().expect("labels");
+    assert_eq!(labels["team"], "soc");
+    assert_eq!(labels["app.kubernetes.io/instance"], "feeds");
+    let annotations = meta.annotations.as_ref().expect("annotations");
+    assert_eq!(annotations["sidecar.istio.io/inject"], "true");
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+}
+
+#[test]
+fn without_pod_settings_the_pod_template_has_none() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let pod = serde_json::to_value(pod(&d)).expect("serialises");
+    for field in [
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "topologySpreadConstraints",
+        "priorityClassName",
+        "imagePullSecrets",
+        "serviceAccountName",
+    ] {
+        assert!(pod.get(field).is_none(), "{field}: {}", pod[field]);
+    }
+}
+
+#[test]
+fn pod_settings_cannot_take_the_operators_keys_and_invalid_ones_are_left_out() {
+    let inputs = with_pod_settings(json!({
+        "podLabels": {
+            "app.kubernetes.io/instance": "other",
+            "app.kubernetes.io/name": "other",
+            "taxiway.dev/x": "y",
+            "bad key": "v",
+            "tier": "not a value",
+            "team": "soc"
+        },
+        "podAnnotations": {"prometheus.io/port": "1", "taxiway.dev/server-settings": "x", "ok.example/a": "b"},
+        "nodeSelector": {"zone": "a b"},
+        "priorityClassName": "Not_A_Name",
+        "serviceAccountName": "UPPER",
+        "imagePullSecrets": [{"name": ""}, {"name": "good"}]
+    }));
+    let validated = validate(&inputs, &Settings::default());
+    let problems: Vec<&str> = validated
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::InvalidPodSettings)
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(problems.len(), 11, "{problems:#?}");
+    for field in [
+        "spec.podLabels[\"app.kubernetes.io/instance\"]",
+        "spec.podLabels[\"bad key\"]",
+        "spec.podAnnotations[\"prometheus.io/port\"]",
+        "spec.nodeSelector[\"zone\"]",
+        "spec.priorityClassName",
+        "spec.serviceAccountName",
+        "spec.imagePullSecrets[0].name",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(field)),
+            "{field} in {problems:#?}"
+        );
+    }
+    let d = desired(&inputs);
+    let meta = template_meta(&d);
+    let labels = meta.labels.as_ref().expect("labels");
+    assert_eq!(labels["app.kubernetes.io/instance"], "feeds");
+    assert_eq!(labels["app.kubernetes.io/name"], "taxiway-server");
+    assert_eq!(labels["team"], "soc");
+    assert!(!labels.contains_key("tier") && !labels.contains_key("taxiway.dev/x"));
+    // The selector still selects the pods.
+    let selector = d
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .expect("selector");
+    assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let annotations = meta.annotations.as_ref().expect("annotations");
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+    assert_eq!(annotations["ok.example/a"], "b");
+    assert!(!annotations.contains_key("taxiway.dev/server-settings"));
+    let pod = pod(&d);
+    assert_eq!(pod.node_selector, None);
+    assert_eq!(pod.priority_class_name, None);
+    assert_eq!(pod.service_account_name, None);
+    let secrets = pod.image_pull_secrets.as_ref().expect("secrets");
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].name, "good");
+}
+
+#[test]
+fn a_pod_setting_change_rolls_the_pods() {
+    let template = |settings: serde_json::Value| {
+        serde_json::to_value(
+            desired(&with_pod_settings(settings))
+                .deployment
+                .spec
+                .expect("spec")
+                .template,
+        )
+        .expect("serialises")
+    };
+    let plain = template(json!({}));
+    for settings in [
+        json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}]}),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+        json!({"podAnnotations": {"mesh.example/inject": "true"}}),
+        json!({"podLabels": {"team": "soc"}}),
+        json!({"serviceAccountName": "taxii"}),
+    ] {
+        assert_ne!(template(settings.clone()), plain, "{settings}");
+    }
 }

@@ -10,6 +10,7 @@ mod collections;
 mod config;
 mod exposure;
 mod image;
+mod pod;
 mod storage;
 mod tls;
 mod users;
@@ -26,11 +27,13 @@ pub use collections::query_verdict;
 pub use config::shutdown_delay_secs;
 pub use exposure::INGRESS_WITHOUT_TRUSTED_PROXIES;
 pub use image::image_allowed;
+pub use pod::PodSettings;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
 use exposure::{exposure_warnings, validate_network_policy};
 use image::validate_image;
+use pod::validate_pod;
 use storage::{validate_database, validate_replicas};
 use tls::validate_tls;
 use users::validate_users;
@@ -49,6 +52,8 @@ pub enum ProblemKind {
     InvalidSpec,
     /// A peer of `spec.networkPolicy` is not one the API server accepts.
     InvalidNetworkPolicy,
+    /// A pod placement or identity setting is invalid or reserved.
+    InvalidPodSettings,
     /// The TLS Secret or client CA is missing or unusable.
     InvalidTls,
     /// A user's Secret is missing or unusable.
@@ -68,6 +73,7 @@ impl ProblemKind {
             ProblemKind::ImageNotAllowed => "ImageNotAllowed",
             ProblemKind::InvalidSpec => "InvalidSpec",
             ProblemKind::InvalidNetworkPolicy => "InvalidNetworkPolicy",
+            ProblemKind::InvalidPodSettings => "InvalidPodSettings",
             ProblemKind::InvalidTls => "InvalidTLS",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
@@ -214,6 +220,8 @@ pub struct Validated {
     pub storage_switch: bool,
     /// Service port.
     pub port: i32,
+    /// The server pods' placement and identity settings that are rendered.
+    pub pod: PodSettings,
     /// URLs.
     pub urls: Urls,
     /// Everything wrong, in a stable order.
@@ -263,6 +271,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     let replicas = validate_replicas(inputs, &mut problems);
     validate_database(inputs, &mut problems);
     validate_network_policy(inputs, &mut problems);
+    let pod = validate_pod(inputs, &mut problems);
 
     let base = base_config(service, &urls);
     let (config, mut collections) = match server_config::validate(base.clone()) {
@@ -333,6 +342,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
             live.recreating || live.storage.is_some_and(|s| s != spec.storage.type_)
         }),
         port,
+        pod,
         urls,
         problems,
         warnings: exposure_warnings(inputs),
