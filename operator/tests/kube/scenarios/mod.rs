@@ -4,6 +4,7 @@ mod availability;
 mod data_path;
 mod examples;
 mod lifecycle;
+mod placement;
 mod render;
 mod setup;
 mod trust;
@@ -79,6 +80,14 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "lifecycle: several replicas on PostgreSQL",
             lifecycle::postgres_replicas,
+        ),
+        (
+            "placement: pod placement and identity reach the pods",
+            placement::settings_reach_the_pods,
+        ),
+        (
+            "placement: the scale subresource scales the Deployment",
+            placement::scale_subresource,
         ),
         (
             "lifecycle: an unreadable object does not stop the others",
