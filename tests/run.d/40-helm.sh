@@ -138,6 +138,9 @@ operator_needs() {
   # spec.networkPolicy: rendered, repaired, deleted when switched off.
   for v in get list watch create patch delete; do expect yes "$where" "$v" networkpolicies.networking.k8s.io; done
   expect no "$where" update networkpolicies.networking.k8s.io
+  # spec.gateway: an HTTPRoute, deleted when removed; not watched.
+  for v in get create patch delete; do expect yes "$where" "$v" httproutes.gateway.networking.k8s.io; done
+  expect no "$where" watch httproutes.gateway.networking.k8s.io
   for v in create patch; do expect yes "$where" "$v" events.events.k8s.io; done
 }
 # Leader election: create a Lease in the release namespace, then only its own.

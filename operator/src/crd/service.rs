@@ -159,6 +159,10 @@ pub struct TaxiiServiceSpec {
     /// An optional Ingress routing a host to the Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// An optional Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`) attaching
+    /// the Service to a Gateway; needs the Gateway API CRDs in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
     /// An optional NetworkPolicy around the server pods: the TAXII port open only to
     /// `from`, the admin port (metrics) only to `metricsFrom`, every other port closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -526,6 +530,58 @@ pub struct IngressSpec {
 
 fn default_ingress_path() -> String {
     "/".into()
+}
+
+/// An `HTTPRoute` routing `hostnames` (and `path`) from a Gateway to the Service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The Gateways (or listeners of one, by `sectionName`) the route attaches to.
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<GatewayParentRef>,
+    /// Host names the route matches; the first is the external URL's host (unless
+    /// `externalUrl` or an Ingress sets it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub hostnames: Vec<String>,
+    /// Path prefix routed to the server (not rewritten: the server serves under it).
+    #[serde(default = "default_ingress_path")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// Scheme clients use through the Gateway's listener (`https` when the listener
+    /// terminates TLS, the default), for the URLs in discovery.
+    #[serde(default)]
+    pub scheme: GatewayScheme,
+    /// Annotations of the HTTPRoute.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Gateway the route attaches to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayParentRef {
+    /// The Gateway's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The Gateway's namespace; this namespace when unset (the Gateway's listener must
+    /// allow routes from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// One listener of the Gateway, by name; every listener when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
+/// The scheme of the Gateway's listener.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayScheme {
+    /// The listener terminates TLS.
+    #[default]
+    Https,
+    /// Plain HTTP.
+    Http,
 }
 
 /// The namespace label that marks where Prometheus runs: the admin port's default

@@ -94,6 +94,27 @@ pub(super) async fn apply_all(
             }
         }
     }
+    match &desired.http_route {
+        Optional::Wanted(route) => {
+            if let Some(resource) = ctx.http_routes().await {
+                let api =
+                    Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource);
+                let applied = apply_as(&api, route, owner_uid, &resource).await?.0;
+                changes.push(("HTTPRoute", route.name_any(), applied));
+            }
+        }
+        Optional::Unwanted => {
+            if let Some(resource) = ctx.http_routes().await {
+                let api =
+                    Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource);
+                let name = names::workload(&service.name_any());
+                if delete_owned(&api, &name, owner_uid).await? {
+                    changes.push(("HTTPRoute", name, Applied::Deleted));
+                }
+            }
+        }
+        Optional::Unchanged => {}
+    }
     if let Some(resource) = &ctx.disruption_budgets().await {
         let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
         let name = names::workload(&service.name_any());

@@ -152,12 +152,7 @@ pub fn service_status(
                 .count(),
         )
         .unwrap_or(i32::MAX),
-        replicas: deployment.map(|d| {
-            d.status
-                .as_ref()
-                .and_then(|s| s.replicas)
-                .unwrap_or(0)
-        }),
+        replicas: deployment.map(|d| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)),
         selector: Some(names::selector(&service.name_any())),
         problems: validated
             .problems

@@ -3,6 +3,7 @@
 mod availability;
 mod data_path;
 mod examples;
+mod gateway;
 mod lifecycle;
 mod placement;
 mod render;
@@ -80,6 +81,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "lifecycle: several replicas on PostgreSQL",
             lifecycle::postgres_replicas,
+        ),
+        (
+            "gateway: spec.gateway renders an HTTPRoute once the Gateway API is served",
+            gateway::http_route,
         ),
         (
             "placement: pod placement and identity reach the pods",

@@ -126,7 +126,10 @@ pub fn settings_reach_the_pods(env: &Env) -> BoxFuture<'_, Result<()>> {
         ensure!(labels.get("app.kubernetes.io/instance").map(String::as_str) == Some("feeds"));
         let annotations = pod.metadata.annotations.unwrap_or_default();
         ensure!(
-            annotations.get("sidecar.istio.io/inject").map(String::as_str) == Some("true"),
+            annotations
+                .get("sidecar.istio.io/inject")
+                .map(String::as_str)
+                == Some("true"),
             "{annotations:?}"
         );
 
@@ -215,7 +218,9 @@ pub fn scale_subresource(env: &Env) -> BoxFuture<'_, Result<()>> {
             let status = scale.status.clone().context("no scale status")?;
             ensure!(
                 status.selector.as_deref()
-                    == Some("app.kubernetes.io/instance=scaled,app.kubernetes.io/name=taxiway-server"),
+                    == Some(
+                        "app.kubernetes.io/instance=scaled,app.kubernetes.io/name=taxiway-server"
+                    ),
                 "{:?}",
                 status.selector
             );

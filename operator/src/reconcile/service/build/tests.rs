@@ -933,3 +933,151 @@ fn a_pod_setting_change_rolls_the_pods() {
         assert_ne!(template(settings.clone()), plain, "{settings}");
     }
 }
+
+fn with_gateway(gateway: serde_json::Value, ingress: bool) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    if !ingress {
+        spec.as_object_mut().expect("object").remove("ingress");
+    }
+    spec["gateway"] = gateway;
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+#[test]
+fn the_gateway_renders_an_http_route_to_the_service() {
+    let inputs = with_gateway(
+        json!({
+            "parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}],
+            "hostnames": ["taxii.example.com"],
+            "path": "/intel",
+            "annotations": {"example.com/team": "soc"}
+        }),
+        false,
+    );
+    let validated = validate(&inputs, &Settings::default());
+    assert!(validated.problems.is_empty(), "{:?}", validated.problems);
+    assert_eq!(
+        validated.urls.external.as_deref(),
+        Some("https://taxii.example.com/intel")
+    );
+    let d = desired(&inputs);
+    let route = d.http_route.wanted().expect("an HTTPRoute");
+    let route = serde_json::to_value(route).expect("serialises");
+    assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(route["kind"], "HTTPRoute");
+    assert_eq!(route["metadata"]["name"], "feeds");
+    assert_eq!(
+        route["metadata"]["ownerReferences"][0]["kind"],
+        "TaxiiService"
+    );
+    assert_eq!(
+        route["metadata"]["annotations"],
+        json!({"example.com/team": "soc"})
+    );
+    assert_eq!(
+        route["spec"],
+        json!({
+            "parentRefs": [{
+                "group": "gateway.networking.k8s.io", "kind": "Gateway",
+                "name": "public", "namespace": "gateways", "sectionName": "https"
+            }],
+            "hostnames": ["taxii.example.com"],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/intel"}}],
+                "backendRefs": [{"kind": "Service", "name": "feeds", "port": 443}]
+            }]
+        })
+    );
+    // The server is told the prefix, as with an Ingress.
+    assert!(config_text(&d).contains("https://taxii.example.com/intel"));
+}
+
+#[test]
+fn the_gateways_url_follows_its_scheme_and_yields_to_the_ingress_and_external_url() {
+    let url = |gateway: serde_json::Value, ingress: bool| {
+        validate(&with_gateway(gateway, ingress), &Settings::default())
+            .urls
+            .external
+    };
+    let parent = json!([{"name": "public"}]);
+    assert_eq!(
+        url(
+            json!({"parentRefs": parent, "hostnames": ["a.example"], "scheme": "http"}),
+            false
+        )
+        .as_deref(),
+        Some("http://a.example")
+    );
+    assert_eq!(
+        url(
+            json!({"parentRefs": parent, "hostnames": ["a.example"]}),
+            true
+        )
+        .as_deref(),
+        Some("https://taxii.example.com")
+    );
+    // No host name: URLs follow the request's Host, as without an Ingress.
+    assert_eq!(url(json!({"parentRefs": parent}), false), None);
+}
+
+#[test]
+fn no_gateway_is_unwanted_and_an_invalid_or_unserved_one_unchanged() {
+    let d = desired(&fixtures::inputs(vec![]));
+    assert_eq!(d.http_route, Optional::Unwanted);
+
+    let inputs = with_gateway(
+        json!({"parentRefs": [{"name": "Public_GW"}], "hostnames": ["*.example.com", "UPPER"]}),
+        false,
+    );
+    let validated = validate(&inputs, &Settings::default());
+    let problems: Vec<&str> = validated
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::InvalidGateway)
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("spec.gateway.parentRefs[0].name"));
+    assert!(problems[1].contains("wildcard"));
+    assert!(problems[2].starts_with("spec.gateway.hostnames[1]"));
+    assert_eq!(desired(&inputs).http_route, Optional::Unchanged);
+
+    let inputs = with_gateway(json!({"parentRefs": [{"name": "public"}]}), false);
+    let settings = Settings::default();
+    let mut validated = validate(&inputs, &settings);
+    crate::reconcile::service::validate::gateway_api_unavailable(&inputs.service, &mut validated);
+    assert_eq!(validated.problems.len(), 1);
+    assert_eq!(validated.problems[0].kind.reason(), "GatewayAPIUnavailable");
+    assert!(validated.problems[0].message.contains("Gateway API CRDs"));
+    let credentials = hash_users(&validated.users, None, &Argon2Hasher::default()).expect("hashes");
+    let d = build(&inputs.service, &validated, &credentials, &settings).expect("builds");
+    assert_eq!(d.http_route, Optional::Unchanged);
+}
+
+#[test]
+fn the_gateway_example_renders_its_route() {
+    let example = include_str!("../../../../../examples/k8s/taxiiservice-gateway.yaml");
+    let mut value: serde_json::Value = serde_saphyr::from_str(example).expect("YAML");
+    value["metadata"]["uid"] = json!("0b9d2c1e-5f3a-4c6b-8d7e-1a2b3c4d5e6f");
+    let service: TaxiiService = serde_json::from_value(value).expect("a TaxiiService");
+    let mut inputs = fixtures::inputs(vec![]);
+    inputs.service = service;
+    let validated = validate(&inputs, &Settings::default());
+    assert!(
+        !validated.gateway_unrenderable() && validated.warnings.is_empty(),
+        "{:?} {:?}",
+        validated.problems,
+        validated.warnings
+    );
+    assert_eq!(
+        validated.urls.external.as_deref(),
+        Some("https://taxii.example.com/intel")
+    );
+    let d = desired(&inputs);
+    let route = serde_json::to_value(d.http_route.wanted().expect("a route")).expect("JSON");
+    assert_eq!(route["spec"]["parentRefs"][0]["name"], "public");
+    assert_eq!(route["spec"]["backendRefs"], serde_json::Value::Null);
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["port"], 80);
+}

@@ -25,13 +25,13 @@ use crate::names;
 
 pub use collections::query_verdict;
 pub use config::shutdown_delay_secs;
-pub use exposure::INGRESS_WITHOUT_TRUSTED_PROXIES;
+pub use exposure::{gateway_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES};
 pub use image::image_allowed;
 pub use pod::PodSettings;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
-use exposure::{exposure_warnings, validate_network_policy};
+use exposure::{exposure_warnings, validate_gateway, validate_network_policy};
 use image::validate_image;
 use pod::validate_pod;
 use storage::{validate_database, validate_replicas};
@@ -54,6 +54,10 @@ pub enum ProblemKind {
     InvalidNetworkPolicy,
     /// A pod placement or identity setting is invalid or reserved.
     InvalidPodSettings,
+    /// `spec.gateway` names something the API server would refuse.
+    InvalidGateway,
+    /// `spec.gateway` is set but the cluster serves no Gateway API `HTTPRoute`.
+    GatewayApiUnavailable,
     /// The TLS Secret or client CA is missing or unusable.
     InvalidTls,
     /// A user's Secret is missing or unusable.
@@ -74,6 +78,8 @@ impl ProblemKind {
             ProblemKind::InvalidSpec => "InvalidSpec",
             ProblemKind::InvalidNetworkPolicy => "InvalidNetworkPolicy",
             ProblemKind::InvalidPodSettings => "InvalidPodSettings",
+            ProblemKind::InvalidGateway => "InvalidGateway",
+            ProblemKind::GatewayApiUnavailable => "GatewayAPIUnavailable",
             ProblemKind::InvalidTls => "InvalidTLS",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
@@ -241,6 +247,17 @@ impl Validated {
             .iter()
             .any(|p| p.kind == ProblemKind::InvalidNetworkPolicy)
     }
+
+    /// Whether the `HTTPRoute` of `spec.gateway` cannot be rendered (invalid, or the
+    /// cluster serves no Gateway API): the live one, if any, is left as it is.
+    pub fn gateway_unrenderable(&self) -> bool {
+        self.problems.iter().any(|p| {
+            matches!(
+                p.kind,
+                ProblemKind::InvalidGateway | ProblemKind::GatewayApiUnavailable
+            )
+        })
+    }
 }
 
 impl Validated {
@@ -272,6 +289,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     validate_database(inputs, &mut problems);
     validate_network_policy(inputs, &mut problems);
     let pod = validate_pod(inputs, &mut problems);
+    validate_gateway(inputs, &mut problems);
 
     let base = base_config(service, &urls);
     let (config, mut collections) = match server_config::validate(base.clone()) {

@@ -177,10 +177,24 @@ mod tests {
 
     #[test]
     fn keys_are_checked_as_the_api_server_would() {
-        for good in ["team", "example.com/team", "a.b-c/x_y.z", "sidecar.istio.io/inject"] {
+        for good in [
+            "team",
+            "example.com/team",
+            "a.b-c/x_y.z",
+            "sidecar.istio.io/inject",
+        ] {
             assert_eq!(qualified_name(good), Ok(()), "{good}");
         }
-        for bad in ["", "/x", "Example.com/x", "a/", "-x", "x-", "a/b/c", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "/x",
+            "Example.com/x",
+            "a/",
+            "-x",
+            "x-",
+            "a/b/c",
+            &"x".repeat(64),
+        ] {
             assert!(qualified_name(bad).is_err(), "{bad}");
         }
         assert_eq!(check_label("tier", ""), Ok(()));
@@ -194,6 +208,9 @@ mod tests {
         assert!(not_reserved("app.kubernetes.io/instance", &RESERVED_LABELS).is_err());
         assert!(not_reserved("taxiway.dev/anything", &RESERVED_LABELS).is_err());
         assert!(not_reserved("prometheus.io/port", &RESERVED_ANNOTATIONS).is_err());
-        assert_eq!(not_reserved("app.kubernetes.io/part-of", &RESERVED_LABELS), Ok(()));
+        assert_eq!(
+            not_reserved("app.kubernetes.io/part-of", &RESERVED_LABELS),
+            Ok(())
+        );
     }
 }
