@@ -141,6 +141,10 @@ operator_needs() {
   # spec.gateway: an HTTPRoute, deleted when removed; not watched.
   for v in get create patch delete; do expect yes "$where" "$v" httproutes.gateway.networking.k8s.io; done
   expect no "$where" watch httproutes.gateway.networking.k8s.io
+  # spec.monitoring: a PodMonitor and a PrometheusRule, deleted when switched off.
+  for r in podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com; do
+    for v in get create patch delete; do expect yes "$where" "$v" "$r"; done
+  done
   for v in create patch; do expect yes "$where" "$v" events.events.k8s.io; done
 }
 # Leader election: create a Lease in the release namespace, then only its own.

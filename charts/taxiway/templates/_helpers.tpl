@@ -122,6 +122,11 @@ runs the operator with it.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "create", "patch", "delete"]
+# spec.monitoring: prometheus-operator's PodMonitor and PrometheusRule (when the
+# cluster serves them), deleted again when switched off; not watched.
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors", "prometheusrules"]
+  verbs: ["get", "create", "patch", "delete"]
 # spec.networkPolicy: the server pods' NetworkPolicy, watched for drift and deleted
 # again when switched off.
 - apiGroups: ["networking.k8s.io"]

@@ -7,10 +7,10 @@ mod service;
 pub use collection::{AccessSpec, TaxiiCollection, TaxiiCollectionSpec, TaxiiCollectionStatus};
 pub use service::{
     ApiRootSpec, AuthSpec, ClientCaSpec, ClientCertUser, Endpoints, GatewayParentRef,
-    GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, PostgresSpec, PostgresTlsMode, PullPolicy,
-    ServiceExposure, ServiceNetworkPolicy, ServiceType, StorageSpec, StorageType, TaxiiService,
-    TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion, TlsSpec, UserSpec,
-    MONITORING_NAMESPACE_LABEL,
+    GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, MonitoringSpec, PostgresSpec,
+    PostgresTlsMode, PullPolicy, ServiceExposure, ServiceNetworkPolicy, ServiceType, StorageSpec,
+    StorageType, TaxiiService, TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion, TlsSpec,
+    UserSpec, MONITORING_NAMESPACE_LABEL,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -163,6 +163,10 @@ pub struct TaxiiServiceSpec {
     /// the Service to a Gateway; needs the Gateway API CRDs in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySpec>,
+    /// prometheus-operator objects for the server pods (a `PodMonitor`, a
+    /// `PrometheusRule` with alerts); needs the `monitoring.coreos.com` CRDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
     /// An optional NetworkPolicy around the server pods: the TAXII port open only to
     /// `from`, the admin port (metrics) only to `metricsFrom`, every other port closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -582,6 +586,29 @@ pub enum GatewayScheme {
     Https,
     /// Plain HTTP.
     Http,
+}
+
+/// prometheus-operator objects (`monitoring.coreos.com/v1`) for the server pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Render a `PodMonitor` scraping the server pods' admin port (`/metrics`);
+    /// `false` deletes it.
+    #[serde(default)]
+    pub pod_monitor: bool,
+    /// Render a `PrometheusRule` with alerts for this service (server down, pods not
+    /// ready, server errors, refused sign-ins, failed reloads, limited requests);
+    /// `false` deletes it.
+    #[serde(default)]
+    pub prometheus_rule: bool,
+    /// Scrape interval (e.g. `30s`); Prometheus' default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub interval: Option<String>,
+    /// Extra labels of the PodMonitor and the PrometheusRule, for your Prometheus'
+    /// `podMonitorSelector` and `ruleSelector` (e.g. `release: prometheus`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The namespace label that marks where Prometheus runs: the admin port's default

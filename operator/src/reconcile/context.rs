@@ -9,7 +9,9 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
-use super::service::build::{GATEWAY_GROUP, HTTP_ROUTE_VERSION};
+use super::service::build::{
+    GATEWAY_GROUP, HTTP_ROUTE_VERSION, MONITORING_GROUP, MONITORING_VERSION,
+};
 use super::service::inputs::Settings;
 use crate::crd::{TaxiiCollection, TaxiiService};
 use crate::credentials::Argon2Hasher;
@@ -42,8 +44,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// PodDisruptionBudgets as the cluster serves them, once discovered.
     disruption_budgets: Mutex<Option<ApiResource>>,
-    /// Gateway API `HTTPRoute`s, once discovered, or when they were last found missing.
-    http_routes: Mutex<Discovered>,
+    /// Optional APIs (Gateway API, prometheus-operator) by kind: once discovered, or
+    /// when they were last found missing.
+    optional: Mutex<HashMap<&'static str, Discovered>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -66,7 +69,7 @@ impl Context {
             recorder,
             metrics,
             disruption_budgets: Mutex::new(None),
-            http_routes: Mutex::new(Discovered::default()),
+            optional: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -98,29 +101,60 @@ impl Context {
     /// serves them: discovered on first use; while missing, looked for again at most
     /// every 20 seconds (so installing the CRDs needs no operator restart).
     pub async fn http_routes(&self) -> Option<ApiResource> {
+        self.optional_api(GATEWAY_GROUP, HTTP_ROUTE_VERSION, "HTTPRoute")
+            .await
+    }
+
+    /// prometheus-operator `PodMonitor`s (`monitoring.coreos.com/v1`), found as
+    /// [`Context::http_routes`] are.
+    pub async fn pod_monitors(&self) -> Option<ApiResource> {
+        self.optional_api(MONITORING_GROUP, MONITORING_VERSION, "PodMonitor")
+            .await
+    }
+
+    /// prometheus-operator `PrometheusRule`s (`monitoring.coreos.com/v1`), found as
+    /// [`Context::http_routes`] are.
+    pub async fn prometheus_rules(&self) -> Option<ApiResource> {
+        self.optional_api(MONITORING_GROUP, MONITORING_VERSION, "PrometheusRule")
+            .await
+    }
+
+    async fn optional_api(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &'static str,
+    ) -> Option<ApiResource> {
         let now = Instant::now();
-        if let Ok(known) = self.http_routes.lock() {
-            if known.resource.is_some() {
-                return known.resource.clone();
-            }
-            if known
-                .missing_since
-                .is_some_and(|t| now.duration_since(t) < REDISCOVER)
-            {
-                return None;
+        if let Ok(known) = self.optional.lock() {
+            if let Some(known) = known.get(kind) {
+                if known.resource.is_some() {
+                    return known.resource.clone();
+                }
+                if known
+                    .missing_since
+                    .is_some_and(|t| now.duration_since(t) < REDISCOVER)
+                {
+                    return None;
+                }
             }
         }
-        let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, HTTP_ROUTE_VERSION, "HTTPRoute");
+        let gvk = GroupVersionKind::gvk(group, version, kind);
         let found = match kube::discovery::pinned_kind(&self.client, &gvk).await {
             Ok((resource, _)) => Some(resource),
             Err(e) => {
-                tracing::debug!(error = %e, "the Gateway API HTTPRoute is not served");
+                tracing::debug!(group, version, kind, error = %e, "optional API not served");
                 None
             }
         };
-        if let Ok(mut known) = self.http_routes.lock() {
-            known.missing_since = found.is_none().then_some(now);
-            known.resource = found.clone();
+        if let Ok(mut known) = self.optional.lock() {
+            known.insert(
+                kind,
+                Discovered {
+                    resource: found.clone(),
+                    missing_since: found.is_none().then_some(now),
+                },
+            );
         }
         found
     }

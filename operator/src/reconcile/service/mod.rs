@@ -82,6 +82,16 @@ async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
     if inputs.service.spec.gateway.is_some() && ctx.http_routes().await.is_none() {
         validate::gateway_api_unavailable(&inputs.service, &mut validated);
     }
+    if let Some(monitoring) = &inputs.service.spec.monitoring {
+        let mut unserved = vec![];
+        if monitoring.pod_monitor && ctx.pod_monitors().await.is_none() {
+            unserved.push("PodMonitor");
+        }
+        if monitoring.prometheus_rule && ctx.prometheus_rules().await.is_none() {
+            unserved.push("PrometheusRule");
+        }
+        validate::monitoring_api_unavailable(&unserved, &mut validated);
+    }
     if validated.rejected {
         // Nothing is rendered, hashed or changed; what runs keeps running.
         let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
@@ -142,9 +152,6 @@ async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
     )
     .await?;
     report_collections(ctx, &inputs, &namespace, &validated).await?;
-    let waiting_for_api = validated
-        .problems
-        .iter()
-        .any(|p| p.kind == validate::ProblemKind::GatewayApiUnavailable);
+    let waiting_for_api = validated.waits_for_api();
     applied.map(|_| Action::requeue(if waiting_for_api { API_RECHECK } else { RESYNC }))
 }

@@ -5,6 +5,7 @@ mod data_path;
 mod examples;
 mod gateway;
 mod lifecycle;
+mod monitoring;
 mod placement;
 mod render;
 mod setup;
@@ -85,6 +86,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "gateway: spec.gateway renders an HTTPRoute once the Gateway API is served",
             gateway::http_route,
+        ),
+        (
+            "monitoring: spec.monitoring renders a PodMonitor and a PrometheusRule once served",
+            monitoring::pod_monitor_and_rules,
         ),
         (
             "placement: pod placement and identity reach the pods",

@@ -2,6 +2,7 @@
 
 mod config;
 mod disruption;
+mod monitoring;
 mod network;
 mod storage;
 mod workload;
@@ -20,6 +21,7 @@ use crate::crd::{StorageType, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
 
+pub use monitoring::{MONITORING_GROUP, MONITORING_VERSION};
 pub use network::{GATEWAY_GROUP, HTTP_ROUTE_VERSION};
 pub use workload::{
     ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATABASE_CA_DIR, DATABASE_DIR, DATA_DIR, TAXII_PORT,
@@ -72,6 +74,10 @@ pub struct Desired {
     pub network_policy: Optional<NetworkPolicy>,
     /// The Gateway API `HTTPRoute` of `spec.gateway`.
     pub http_route: Optional<DynamicObject>,
+    /// The prometheus-operator `PodMonitor` of `spec.monitoring`.
+    pub pod_monitor: Optional<DynamicObject>,
+    /// The prometheus-operator `PrometheusRule` of `spec.monitoring`.
+    pub prometheus_rule: Optional<DynamicObject>,
 }
 
 /// What becomes of an object the spec may or may not ask for.
@@ -125,7 +131,32 @@ pub fn build(
         )?),
         None => None,
     };
+    let render_error = |kind: &'static str| {
+        move |e: serde_json::Error| BuildError::Object {
+            kind,
+            message: e.to_string(),
+        }
+    };
+    let monitoring = service.spec.monitoring.as_ref();
+    let pod_monitor = match monitoring.filter(|m| m.pod_monitor) {
+        None => Optional::Unwanted,
+        Some(_) if validated.monitoring_unrenderable() => Optional::Unchanged,
+        Some(m) => Optional::Wanted(
+            monitoring::pod_monitor(meta(names::workload(&name)), &name, m)
+                .map_err(render_error("PodMonitor"))?,
+        ),
+    };
+    let prometheus_rule = match monitoring.filter(|m| m.prometheus_rule) {
+        None => Optional::Unwanted,
+        Some(_) if validated.monitoring_unrenderable() => Optional::Unchanged,
+        Some(m) => Optional::Wanted(
+            monitoring::prometheus_rule(meta(names::workload(&name)), &namespace, &name, m)
+                .map_err(render_error("PrometheusRule"))?,
+        ),
+    };
     Ok(Desired {
+        pod_monitor,
+        prometheus_rule,
         config_map,
         credentials: config::credentials_secret(
             meta(names::credentials_secret(&name)),

@@ -1081,3 +1081,101 @@ fn the_gateway_example_renders_its_route() {
     assert_eq!(route["spec"]["backendRefs"], serde_json::Value::Null);
     assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["port"], 80);
 }
+
+fn with_monitoring(monitoring: serde_json::Value) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["monitoring"] = monitoring;
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+#[test]
+fn monitoring_renders_a_pod_monitor_and_alerts_for_the_service() {
+    let d = desired(&with_monitoring(json!({
+        "podMonitor": true, "prometheusRule": true, "interval": "15s",
+        "labels": {"release": "prometheus"}
+    })));
+    let monitor =
+        serde_json::to_value(d.pod_monitor.wanted().expect("a PodMonitor")).expect("JSON");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["kind"], "PodMonitor");
+    assert_eq!(monitor["metadata"]["name"], "feeds");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "taxiway-operator"
+    );
+    assert_eq!(
+        monitor["metadata"]["ownerReferences"][0]["kind"],
+        "TaxiiService"
+    );
+    assert_eq!(
+        monitor["spec"],
+        json!({
+            "selector": {"matchLabels": {
+                "app.kubernetes.io/instance": "feeds", "app.kubernetes.io/name": "taxiway-server"
+            }},
+            "podMetricsEndpoints": [{"port": "admin", "path": "/metrics", "scheme": "http", "interval": "15s"}]
+        })
+    );
+    // The port the PodMonitor names is the pod's admin port.
+    let ports = server(&d).ports.clone().expect("ports");
+    assert!(ports.iter().any(|p| p.name.as_deref() == Some("admin")));
+
+    let rule =
+        serde_json::to_value(d.prometheus_rule.wanted().expect("a PrometheusRule")).expect("JSON");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    let group = &rule["spec"]["groups"][0];
+    assert_eq!(group["name"], "taxiway.intel.feeds");
+    let rules = group["rules"].as_array().expect("rules");
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TaxiwayServerDown",
+            "TaxiwayServerPodsNotReady",
+            "TaxiwayServerErrors",
+            "TaxiwayAuthFailuresSpike",
+            "TaxiwayReloadFailing",
+            "TaxiwayRequestsLimited"
+        ]
+    );
+    for r in rules {
+        let expr = r["expr"].as_str().expect("expr");
+        assert!(
+            expr.contains(r#"job="intel/feeds""#) || expr.contains(r#"deployment="feeds""#),
+            "{expr}"
+        );
+        assert!(r["labels"]["severity"].is_string());
+        assert!(r["annotations"]["summary"].is_string());
+    }
+}
+
+#[test]
+fn monitoring_switched_off_is_unwanted_and_unserved_unchanged() {
+    let d = desired(&fixtures::inputs(vec![]));
+    assert_eq!(d.pod_monitor, Optional::Unwanted);
+    assert_eq!(d.prometheus_rule, Optional::Unwanted);
+    let d = desired(&with_monitoring(json!({"podMonitor": true})));
+    assert!(d.pod_monitor.wanted().is_some());
+    assert_eq!(d.prometheus_rule, Optional::Unwanted);
+
+    let inputs = with_monitoring(json!({"podMonitor": true, "prometheusRule": true}));
+    let settings = Settings::default();
+    let mut validated = validate(&inputs, &settings);
+    crate::reconcile::service::validate::monitoring_api_unavailable(
+        &["PodMonitor", "PrometheusRule"],
+        &mut validated,
+    );
+    assert_eq!(validated.problems.len(), 1);
+    assert_eq!(
+        validated.problems[0].kind.reason(),
+        "MonitoringAPIUnavailable"
+    );
+    assert!(validated.waits_for_api());
+    let credentials = hash_users(&validated.users, None, &Argon2Hasher::default()).expect("hashes");
+    let d = build(&inputs.service, &validated, &credentials, &settings).expect("builds");
+    assert_eq!(d.pod_monitor, Optional::Unchanged);
+    assert_eq!(d.prometheus_rule, Optional::Unchanged);
+}

@@ -47,7 +47,8 @@ pub const DATABASE_DIR: &str = "/var/run/taxiway/database";
 /// Where the PostgreSQL CA bundle is mounted, when it comes from its own Secret.
 pub const DATABASE_CA_DIR: &str = "/var/run/taxiway/database-ca";
 
-const ADMIN_PORT_NAME: &str = "admin";
+/// Name of the admin port on the pod.
+pub const ADMIN_PORT_NAME: &str = "admin";
 /// Pod annotation: fingerprint of the `[server]` settings the pods started with.
 pub const SERVER_SETTINGS: &str = "taxiway.dev/server-settings";
 /// The distroless `nonroot` user: any unprivileged id works.

@@ -61,6 +61,24 @@ pub(super) fn validate_gateway(inputs: &Inputs, problems: &mut Vec<Problem>) {
     }
 }
 
+/// Record that `spec.monitoring` asks for prometheus-operator objects the cluster
+/// does not serve (`kinds`, e.g. `PodMonitor`); nothing when `kinds` is empty.
+pub fn monitoring_api_unavailable(kinds: &[&str], validated: &mut Validated) {
+    if kinds.is_empty() {
+        return;
+    }
+    validated.problems.push(Problem {
+        kind: ProblemKind::MonitoringApiUnavailable,
+        message: format!(
+            "spec.monitoring asks for {} but the cluster serves no monitoring.coreos.com/v1 {}: \
+             install prometheus-operator's CRDs; no PodMonitor or PrometheusRule is rendered",
+            kinds.join(" and "),
+            kinds.join(" or ")
+        ),
+    });
+    validated.problems.sort_by_key(|p| p.kind);
+}
+
 /// Record that `service` asks for a Gateway route the cluster cannot serve (no
 /// `gateway.networking.k8s.io/v1` `HTTPRoute`).
 pub fn gateway_api_unavailable(service: &TaxiiService, validated: &mut Validated) {

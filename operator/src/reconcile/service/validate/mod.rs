@@ -25,7 +25,9 @@ use crate::names;
 
 pub use collections::query_verdict;
 pub use config::shutdown_delay_secs;
-pub use exposure::{gateway_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES};
+pub use exposure::{
+    gateway_api_unavailable, monitoring_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES,
+};
 pub use image::image_allowed;
 pub use pod::PodSettings;
 
@@ -58,6 +60,9 @@ pub enum ProblemKind {
     InvalidGateway,
     /// `spec.gateway` is set but the cluster serves no Gateway API `HTTPRoute`.
     GatewayApiUnavailable,
+    /// `spec.monitoring` asks for an object the cluster does not serve
+    /// (prometheus-operator's CRDs are missing).
+    MonitoringApiUnavailable,
     /// The TLS Secret or client CA is missing or unusable.
     InvalidTls,
     /// A user's Secret is missing or unusable.
@@ -80,6 +85,7 @@ impl ProblemKind {
             ProblemKind::InvalidPodSettings => "InvalidPodSettings",
             ProblemKind::InvalidGateway => "InvalidGateway",
             ProblemKind::GatewayApiUnavailable => "GatewayAPIUnavailable",
+            ProblemKind::MonitoringApiUnavailable => "MonitoringAPIUnavailable",
             ProblemKind::InvalidTls => "InvalidTLS",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
@@ -246,6 +252,24 @@ impl Validated {
         self.problems
             .iter()
             .any(|p| p.kind == ProblemKind::InvalidNetworkPolicy)
+    }
+
+    /// Whether the prometheus-operator objects of `spec.monitoring` cannot be
+    /// rendered (the cluster lacks their CRDs): live ones are left as they are.
+    pub fn monitoring_unrenderable(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::MonitoringApiUnavailable)
+    }
+
+    /// Whether the service waits for an optional API the cluster does not serve yet.
+    pub fn waits_for_api(&self) -> bool {
+        self.problems.iter().any(|p| {
+            matches!(
+                p.kind,
+                ProblemKind::GatewayApiUnavailable | ProblemKind::MonitoringApiUnavailable
+            )
+        })
     }
 
     /// Whether the `HTTPRoute` of `spec.gateway` cannot be rendered (invalid, or the
