@@ -3,7 +3,9 @@
 //! - TaxiiService reconciler: a service's spec changes (generation, so its own status
 //!   writes do not re-trigger it); a TaxiiCollection naming it changes spec, is
 //!   created or deleted (or moves to another service); a Secret or ConfigMap it
-//!   references changes; an object it owns changes (drift, Deployment rollout).
+//!   references changes; an object it owns changes (drift, Deployment rollout) or is
+//!   deleted — PodDisruptionBudgets included, watched in the API version the cluster
+//!   serves (`policy/v1`, else `policy/v1beta1`), found once at start.
 //! - TaxiiCollection reconciler: a collection's spec changes; a service is created,
 //!   changes spec or is deleted (its collections may now wait for it).
 //!
@@ -16,12 +18,13 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::Api;
-use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
@@ -102,6 +105,8 @@ pub async fn run(
     let config = controller::Config::default().debounce(Duration::from_millis(300));
 
     let owned = || watcher::Config::default().labels(&names::managed_selector());
+    let (budget_changes, budget_resource) =
+        disruption_budget_changes(&scope, ctx.disruption_budgets().await, owned());
     let service_controller =
         Controller::for_stream_with(service_specs, services.clone(), service_resource.clone())
             .with_config(config.clone())
@@ -167,6 +172,7 @@ pub async fn run(
                     .default_backoff()
                     .touched_objects(),
             )
+            .owns_stream_with(budget_changes, budget_resource)
             .graceful_shutdown_on(stopped(shutdown.clone()))
             .run(service::reconcile, service::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(service::CONTROLLER, result) });
@@ -223,6 +229,39 @@ impl Scope {
         match &self.namespace {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// The PodDisruptionBudgets the operator manages, as `resource` (the version the
+/// cluster serves) says, with that resource; a stream that never yields when the
+/// cluster serves none (the operator then makes none either).
+fn disruption_budget_changes(
+    scope: &Scope,
+    resource: Option<ApiResource>,
+    config: watcher::Config,
+) -> (
+    BoxStream<'static, Result<DynamicObject, watcher::Error>>,
+    ApiResource,
+) {
+    match resource {
+        Some(resource) => (
+            watcher(scope.dynamic(&resource), config)
+                .default_backoff()
+                .touched_objects()
+                .boxed(),
+            resource,
+        ),
+        None => {
+            tracing::warn!("PodDisruptionBudgets are not watched: the cluster serves none");
+            (
+                futures::stream::pending().boxed(),
+                ApiResource::from_gvk(&GroupVersionKind::gvk(
+                    "policy",
+                    "v1",
+                    "PodDisruptionBudget",
+                )),
+            )
         }
     }
 }

@@ -15,18 +15,18 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
-use crate::auth;
+use crate::auth::{self, CredentialsDir};
 use crate::config::{self, ServerSettings, StoreBackend};
 use crate::limits;
 use crate::listener;
 use crate::metrics::Metrics;
-use crate::reload;
+use crate::reload::{self, ConfigDir, DirWatcher};
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::SharedStore;
+use crate::store::{SharedStore, StoreSetup};
 use crate::taxii;
-use crate::tls::{self, Tls};
+use crate::tls::Tls;
 
 /// Where the service reads its files and listens.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub async fn open(
     }
     let store = open_store(&config, data_dir, readers).await?;
     store
-        .apply_config(&config)
+        .apply_config(&StoreSetup::new(&config.collections, &config.config.store))
         .await
         .context("cannot apply the configuration to the store")?;
     Ok((config, store))
@@ -132,114 +132,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let refresh = Duration::from_secs(config.config.store.refresh_interval_secs);
     // Connection and request limits are read once: a change needs a restart.
     let server_settings = config.config.server.clone();
-    let needed = listener::descriptors_needed(&server_settings);
-    if let Some(limit) = listener::open_files_limit().filter(|l| *l < needed) {
-        tracing::warn!(
-            limit,
-            needed,
-            max_connections = server_settings.max_connections,
-            "the open-file limit is below what server.max_connections can use; raise it (ulimit -n) or lower max_connections"
-        );
-    }
+    warn_if_few_descriptors(&server_settings);
     let state = AppState::new(config, store.clone(), credentials);
-    if state.auth.users() == 0 {
-        tracing::warn!(
-            "NO USERS ARE CONFIGURED: every client may read and write every collection without credentials; \
-             add users in the credentials directory (see docs/security.md)"
-        );
-    } else {
-        tracing::info!(users = state.auth.users(), "users loaded");
-    }
-    let _config_watcher = reload::spawn(state.clone(), opts.config_dir.clone())
-        .context("cannot watch the config directory")?;
-    let _credentials_watcher = match &opts.credentials_dir {
-        Some(dir) => Some(
-            auth::spawn_reload(state.auth.clone(), dir.clone())
-                .context("cannot watch the credentials directory")?,
-        ),
-        None => None,
-    };
-    let tls = match &opts.tls_dir {
-        Some(dir) => Some(Arc::new(Tls::load(dir).with_context(|| {
-            format!("cannot use the TLS files in {}", dir.display())
-        })?)),
-        None => None,
-    };
-    let _tls_watcher = match &tls {
-        Some(tls) => Some(
-            tls::spawn_reload(tls.clone(), state.metrics.clone())
-                .context("cannot watch the TLS directory")?,
-        ),
-        None => None,
-    };
-
-    let maintenance_store = store.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(refresh);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = maintenance_store.maintain().await {
-                tracing::error!(error = %e, "store maintenance failed");
-            }
-        }
-    });
+    log_users(&state);
+    let (tls, _watchers) = start_reloading(&opts, &state)?;
+    spawn_maintenance(store.clone(), refresh);
 
     let ready = Arc::new(AtomicBool::new(false));
-    let admin_app = admin::router(Admin {
-        app: state.clone(),
-        ready: ready.clone(),
-    });
-    let admin_listener = TcpListener::bind(opts.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.admin_listen))?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin_listener, admin_app).await {
-            tracing::error!(error = %e, "admin listener failed");
-        }
-    });
-
+    spawn_admin(&opts, &state, ready.clone()).await?;
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
-    match &tls {
-        Some(tls) => tracing::info!(
-            listen = %opts.listen,
-            certificate = %tls.describe_certificate(),
-            client_certificates = tls.asks_client_certificates(),
-            "serving TAXII over HTTPS"
-        ),
-        None => tracing::warn!(
-            listen = %opts.listen,
-            "serving TAXII over plain HTTP: no TLS directory is configured"
-        ),
-    }
+    log_serving(&opts, tls.as_deref());
     ready.store(true, Ordering::Release);
-    let draining = ready.clone();
     let closing = Arc::new(AtomicBool::new(false));
-    let closing_flag = closing.clone();
-    let delay = Duration::from_secs(server_settings.shutdown_delay_secs);
-    let shutdown = async move {
-        shutdown_signal().await;
-        // Not ready while draining, so the Service stops sending new requests here.
-        draining.store(false, Ordering::Release);
-        closing_flag.store(true, Ordering::Release);
-        if !delay.is_zero() {
-            tracing::info!(
-                delay_secs = delay.as_secs(),
-                "not ready; still serving until load balancers have taken this server out"
-            );
-            tokio::time::sleep(delay).await;
-        }
-    };
-    let app = limits::apply(
-        taxii::router(state.clone()),
-        &server_settings,
-        state.clone(),
-    )
-    .layer(axum::middleware::from_fn(move |request, next| {
-        close_when_draining(closing.clone(), request, next)
-    }));
+    let shutdown = drain_on_signal(ready, closing.clone(), &server_settings);
+    let app = taxii_app(&state, &server_settings, closing);
     // Connections from trusted proxies carry many clients: not capped per address.
     let config = state.config.clone();
     let exempt: listener::Exempt = Arc::new(move |ip| config.load().is_trusted_proxy(ip));
@@ -253,11 +161,177 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         shutdown,
     )
     .await;
+    close_store(&store).await;
+    Ok(())
+}
+
+/// Warn when the open-file limit is below what `server.max_connections` can use.
+fn warn_if_few_descriptors(server_settings: &ServerSettings) {
+    let needed = listener::descriptors_needed(server_settings);
+    if let Some(limit) = listener::open_files_limit().filter(|l| *l < needed) {
+        tracing::warn!(
+            limit,
+            needed,
+            max_connections = server_settings.max_connections,
+            "the open-file limit is below what server.max_connections can use; raise it (ulimit -n) or lower max_connections"
+        );
+    }
+}
+
+/// Say how many users were loaded, loudly when there are none.
+fn log_users(state: &AppState) {
+    if state.auth.users() == 0 {
+        tracing::warn!(
+            "NO USERS ARE CONFIGURED: every client may read and write every collection without credentials; \
+             add users in the credentials directory (see docs/security.md)"
+        );
+    } else {
+        tracing::info!(users = state.auth.users(), "users loaded");
+    }
+}
+
+/// The watchers of the reloaded directories: reloading stops when they are dropped.
+struct Watchers {
+    _config: DirWatcher,
+    _credentials: Option<DirWatcher>,
+    _tls: Option<DirWatcher>,
+}
+
+/// Start hot reload of the config directory, the credentials directory and the TLS
+/// files (loaded here), in that order.
+fn start_reloading(
+    opts: &ServeOptions,
+    state: &AppState,
+) -> anyhow::Result<(Option<Arc<Tls>>, Watchers)> {
+    let config = ConfigDir::new(&opts.config_dir, state.config.clone(), state.store.clone());
+    let config = reload::watch(Arc::new(config), state.metrics.clone())
+        .context("cannot watch the config directory")?;
+    let credentials = match &opts.credentials_dir {
+        Some(dir) => Some(
+            reload::watch(
+                Arc::new(CredentialsDir::new(state.auth.clone(), dir)),
+                state.metrics.clone(),
+            )
+            .context("cannot watch the credentials directory")?,
+        ),
+        None => None,
+    };
+    let tls = match &opts.tls_dir {
+        Some(dir) => Some(Arc::new(Tls::load(dir).with_context(|| {
+            format!("cannot use the TLS files in {}", dir.display())
+        })?)),
+        None => None,
+    };
+    let tls_watcher = match &tls {
+        Some(tls) => Some(
+            reload::watch(tls.clone(), state.metrics.clone())
+                .context("cannot watch the TLS directory")?,
+        ),
+        None => None,
+    };
+    let watchers = Watchers {
+        _config: config,
+        _credentials: credentials,
+        _tls: tls_watcher,
+    };
+    Ok((tls, watchers))
+}
+
+/// Run the store's maintenance every `refresh` (the first run one interval from now).
+fn spawn_maintenance(store: SharedStore, refresh: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(refresh);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.maintain().await {
+                tracing::error!(error = %e, "store maintenance failed");
+            }
+        }
+    });
+}
+
+/// Listen on the admin address (probes, metrics) and serve it in the background.
+async fn spawn_admin(
+    opts: &ServeOptions,
+    state: &AppState,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let admin_app = admin::router(Admin {
+        app: state.clone(),
+        ready,
+    });
+    let admin_listener = TcpListener::bind(opts.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.admin_listen))?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin_app).await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    Ok(())
+}
+
+/// Say how TAXII is served: over HTTPS with which certificate, or over plain HTTP.
+fn log_serving(opts: &ServeOptions, tls: Option<&Tls>) {
+    match tls {
+        Some(tls) => tracing::info!(
+            listen = %opts.listen,
+            certificate = %tls.describe_certificate(),
+            client_certificates = tls.asks_client_certificates(),
+            "serving TAXII over HTTPS"
+        ),
+        None => tracing::warn!(
+            listen = %opts.listen,
+            "serving TAXII over plain HTTP: no TLS directory is configured"
+        ),
+    }
+}
+
+/// Resolves once a shutdown signal has come and the shutdown delay has passed: on
+/// the signal, the server stops being ready (so the Service stops sending new
+/// requests here) and starts `closing` keep-alive connections.
+fn drain_on_signal(
+    ready: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+    server_settings: &ServerSettings,
+) -> impl Future<Output = ()> {
+    let delay = Duration::from_secs(server_settings.shutdown_delay_secs);
+    async move {
+        shutdown_signal().await;
+        // Not ready while draining, so the Service stops sending new requests here.
+        ready.store(false, Ordering::Release);
+        closing.store(true, Ordering::Release);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_secs = delay.as_secs(),
+                "not ready; still serving until load balancers have taken this server out"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The TAXII application: routes, per-request limits, and `Connection: close` once
+/// `closing`.
+fn taxii_app(
+    state: &AppState,
+    server_settings: &ServerSettings,
+    closing: Arc<AtomicBool>,
+) -> Router {
+    limits::apply(taxii::router(state.clone()), server_settings, state.clone()).layer(
+        axum::middleware::from_fn(move |request, next| {
+            close_when_draining(closing.clone(), request, next)
+        }),
+    )
+}
+
+/// Close the store after the listener has drained.
+async fn close_store(store: &SharedStore) {
     match store.close().await {
         Ok(()) => tracing::info!("store closed; shut down cleanly"),
         Err(e) => tracing::error!(error = %e, "cannot close the store cleanly"),
     }
-    Ok(())
 }
 
 /// Accept connections on `listener` and serve `app` on each (over TLS when `tls` is

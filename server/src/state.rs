@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::http::{header, HeaderValue, StatusCode};
 
 use crate::access::Policy;
 use crate::auth::{Auth, Credentials};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
 use crate::store::SharedStore;
-use crate::taxii::error::TaxiiError;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -40,15 +38,5 @@ impl AppState {
     /// How access is decided right now: open while no users are configured.
     pub fn policy(&self) -> Policy {
         self.auth.policy()
-    }
-
-    /// 401 asking for credentials.
-    pub fn unauthorized(&self) -> TaxiiError {
-        TaxiiError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-            .describe("authenticate with HTTP Basic or an API key")
-            .with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"taxiway\", charset=\"UTF-8\""),
-            )
     }
 }

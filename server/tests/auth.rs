@@ -3,6 +3,7 @@
 mod common;
 mod fixtures;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +11,16 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use fixtures::*;
 use taxiway_server::access::Policy;
-use taxiway_server::auth;
+use taxiway_server::auth::{self, CredentialsDir};
+use taxiway_server::clock::ManualClock;
+use taxiway_server::reload;
 use taxiway_server::tls::CertificateNames;
+
+/// Reload the users from `dir` once, as the credentials directory's watcher does.
+async fn reload_users(s: &common::TestApp, dir: &Path) -> bool {
+    let source = CredentialsDir::new(s.state.auth.clone(), dir);
+    reload::once(&source, &s.state.metrics).await
+}
 
 fn auth_header(value: &str) -> [(&'static str, &str); 1] {
     [("authorization", value)]
@@ -159,7 +168,7 @@ async fn verified_credentials_are_cached_until_the_file_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let changed = users_toml().replace(&quick_hash("alice-pw"), &quick_hash("alice-new"));
     std::fs::write(dir.path().join("users.toml"), changed).expect("write");
-    assert!(auth::reload_once(&s.state.auth, dir.path()));
+    assert!(reload_users(&s, dir.path()).await);
     assert_eq!(s.state.auth.cached(), 0);
     let (status, _) = get_json(&s, "/feeds/", &auth_header(&alice)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -168,7 +177,7 @@ async fn verified_credentials_are_cached_until_the_file_changes() {
     assert_eq!(status, StatusCode::OK);
 
     // The same file again changes nothing and keeps the cache.
-    assert!(!auth::reload_once(&s.state.auth, dir.path()));
+    assert!(!reload_users(&s, dir.path()).await);
     assert_eq!(s.state.auth.cached(), 1);
 }
 
@@ -185,7 +194,7 @@ async fn a_removed_or_disabled_user_is_refused_after_reload() {
     );
     assert_ne!(disabled, users_toml());
     std::fs::write(dir.path().join("users.toml"), disabled).expect("write");
-    assert!(auth::reload_once(&s.state.auth, dir.path()));
+    assert!(reload_users(&s, dir.path()).await);
     let (status, _) = get_json(&s, "/feeds/", &auth_header(&bob)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "cached success dropped");
     let (status, _) = get_json(&s, "/feeds/", &[("authorization", "Bearer bob-key")]).await;
@@ -196,11 +205,11 @@ async fn a_removed_or_disabled_user_is_refused_after_reload() {
 async fn losing_every_user_does_not_open_the_server() {
     let s = service(&config_toml(""), &users_toml()).await;
     let empty = tempfile::tempdir().expect("tempdir");
-    assert!(!auth::reload_once(&s.state.auth, empty.path()));
+    assert!(!reload_users(&s, empty.path()).await);
     std::fs::write(empty.path().join("users.toml"), "users = []\n").expect("write");
-    assert!(!auth::reload_once(&s.state.auth, empty.path()));
+    assert!(!reload_users(&s, empty.path()).await);
     std::fs::write(empty.path().join("users.toml"), "not toml [").expect("write");
-    assert!(!auth::reload_once(&s.state.auth, empty.path()));
+    assert!(!reload_users(&s, empty.path()).await);
     assert_eq!(s.state.policy(), Policy::Rules);
     let (status, _) = get_json(&s, "/feeds/", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -231,7 +240,8 @@ async fn status_from(s: &common::TestApp, address: &str, authorization: &str) ->
 async fn repeated_failures_lock_the_user_out_from_that_address_until_it_expires() {
     // Issue 20: a user name is locked out only for the address that failed, so that
     // nobody can lock a user out of everywhere.
-    let s = service(&config_toml(FAST_LOCKOUT), &users_toml()).await;
+    let clock = Arc::new(ManualClock::new());
+    let s = service_with_clock(&config_toml(FAST_LOCKOUT), &users_toml(), clock.clone()).await;
     let right = basic("alice", "alice-pw");
     for _ in 0..3 {
         assert_eq!(
@@ -259,7 +269,7 @@ async fn repeated_failures_lock_the_user_out_from_that_address_until_it_expires(
         metrics.contains("taxiway_auth_lockouts_total{subject=\"user\"} 1"),
         "{metrics}"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(
         status_from(&s, "198.51.100.1", &right).await,
         StatusCode::OK,

@@ -10,8 +10,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::wait::{holds_within_blocking, wait_until, PATIENCE};
 use fixtures::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_taxiway-server");
@@ -84,34 +85,41 @@ impl Server {
 
     /// Waits for the server to exit on its own; its status and log.
     fn refused(mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(!status.success(), "must fail: {}", self.log());
-                return self.log();
+        let exited = holds_within_blocking(Duration::from_secs(30), || {
+            match self.child.try_wait().expect("wait") {
+                Some(status) => {
+                    assert!(!status.success(), "must fail: {}", self.log());
+                    true
+                }
+                None => false,
             }
-            assert!(
-                Instant::now() < deadline,
-                "still running, not refused: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        });
+        assert!(exited, "still running, not refused: {}", self.log());
+        self.log()
     }
 
     /// Waits until the server is ready.
     fn ready(mut self) -> Server {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let ready = holds_within_blocking(Duration::from_secs(60), || {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 panic!("exited with {status}: {}", self.log());
             }
-            if http_status(self.admin, "/readyz", None) == Some(200) {
-                return self;
-            }
-            assert!(Instant::now() < deadline, "not ready: {}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            http_status(self.admin, "/readyz", None) == Some(200)
+        });
+        assert!(ready, "not ready: {}", self.log());
+        self
+    }
+
+    /// How many credentials changes the server has rejected so far.
+    fn rejections(&self) -> usize {
+        self.log().matches("credentials change rejected").count()
+    }
+
+    /// Waits until the server has rejected one more credentials change than `before`.
+    fn rejected_after(&self, before: usize) {
+        wait_until("the credentials change to be rejected", PATIENCE, || {
+            self.rejections() > before
+        });
     }
 
     fn status(&self, path: &str, authorization: Option<&str>) -> Option<u16> {
@@ -216,8 +224,9 @@ fn a_reload_to_zero_users_keeps_the_users_loaded_before() {
     assert_eq!(server.status(collections, None), Some(401));
 
     for emptied in ["users = []\n", ""] {
+        let before = server.rejections();
         write_users(&credentials, emptied);
-        std::thread::sleep(Duration::from_millis(1500));
+        server.rejected_after(before);
         assert_eq!(
             server.status(collections, None),
             Some(401),
@@ -229,8 +238,9 @@ fn a_reload_to_zero_users_keeps_the_users_loaded_before() {
             "{emptied:?}: alice still gets in"
         );
     }
+    let before = server.rejections();
     std::fs::remove_file(credentials.join("users.toml")).expect("remove");
-    std::thread::sleep(Duration::from_millis(1500));
+    server.rejected_after(before);
     assert_eq!(server.status(collections, None), Some(401));
     assert_eq!(server.status(collections, Some(&alice)), Some(200));
     let log = server.log();

@@ -77,7 +77,10 @@ fn isolation_config() -> ServiceConfig {
 
 async fn open(place: &Place, config: &ServiceConfig) -> Arc<dyn Store> {
     let store = place.open().await;
-    store.apply_config(config).await.expect("apply");
+    store
+        .apply_config(&common::store_setup(config))
+        .await
+        .expect("apply");
     wait_built(&*store).await;
     store
 }
@@ -421,7 +424,7 @@ async fn a_rebuild_and_relative_time_maintenance_respect_sources(place: Place) {
     assert!(read(&*store, CERT_VIEW, &all_versions()).await.is_empty());
     // The query changes: the rebuild draws from cert-inbox only.
     store
-        .apply_config(&config_with("type:indicator"))
+        .apply_config(&common::store_setup(&config_with("type:indicator")))
         .await
         .expect("apply");
     wait_built(&*store).await;
@@ -431,7 +434,9 @@ async fn a_rebuild_and_relative_time_maintenance_respect_sources(place: Place) {
     );
     // Relative-time re-evaluation too.
     store
-        .apply_config(&config_with("type:indicator and added:>now-1d"))
+        .apply_config(&common::store_setup(&config_with(
+            "type:indicator and added:>now-1d",
+        )))
         .await
         .expect("apply");
     wait_built(&*store).await;

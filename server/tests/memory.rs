@@ -10,6 +10,8 @@
 //! from reserving address space per thread that it never uses. The peak resident size
 //! (`VmHWM`) is checked against a tighter bound.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::wait::wait_until;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -118,17 +121,14 @@ impl Server {
     }
 
     fn wait_ready(&mut self, admin: SocketAddr) {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            assert!(self.alive(), "the server exited while starting");
-            if let Ok(r) = request(admin, "GET", "/readyz", &[], None) {
-                if r.status == 200 {
-                    return;
-                }
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the server did not become ready");
+        wait_until(
+            "the server to become ready",
+            Duration::from_secs(20),
+            || {
+                assert!(self.alive(), "the server exited while starting");
+                request(admin, "GET", "/readyz", &[], None).is_ok_and(|r| r.status == 200)
+            },
+        );
     }
 
     fn alive(&mut self) -> bool {

@@ -100,7 +100,10 @@ fn names(v: &[(String, i64)]) -> Vec<&str> {
 
 async fn the_upgraded_store_is_isolated(store: Arc<dyn Store>) {
     // Before the new configuration: the old query view still serves as it was.
-    store.apply_config(&upgraded_config()).await.expect("apply");
+    store
+        .apply_config(&common::store_setup(&upgraded_config()))
+        .await
+        .expect("apply");
     wait_built(&*store).await;
 
     assert_eq!(names(&named(&*store, CERT).await), vec!["X", "Y cert"]);

@@ -110,7 +110,7 @@ async fn migrate_copies_an_embedded_store_and_never_prints_the_password() {
 
     let store = PostgresStore::connect_url(&db.url, 2).await.expect("open");
     store
-        .apply_config(&config_from(config.path()))
+        .apply_config(&common::store_setup(&config_from(config.path())))
         .await
         .expect("apply");
     wait_built(&store).await;

@@ -4,10 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
+use common::wait::eventually;
 use common::*;
+use taxiway_server::reload::{self, ConfigDir};
 
 /// Write `text` as a new timestamped directory and swap `..data` to it, as the kubelet does.
 fn publish(dir: &Path, generation: u32, text: &str) {
@@ -24,15 +26,14 @@ fn publish(dir: &Path, generation: u32, text: &str) {
     }
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
+/// How many configuration changes were rejected so far.
+fn rejected(app: &TestApp) -> u64 {
+    let metrics = app.state.metrics.render(None);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("taxiway_config_reloads_total{result=\"error\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -42,9 +43,12 @@ async fn symlink_swap_reloads_and_broken_config_keeps_the_old_one() {
     let app =
         TestApp::with_config(taxiway_server::config::load_dir(config_dir.path()).expect("valid"))
             .await;
-    let _watcher =
-        taxiway_server::reload::spawn(app.state.clone(), config_dir.path().to_path_buf())
-            .expect("watch");
+    let source = ConfigDir::new(
+        config_dir.path(),
+        app.state.config.clone(),
+        app.store.clone(),
+    );
+    let _watcher = reload::watch(Arc::new(source), app.state.metrics.clone()).expect("watch");
     app.post(INBOX, vec![indicator(1, 1, "198.51.100.1", 90), malware(1)])
         .await;
     let (_, _, before) = app.get(&objects_url(INDICATORS)).await;
@@ -63,7 +67,10 @@ async fn symlink_swap_reloads_and_broken_config_keeps_the_old_one() {
 
     // A broken query is rejected; the previous configuration keeps serving.
     publish(config_dir.path(), 3, &config_text("type:malware and ("));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually("the broken query to be rejected", async || {
+        rejected(&app) >= 1
+    })
+    .await;
     let (s, _, v) = app.get(&objects_url(INDICATORS)).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -82,6 +89,9 @@ async fn symlink_swap_reloads_and_broken_config_keeps_the_old_one() {
 
     // Garbage TOML is rejected the same way.
     publish(config_dir.path(), 4, "this is = = not toml");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually("the garbage TOML to be rejected", async || {
+        rejected(&app) >= 2
+    })
+    .await;
     assert_eq!(app.get(&objects_url(INDICATORS)).await.0, StatusCode::OK);
 }

@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::backend::Place;
+use common::wait::eventually;
 use common::*;
 use serde_json::Value;
 use taxiway_server::config::ServiceConfig;
@@ -52,7 +53,10 @@ fn everything(limit: usize) -> Listing {
 
 async fn open(place: &Place, config: &ServiceConfig) -> Arc<dyn Store> {
     let store = place.open().await;
-    store.apply_config(config).await.expect("apply");
+    store
+        .apply_config(&common::store_setup(config))
+        .await
+        .expect("apply");
     wait_built(&*store).await;
     store
 }
@@ -114,7 +118,7 @@ async fn a_query_change_rebuilds_keeping_old_stamps_and_restamping_new_members(p
     let poll_position = old.entries[0].date_added;
 
     store
-        .apply_config(&config("type:indicator"))
+        .apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     wait_built(&*store).await;
@@ -238,7 +242,10 @@ async fn removed_query_collections_stop_being_maintained_and_stored_data_is_kept
     let mut smaller = config("type:indicator");
     smaller.collections.retain(|c| c.id() != INDICATORS);
     smaller.config.collections.retain(|c| c.id != INDICATORS);
-    store.apply_config(&smaller).await.expect("apply");
+    store
+        .apply_config(&common::store_setup(&smaller))
+        .await
+        .expect("apply");
     store.maintain().await.expect("maintain");
     assert_eq!(
         store
@@ -387,7 +394,7 @@ async fn a_stored_collection_turned_query_is_read_through_its_query(place: Place
         2
     );
     store
-        .apply_config(&config("type:indicator"))
+        .apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     wait_built(&*store).await;
@@ -437,8 +444,12 @@ async fn pg_write_through_one_replica_read_through_another() {
     let config = config("type:indicator");
     let a = db.open().await;
     let b = db.open().await;
-    a.apply_config(&config).await.expect("apply");
-    b.apply_config(&config).await.expect("apply");
+    a.apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
+    b.apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
     wait_built(&*a).await;
     wait_built(&*b).await;
     let status = a
@@ -488,7 +499,9 @@ async fn pg_concurrent_writers_on_two_replicas_and_a_poller_miss_nothing() {
     let config = config("type:indicator");
     let replicas = [db.open().await, db.open().await];
     for r in &replicas {
-        r.apply_config(&config).await.expect("apply");
+        r.apply_config(&common::store_setup(&config))
+            .await
+            .expect("apply");
         wait_built(&**r).await;
     }
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -565,8 +578,12 @@ async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
     // A pool of one connection is enough to rebuild (the lock's session does the work).
     let b = Arc::new(PostgresStore::connect_url(&db.url, 1).await.expect("open"));
     let before = config("type:indicator and confidence:>=50");
-    a.apply_config(&before).await.expect("apply");
-    b.apply_config(&before).await.expect("apply");
+    a.apply_config(&common::store_setup(&before))
+        .await
+        .expect("apply");
+    b.apply_config(&common::store_setup(&before))
+        .await
+        .expect("apply");
     wait_built(&*a).await;
     wait_built(&*b).await;
     let objects: Vec<Value> = (0..3000u32)
@@ -579,6 +596,7 @@ async fn pg_a_query_change_is_rebuilt_by_exactly_one_replica() {
     }
     let rebuilt_before = a.rebuilds_finished() + b.rebuilds_finished();
     let after = config("type:indicator");
+    let after = common::store_setup(&after);
     let (ra, rb) = tokio::join!(a.apply_config(&after), b.apply_config(&after));
     ra.expect("apply a");
     rb.expect("apply b");
@@ -640,7 +658,7 @@ async fn ids_in(store: &dyn Store, collection: &str) -> Vec<String> {
 async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
     let db = TestDb::create().await;
     let a = db.open().await;
-    a.apply_config(&config("type:indicator"))
+    a.apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     wait_built(&*a).await;
@@ -663,9 +681,11 @@ async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
             .await
             .expect("advisory lock");
     }
-    a.apply_config(&config("type:indicator AND NOT source:quarantine"))
-        .await
-        .expect("apply");
+    a.apply_config(&common::store_setup(&config(
+        "type:indicator AND NOT source:quarantine",
+    )))
+    .await
+    .expect("apply");
     // Another writer holds the clock while the rebuild reads and evaluates its batch…
     let mut writer = db.client().await;
     let tx = writer.transaction().await.expect("begin");
@@ -700,9 +720,9 @@ async fn pg_a_rebuild_decides_on_sources_as_they_are_under_the_clock_lock() {
 async fn pg_relative_time_maintenance_decides_on_sources_as_they_are_under_the_clock_lock() {
     let db = TestDb::create().await;
     let a = db.open().await;
-    a.apply_config(&config(
+    a.apply_config(&common::store_setup(&config(
         "type:indicator AND added:>now-30d AND NOT source:quarantine",
-    ))
+    )))
     .await
     .expect("apply");
     wait_built(&*a).await;
@@ -753,7 +773,7 @@ async fn pg_relative_time_maintenance_decides_on_sources_as_they_are_under_the_c
 async fn pg_a_burst_of_writes_waiting_for_the_clock_leaves_reads_and_readiness_working() {
     let db = TestDb::create().await;
     let a = db.open().await; // a pool of 4 connections, one write permit
-    a.apply_config(&config("type:indicator"))
+    a.apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     wait_built(&*a).await;
@@ -806,7 +826,7 @@ async fn pg_a_burst_of_writes_waiting_for_the_clock_leaves_reads_and_readiness_w
 async fn pg_stats_count_small_tables_and_estimate_large_ones() {
     let db = TestDb::create().await;
     let a = db.open().await;
-    a.apply_config(&config("type:indicator"))
+    a.apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     wait_built(&*a).await;
@@ -856,7 +876,7 @@ async fn pg_connects_with_a_secret_directory_of_files() {
     };
     let store = PostgresStore::connect(&settings).await.expect("connect");
     store
-        .apply_config(&config("type:indicator"))
+        .apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     store
@@ -872,16 +892,14 @@ async fn pg_connects_with_a_secret_directory_of_files() {
         db.name
     ))
     .await;
-    let mut ok = false;
-    for _ in 0..50 {
-        if let Ok(page) = store.list(INBOX, &everything(10)).await {
-            assert_eq!(page.entries.len(), 1);
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ok, "reconnected");
+    eventually("reconnected", async || {
+        let Ok(page) = store.list(INBOX, &everything(10)).await else {
+            return false;
+        };
+        assert_eq!(page.entries.len(), 1);
+        true
+    })
+    .await;
     // With TLS required: works when the server has TLS, an error (no silent plain TCP)
     // when it has not.
     let tls = taxiway_server::config::PostgresSettings {
@@ -936,7 +954,7 @@ async fn pg_tls_require_and_verify_full_with_the_secret_ca() {
         .await
         .expect("verify-full against the secret's CA");
     store
-        .apply_config(&config("type:indicator"))
+        .apply_config(&common::store_setup(&config("type:indicator")))
         .await
         .expect("apply");
     store
@@ -996,7 +1014,10 @@ async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
     let db = TestDb::create().await;
     let store = db.open().await;
     let config = config("type:indicator");
-    store.apply_config(&config).await.expect("apply");
+    store
+        .apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
     store
         .add_objects("feeds", INBOX, new_objects(vec![malware(1)]))
         .await
@@ -1008,21 +1029,17 @@ async fn pg_unreachable_database_is_unavailable_and_recovers_without_restart() {
         db.name
     ))
     .await;
-    let mut recovered = false;
-    for _ in 0..50 {
+    eventually("the pool reconnects", async || {
         match store.list(INBOX, &everything(10)).await {
             Ok(page) => {
                 assert_eq!(page.entries.len(), 1);
-                recovered = true;
-                break;
+                true
             }
-            Err(StoreError::Unavailable(_)) => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
-            }
+            Err(StoreError::Unavailable(_)) => false,
             Err(e) => panic!("expected Unavailable while reconnecting, got {e}"),
         }
-    }
-    assert!(recovered, "the pool reconnects");
+    })
+    .await;
     assert!(store.reachable().await);
 }
 
@@ -1034,7 +1051,10 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
     let config = config("type:indicator");
     let statuses = {
         let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
-        sqlite.apply_config(&config).await.expect("apply");
+        sqlite
+            .apply_config(&common::store_setup(&config))
+            .await
+            .expect("apply");
         wait_built(&*sqlite).await;
         let mut statuses = Vec::new();
         for b in 0..7u32 {
@@ -1058,7 +1078,10 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
         statuses
     };
     let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
-    sqlite.apply_config(&config).await.expect("apply");
+    sqlite
+        .apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
     wait_built(&*sqlite).await;
 
     let target = db.open().await;
@@ -1068,7 +1091,10 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
         copy_from_sqlite(dir.path(), &target).await.is_err(),
         "target not empty"
     );
-    target.apply_config(&config).await.expect("apply");
+    target
+        .apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
     wait_built(&*target).await;
     for collection in [INBOX, INDICATORS, MALWARE] {
         for listing in [
@@ -1121,7 +1147,9 @@ async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
     let pg: Arc<dyn Store> = db.open().await;
     let first = config("type:indicator and confidence:>=50");
     for s in [&sqlite, &pg] {
-        s.apply_config(&first).await.expect("apply");
+        s.apply_config(&common::store_setup(&first))
+            .await
+            .expect("apply");
         wait_built(&**s).await;
     }
     // New objects, newer and late older versions, duplicates, versions that stop
@@ -1203,7 +1231,9 @@ async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
     compare("after ingest").await;
     let second = config("type:indicator and confidence:>=70");
     for s in [&sqlite, &pg] {
-        s.apply_config(&second).await.expect("apply");
+        s.apply_config(&common::store_setup(&second))
+            .await
+            .expect("apply");
         wait_built(&**s).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;

@@ -122,7 +122,10 @@ async fn server_limited(place: Place, versions: &str, limits: &str) -> Server {
     );
     let config = config::parse(&text).expect("config");
     let store = place.open().await;
-    store.apply_config(&config).await.expect("apply config");
+    store
+        .apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply config");
     common::wait_built(&*store).await;
     let state = AppState::new(config, store.clone(), Credentials::none());
     Server {

@@ -7,8 +7,9 @@ mod fixtures;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::wait::eventually;
 use fixtures::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -16,7 +17,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore, SupportedProtocolVersion};
-use taxiway_server::config::watch::DirWatcher;
+use taxiway_server::reload::{self, DirWatcher};
 use taxiway_server::serve;
 use taxiway_server::tls::{self, Tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -121,7 +122,7 @@ struct Running {
 async fn start(tls_dir: &Path, users: &str) -> Running {
     let service = service(&config_toml(""), users).await;
     let tls = Arc::new(Tls::load(tls_dir).expect("TLS files"));
-    let watcher = tls::spawn_reload(tls.clone(), service.state.metrics.clone()).expect("watch");
+    let watcher = reload::watch(tls.clone(), service.state.metrics.clone()).expect("watch");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -341,20 +342,13 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
 
     let second = leaf(&ca, "taxiway-second", false);
     mount_certificate(dir.path(), 2, &second);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the new certificate to be served", async || {
         let stream = connect(running.addr, config.clone())
             .await
             .expect("handshake");
-        if served_certificate(&stream) == Some(second.der.clone()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        served_certificate(&stream) == Some(second.der.clone())
+    })
+    .await;
     assert_eq!(
         request(&mut kept, "/taxii2/", None)
             .await
@@ -371,20 +365,15 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
         3,
         &[("tls.crt", &second.cert_pem), ("tls.key", &other.key_pem)],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !running
-        .service
-        .state
-        .metrics
-        .render(None)
-        .contains("taxiway_tls_reloads_total{result=\"error\"}")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the broken rotation was never noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the broken rotation to be noticed", async || {
+        running
+            .service
+            .state
+            .metrics
+            .render(None)
+            .contains("taxiway_tls_reloads_total{result=\"error\"}")
+    })
+    .await;
     let stream = connect(running.addr, config).await.expect("handshake");
     assert_eq!(served_certificate(&stream), Some(second.der.clone()));
 }

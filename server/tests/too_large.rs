@@ -8,12 +8,15 @@
 //! makes it); without it the Python checks are skipped with a message. Likewise
 //! without `curl`.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::wait::wait_until;
 
 const INBOX: &str = "2f1c9a4e-8b6d-4e3f-9a7b-1c2d3e4f5a6b";
 const TAXII21: &str = "application/taxii+json;version=2.1";
@@ -92,18 +95,17 @@ impl Server {
     }
 
     fn wait_ready(&mut self, admin: SocketAddr) {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            assert!(
-                matches!(self.child.try_wait(), Ok(None)),
-                "the server exited while starting"
-            );
-            if readyz(admin).is_ok_and(|ok| ok) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the server did not become ready");
+        wait_until(
+            "the server to become ready",
+            Duration::from_secs(30),
+            || {
+                assert!(
+                    matches!(self.child.try_wait(), Ok(None)),
+                    "the server exited while starting"
+                );
+                readyz(admin).is_ok_and(|ok| ok)
+            },
+        );
     }
 
     fn url(&self, scheme: &str) -> String {

@@ -145,6 +145,8 @@ operator_needs() {
   for r in podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com; do
     for v in get create patch delete; do expect yes "$where" "$v" "$r"; done
   done
+  # PodDisruptionBudgets: watched, so one deleted or edited by hand is restored at once.
+  for v in get list watch create patch delete; do expect yes "$where" "$v" poddisruptionbudgets.policy; done
   for v in create patch; do expect yes "$where" "$v" events.events.k8s.io; done
 }
 # Leader election: create a Lease in the release namespace, then only its own.

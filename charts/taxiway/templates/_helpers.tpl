@@ -132,11 +132,11 @@ runs the operator with it.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# With several replicas on PostgreSQL: a PodDisruptionBudget, deleted again when the
-# service goes back to one replica.
+# With several replicas on PostgreSQL: a PodDisruptionBudget, watched (a budget deleted
+# or edited by hand is restored), deleted again at one replica.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Events about the resources it reconciles (events.k8s.io/v1, as kube's Recorder).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -1,13 +1,13 @@
 //! The server's `credentials/users.toml`, as the operator writes it.
 //!
 //! The one place that knows the file: its name and records are the server's own types
-//! (`taxiway_server::auth`), and every file is checked by the server's own validation
+//! (`taxiway_model::auth`), and every file is checked by the server's own validation
 //! before it is shipped, so the two cannot drift apart.
 
-use taxiway_server::auth::credentials::USERS_FILE;
-use taxiway_server::auth::{Credentials, CredentialsError, UsersFile};
+use taxiway_model::auth::credentials::USERS_FILE;
+use taxiway_model::auth::{Credentials, CredentialsError, UsersFile};
 
-pub use taxiway_server::auth::UserRecord;
+pub use taxiway_model::auth::UserRecord;
 
 /// Name of the file inside the `credentials/` directory (the key in the Secret).
 pub const FILE_NAME: &str = USERS_FILE;

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, Params};
-use taxiway_server::auth::password::{self, SecretHash};
+use taxiway_model::auth::password::{self, SecretHash};
 
 pub use file::{check_user, CredentialsFile, UserRecord, FILE_NAME};
 

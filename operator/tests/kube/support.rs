@@ -234,7 +234,7 @@ impl Ns {
             .ok_or_else(|| anyhow!("no users.toml"))?;
         // The server itself must accept it.
         let text = String::from_utf8(bytes.0.clone())?;
-        taxiway_server::auth::Credentials::parse(&text).map_err(|e| anyhow!("{e}"))?;
+        taxiway_model::auth::Credentials::parse(&text).map_err(|e| anyhow!("{e}"))?;
         CredentialsFile::parse(&bytes.0).map_err(|e| anyhow!(e))
     }
 

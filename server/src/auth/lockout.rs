@@ -18,9 +18,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::listener::clients::client_network;
 
 /// Most subjects tracked at once (about: see [`Lockouts::with_capacity`]).
 pub const MAX_TRACKED: usize = 100_000;
@@ -66,19 +68,6 @@ impl fmt::Display for Network {
         match self.0 {
             IpAddr::V4(v4) => write!(f, "{v4}"),
             IpAddr::V6(v6) => write!(f, "{v6}/64"),
-        }
-    }
-}
-
-/// What one client controls: an IPv4 address, or the /64 of an IPv6 address (one
-/// host or site typically has a whole /64, so counting single IPv6 addresses would
-/// give it 2^64 fresh starts). IPv4-mapped IPv6 addresses are their IPv4 address.
-pub fn client_network(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(bits))
         }
     }
 }

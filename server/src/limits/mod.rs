@@ -4,26 +4,26 @@
 //!
 //! Settings come from `[server]` ([`ServerSettings`]) and are read at start.
 
-pub mod body;
-pub(crate) mod clients;
+pub(crate) mod body;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use self::body::{hold_until_sent, Watched};
-use self::clients::{Clients, TooMany};
+use self::body::Watched;
+use crate::listener::clients::{Clients, TooMany};
 
-use crate::auth::client_address;
 use crate::config::{ServerSettings, TaxiiVersion};
+use crate::listener::body::{drain_in_background, hold_until_sent, DRAIN_MIN_BYTES};
+use crate::listener::HeadBytes;
 use crate::state::AppState;
+use crate::taxii::context::Facts;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media;
 
@@ -32,6 +32,7 @@ pub fn apply(router: Router, settings: &ServerSettings, state: AppState) -> Rout
     let limits = Arc::new(RequestLimits {
         clients: Arc::new(Clients::new(settings.max_requests_per_client)),
         timeout: settings.request_timeout(),
+        max_header_bytes: settings.max_header_bytes,
         state,
     });
     router.layer(axum::middleware::from_fn_with_state(limits, limit))
@@ -40,24 +41,27 @@ pub fn apply(router: Router, settings: &ServerSettings, state: AppState) -> Rout
 struct RequestLimits {
     clients: Arc<Clients>,
     timeout: Duration,
+    /// `[server] max_header_bytes`.
+    max_header_bytes: usize,
     state: AppState,
 }
 
-async fn limit(State(limits): State<Arc<RequestLimits>>, request: Request, next: Next) -> Response {
-    let (version, client) = {
-        let config = limits.state.config.load();
-        let accept = request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let version =
-            media::negotiate(accept, &config.config.service.versions).unwrap_or(TaxiiVersion::V21);
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        (version, client_address(&config, request.headers(), peer))
-    };
+async fn limit(
+    State(limits): State<Arc<RequestLimits>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(refused) = too_large_head(&request, limits.max_header_bytes) {
+        limits.state.metrics.limited("header_bytes");
+        // Read a body the client may be sending, so it can read the answer.
+        drain_in_background(request.into_body(), DRAIN_MIN_BYTES);
+        return refused;
+    }
+    // Worked out once here, and handed on to the TAXII router with the request.
+    let facts = Facts::of(&limits.state, &mut request);
+    let version = facts.version.unwrap_or(TaxiiVersion::V21);
+    let client = facts.client;
+    request.extensions_mut().insert(facts);
     let permit = match client.map(|ip| limits.clients.enter(ip)) {
         Some(Err(TooMany)) => {
             limits.state.metrics.limited("per_client");
@@ -111,4 +115,33 @@ fn too_many(max: usize) -> TaxiiError {
             "at most {max} requests from one client may be in flight at once; retry shortly"
         ))
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+}
+
+/// A TAXII 431 error when the request's head (as the listener measured it,
+/// [`HeadBytes`]) is over `max` bytes: heads up to twice that reach here, larger ones
+/// the HTTP layer refuses with a bare 431. In the version the request's `Accept` asks
+/// for; HTTP/1 connections are closed after it, as for a bare 431.
+fn too_large_head(request: &Request, max: usize) -> Option<Response> {
+    let HeadBytes(bytes) = *request.extensions().get::<HeadBytes>()?;
+    if bytes <= max {
+        return None;
+    }
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let version = media::negotiate(accept, &[TaxiiVersion::V21, TaxiiVersion::V20])
+        .unwrap_or(TaxiiVersion::V21);
+    let mut error = TaxiiError::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "Request header fields too large",
+    )
+    .describe(format!(
+        "the request line and headers may take at most {max} bytes"
+    ))
+    .in_version(version);
+    if request.version() < axum::http::Version::HTTP_2 {
+        error = error.with_header(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Some(error.into_response())
 }

@@ -19,12 +19,10 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::body::hold_until_sent;
 use super::settings::ServerSettings;
-use crate::config::TaxiiVersion;
-use crate::limits::body::{drain_in_background, hold_until_sent, DRAIN_MIN_BYTES};
+use super::{HeadBytes, Scheme};
 use crate::metrics::Metrics;
-use crate::taxii::error::TaxiiError;
-use crate::taxii::{media, Scheme};
 use crate::tls::{CertificateNames, Tls};
 
 /// What every connection of one listener shares.
@@ -35,8 +33,6 @@ pub(super) struct Shared {
     pub metrics: Arc<Metrics>,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
-    /// `[server] max_header_bytes`.
-    pub max_header_bytes: usize,
     /// Changes (or closes) when the listener shuts down.
     pub stopping: watch::Receiver<bool>,
 }
@@ -50,8 +46,8 @@ pub(super) fn http_builder(settings: &ServerSettings) -> auto::Builder<TokioExec
         .header_read_timeout(settings.header_read_timeout())
         // The read buffer bounds the request line and headers: a head that does not
         // fit is answered a bare 431 and the connection closed. It holds twice
-        // `max_header_bytes`, so that heads in between reach `too_large_head`, which
-        // answers a TAXII 431 error.
+        // `max_header_bytes`, so that heads in between reach the application with
+        // their size ([`HeadBytes`]), which answers them a TAXII 431 error.
         .max_buf_size(settings.header_buffer_bytes())
         .max_headers(settings.max_headers);
     builder
@@ -190,35 +186,6 @@ fn head_bytes<B>(request: &hyper::Request<B>) -> usize {
     line + headers + 2
 }
 
-/// A TAXII 431 error when a request's head is over `max` bytes (heads up to twice that
-/// reach here; larger ones the protocol layer refuses). In the version the request's
-/// `Accept` asks for; HTTP/1 connections are closed after it, as for a bare 431.
-fn too_large_head<B>(request: &hyper::Request<B>, max: usize) -> Option<axum::response::Response> {
-    use axum::response::IntoResponse;
-
-    if head_bytes(request) <= max {
-        return None;
-    }
-    let accept = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
-    let version = media::negotiate(accept, &[TaxiiVersion::V21, TaxiiVersion::V20])
-        .unwrap_or(TaxiiVersion::V21);
-    let mut error = TaxiiError::new(
-        axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "Request header fields too large",
-    )
-    .describe(format!(
-        "the request line and headers may take at most {max} bytes"
-    ))
-    .in_version(version);
-    if request.version() < axum::http::Version::HTTP_2 {
-        error = error.with_header(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    Some(error.into_response())
-}
-
 /// Serve HTTP on a connection; every request carries the peer address
 /// (`ConnectInfo`), the client certificate's names and the scheme as extensions.
 async fn serve_http<S>(
@@ -233,11 +200,9 @@ async fn serve_http<S>(
     let activity = Activity::new();
     let app = shared.app.clone();
     let requests = activity.clone();
-    let max_header_bytes = shared.max_header_bytes;
-    let metrics = shared.metrics.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let busy = Busy::start(&requests);
-        let refused = too_large_head(&request, max_header_bytes);
+        let head = HeadBytes(head_bytes(&request));
         // HTTP/2 carries the host in `:authority`, not in a Host header; URLs the
         // server emits are built from Host, so give HTTP/2 requests one.
         if !request.headers().contains_key(header::HOST) {
@@ -247,20 +212,14 @@ async fn serve_http<S>(
             }
         }
         let extensions = request.extensions_mut();
+        extensions.insert(head);
         extensions.insert(ConnectInfo(remote));
         extensions.insert(scheme);
         if let Some(names) = &certificate {
             extensions.insert(names.clone());
         }
         let app = app.clone();
-        let metrics = metrics.clone();
         async move {
-            if let Some(refused) = refused {
-                metrics.limited("header_bytes");
-                // Read a body the client may be sending, so it can read the answer.
-                drain_in_background(Body::new(request.into_body()), DRAIN_MIN_BYTES);
-                return Ok(hold_until_sent(refused, busy));
-            }
             let response = app.oneshot(request.map(Body::new)).await?;
             // Busy until the body is sent: a connection streaming a response is not idle.
             Ok::<_, std::convert::Infallible>(hold_until_sent(response, busy))

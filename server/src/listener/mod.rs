@@ -10,11 +10,13 @@
 //! On shutdown the loop stops accepting, asks every connection to finish what it is
 //! doing, and waits for them at most `drain_timeout_secs`.
 
+pub mod body;
+pub(crate) mod clients;
 mod connection;
-pub mod settings;
+pub use taxiway_model::config::server as settings;
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +24,23 @@ use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+use self::clients::{client_network, ClientPermit, Clients};
 pub use self::settings::ServerSettings;
-use crate::auth::lockout::client_network;
-use crate::limits::clients::{ClientPermit, Clients};
 use crate::metrics::Metrics;
 use crate::tls::Tls;
+
+/// The scheme the client used (TLS or plain): the listener puts it in every request's
+/// extensions, next to the peer address (`ConnectInfo`) and the names in a verified
+/// client certificate (`Arc<CertificateNames>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheme(pub &'static str);
+
+/// The size of the request's head (request line and headers) as counted against
+/// `[server] max_header_bytes`, measured as it arrived: the listener puts it in every
+/// request's extensions. Heads up to twice the limit reach the application, which
+/// answers those over it in its own protocol ([`crate::limits`]: a TAXII 431).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadBytes(pub usize);
 
 /// Peers the per-address connection cap does not count (proxies in front of the
 /// server, through which many clients arrive).
@@ -68,7 +82,6 @@ pub async fn run_exempting(
         metrics: metrics.clone(),
         handshake_timeout: settings.tls_handshake_timeout(),
         idle_timeout: settings.idle_timeout(),
-        max_header_bytes: settings.max_header_bytes,
         stopping,
     });
     let max = settings.max_connections.max(1);
@@ -82,22 +95,13 @@ pub async fn run_exempting(
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let peer = remote.ip();
-        let address = match exempt(&peer) {
+        let address = match exempt(&remote.ip()) {
             true => None,
-            false => match per_address.enter(client_network(peer)) {
+            false => match per_address.enter(client_network(remote.ip())) {
                 Ok(permit) => permit,
                 Err(_) => {
                     metrics.connection_refused();
@@ -134,6 +138,20 @@ pub async fn run_exempting(
     }
 }
 
+/// The next connection; errors (out of file descriptors and the like) are logged and
+/// retried after a pause instead of spinning.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// File descriptors the limits can use: served and waiting connections, plus room for
 /// the store, the watchers and the admin listener.
 pub fn descriptors_needed(settings: &ServerSettings) -> u64 {
@@ -161,7 +179,7 @@ fn parse_open_files_limit(limits: &str) -> Option<u64> {
 /// A connection accepted but not yet given a slot.
 struct Accepted {
     stream: TcpStream,
-    remote: std::net::SocketAddr,
+    remote: SocketAddr,
     shared: Arc<connection::Shared>,
     open: mpsc::Sender<()>,
     /// The connection's place in its address's count, held until it closes.

@@ -9,13 +9,22 @@
 //! Stored collections get rows when producers POST; query collections get rows when a
 //! matching version arrives or when the query is (re)built. Reading a page is an index
 //! range scan over one view, so it costs O(page) whatever the size of the store.
+//!
+//! The rules are written once for both backends: writes in [`ingest`], which views a
+//! configuration wants in [`plan`], rebuilds, relative-time re-evaluation and purging
+//! in [`rebuild`]. `sqlite` and `postgres` give only their statements, locking and
+//! transactions (`IngestTx`, `Rebuilder`, `Reevaluator`, `Purger`).
 
 mod clock;
-pub mod membership;
+pub(crate) mod ingest;
+pub(crate) mod membership;
+pub(crate) mod plan;
 pub mod postgres;
+pub(crate) mod rebuild;
 pub(crate) mod registry;
+mod setup;
 pub mod sqlite;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 
@@ -23,9 +32,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use clock::Clock;
+pub use setup::{CollectionSetup, StoreSetup};
 pub use validate::{validate_object, ObjectError, ValidObject};
-
-use crate::config::ServiceConfig;
 
 /// Microseconds since the Unix epoch (UTC).
 pub type Micros = i64;
@@ -271,7 +279,7 @@ pub struct StoreStats {
 pub trait Store: Send + Sync {
     /// Bring views in line with the configuration: create views for new collections,
     /// start background rebuilds of query collections whose query changed.
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError>;
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError>;
 
     /// Store objects in a writable collection (and every matching query collection),
     /// durably, and record the status resource; returns it.

@@ -120,4 +120,49 @@ impl Registry {
             })
             .collect()
     }
+
+    /// The registry once the building view `view` is switched live: it is active and
+    /// replaces nothing any more, and the view it replaced is gone.
+    pub fn switched(&self, view: &View) -> Registry {
+        let mut next = self.clone();
+        next.views.retain(|v| Some(v.view_id) != view.replaces);
+        if let Some(v) = next.views.iter_mut().find(|v| v.view_id == view.view_id) {
+            v.state = ViewState::Active;
+            v.replaces = None;
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query_view(view_id: i64, state: ViewState, replaces: Option<i64>) -> View {
+        View {
+            view_id,
+            collection: "q".into(),
+            query: Some(Arc::new(Query::parse("type:indicator").expect("query"))),
+            state,
+            replaces,
+            sources: vec![1],
+        }
+    }
+
+    #[test]
+    fn a_switched_view_serves_in_place_of_the_one_it_replaces() {
+        let registry = Registry {
+            views: vec![
+                query_view(2, ViewState::Active, None),
+                query_view(3, ViewState::Building, Some(2)),
+            ],
+            source_names: HashMap::new(),
+        };
+        assert_eq!(registry.active("q").map(|v| v.view_id), Some(2));
+        let building = registry.view(3).cloned().expect("building view");
+        let next = registry.switched(&building);
+        assert_eq!(next.views.len(), 1);
+        let live = next.active("q").expect("live view");
+        assert_eq!((live.view_id, live.replaces), (3, None));
+    }
 }

@@ -3,7 +3,7 @@
 //! A bad object is reported as a failure in the status resource; it never rejects
 //! the whole envelope.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Micros;
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
@@ -68,11 +68,6 @@ pub fn validate_object(
     value: Value,
     assumed_spec_version: Option<&str>,
 ) -> Result<ValidObject, ObjectError> {
-    let fail = |id: &str, version: &str, message: String| ObjectError {
-        id: id.to_string(),
-        version: version.to_string(),
-        message,
-    };
     let Some(map) = value.as_object() else {
         return Err(fail("", "", "not a JSON object".into()));
     };
@@ -82,101 +77,10 @@ pub fn validate_object(
         .or_else(|| map.get("created"))
         .and_then(Value::as_str)
         .unwrap_or("");
-
-    let kind = match map.get("type") {
-        Some(Value::String(t)) if is_stix_type(t) => t.clone(),
-        Some(Value::String(t)) => {
-            return Err(fail(raw_id, version_text, format!("invalid type {t:?}")));
-        }
-        Some(_) => return Err(fail(raw_id, version_text, "`type` must be a string".into())),
-        None => return Err(fail(raw_id, version_text, "missing `type`".into())),
-    };
-    let id = match map.get("id") {
-        Some(Value::String(id)) if is_stix_id_of(id, &kind) => id.clone(),
-        Some(Value::String(id)) => {
-            return Err(fail(
-                "",
-                version_text,
-                format!("invalid id {:?}: expected `{kind}--<uuid>`", truncate(id)),
-            ));
-        }
-        Some(_) => return Err(fail("", version_text, "`id` must be a string".into())),
-        None => return Err(fail("", version_text, "missing `id`".into())),
-    };
-    let spec_version = match map.get("spec_version") {
-        Some(Value::String(v)) if v == "2.1" || v == "2.0" => v.clone(),
-        Some(Value::String(v)) => {
-            return Err(fail(
-                &id,
-                version_text,
-                format!("unsupported spec_version {:?}", truncate(v)),
-            ));
-        }
-        Some(_) => {
-            return Err(fail(
-                &id,
-                version_text,
-                "`spec_version` must be a string".into(),
-            ));
-        }
-        None => match assumed_spec_version {
-            Some(v) => v.to_string(),
-            None => return Err(fail(&id, version_text, "missing `spec_version`".into())),
-        },
-    };
-
-    let timestamp = |field: &str| -> Result<Option<Micros>, ObjectError> {
-        match map.get(field) {
-            None => Ok(None),
-            Some(Value::String(s)) => parse_timestamp(s).map(Some).map_err(|_| {
-                fail(
-                    &id,
-                    version_text,
-                    format!("`{field}` is not a valid timestamp: {:?}", truncate(s)),
-                )
-            }),
-            Some(_) => Err(fail(
-                &id,
-                version_text,
-                format!("`{field}` must be a timestamp string"),
-            )),
-        }
-    };
-    let created = timestamp("created")?;
-    let modified = timestamp("modified")?;
-    if VERSIONED_TYPES.contains(&kind.as_str()) {
-        if created.is_none() {
-            return Err(fail(
-                &id,
-                version_text,
-                format!("missing `created` (required for {kind})"),
-            ));
-        }
-        if modified.is_none() {
-            return Err(fail(
-                &id,
-                version_text,
-                format!("missing `modified` (required for {kind})"),
-            ));
-        }
-    }
-    if kind == "marking-definition" && created.is_none() {
-        return Err(fail(
-            &id,
-            version_text,
-            "missing `created` (required for marking-definition)".into(),
-        ));
-    }
-    if let (Some(c), Some(m)) = (created, modified) {
-        if m < c {
-            return Err(fail(
-                &id,
-                version_text,
-                "`modified` is earlier than `created`".into(),
-            ));
-        }
-    }
-    let version = modified.or(created);
+    let kind = object_type(map, raw_id, version_text)?;
+    let id = object_id(map, &kind, version_text)?;
+    let spec_version = spec_version(map, assumed_spec_version, &id, version_text)?;
+    let version = object_version(map, &kind, &id, version_text)?;
     Ok(ValidObject {
         value,
         id,
@@ -184,6 +88,127 @@ pub fn validate_object(
         spec_version,
         version,
     })
+}
+
+/// The error of an object with this id and version text.
+fn fail(id: &str, version: &str, message: String) -> ObjectError {
+    ObjectError {
+        id: id.to_string(),
+        version: version.to_string(),
+        message,
+    }
+}
+
+/// The object's `type`.
+fn object_type(
+    map: &Map<String, Value>,
+    raw_id: &str,
+    version: &str,
+) -> Result<String, ObjectError> {
+    match map.get("type") {
+        Some(Value::String(t)) if is_stix_type(t) => Ok(t.clone()),
+        Some(Value::String(t)) => Err(fail(raw_id, version, format!("invalid type {t:?}"))),
+        Some(_) => Err(fail(raw_id, version, "`type` must be a string".into())),
+        None => Err(fail(raw_id, version, "missing `type`".into())),
+    }
+}
+
+/// The object's `id`, which must be of its type.
+fn object_id(map: &Map<String, Value>, kind: &str, version: &str) -> Result<String, ObjectError> {
+    match map.get("id") {
+        Some(Value::String(id)) if is_stix_id_of(id, kind) => Ok(id.clone()),
+        Some(Value::String(id)) => Err(fail(
+            "",
+            version,
+            format!("invalid id {:?}: expected `{kind}--<uuid>`", truncate(id)),
+        )),
+        Some(_) => Err(fail("", version, "`id` must be a string".into())),
+        None => Err(fail("", version, "missing `id`".into())),
+    }
+}
+
+/// The object's `spec_version`, else the one assumed.
+fn spec_version(
+    map: &Map<String, Value>,
+    assumed: Option<&str>,
+    id: &str,
+    version: &str,
+) -> Result<String, ObjectError> {
+    match map.get("spec_version") {
+        Some(Value::String(v)) if v == "2.1" || v == "2.0" => Ok(v.clone()),
+        Some(Value::String(v)) => Err(fail(
+            id,
+            version,
+            format!("unsupported spec_version {:?}", truncate(v)),
+        )),
+        Some(_) => Err(fail(id, version, "`spec_version` must be a string".into())),
+        None => match assumed {
+            Some(v) => Ok(v.to_string()),
+            None => Err(fail(id, version, "missing `spec_version`".into())),
+        },
+    }
+}
+
+/// The object's version: `modified`, else `created`, checked against what its type
+/// requires.
+fn object_version(
+    map: &Map<String, Value>,
+    kind: &str,
+    id: &str,
+    version: &str,
+) -> Result<Option<Micros>, ObjectError> {
+    let timestamp = |field: &str| -> Result<Option<Micros>, ObjectError> {
+        match map.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => parse_timestamp(s).map(Some).map_err(|_| {
+                fail(
+                    id,
+                    version,
+                    format!("`{field}` is not a valid timestamp: {:?}", truncate(s)),
+                )
+            }),
+            Some(_) => Err(fail(
+                id,
+                version,
+                format!("`{field}` must be a timestamp string"),
+            )),
+        }
+    };
+    let created = timestamp("created")?;
+    let modified = timestamp("modified")?;
+    if VERSIONED_TYPES.contains(&kind) {
+        if created.is_none() {
+            return Err(fail(
+                id,
+                version,
+                format!("missing `created` (required for {kind})"),
+            ));
+        }
+        if modified.is_none() {
+            return Err(fail(
+                id,
+                version,
+                format!("missing `modified` (required for {kind})"),
+            ));
+        }
+    }
+    if kind == "marking-definition" && created.is_none() {
+        return Err(fail(
+            id,
+            version,
+            "missing `created` (required for marking-definition)".into(),
+        ));
+    }
+    if let (Some(c), Some(m)) = (created, modified) {
+        if m < c {
+            return Err(fail(
+                id,
+                version,
+                "`modified` is earlier than `created`".into(),
+            ));
+        }
+    }
+    Ok(modified.or(created))
 }
 
 impl ValidObject {

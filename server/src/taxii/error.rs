@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::media::taxii_media_type;
+use crate::auth::AuthError;
 use crate::config::TaxiiVersion;
 use crate::store::StoreError;
 
@@ -83,6 +84,16 @@ impl TaxiiError {
             .with_header(header::ALLOW, HeaderValue::from_static(allowed))
     }
 
+    /// 401 asking for credentials.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+            .describe("authenticate with HTTP Basic or an API key")
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"taxiway\", charset=\"UTF-8\""),
+            )
+    }
+
     /// 406: the `Accept` header names nothing we serve.
     pub fn not_acceptable() -> Self {
         Self::new(StatusCode::NOT_ACCEPTABLE, "Not acceptable").describe(
@@ -120,6 +131,19 @@ impl From<StoreError> for TaxiiError {
             StoreError::Database(msg) => {
                 tracing::error!(error = %msg, "store error");
                 TaxiiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            }
+        }
+    }
+}
+
+impl From<AuthError> for TaxiiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => TaxiiError::unauthorized(),
+            AuthError::Busy => {
+                TaxiiError::new(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable")
+                    .describe("too many logins are being checked; retry shortly")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
             }
         }
     }

@@ -102,7 +102,7 @@ impl PageRequest {
     /// A page of objects within the page byte budget, answered as an envelope.
     async fn objects(&self, ctx: &Ctx, c: &CollectionConfig) -> Result<Response, TaxiiError> {
         let budget = Budget::new(&ctx.config.config.limits);
-        let page = budget::list(&*ctx.store, c.id(), &self.listing, budget).await?;
+        let page = budget::list(ctx.store(), c.id(), &self.listing, budget).await?;
         Ok(self.envelope(ctx, page))
     }
 
@@ -165,7 +165,7 @@ pub async fn get_object(
         true,
     )?;
     let budget = Budget::new(&ctx.config.config.limits);
-    let page = budget::list(&*ctx.store, c.id(), &req.listing, budget).await?;
+    let page = budget::list(ctx.store(), c.id(), &req.listing, budget).await?;
     if page.entries.is_empty() && params.next.is_none() {
         ensure_exists(ctx, c, object).await?;
     }
@@ -250,7 +250,7 @@ async fn versions_as_written(
     let mut versions = Vec::new();
     loop {
         let budget = Budget::new(&ctx.config.config.limits);
-        let page = budget::list(&*ctx.store, c.id(), &read, budget).await?;
+        let page = budget::list(ctx.store(), c.id(), &read, budget).await?;
         let read_any = !page.entries.is_empty();
         for mut e in page.entries {
             versions.push(written_version(&e));
@@ -302,7 +302,7 @@ pub async fn get_manifest(
         VersionMatch::last(),
         false,
     )?;
-    let page = ctx.store.list(c.id(), &req.listing).await?;
+    let page = ctx.store().list(c.id(), &req.listing).await?;
     let body = Manifest {
         more: page.more,
         next: req.next(&page),
@@ -344,7 +344,7 @@ pub async fn delete_object(
         .clone()
         .unwrap_or_else(VersionMatch::all);
     let removed = ctx
-        .store
+        .store()
         .delete_object(c.id(), object, &versions, &params.filters.spec_versions)
         .await?;
     if removed == 0 {
@@ -381,7 +381,7 @@ pub async fn add_objects(
     // Each object holds its own bytes now: the body is not kept while storing.
     drop(body);
     request.owner = ctx.caller.key().to_string();
-    let status = ctx.store.add_objects(root, c.id(), request).await?;
+    let status = ctx.store().add_objects(root, c.id(), request).await?;
     ctx.state
         .metrics
         .objects_added(status.success_count, status.failure_count);
@@ -396,7 +396,7 @@ fn require_write(ctx: &Ctx, c: &CollectionConfig) -> Result<(), TaxiiError> {
     }
     if !ctx.rights(c).write {
         return Err(match ctx.caller {
-            Caller::Anonymous => ctx.state.unauthorized(),
+            Caller::Anonymous => TaxiiError::unauthorized(),
             Caller::User(_) => TaxiiError::forbidden("you may not write to this collection"),
         });
     }
@@ -422,7 +422,7 @@ async fn ensure_exists(ctx: &Ctx, c: &CollectionConfig, object: &str) -> Result<
         with_raw: false,
         max_bytes: None,
     };
-    if ctx.store.list(c.id(), &any).await?.entries.is_empty() {
+    if ctx.store().list(c.id(), &any).await?.entries.is_empty() {
         return Err(TaxiiError::not_found("no such object in this collection"));
     }
     Ok(())

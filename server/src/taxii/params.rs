@@ -65,101 +65,129 @@ pub fn parse(query: Option<&str>, allowed: Allowed) -> Result<Params, String> {
     let mut params = Params::default();
     let mut versions: Option<VersionMatch> = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let value = value.trim();
-        match key.as_ref() {
-            "limit" => {
-                let limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|l| *l > 0)
-                    .ok_or_else(|| {
-                        format!("limit must be a positive integer, got {:?}", clip(value))
-                    })?;
-                once(&mut params.limit, limit, "limit")?;
+        take(&mut params, &mut versions, &key, value.trim(), allowed)?;
+    }
+    Ok(finish(params, versions))
+}
+
+/// Take one query parameter into `params` (`match[version]` into `versions`).
+fn take(
+    params: &mut Params,
+    versions: &mut Option<VersionMatch>,
+    key: &str,
+    value: &str,
+    allowed: Allowed,
+) -> Result<(), String> {
+    let filters = &mut params.filters;
+    match key {
+        "limit" => once(&mut params.limit, parse_limit(value)?, "limit"),
+        "added_after" => {
+            let t = parse_timestamp(value).map_err(|_| {
+                format!(
+                    "added_after must be a timestamp like 2024-01-31T12:00:00.000Z, got {:?}",
+                    clip(value)
+                )
+            })?;
+            once(&mut filters.added_after, t, "added_after")
+        }
+        "next" => {
+            if value.is_empty() {
+                return Err("next must not be empty".into());
             }
-            "added_after" => {
-                let t = parse_timestamp(value).map_err(|_| {
-                    format!(
-                        "added_after must be a timestamp like 2024-01-31T12:00:00.000Z, got {:?}",
-                        clip(value)
-                    )
-                })?;
-                once(&mut params.filters.added_after, t, "added_after")?;
-            }
-            "next" => {
-                if value.is_empty() {
-                    return Err("next must not be empty".into());
-                }
-                once(&mut params.next, value.to_string(), "next")?;
-            }
-            "match[id]" if allowed == Allowed::All => {
-                for id in list(value) {
-                    if !is_stix_id(id) {
-                        return Err(format!(
-                            "match[id] must list STIX ids like indicator--<uuid>, got {:?}",
-                            clip(id)
-                        ));
-                    }
-                    params.filters.ids.push(id.to_string());
-                }
-            }
-            "match[type]" if allowed == Allowed::All => {
-                for t in list(value) {
-                    if !is_stix_type(t) {
-                        return Err(format!(
-                            "match[type] must list STIX types, got {:?}",
-                            clip(t)
-                        ));
-                    }
-                    params.filters.types.push(t.to_string());
-                }
-            }
-            "match[version]" if allowed != Allowed::SpecOnly => {
-                let v = versions.get_or_insert_with(VersionMatch::default);
-                for item in list(value) {
-                    match item {
-                        "all" => v.all = true,
-                        "first" => v.first = true,
-                        "last" => v.last = true,
-                        ts => v.at.push(parse_timestamp(ts).map_err(|_| {
-                            format!(
-                                "match[version] takes all, first, last or timestamps, got {:?}",
-                                clip(ts)
-                            )
-                        })?),
-                    }
-                }
-            }
-            "match[spec_version]" => {
-                for s in list(value) {
-                    if !is_spec_version(s) {
-                        return Err(format!(
-                            "match[spec_version] takes values like 2.1, got {:?}",
-                            clip(s)
-                        ));
-                    }
-                    params.filters.spec_versions.push(s.to_string());
-                }
-            }
-            k if k.starts_with("match[") => {
-                let known = matches!(
-                    k,
-                    "match[id]" | "match[type]" | "match[version]" | "match[spec_version]"
-                );
-                if known || allowed != Allowed::All {
-                    return Err(format!("unsupported filter {:?} on this endpoint", clip(k)));
-                }
-                let field = k.strip_prefix("match[").unwrap_or(k);
-                let field = field.strip_suffix(']').unwrap_or(field);
-                if params.ignored.len() < MAX_IGNORED && !params.ignored.iter().any(|f| f == field)
-                {
-                    params.ignored.push(clip(field));
-                }
-            }
-            // Unknown parameters (cache busters and the like) are ignored.
-            _ => {}
+            once(&mut params.next, value.to_string(), "next")
+        }
+        "match[id]" if allowed == Allowed::All => push_valid(
+            &mut filters.ids,
+            value,
+            is_stix_id,
+            "match[id] must list STIX ids like indicator--<uuid>",
+        ),
+        "match[type]" if allowed == Allowed::All => push_valid(
+            &mut filters.types,
+            value,
+            is_stix_type,
+            "match[type] must list STIX types",
+        ),
+        "match[version]" if allowed != Allowed::SpecOnly => {
+            push_versions(versions.get_or_insert_with(VersionMatch::default), value)
+        }
+        "match[spec_version]" => push_valid(
+            &mut filters.spec_versions,
+            value,
+            is_spec_version,
+            "match[spec_version] takes values like 2.1",
+        ),
+        k if k.starts_with("match[") => note_unsupported(params, k, allowed),
+        // Unknown parameters (cache busters and the like) are ignored.
+        _ => Ok(()),
+    }
+}
+
+fn parse_limit(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|l| *l > 0)
+        .ok_or_else(|| format!("limit must be a positive integer, got {:?}", clip(value)))
+}
+
+/// Push each item of the comma-separated `value` that `valid` accepts; the first it
+/// does not is an error starting with `refusal`.
+fn push_valid(
+    into: &mut Vec<String>,
+    value: &str,
+    valid: fn(&str) -> bool,
+    refusal: &str,
+) -> Result<(), String> {
+    for item in list(value) {
+        if !valid(item) {
+            return Err(format!("{refusal}, got {:?}", clip(item)));
+        }
+        into.push(item.to_string());
+    }
+    Ok(())
+}
+
+fn push_versions(v: &mut VersionMatch, value: &str) -> Result<(), String> {
+    for item in list(value) {
+        match item {
+            "all" => v.all = true,
+            "first" => v.first = true,
+            "last" => v.last = true,
+            ts => v.at.push(parse_timestamp(ts).map_err(|_| {
+                format!(
+                    "match[version] takes all, first, last or timestamps, got {:?}",
+                    clip(ts)
+                )
+            })?),
         }
     }
+    Ok(())
+}
+
+/// A `match[<field>]` this endpoint does not filter on: an error where the field is
+/// known (or the endpoint takes only some filters), else noted as ignored.
+fn note_unsupported(params: &mut Params, key: &str, allowed: Allowed) -> Result<(), String> {
+    let known = matches!(
+        key,
+        "match[id]" | "match[type]" | "match[version]" | "match[spec_version]"
+    );
+    if known || allowed != Allowed::All {
+        return Err(format!(
+            "unsupported filter {:?} on this endpoint",
+            clip(key)
+        ));
+    }
+    let field = key.strip_prefix("match[").unwrap_or(key);
+    let field = field.strip_suffix(']').unwrap_or(field);
+    if params.ignored.len() < MAX_IGNORED && !params.ignored.iter().any(|f| f == field) {
+        params.ignored.push(clip(field));
+    }
+    Ok(())
+}
+
+/// Sort and deduplicate the lists, so equal filters compare (and page) equal.
+fn finish(mut params: Params, versions: Option<VersionMatch>) -> Params {
     if let Some(mut v) = versions {
         v.at.sort_unstable();
         v.at.dedup();
@@ -173,7 +201,7 @@ pub fn parse(query: Option<&str>, allowed: Allowed) -> Result<Params, String> {
         l.sort();
         l.dedup();
     }
-    Ok(params)
+    params
 }
 
 /// At most this many ignored field names are kept per request (for the log).

@@ -27,7 +27,7 @@ pub fn chunked(
     media_type: &'static str,
     chunks: Vec<bytes::Bytes>,
 ) -> Response {
-    let mut r = (status, crate::limits::body::chunks(chunks)).into_response();
+    let mut r = (status, super::frames::chunks(chunks)).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     r

@@ -6,9 +6,11 @@
 //! cert-manager renewing the Secret) is used from the next handshake on, without a
 //! restart and without touching open connections. A change of `ca.crt` builds a new
 //! server configuration for new connections. A broken change is refused, logged and
-//! counted; the previous certificate keeps serving.
+//! counted; the previous certificate keeps serving. [`Tls`] is reloaded by
+//! [`crate::reload`].
 
 mod names;
+mod reload;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,13 +23,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 pub use names::CertificateNames;
-
-use crate::config::watch::DirWatcher;
-use crate::metrics::Metrics;
 
 /// The server certificate chain.
 pub const CERT_FILE: &str = "tls.crt";
@@ -153,40 +151,6 @@ impl Tls {
             .map(|c| names::describe(c.as_ref()))
             .unwrap_or_default()
     }
-}
-
-/// Watch the TLS directory and apply each change (Kubernetes swaps a `..data`
-/// symlink, so the directory is watched). Errors are logged and counted.
-pub fn spawn_reload(tls: Arc<Tls>, metrics: Arc<Metrics>) -> notify::Result<DirWatcher> {
-    let (tx, mut rx) = mpsc::channel(4);
-    let watcher = DirWatcher::start(std::slice::from_ref(&tls.dir), tx)?;
-    tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            match tls.reload() {
-                Ok(Reloaded {
-                    certificate: false,
-                    client_ca: false,
-                }) => {}
-                Ok(changed) => {
-                    metrics.tls_reload(true);
-                    if changed.certificate {
-                        tracing::info!(certificate = %tls.describe_certificate(), "TLS certificate reloaded");
-                    }
-                    if changed.client_ca {
-                        tracing::info!(
-                            client_certificates = tls.asks_client_certificates(),
-                            "client CA (ca.crt) reloaded"
-                        );
-                    }
-                }
-                Err(e) => {
-                    metrics.tls_reload(false);
-                    tracing::error!(error = %e, "TLS change rejected; the previous certificate keeps serving");
-                }
-            }
-        }
-    });
-    Ok(watcher)
 }
 
 fn read(path: PathBuf) -> Result<Vec<u8>, TlsError> {

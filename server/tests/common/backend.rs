@@ -100,7 +100,8 @@ impl TestDb {
     /// `pg_terminate_backend` only signals).
     pub async fn wait_disconnected(&self) {
         let client = admin(&self.admin_url).await;
-        for _ in 0..100 {
+        let what = format!("the sessions of {} to end", self.name);
+        super::wait::eventually(&what, async || {
             let n: i64 = client
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
@@ -109,12 +110,9 @@ impl TestDb {
                 .await
                 .expect("pg_stat_activity")
                 .get(0);
-            if n == 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("sessions of {} did not end", self.name);
+            n == 0
+        })
+        .await;
     }
 
     /// A superuser connection to this database (for holding locks in a test).
@@ -127,7 +125,8 @@ impl TestDb {
     pub async fn wait_lock_waiter(&self, sql: &str) {
         let client = admin(&self.admin_url).await;
         let pattern = format!("%{sql}%");
-        for _ in 0..500 {
+        let what = format!("a session of {} to wait for a lock in {sql}", self.name);
+        super::wait::eventually(&what, async || {
             let n: i64 = client
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
@@ -137,12 +136,9 @@ impl TestDb {
                 .await
                 .expect("pg_stat_activity")
                 .get(0);
-            if n > 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("no session of {} waited for a lock in {sql}", self.name);
+            n > 0
+        })
+        .await;
     }
 
     /// Query one bigint.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod wait;
 
 use std::sync::Arc;
 
@@ -12,12 +13,18 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use taxiway_server::auth::Credentials;
+use taxiway_server::auth::{Auth, Credentials};
+use taxiway_server::clock::SharedClock;
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
-use taxiway_server::store::Store;
+use taxiway_server::store::{Store, StoreSetup};
 use taxiway_server::taxii;
+
+/// The store's part of a configuration.
+pub fn store_setup(config: &ServiceConfig) -> StoreSetup {
+    StoreSetup::new(&config.collections, &config.config.store)
+}
 
 pub const INBOX: &str = "2f1c9a4e-8b6d-4e3f-9a7b-1c2d3e4f5a6b";
 pub const INDICATORS: &str = "3a7e1c52-5f0b-4c47-8d0e-6d2b9f4a1e7c";
@@ -97,6 +104,19 @@ impl TestApp {
         Self::assemble(dir, None, store, config, credentials).await
     }
 
+    /// [`TestApp::with_users`] with the authenticator's lockouts measured by `clock`.
+    pub async fn with_users_and_clock(
+        config: ServiceConfig,
+        credentials: Credentials,
+        clock: SharedClock,
+    ) -> TestApp {
+        let mut app = Self::with_users(config, Credentials::none()).await;
+        let metrics = app.state.metrics.clone();
+        app.state.auth = Arc::new(Auth::with_clock(credentials, metrics, clock));
+        app.router = taxii::router(app.state.clone());
+        app
+    }
+
     /// An app over the store of `place` (either backend), open to everyone.
     pub async fn on(place: backend::Place, config: ServiceConfig) -> TestApp {
         let store = place.open().await;
@@ -110,7 +130,10 @@ impl TestApp {
         config: ServiceConfig,
         credentials: Credentials,
     ) -> TestApp {
-        store.apply_config(&config).await.expect("apply");
+        store
+            .apply_config(&store_setup(&config))
+            .await
+            .expect("apply");
         wait_built(&*store).await;
         let state = AppState::new(config, store.clone(), credentials);
         let router = taxii::router(state.clone());
@@ -171,13 +194,10 @@ impl TestApp {
 }
 
 pub async fn wait_built(store: &dyn Store) {
-    for _ in 0..500 {
-        if store.ready().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("query collections were not built in time");
+    wait::eventually("the query collections to be built", async || {
+        store.ready().await
+    })
+    .await;
 }
 
 pub fn get(uri: &str) -> Request<Body> {

@@ -121,6 +121,7 @@ pub fn inputs(collections: Vec<TaxiiCollection>) -> Inputs {
         previous_credentials: None,
         previous_queries: BTreeMap::new(),
         live: None,
+        embedded_claim: false,
     }
 }
 

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
-use taxiway_server::config::Config;
+use taxiway_model::config::Config;
 
 use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
@@ -66,6 +66,9 @@ pub struct Inputs {
     pub previous_queries: BTreeMap<String, String>,
     /// The live server Deployment, as far as a store switch is concerned.
     pub live: Option<LiveDeployment>,
+    /// The embedded store's PersistentVolumeClaim of this service exists (it is kept
+    /// after a switch to PostgreSQL: it may hold objects not yet copied there).
+    pub embedded_claim: bool,
 }
 
 /// What the live server Deployment says about the store its pods use.
@@ -115,7 +118,7 @@ pub fn served_queries(config_map: &ConfigMap) -> BTreeMap<String, String> {
     config_map
         .data
         .as_ref()
-        .and_then(|d| d.get(taxiway_server::config::CONFIG_FILE))
+        .and_then(|d| d.get(taxiway_model::config::CONFIG_FILE))
         .and_then(|text| toml::from_str::<Config>(text).ok())
         .map(|config| {
             config
@@ -224,6 +227,10 @@ pub async fn dereference(
         .filter(|d| controlled_by(d, &uid))
         .as_ref()
         .map(LiveDeployment::of);
+    let embedded_claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace)
+        .get_opt(&names::data_claim(&name))
+        .await?
+        .is_some_and(|claim| controlled_by(&claim, &uid));
 
     Ok(Inputs {
         service,
@@ -233,6 +240,7 @@ pub async fn dereference(
         previous_credentials,
         previous_queries,
         live,
+        embedded_claim,
     })
 }
 
@@ -310,7 +318,7 @@ writable = true
 "#;
         let cm = ConfigMap {
             data: Some(BTreeMap::from([(
-                taxiway_server::config::CONFIG_FILE.to_string(),
+                taxiway_model::config::CONFIG_FILE.to_string(),
                 text.to_string(),
             )])),
             ..ConfigMap::default()

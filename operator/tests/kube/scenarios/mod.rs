@@ -100,6 +100,14 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
             placement::scale_subresource,
         ),
         (
+            "lifecycle: a PodDisruptionBudget deleted or edited by hand is restored at once",
+            lifecycle::disruption_budget_restored,
+        ),
+        (
+            "lifecycle: embedded to PostgreSQL: the warning and the documented migration Job",
+            lifecycle::embedded_to_postgres,
+        ),
+        (
             "lifecycle: an unreadable object does not stop the others",
             lifecycle::malformed,
         ),

@@ -155,7 +155,7 @@ pub fn everything(env: &Env) -> BoxFuture<'_, Result<()>> {
 
         // The config, as the server reads it.
         let text = ns.config_text("feeds").await?;
-        let config = taxiway_server::config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config = taxiway_model::config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut ids: Vec<&str> = config.collections.iter().map(|c| c.id()).collect();
         ids.sort();
         let mut want = vec![INBOX_ID, high_id.as_str()];
@@ -376,7 +376,7 @@ pub fn broken_query(env: &Env) -> BoxFuture<'_, Result<()>> {
     Box::pin(async move {
         let ns = ns(env);
         let bad = "type:indicator and (confidence:>=";
-        let Err(parse_error) = taxiway_server::query::Query::parse(bad) else {
+        let Err(parse_error) = taxiway_model::query::Query::parse(bad) else {
             bail!("the server's query parser accepts {bad:?}, so this scenario cannot test a rejection");
         };
         let expected = parse_error.to_string();

@@ -177,7 +177,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn tls_config(settings: &PostgresSettings) -> Result<rustls::ClientConfig, StoreError> {
+pub(super) fn tls_config(settings: &PostgresSettings) -> Result<rustls::ClientConfig, StoreError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(format!("cannot configure TLS: {e}")))?;

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use futures::future::try_join_all;
 use rusqlite::{params, Connection, OpenFlags};
+use tokio_postgres::types::ToSql;
 
-use super::PostgresStore;
+use super::{PostgresStore, Tx};
 use crate::store::sqlite::DB_FILE;
 use crate::store::StoreError;
 
@@ -43,7 +44,7 @@ pub async fn copy_from_sqlite(
             path.display()
         )));
     }
-    let source = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut source = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     source.busy_timeout(std::time::Duration::from_secs(30))?;
     source.execute_batch("BEGIN")?;
 
@@ -52,209 +53,18 @@ pub async fn copy_from_sqlite(
     // Lock the clock row: no replica writes while we copy.
     tx.query_one("SELECT last FROM clock FOR UPDATE", &[])
         .await?;
-    let used: i64 = tx
-        .query_one(
-            "SELECT (SELECT count(*) FROM object_versions) + (SELECT count(*) FROM views) \
-             + (SELECT count(*) FROM status)",
-            &[],
-        )
-        .await?
-        .get(0);
-    if used > 0 {
-        return Err(StoreError::Database(
-            "the target database is not empty (it has objects, views or statuses); \
-             migrate into a new database"
-                .into(),
-        ));
-    }
-    let mut report = CopyReport::default();
-
-    // Object versions, by vid.
-    let insert_version = tx
-        .prepare(
-            "INSERT INTO object_versions (vid, stix_id, type, spec_version, version_key, version_us, \
-             added_us, sources, is_latest, raw) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .await?;
-    let mut after = i64::MIN;
-    loop {
-        type VersionRow = (
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            i64,
-            i64,
-            String,
-            bool,
-            String,
-        );
-        let rows: Vec<VersionRow> = source
-            .prepare_cached(
-                "SELECT vid, stix_id, type, spec_version, version_key, version_us, added_us, \
-                 sources, is_latest, raw FROM object_versions WHERE vid > ?1 ORDER BY vid LIMIT ?2",
-            )?
-            .query_map(params![after, CHUNK], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        let Some(last) = rows.last().map(|r| r.0) else {
-            break;
-        };
-        let (tx, st) = (&tx, &insert_version);
-        try_join_all(rows.iter().map(|r| async move {
-            tx.execute(
-                st,
-                &[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8, &r.9],
-            )
-            .await
-        }))
-        .await?;
-        report.object_versions += rows.len() as u64;
-        after = last;
-    }
-
-    // Views (retired ones are not worth copying) and their entries.
-    type ViewRow = (
-        i64,
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<i64>,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-    );
-    let views: Vec<ViewRow> = source
-        .prepare(
-            "SELECT view_id, collection, kind, query, state, replaces, progress_vid, size, created_us, \
-             sources FROM views WHERE state != 'retired' ORDER BY view_id",
-        )?
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
-    let insert_entry = tx
-        .prepare(
-            "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
-             is_first, is_last, provisional) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .await?;
-    let mut last_stamp: i64 = 0;
-    for v in &views {
-        // A building view whose old view is not copied replaces nothing.
-        let replaces = v.5.filter(|old| views.iter().any(|o| o.0 == *old));
-        tx.execute(
-            "INSERT INTO views (view_id, collection, kind, query, state, replaces, progress_vid, size, \
-             created_us, sources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[&v.0, &v.1, &v.2, &v.3, &v.4, &replaces, &v.6, &v.7, &v.8, &v.9],
-        )
-        .await?;
-        report.views += 1;
-        let mut after = i64::MIN;
-        loop {
-            type EntryRow = (i64, i64, String, String, String, i64, bool, bool, bool);
-            let rows: Vec<EntryRow> = source
-                .prepare_cached(
-                    "SELECT date_added, vid, stix_id, type, spec_version, version_us, is_first, is_last, \
-                     provisional FROM entries WHERE view_id = ?1 AND date_added > ?2 \
-                     ORDER BY date_added LIMIT ?3",
-                )?
-                .query_map(params![v.0, after, CHUNK], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            let Some(last) = rows.last().map(|r| r.0) else {
-                break;
-            };
-            let (tx, st) = (&tx, &insert_entry);
-            try_join_all(rows.iter().map(|r| async move {
-                tx.execute(
-                    st,
-                    &[&v.0, &r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8],
-                )
-                .await
-            }))
-            .await?;
-            report.entries += rows.len() as u64;
-            last_stamp = last_stamp.max(last);
-            after = last;
-        }
-    }
-
-    // Status resources.
-    let insert_status = tx
-        .prepare(
-            "INSERT INTO status (id, api_root, created_us, body, owner) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .await?;
-    let mut after = String::new();
-    loop {
-        let rows: Vec<(String, String, i64, String, String)> = source
-            .prepare_cached(
-                "SELECT id, api_root, created_us, body, owner FROM status WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![after, CHUNK], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let Some(last) = rows.last().map(|r| r.0.clone()) else {
-            break;
-        };
-        let (tx, st) = (&tx, &insert_status);
-        try_join_all(
-            rows.iter()
-                .map(|r| async move { tx.execute(st, &[&r.0, &r.1, &r.2, &r.3, &r.4]).await }),
-        )
-        .await?;
-        report.statuses += rows.len() as u64;
-        after = last;
-    }
+    ensure_empty(&tx).await?;
+    let mut report = copy_tables(&mut source, &tx).await?;
     source.execute_batch("COMMIT")?;
 
     let max_added: Option<i64> = tx
         .query_one("SELECT max(added_us) FROM object_versions", &[])
         .await?
         .get(0);
-    last_stamp = last_stamp.max(max_added.unwrap_or(0));
+    report.last_stamp = report.last_stamp.max(max_added.unwrap_or(0));
     tx.execute(
         "UPDATE clock SET last = greatest(last, $1), registry_gen = registry_gen + 1",
-        &[&last_stamp],
+        &[&report.last_stamp],
     )
     .await?;
     for (table, column) in [("object_versions", "vid"), ("views", "view_id")] {
@@ -270,6 +80,334 @@ pub async fn copy_from_sqlite(
     // replicas serve them (autovacuum would get there, later).
     client.batch_execute("VACUUM (ANALYZE)").await?;
     target.invalidate();
-    report.last_stamp = last_stamp;
     Ok(report)
+}
+
+/// Refuse a target that already holds objects, views or statuses.
+async fn ensure_empty(tx: &Tx<'_>) -> Result<(), StoreError> {
+    let used: i64 = tx
+        .query_one(
+            "SELECT (SELECT count(*) FROM object_versions) + (SELECT count(*) FROM views) \
+             + (SELECT count(*) FROM status)",
+            &[],
+        )
+        .await?
+        .get(0);
+    if used > 0 {
+        return Err(StoreError::Database(
+            "the target database is not empty (it has objects, views or statuses); \
+             migrate into a new database"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Copy every table, parents first: object versions, views (retired ones are not
+/// worth copying), their entries, status resources. `last_stamp` is the largest
+/// `date_added` copied.
+async fn copy_tables(source: &mut Connection, tx: &Tx<'_>) -> Result<CopyReport, StoreError> {
+    let mut report = CopyReport {
+        object_versions: copy_table::<VersionRecord>(source, tx, None, |_| ()).await?,
+        ..Default::default()
+    };
+    let mut views = Vec::new();
+    report.views = copy_table::<ViewRecord>(source, tx, None, |chunk| {
+        views.extend(chunk.iter().map(|v| v.view_id))
+    })
+    .await?;
+    for view_id in views {
+        report.entries += copy_table::<EntryRecord>(source, tx, Some(view_id), |chunk| {
+            if let Some(last) = chunk.last() {
+                report.last_stamp = report.last_stamp.max(last.date_added);
+            }
+        })
+        .await?;
+    }
+    report.statuses = copy_table::<StatusRecord>(source, tx, None, |_| ()).await?;
+    Ok(report)
+}
+
+/// A row copied from the SQLite store to the same table in PostgreSQL.
+trait Record: Sized + Sync {
+    /// Where the next chunk starts after (the SQLite order of the rows).
+    type Key: rusqlite::ToSql + Send;
+    /// The key before every row.
+    const START: Self::Key;
+    /// Reads a chunk: `?1` the key to start after, `?2` the chunk size, `?3` the
+    /// scope passed to [`copy_table`] (if any).
+    const SELECT: &'static str;
+    /// Writes one row, its columns in [`Record::values`] order.
+    const INSERT: &'static str;
+    /// One row of [`Record::SELECT`].
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+    /// Its key.
+    fn key(&self) -> Self::Key;
+    /// The parameters of [`Record::INSERT`].
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)>;
+}
+
+/// Copy the rows of one table (within `scope`: a view's entries) chunk by chunk: each chunk of [`CHUNK`]
+/// rows is read in order and inserted with pipelined statements, then shown to
+/// `copied`. Returns how many rows were copied.
+async fn copy_table<R: Record>(
+    source: &mut Connection,
+    tx: &Tx<'_>,
+    scope: Option<i64>,
+    mut copied: impl FnMut(&[R]),
+) -> Result<u64, StoreError> {
+    let insert = tx.prepare(R::INSERT).await?;
+    let mut after = R::START;
+    let mut count = 0;
+    loop {
+        let rows = read_chunk::<R>(source, &after, scope)?;
+        let Some(last) = rows.last().map(R::key) else {
+            break;
+        };
+        let insert = &insert;
+        try_join_all(
+            rows.iter()
+                .map(|r| async move { tx.execute(insert, &r.values()).await }),
+        )
+        .await?;
+        count += rows.len() as u64;
+        copied(&rows);
+        after = last;
+    }
+    Ok(count)
+}
+
+/// Up to [`CHUNK`] rows after `after` (within `scope`).
+fn read_chunk<R: Record>(
+    source: &Connection,
+    after: &R::Key,
+    scope: Option<i64>,
+) -> Result<Vec<R>, StoreError> {
+    let mut select = source.prepare_cached(R::SELECT)?;
+    let rows = match scope {
+        Some(scope) => select.query_map(params![after, CHUNK, scope], R::read)?,
+        None => select.query_map(params![after, CHUNK], R::read)?,
+    };
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A row of `object_versions`.
+struct VersionRecord {
+    vid: i64,
+    stix_id: String,
+    kind: String,
+    spec_version: String,
+    version_key: i64,
+    version_us: i64,
+    added_us: i64,
+    sources: String,
+    is_latest: bool,
+    raw: String,
+}
+
+impl Record for VersionRecord {
+    type Key = i64;
+    const START: i64 = i64::MIN;
+    const SELECT: &'static str = "SELECT vid, stix_id, type, spec_version, version_key, \
+        version_us, added_us, sources, is_latest, raw FROM object_versions \
+        WHERE vid > ?1 ORDER BY vid LIMIT ?2";
+    const INSERT: &'static str = "INSERT INTO object_versions (vid, stix_id, type, \
+        spec_version, version_key, version_us, added_us, sources, is_latest, raw) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(VersionRecord {
+            vid: r.get("vid")?,
+            stix_id: r.get("stix_id")?,
+            kind: r.get("type")?,
+            spec_version: r.get("spec_version")?,
+            version_key: r.get("version_key")?,
+            version_us: r.get("version_us")?,
+            added_us: r.get("added_us")?,
+            sources: r.get("sources")?,
+            is_latest: r.get("is_latest")?,
+            raw: r.get("raw")?,
+        })
+    }
+
+    fn key(&self) -> i64 {
+        self.vid
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.vid,
+            &self.stix_id,
+            &self.kind,
+            &self.spec_version,
+            &self.version_key,
+            &self.version_us,
+            &self.added_us,
+            &self.sources,
+            &self.is_latest,
+            &self.raw,
+        ]
+    }
+}
+
+/// A row of `views` (not retired). A building view whose old view is not copied
+/// (retired) replaces nothing.
+struct ViewRecord {
+    view_id: i64,
+    collection: String,
+    kind: String,
+    query: Option<String>,
+    state: String,
+    replaces: Option<i64>,
+    progress_vid: i64,
+    size: i64,
+    created_us: i64,
+    sources: Option<String>,
+}
+
+impl Record for ViewRecord {
+    type Key = i64;
+    const START: i64 = i64::MIN;
+    const SELECT: &'static str = "SELECT view_id, collection, kind, query, state, \
+        (SELECT o.view_id FROM views o WHERE o.view_id = v.replaces AND o.state != 'retired') \
+        AS replaces, progress_vid, size, created_us, sources FROM views v \
+        WHERE state != 'retired' AND view_id > ?1 ORDER BY view_id LIMIT ?2";
+    const INSERT: &'static str = "INSERT INTO views (view_id, collection, kind, query, state, \
+        replaces, progress_vid, size, created_us, sources) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ViewRecord {
+            view_id: r.get("view_id")?,
+            collection: r.get("collection")?,
+            kind: r.get("kind")?,
+            query: r.get("query")?,
+            state: r.get("state")?,
+            replaces: r.get("replaces")?,
+            progress_vid: r.get("progress_vid")?,
+            size: r.get("size")?,
+            created_us: r.get("created_us")?,
+            sources: r.get("sources")?,
+        })
+    }
+
+    fn key(&self) -> i64 {
+        self.view_id
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.view_id,
+            &self.collection,
+            &self.kind,
+            &self.query,
+            &self.state,
+            &self.replaces,
+            &self.progress_vid,
+            &self.size,
+            &self.created_us,
+            &self.sources,
+        ]
+    }
+}
+
+/// A row of `entries` (scope: its view).
+struct EntryRecord {
+    view_id: i64,
+    date_added: i64,
+    vid: i64,
+    stix_id: String,
+    kind: String,
+    spec_version: String,
+    version_us: i64,
+    is_first: bool,
+    is_last: bool,
+    provisional: bool,
+}
+
+impl Record for EntryRecord {
+    type Key = i64;
+    const START: i64 = i64::MIN;
+    const SELECT: &'static str = "SELECT view_id, date_added, vid, stix_id, type, spec_version, \
+        version_us, is_first, is_last, provisional FROM entries \
+        WHERE view_id = ?3 AND date_added > ?1 ORDER BY date_added LIMIT ?2";
+    const INSERT: &'static str = "INSERT INTO entries (view_id, date_added, vid, stix_id, type, \
+        spec_version, version_us, is_first, is_last, provisional) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(EntryRecord {
+            view_id: r.get("view_id")?,
+            date_added: r.get("date_added")?,
+            vid: r.get("vid")?,
+            stix_id: r.get("stix_id")?,
+            kind: r.get("type")?,
+            spec_version: r.get("spec_version")?,
+            version_us: r.get("version_us")?,
+            is_first: r.get("is_first")?,
+            is_last: r.get("is_last")?,
+            provisional: r.get("provisional")?,
+        })
+    }
+
+    fn key(&self) -> i64 {
+        self.date_added
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.view_id,
+            &self.date_added,
+            &self.vid,
+            &self.stix_id,
+            &self.kind,
+            &self.spec_version,
+            &self.version_us,
+            &self.is_first,
+            &self.is_last,
+            &self.provisional,
+        ]
+    }
+}
+
+/// A row of `status`.
+struct StatusRecord {
+    id: String,
+    api_root: String,
+    created_us: i64,
+    body: String,
+    owner: String,
+}
+
+impl Record for StatusRecord {
+    type Key = String;
+    const START: String = String::new();
+    const SELECT: &'static str = "SELECT id, api_root, created_us, body, owner FROM status \
+        WHERE id > ?1 ORDER BY id LIMIT ?2";
+    const INSERT: &'static str =
+        "INSERT INTO status (id, api_root, created_us, body, owner) VALUES ($1, $2, $3, $4, $5)";
+
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(StatusRecord {
+            id: r.get("id")?,
+            api_root: r.get("api_root")?,
+            created_us: r.get("created_us")?,
+            body: r.get("body")?,
+            owner: r.get("owner")?,
+        })
+    }
+
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.id,
+            &self.api_root,
+            &self.created_us,
+            &self.body,
+            &self.owner,
+        ]
+    }
 }

@@ -22,7 +22,9 @@ mod connect;
 mod copy;
 mod entries;
 mod ingest;
+mod probe;
 mod read;
+mod rebuilder;
 mod schema;
 mod views;
 
@@ -32,7 +34,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Client, Pool, PoolError, TimeoutType, Timeouts};
+use deadpool_postgres::{Client, Pool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::copy::{copy_from_sqlite, CopyReport};
@@ -40,11 +42,15 @@ pub use self::schema::known_version as schema_version;
 use self::views::QueryCache;
 use super::{
     AddObjects, Clock, CollectionSize, Listing, Micros, Page, Status, Store, StoreError,
-    StoreStats, VersionMatch,
+    StoreSetup, StoreStats, VersionMatch,
 };
-use crate::config::{PostgresSettings, PostgresTls, ServiceConfig};
+use crate::config::{PostgresSettings, PostgresTls};
 use crate::stix::timestamp::{format_taxii, now_us};
+use crate::store::ingest::{self as write, Target};
+use crate::store::rebuild::{self, Filled};
 use crate::store::registry::{Registry, ViewState};
+use ingest::PgIngest;
+use rebuilder::{PgRebuild, PgReevaluation};
 
 /// A transaction on a pooled connection.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -79,6 +85,8 @@ struct Cached {
 
 struct Inner {
     pool: Pool,
+    /// Readiness, on a connection of its own (see [`probe`]).
+    probe: probe::Probe,
     cache: RwLock<Cached>,
     queries: Mutex<QueryCache>,
     running: Mutex<HashSet<i64>>,
@@ -105,8 +113,9 @@ impl PostgresStore {
     /// Connect as `settings` say (reading the Secret or environment now) and migrate.
     pub async fn connect(settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
         let config = connect::pg_config(settings)?;
+        let probe = probe::Probe::new(config.clone(), settings)?;
         let pool = connect::pool(config, settings)?;
-        Self::open(pool).await
+        Self::open(pool, probe).await
     }
 
     /// Connect to `url` without TLS (tests, tools); migrates.
@@ -126,11 +135,12 @@ impl PostgresStore {
         config.application_name("taxiway-server");
         connect::detect_dead_peers(&mut config);
         config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        let probe = probe::Probe::new(config.clone(), &settings)?;
         let pool = connect::pool(config, &settings)?;
-        Self::open(pool).await
+        Self::open(pool, probe).await
     }
 
-    async fn open(pool: Pool) -> Result<PostgresStore, StoreError> {
+    async fn open(pool: Pool, probe: probe::Probe) -> Result<PostgresStore, StoreError> {
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         drop(client);
@@ -138,6 +148,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                probe,
                 cache: RwLock::new(Cached {
                     registry: Arc::new(Registry::default()),
                     generation: -1,
@@ -329,80 +340,21 @@ impl PostgresStore {
     }
 
     async fn rebuild_locked(&self, view_id: i64, client: &mut Client) -> Result<bool, StoreError> {
+        let mut batches = PgRebuild {
+            store: self,
+            client,
+        };
         loop {
-            let registry = self.fresh_registry(client, Duration::ZERO).await?;
-            let Some(view) = registry
-                .view(view_id)
-                .filter(|v| v.state == ViewState::Building)
-                .cloned()
-            else {
-                return Ok(false);
-            };
-            let Some(query) = view.query.clone() else {
-                return Ok(false);
-            };
-            let Some(after) = views::progress(&*client, view_id).await? else {
-                return Ok(false);
-            };
-            let batch = views::candidates(&*client, after).await?;
-            // Evaluate before taking the clock lock (parsing 2,000 objects is the slow
-            // part), then check under it what other writers changed meanwhile.
-            let now = now_us();
-            let early: Vec<bool> = batch
-                .iter()
-                .map(|c| views::matches(&registry, &query, c, now))
-                .collect();
-            let w = self.begin(client).await?;
-            // Re-check under the clock lock: a reload may have superseded the view.
-            let Some(view) = w
-                .registry
-                .view(view_id)
-                .filter(|v| v.state == ViewState::Building)
-                .cloned()
-            else {
-                return Ok(false);
-            };
-            if let Some(last) = batch.last() {
-                let decided = views::decide(
-                    &w.tx,
-                    &view,
-                    &batch,
-                    &early,
-                    &registry,
-                    &w.registry,
-                    &query,
-                    now,
-                )
-                .await?;
-                views::fill(&w.tx, &w.clock, &view, &batch, &decided, last.row.vid).await?;
+            match rebuild::rebuild_batch(&mut batches, view_id).await? {
+                Filled::More => continue,
+                Filled::Superseded => return Ok(false),
+                Filled::Switched => return Ok(true),
             }
-            if batch.len() < views::BATCH {
-                views::switch(&w.tx, &w.clock, &view).await?;
-                self.commit(w).await?;
-                self.invalidate();
-                return Ok(true);
-            }
-            self.commit(w).await?;
         }
     }
 
     async fn purge_retired(&self) -> Result<(), StoreError> {
-        let retired = {
-            let client = self.client().await?;
-            views::retired(&client, now_us() - RETIRED_GRACE_US).await?
-        };
-        for view_id in retired {
-            loop {
-                let (_permit, mut client) = self.write_client().await?;
-                let w = self.begin(&mut client).await?;
-                let gone = views::purge_some(&w.tx, view_id).await?;
-                self.commit(w).await?;
-                if gone {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        rebuild::purge_retired(&mut self.clone()).await
     }
 
     /// Claim this interval's maintenance for this replica; false if another replica
@@ -425,53 +377,19 @@ impl PostgresStore {
             let client = self.client().await?;
             self.fresh_registry(&client, Duration::ZERO).await?
         };
-        let targets: Vec<_> = registry
-            .query_views()
-            .filter(|(v, q)| v.state == ViewState::Active && q.uses_relative_time())
-            .map(|(v, q)| (v.view_id, q.clone()))
-            .collect();
-        for (view_id, query) in targets {
+        for (view_id, query) in rebuild::relative_time_views(&registry) {
             let mut after = 0;
             loop {
-                let (_permit, mut client) = self.write_client().await?;
-                let batch = views::candidates(&client, after).await?;
-                let Some(last) = batch.last().map(|c| c.row.vid) else {
-                    break;
+                let (_permit, client) = self.write_client().await?;
+                let mut batch = PgReevaluation {
+                    store: self,
+                    registry: &registry,
+                    client,
                 };
-                // Evaluate before taking the clock lock, then check under it what
-                // other writers changed meanwhile (a stale `source:` fact would drop
-                // an object and add it back with a new stamp: pollers get it twice).
-                let now = now_us();
-                let early: Vec<bool> = batch
-                    .iter()
-                    .map(|c| views::matches(&registry, &query, c, now))
-                    .collect();
-                let w = self.begin(&mut client).await?;
-                let Some(view) = w
-                    .registry
-                    .view(view_id)
-                    .filter(|v| v.state == ViewState::Active)
-                    .cloned()
-                else {
-                    break;
-                };
-                let decided = views::decide(
-                    &w.tx,
-                    &view,
-                    &batch,
-                    &early,
-                    &registry,
-                    &w.registry,
-                    &query,
-                    now,
-                )
-                .await?;
-                views::reevaluate(&w.tx, &w.clock, view_id, &batch, &decided).await?;
-                self.commit(w).await?;
-                if batch.len() < views::BATCH {
-                    break;
+                match rebuild::reevaluate_batch(&mut batch, view_id, &query, after).await? {
+                    Some(vid) => after = vid,
+                    None => break,
                 }
-                after = last;
             }
         }
         Ok(())
@@ -505,29 +423,24 @@ async fn object_versions(client: &Client) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
-        self.inner.retention_hours.store(
-            config.config.store.status_retention_hours,
-            Ordering::Relaxed,
-        );
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
+        self.inner
+            .retention_hours
+            .store(setup.status_retention_hours, Ordering::Relaxed);
         self.inner
             .refresh_secs
-            .store(config.config.store.refresh_interval_secs, Ordering::Relaxed);
+            .store(setup.refresh_interval_secs, Ordering::Relaxed);
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let changed = views::apply_config(&w.tx, config).await?;
+        let changed = views::apply_config(&w.tx, setup).await?;
         self.commit(w).await?;
         if changed {
             self.invalidate();
         }
         let registry = self.fresh_registry(&client, Duration::ZERO).await?;
         drop(client);
-        for view in registry
-            .views
-            .iter()
-            .filter(|v| v.state == ViewState::Building)
-        {
-            self.spawn_rebuild(view.view_id);
+        for view_id in rebuild::building_views(&registry) {
+            self.spawn_rebuild(view_id);
         }
         Ok(())
     }
@@ -539,19 +452,20 @@ impl Store for PostgresStore {
         request: AddObjects,
     ) -> Result<Status, StoreError> {
         let request_timestamp = format_taxii(now_us());
-        let total = (request.objects.len() + request.failures.len()) as u64;
-        let owner = request.owner.clone();
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let view_id = w.registry.stored_view(collection)?;
-        let registry = w.registry.clone();
-        let done =
-            ingest::add_objects(&w.tx, &registry, &w.clock, collection, view_id, request).await?;
-        let (status, body) = done.into_status(request_timestamp, total)?;
-        entries::exec(
-            &w.tx,
-            "INSERT INTO status (id, api_root, created_us, body, owner) VALUES ($1, $2, $3, $4, $5)",
-            &[&status.id, &api_root, &now_us(), &body, &owner],
+        let target = Target {
+            registry: &w.registry,
+            clock: &w.clock,
+            collection,
+            view_id: w.registry.stored_view(collection)?,
+        };
+        let status = write::add_objects(
+            &PgIngest(&w.tx),
+            &target,
+            api_root,
+            request,
+            request_timestamp,
         )
         .await?;
         self.commit(w).await?;
@@ -578,14 +492,15 @@ impl Store for PostgresStore {
     ) -> Result<u64, StoreError> {
         let (_permit, mut client) = self.write_client().await?;
         let w = self.begin(&mut client).await?;
-        let view_id = w.registry.stored_view(collection)?;
-        let registry = w.registry.clone();
-        let n = ingest::delete_object(
-            &w.tx,
-            &registry,
-            &w.clock,
+        let target = Target {
+            registry: &w.registry,
+            clock: &w.clock,
             collection,
-            view_id,
+            view_id: w.registry.stored_view(collection)?,
+        };
+        let n = write::delete_object(
+            &PgIngest(&w.tx),
+            &target,
             object_id,
             versions,
             spec_versions,
@@ -620,12 +535,8 @@ impl Store for PostgresStore {
             let client = self.client().await?;
             self.fresh_registry(&client, Duration::ZERO).await?
         };
-        for view in registry
-            .views
-            .iter()
-            .filter(|v| v.state == ViewState::Building)
-        {
-            self.spawn_rebuild(view.view_id);
+        for view_id in rebuild::building_views(&registry) {
+            self.spawn_rebuild(view_id);
         }
         self.purge_retired().await
     }
@@ -676,31 +587,12 @@ impl Store for PostgresStore {
     }
 
     async fn reachable(&self) -> bool {
-        let pool = &self.inner.pool;
-        let check = async {
-            // Wait a little for a free connection; a pool whose every connection is
-            // busy (a burst of requests) is not an unreachable database: the busy
-            // connections are live (a dead peer breaks them within about 30 s, and the
-            // pool then fails to reconnect). Failing here would take every replica out
-            // of the Service at the same moment, under load.
-            let timeouts = Timeouts {
-                wait: Some(Duration::from_secs(1)),
-                ..pool.timeouts()
-            };
-            match pool.timeout_get(&timeouts).await {
-                Ok(client) => client.query_one("SELECT 1", &[]).await.is_ok(),
-                Err(PoolError::Timeout(TimeoutType::Wait)) => pool.status().size > 0,
-                Err(_) => false,
-            }
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), check).await,
-            Ok(true)
-        )
+        self.inner.probe.reachable().await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.pool.close();
+        self.inner.probe.close().await;
         Ok(())
     }
 }

@@ -11,14 +11,12 @@ use super::entries::{
     VersionRow,
 };
 use super::Tx;
-use crate::config::{CollectionKind, ServiceConfig};
-use crate::query::{ObjectFacts, Query};
+use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
+use crate::store::rebuild::{matches_in, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
-
-/// Object versions evaluated per rebuild transaction.
-pub const BATCH: usize = 2_000;
+use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
 
 /// Parsed queries by text, so a registry reload does not re-parse unchanged queries.
 pub type QueryCache = HashMap<String, Arc<Query>>;
@@ -51,15 +49,7 @@ pub async fn load_registry<C: GenericClient>(
         let sources: Option<String> = r.get(7);
         let query = match (kind.as_str(), text) {
             ("query", Some(text)) => {
-                let parsed = match cache.get(&text) {
-                    Some(q) => q.clone(),
-                    None => Arc::new(Query::parse(&text).map_err(|e| {
-                        StoreError::Database(format!(
-                            "view {view_id} of collection {collection} has a query this binary \
-                             cannot parse: {e}"
-                        ))
-                    })?),
-                };
+                let parsed = parsed_query(cache, view_id, &collection, &text)?;
                 used.insert(text, parsed.clone());
                 recorded.insert(view_id, sources);
                 Some(parsed)
@@ -70,19 +60,8 @@ pub async fn load_registry<C: GenericClient>(
                 )))
             }
             _ => {
-                let names: Vec<String> = names
-                    .split('\n')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                registry.source_names.insert(
-                    collection.clone(),
-                    if names.is_empty() {
-                        vec![collection.clone()]
-                    } else {
-                        names
-                    },
-                );
+                let names = recorded_names(&collection, &names);
+                registry.source_names.insert(collection.clone(), names);
                 None
             }
         };
@@ -106,6 +85,39 @@ pub async fn load_registry<C: GenericClient>(
     // dropped) but is read through its query view: query views come first.
     registry.views.sort_by_key(|v| v.query.is_none());
     Ok(registry)
+}
+
+/// A query view's compiled query, from `cache` when its text is unchanged.
+fn parsed_query(
+    cache: &QueryCache,
+    view_id: i64,
+    collection: &str,
+    text: &str,
+) -> Result<Arc<Query>, StoreError> {
+    if let Some(q) = cache.get(text) {
+        return Ok(q.clone());
+    }
+    Ok(Arc::new(Query::parse(text).map_err(|e| {
+        StoreError::Database(format!(
+            "view {view_id} of collection {collection} has a query this binary \
+             cannot parse: {e}"
+        ))
+    })?))
+}
+
+/// The names `source:` terms use for a stored collection, as its view records them
+/// (`\n`-separated); its id when none are recorded.
+fn recorded_names(collection: &str, names: &str) -> Vec<String> {
+    let names: Vec<String> = names
+        .split('\n')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        vec![collection.to_string()]
+    } else {
+        names
+    }
 }
 
 /// Give every query view of `registry` the stored views it draws from: those of the
@@ -159,27 +171,10 @@ fn resolve_sources(registry: &mut Registry, recorded: &HashMap<i64, Option<Strin
     }
 }
 
-/// How a query view records its sources: collection ids, `\n`-separated.
-fn sources_text(collections: &[String]) -> String {
-    collections.join("\n")
-}
-
 /// Mark the registry changed (every replica reloads it).
 pub async fn bump_registry(tx: &Tx<'_>) -> Result<(), StoreError> {
     exec(tx, "UPDATE clock SET registry_gen = registry_gen + 1", &[]).await?;
     Ok(())
-}
-
-struct ViewRow {
-    view_id: i64,
-    collection: String,
-    kind: String,
-    query: Option<String>,
-    state: String,
-    names: String,
-    /// Query views: the collection ids they draw from (NULL: made before collections
-    /// were isolated).
-    sources: Option<String>,
 }
 
 /// Create a view; `query`: a query view's text and recorded sources.
@@ -222,111 +217,26 @@ async fn retire(tx: &Tx<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `config` (the same decisions as the SQLite store); returns
-/// whether anything changed.
-pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, StoreError> {
-    let rows: Vec<ViewRow> = rows(
-        tx,
-        "SELECT view_id, collection, kind, query, state, names, sources FROM views \
-         WHERE state != 'retired' ORDER BY view_id",
-        &[],
-    )
-    .await?
-    .iter()
-    .map(|r| ViewRow {
-        view_id: r.get(0),
-        collection: r.get(1),
-        kind: r.get(2),
-        query: r.get(3),
-        state: r.get(4),
-        names: r.get(5),
-        sources: r.get(6),
-    })
-    .collect();
+/// Make the views match `setup` as [`plan`] decides; returns whether anything changed.
+pub async fn apply_config(tx: &Tx<'_>, setup: &StoreSetup) -> Result<bool, StoreError> {
+    let rows = live_rows(tx).await?;
+    let plan = plan::plan(&rows, setup);
     let mut changed = false;
-    let mut keep = std::collections::HashSet::new();
-    // Stored views first: query views name them as sources.
-    let stored_first = config
-        .collections
-        .iter()
-        .filter(|c| c.is_writable())
-        .chain(config.collections.iter().filter(|c| !c.is_writable()));
-    for c in stored_first {
-        let id = c.id();
-        let find = |kind: &str, state: &str| {
-            rows.iter()
-                .find(|r| r.collection == id && r.kind == kind && r.state == state)
+    for step in &plan.collections {
+        changed |= match step {
+            Planned::Stored { setup, view } => apply_stored(tx, setup, *view).await?,
+            Planned::Query {
+                setup,
+                query,
+                sources,
+                view,
+                ..
+            } => apply_query(tx, &setup.id, query.text(), sources, *view).await?,
         };
-        match &c.kind {
-            CollectionKind::Stored => {
-                let names = c.source_names().join("\n");
-                match find("stored", "active") {
-                    Some(r) => {
-                        if r.names != names {
-                            exec(
-                                tx,
-                                "UPDATE views SET names = $2 WHERE view_id = $1",
-                                &[&r.view_id, &names],
-                            )
-                            .await?;
-                            changed = true;
-                        }
-                    }
-                    None => {
-                        create_view(tx, id, None, ViewState::Active, None, &names).await?;
-                        changed = true;
-                    }
-                }
-            }
-            CollectionKind::Query(query) => {
-                let text = query.text();
-                let sources = sources_text(&c.sources);
-                // A view is current when both its query and its sources are.
-                let same = |r: &&ViewRow| {
-                    r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
-                };
-                let active = find("query", "active");
-                if let Some(r) = active.filter(same) {
-                    keep.insert(r.view_id);
-                    continue;
-                }
-                let replaces = active.map(|r| r.view_id);
-                if let Some(old) = replaces {
-                    keep.insert(old);
-                }
-                let in_progress = find("query", "building").filter(same);
-                let view_id = match in_progress {
-                    Some(r) => {
-                        exec(
-                            tx,
-                            "UPDATE views SET replaces = $2 WHERE view_id = $1 AND replaces IS DISTINCT FROM $2",
-                            &[&r.view_id, &replaces],
-                        )
-                        .await?;
-                        r.view_id
-                    }
-                    None => {
-                        changed = true;
-                        create_view(
-                            tx,
-                            id,
-                            Some((text, &sources)),
-                            ViewState::Building,
-                            replaces,
-                            "",
-                        )
-                        .await?
-                    }
-                };
-                keep.insert(view_id);
-            }
-        }
     }
-    for r in &rows {
-        if r.kind == "query" && !keep.contains(&r.view_id) {
-            retire(tx, r.view_id).await?;
-            changed = true;
-        }
+    for view_id in &plan.retire {
+        retire(tx, *view_id).await?;
+        changed = true;
     }
     if changed {
         bump_registry(tx).await?;
@@ -334,16 +244,93 @@ pub async fn apply_config(tx: &Tx<'_>, config: &ServiceConfig) -> Result<bool, S
     Ok(changed)
 }
 
-/// Object versions read for evaluation.
-pub struct Candidate {
-    /// Indexed facts.
-    pub row: VersionRow,
-    /// When the version entered the store.
-    pub added_us: Micros,
-    /// Stored collections it is in.
-    pub sources: String,
-    /// Raw JSON.
-    pub raw: String,
+/// The live (not retired) views.
+async fn live_rows(tx: &Tx<'_>) -> Result<Vec<LiveView>, StoreError> {
+    Ok(rows(
+        tx,
+        "SELECT view_id, collection, kind, query, state, names, sources FROM views \
+         WHERE state != 'retired' ORDER BY view_id",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| LiveView {
+        view_id: r.get(0),
+        collection: r.get(1),
+        kind: r.get(2),
+        query: r.get(3),
+        state: r.get(4),
+        names: Some(r.get(5)),
+        sources: r.get(6),
+    })
+    .collect())
+}
+
+/// A writable collection: its stored view, created if new, with the names `source:`
+/// terms use for it. Returns whether anything changed.
+async fn apply_stored(
+    tx: &Tx<'_>,
+    c: &CollectionSetup,
+    plan: StoredPlan,
+) -> Result<bool, StoreError> {
+    match plan {
+        StoredPlan::Keep(_) => Ok(false),
+        StoredPlan::Rename(view_id) => {
+            exec(
+                tx,
+                "UPDATE views SET names = $2 WHERE view_id = $1",
+                &[&view_id, &c.names.join("\n")],
+            )
+            .await?;
+            Ok(true)
+        }
+        StoredPlan::Create => {
+            let names = c.names.join("\n");
+            create_view(tx, &c.id, None, ViewState::Active, None, &names).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// A query collection: nothing to do while its active view is current, else the view
+/// (re)built for its query and sources while the old one, if any, keeps serving.
+/// Returns whether a view was created.
+///
+/// A rebuild under way is told which view it replaces: replicas load the registry,
+/// `replaces` included, from the database.
+async fn apply_query(
+    tx: &Tx<'_>,
+    id: &str,
+    text: &str,
+    sources: &str,
+    plan: QueryPlan,
+) -> Result<bool, StoreError> {
+    let QueryPlan::Rebuild { building, replaces } = plan else {
+        return Ok(false);
+    };
+    match building {
+        Building::Resume(view_id) => {
+            exec(
+                tx,
+                "UPDATE views SET replaces = $2 WHERE view_id = $1 AND replaces IS DISTINCT FROM $2",
+                &[&view_id, &replaces],
+            )
+            .await?;
+            Ok(false)
+        }
+        Building::Create => {
+            create_view(
+                tx,
+                id,
+                Some((text, sources)),
+                ViewState::Building,
+                replaces,
+                "",
+            )
+            .await?;
+            Ok(true)
+        }
+    }
 }
 
 /// Up to [`BATCH`] latest object versions after `after_vid`.
@@ -375,33 +362,6 @@ pub async fn candidates<C: GenericClient>(
             raw: r.get(7),
         })
         .collect())
-}
-
-/// Whether a candidate matches a query.
-pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
-    matches_with(registry, query, c, &c.sources, now)
-}
-
-/// Whether a candidate matches a query if it were in the stored collections `sources`.
-fn matches_with(
-    registry: &Registry,
-    query: &Query,
-    c: &Candidate,
-    sources: &str,
-    now: Micros,
-) -> bool {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
-        return false;
-    };
-    let names = registry.names_of(sources);
-    query.matches(
-        &ObjectFacts {
-            object: &value,
-            sources: &names,
-            added_us: c.added_us,
-        },
-        now,
-    )
 }
 
 fn vids(batch: &[Candidate]) -> Vec<i64> {
@@ -494,7 +454,7 @@ pub async fn decide(
             Some(if same_registry && *sources == c.sources {
                 early
             } else {
-                matches_with(registry, query, c, sources, now)
+                matches_in(registry, query, c, sources, now)
             })
         })
         .collect())
@@ -539,11 +499,8 @@ pub async fn fill(
         if *decided != Some(true) {
             continue;
         }
-        let (stamp, provisional) = match (view.replaces, kept.get(&c.row.vid)) {
-            (Some(_), Some(&kept)) => (kept, false),
-            (Some(_), None) => (clock.stamp(), true),
-            (None, _) => (clock.stamp(), false),
-        };
+        let (stamp, provisional) =
+            member_stamp(clock, view.replaces, kept.get(&c.row.vid).copied());
         let first = seen.insert(c.row.stix_id.as_str()) && !held.contains(&c.row.stix_id);
         if first {
             insert_first_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional).await?;

@@ -1,253 +1,224 @@
-//! Writes: adding objects to a stored collection (and keeping query views in step)
-//! and deleting them.
-//!
-//! Stored collections hold every version posted to them. A query collection holds
-//! the *latest* version of each object whose latest version matches its query: when
-//! a newer version stops matching (revoked, confidence lowered), the object leaves the
-//! view; when it matches, it replaces the older one with a fresh `date_added`, so
-//! pollers see the update.
+//! The statements of a write (see [`crate::store::ingest`], which holds the rules):
+//! synchronous, one prepared statement each, run in the writer's transaction.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::entries::{
-    date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
-};
-use crate::query::{ObjectFacts, Query};
+use super::entries::{date_added_in, flush_sizes, insert_entry, remove_entry};
 use crate::stix::timestamp::now_us;
-use crate::store::membership::Ingested;
-use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{AddObjects, Clock, Micros, NewObject, StatusDetail, StoreError, VersionMatch};
+use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
+use crate::store::membership::{SizeChanges, VersionRow};
+use crate::store::{Micros, StoreError, ValidObject};
 
-/// Store `request` in the stored view `view_id` and keep every query view in step.
-pub fn add_objects(
-    tx: &Transaction<'_>,
-    registry: &Registry,
-    clock: &Clock,
-    collection: &str,
-    view_id: i64,
-    request: AddObjects,
-) -> Result<Ingested, StoreError> {
-    let mut sizes = SizeChanges::default();
-    let mut out = Ingested {
-        failures: request.failures,
-        ..Default::default()
-    };
-    let now = now_us();
-    for object in request.objects {
-        let version = object.object.version_text();
-        let id = object.object.id.clone();
-        let mut w = Writer {
-            tx,
-            registry,
-            clock,
-            sizes: &mut sizes,
-            now,
-        };
-        w.store_one(collection, view_id, object)?;
-        out.successes.push(StatusDetail {
-            id,
-            version,
-            message: None,
-        });
-    }
-    flush_sizes(tx, sizes)?;
-    Ok(out)
-}
+/// A write transaction of the SQLite store.
+pub struct SqliteIngest<'a, 't>(pub &'a Transaction<'t>);
 
-/// One write transaction's context.
-struct Writer<'a, 't> {
-    tx: &'a Transaction<'t>,
-    registry: &'a Registry,
-    clock: &'a Clock,
-    sizes: &'a mut SizeChanges,
-    now: Micros,
-}
-
-/// What a query needs of one version: its JSON, the stored collections that hold
-/// those very bytes, and when it entered the store.
-struct Evaluated<'v> {
-    value: Cow<'v, serde_json::Value>,
-    sources: String,
-    added_us: Micros,
-    row: VersionRow,
-}
-
-impl Writer<'_, '_> {
-    fn store_one(
-        &mut self,
-        collection: &str,
+impl IngestTx for SqliteIngest<'_, '_> {
+    async fn probe(
+        &self,
         view_id: i64,
-        new: NewObject,
-    ) -> Result<(), StoreError> {
-        let tx = self.tx;
-        let obj = &new.object;
-        let version_key = obj.version.unwrap_or(-1);
-        // A version this collection already holds (an SCO: the object) is a duplicate,
-        // not an error; the first write of a version wins, within its collection only.
+        obj: &ValidObject,
+        version_key: i64,
+        raw: &str,
+    ) -> Result<Probe, StoreError> {
+        let tx = self.0;
         if holds_version(tx, view_id, &obj.id, obj.version)? {
-            return Ok(());
+            return Ok(Probe {
+                held: true,
+                ..Probe::default()
+            });
         }
         let previous = last_in(tx, view_id, &obj.id)?;
-        // Whether this version becomes the object's latest in this collection (an
-        // older version arriving late does not).
-        let becomes_last = previous.is_none_or(|(_, v)| obj.version.is_none_or(|k| k > v));
-        // A version row is shared only with collections posted the very same bytes.
-        let existing: Option<(i64, String, Micros, Micros)> = tx
+        let same_bytes = tx
             .prepare_cached(
                 "SELECT vid, sources, version_us, added_us FROM object_versions \
                  WHERE stix_id = ?1 AND version_key = ?2 AND raw = ?3",
             )?
-            .query_row(params![obj.id, version_key, new.raw], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            .query_row(params![obj.id, version_key, raw], |r| {
+                Ok(SameBytes {
+                    vid: r.get(0)?,
+                    sources: r.get(1)?,
+                    version_us: r.get(2)?,
+                    added_us: r.get(3)?,
+                })
             })
             .optional()?;
-        let (vid, version_us, added_us, sources) = match existing {
-            Some((vid, sources, version_us, added_us)) => {
-                let sources = format!("{sources}{collection}\n");
-                tx.prepare_cached(
-                    "UPDATE object_versions SET sources = ?2, is_latest = is_latest OR ?3 WHERE vid = ?1",
-                )?
-                .execute(params![vid, sources, becomes_last])?;
-                (vid, version_us, added_us, sources)
-            }
-            None => {
-                let added_us = self.clock.stamp();
-                let version_us = obj.version.unwrap_or(added_us);
-                tx.prepare_cached(
-                    "INSERT INTO object_versions (stix_id, type, spec_version, version_key, version_us, \
-                     added_us, sources, is_latest, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?
-                .execute(params![
-                    obj.id,
-                    obj.kind,
-                    obj.spec_version,
-                    version_key,
-                    version_us,
-                    added_us,
-                    format!("{collection}\n"),
-                    becomes_last,
-                    new.raw
-                ])?;
-                (
-                    tx.last_insert_rowid(),
-                    version_us,
-                    added_us,
-                    format!("{collection}\n"),
-                )
-            }
-        };
-        let row = VersionRow {
-            vid,
-            stix_id: obj.id.clone(),
-            kind: obj.kind.clone(),
-            spec_version: obj.spec_version.clone(),
-            version_us,
-        };
-        insert_entry(tx, self.sizes, view_id, &row, self.clock.stamp(), false)?;
-        if !becomes_last {
-            return Ok(()); // no query view changes
-        }
-        if let Some((old, _)) = previous {
-            refresh_latest(tx, old)?;
-        }
-        let posted = Evaluated {
-            value: Cow::Borrowed(&obj.value),
-            sources,
-            added_us,
-            row,
-        };
-        self.sync_query_views(view_id, &obj.id, Some(posted))
+        // Whether the object is stored elsewhere would cost one more statement.
+        Ok(Probe {
+            held: false,
+            previous,
+            same_bytes,
+            fresh: false,
+        })
     }
 
-    /// After the latest version of `stix_id` in the stored view `changed` changed: make
-    /// every query view drawing from it hold exactly the latest version of the object
-    /// in each of its sources that matches its query, and nothing else of the object.
-    fn sync_query_views(
-        &mut self,
-        changed: i64,
-        stix_id: &str,
-        posted: Option<Evaluated<'_>>,
+    async fn share_version(
+        &self,
+        vid: i64,
+        sources: &str,
+        becomes_last: bool,
     ) -> Result<(), StoreError> {
-        let views: Vec<(View, Arc<Query>)> = self
-            .registry
-            .query_views()
-            .filter(|(v, _)| v.draws_from(changed))
-            .map(|(v, q)| (v.clone(), q.clone()))
-            .collect();
-        if views.is_empty() {
-            return Ok(());
-        }
-        // The object's latest version in each stored view any of them draws from.
-        let mut latest: HashMap<i64, Option<i64>> = HashMap::new();
-        let mut evaluated: HashMap<i64, Evaluated<'_>> = HashMap::new();
-        if let Some(posted) = posted {
-            // Just posted as the latest in `changed`: no need to look it up again.
-            latest.insert(changed, Some(posted.row.vid));
-            evaluated.insert(posted.row.vid, posted);
-        }
-        for (view, query) in &views {
-            let mut wanted = Vec::new();
-            for source in &view.sources {
-                let vid = match latest.get(source) {
-                    Some(vid) => *vid,
-                    None => {
-                        let vid = last_in(self.tx, *source, stix_id)?.map(|(vid, _)| vid);
-                        latest.insert(*source, vid);
-                        vid
-                    }
-                };
-                if let Some(vid) = vid.filter(|v| !wanted.contains(v)) {
-                    wanted.push(vid);
-                }
-            }
-            let mut members = Vec::new();
-            for vid in wanted {
-                let e = match evaluated.entry(vid) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(load(self.tx, vid)?),
-                };
-                let names = self.registry.names_of(&e.sources);
-                let facts = ObjectFacts {
-                    object: &e.value,
-                    sources: &names,
-                    added_us: e.added_us,
-                };
-                if query.matches(&facts, self.now) {
-                    members.push(vid);
-                }
-            }
-            self.make_members(view, stix_id, &members, &evaluated)?;
-        }
+        self.0
+            .prepare_cached(
+                "UPDATE object_versions SET sources = ?2, is_latest = is_latest OR ?3 WHERE vid = ?1",
+            )?
+            .execute(params![vid, sources, becomes_last])?;
         Ok(())
     }
 
-    /// Make the versions of `stix_id` in `view` exactly `members`.
-    fn make_members(
-        &mut self,
-        view: &View,
-        stix_id: &str,
-        members: &[i64],
-        evaluated: &HashMap<i64, Evaluated<'_>>,
-    ) -> Result<(), StoreError> {
-        let held: Vec<i64> = self
-            .tx
+    async fn insert_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError> {
+        let obj = new.object;
+        self.0
             .prepare_cached(
-                "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
+                "INSERT INTO object_versions (stix_id, type, spec_version, version_key, version_us, \
+                 added_us, sources, is_latest, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .query_map(params![view.view_id, stix_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for vid in held.iter().filter(|v| !members.contains(v)) {
-            remove_entry(self.tx, self.sizes, view.view_id, *vid, stix_id)?;
+            .execute(params![
+                obj.id,
+                obj.kind,
+                obj.spec_version,
+                new.version_key,
+                new.version_us,
+                new.added_us,
+                new.sources,
+                new.is_latest,
+                new.raw
+            ])?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    async fn insert_entry(
+        &self,
+        sizes: &mut SizeChanges,
+        view_id: i64,
+        row: &VersionRow,
+        date_added: Micros,
+        provisional: bool,
+        _view_empty: bool,
+    ) -> Result<(), StoreError> {
+        insert_entry(self.0, sizes, view_id, row, date_added, provisional)?;
+        Ok(())
+    }
+
+    async fn remove_entry(
+        &self,
+        sizes: &mut SizeChanges,
+        view_id: i64,
+        vid: i64,
+        stix_id: &str,
+    ) -> Result<bool, StoreError> {
+        remove_entry(self.0, sizes, view_id, vid, stix_id)
+    }
+
+    async fn date_added_in(&self, view_id: i64, vid: i64) -> Result<Option<Micros>, StoreError> {
+        date_added_in(self.0, view_id, vid)
+    }
+
+    async fn last_in(&self, view_id: i64, stix_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(last_in(self.0, view_id, stix_id)?.map(|(vid, _)| vid))
+    }
+
+    async fn last_in_each(
+        &self,
+        views: &[i64],
+        stix_id: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut latest = Vec::with_capacity(views.len());
+        for view_id in views {
+            if let Some((vid, _)) = last_in(self.0, *view_id, stix_id)? {
+                latest.push((*view_id, vid));
+            }
         }
-        for vid in members.iter().filter(|v| !held.contains(v)) {
-            let row = &evaluated[vid].row;
-            let (stamp, provisional) = stamp_for(self.tx, self.clock, view, *vid)?;
-            insert_entry(self.tx, self.sizes, view.view_id, row, stamp, provisional)?;
+        Ok(latest)
+    }
+
+    async fn held_in(&self, views: &[i64], stix_id: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
+        )?;
+        let mut held = Vec::new();
+        for view_id in views {
+            for vid in stmt.query_map(params![view_id, stix_id], |r| r.get(0))? {
+                held.push((*view_id, vid?));
+            }
         }
+        Ok(held)
+    }
+
+    async fn load(&self, vids: &[i64]) -> Result<Vec<Evaluated<'static>>, StoreError> {
+        vids.iter().map(|vid| load(self.0, *vid)).collect()
+    }
+
+    async fn refresh_latest(&self, vid: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE object_versions SET is_latest = EXISTS (SELECT 1 FROM views v \
+                   JOIN entries e ON e.view_id = v.view_id AND e.vid = ?1 \
+                   WHERE v.kind = 'stored' AND e.is_last = 1) WHERE vid = ?1",
+            )?
+            .execute(params![vid])?;
+        Ok(())
+    }
+
+    async fn versions_in(
+        &self,
+        view_id: i64,
+        stix_id: &str,
+    ) -> Result<Vec<HeldVersion>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT vid, version_us, spec_version, is_first, is_last FROM entries INDEXED BY entries_by_object \
+             WHERE view_id = ?1 AND stix_id = ?2",
+        )?;
+        let rows = stmt.query_map(params![view_id, stix_id], |r| {
+            Ok(HeldVersion {
+                vid: r.get(0)?,
+                version_us: r.get(1)?,
+                spec_version: r.get(2)?,
+                is_first: r.get(3)?,
+                is_last: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    async fn sources_of(&self, vid: i64) -> Result<String, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT sources FROM object_versions WHERE vid = ?1")?
+            .query_row(params![vid], |r| r.get(0))?)
+    }
+
+    async fn set_sources(&self, vid: i64, sources: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
+            .execute(params![vid, sources])?;
+        Ok(())
+    }
+
+    async fn delete_version(&self, vid: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("DELETE FROM object_versions WHERE vid = ?1")?
+            .execute(params![vid])?;
+        Ok(())
+    }
+
+    async fn flush_sizes(&self, sizes: SizeChanges) -> Result<(), StoreError> {
+        flush_sizes(self.0, sizes)
+    }
+
+    async fn insert_status(
+        &self,
+        status_id: &str,
+        api_root: &str,
+        body: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO status (id, api_root, created_us, body, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![status_id, api_root, now_us(), body, owner])?;
         Ok(())
     }
 }
@@ -290,157 +261,33 @@ fn last_in(
         .optional()?)
 }
 
-/// Recompute whether a version is its object's latest in some stored view.
-fn refresh_latest(tx: &Transaction<'_>, vid: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE object_versions SET is_latest = EXISTS (SELECT 1 FROM views v \
-           JOIN entries e ON e.view_id = v.view_id AND e.vid = ?1 \
-           WHERE v.kind = 'stored' AND e.is_last = 1) WHERE vid = ?1",
-    )?
-    .execute(params![vid])?;
-    Ok(())
-}
-
 /// A stored version, parsed for evaluation.
 fn load(tx: &Transaction<'_>, vid: i64) -> Result<Evaluated<'static>, StoreError> {
-    let (stix_id, kind, spec_version, version_us, sources, added_us, raw): (
-        String,
-        String,
-        String,
-        Micros,
-        String,
-        Micros,
-        String,
-    ) = tx
+    let (row, sources, added_us, raw): (VersionRow, String, Micros, String) = tx
         .prepare_cached(
             "SELECT stix_id, type, spec_version, version_us, sources, added_us, raw \
              FROM object_versions WHERE vid = ?1",
         )?
         .query_row(params![vid], |r| {
             Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
+                VersionRow {
+                    vid,
+                    stix_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    spec_version: r.get(2)?,
+                    version_us: r.get(3)?,
+                },
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
             ))
         })?;
     let value = serde_json::from_str(&raw)
-        .map_err(|e| StoreError::Database(format!("corrupt stored object {stix_id}: {e}")))?;
+        .map_err(|e| StoreError::Database(format!("corrupt stored object {}: {e}", row.stix_id)))?;
     Ok(Evaluated {
         value: Cow::Owned(value),
         sources,
         added_us,
-        row: VersionRow {
-            vid,
-            stix_id,
-            kind,
-            spec_version,
-            version_us,
-        },
+        row,
     })
-}
-
-/// The `date_added` a version gets when it enters `view`. A building view keeps the
-/// stamp the row has in the view it replaces, so clients see no change for rows both
-/// views hold; rows new to the collection are provisional and get fresh stamps when
-/// the rebuilt view goes live.
-pub fn stamp_for(
-    tx: &Transaction<'_>,
-    clock: &Clock,
-    view: &View,
-    vid: i64,
-) -> Result<(Micros, bool), StoreError> {
-    Ok(match (view.state, view.replaces) {
-        (ViewState::Building, Some(old)) => match date_added_in(tx, old, vid)? {
-            Some(kept) => (kept, false),
-            None => (clock.stamp(), true),
-        },
-        _ => (clock.stamp(), false),
-    })
-}
-
-/// Delete versions of `stix_id` from the stored view `view_id`; versions no longer in
-/// any stored collection leave the store. Returns how many versions left the collection.
-#[allow(clippy::too_many_arguments)]
-pub fn delete_object(
-    tx: &Transaction<'_>,
-    registry: &Registry,
-    clock: &Clock,
-    collection: &str,
-    view_id: i64,
-    stix_id: &str,
-    versions: &VersionMatch,
-    spec_versions: &[String],
-) -> Result<u64, StoreError> {
-    let mut doomed = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT vid, version_us, spec_version, is_first, is_last FROM entries INDEXED BY entries_by_object \
-             WHERE view_id = ?1 AND stix_id = ?2",
-        )?;
-        let rows = stmt.query_map(params![view_id, stix_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, bool>(3)?,
-                r.get::<_, bool>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (vid, version_us, spec, first, last) = row?;
-            let version_ok = versions.all
-                || (versions.first && first)
-                || (versions.last && last)
-                || versions.at.contains(&version_us);
-            let spec_ok = spec_versions.is_empty() || spec_versions.contains(&spec);
-            if version_ok && spec_ok {
-                doomed.push(vid);
-            }
-        }
-    }
-    let mut sizes = SizeChanges::default();
-    let mut removed = 0;
-    let before = last_in(tx, view_id, stix_id)?.map(|(vid, _)| vid);
-    for vid in &doomed {
-        let vid = *vid;
-        if remove_entry(tx, &mut sizes, view_id, vid, stix_id)? {
-            removed += 1;
-        }
-        let sources: String = tx
-            .prepare_cached("SELECT sources FROM object_versions WHERE vid = ?1")?
-            .query_row(params![vid], |r| r.get(0))?;
-        let remaining: String = sources
-            .split('\n')
-            .filter(|s| !s.is_empty() && *s != collection)
-            .map(|s| format!("{s}\n"))
-            .collect();
-        if remaining.is_empty() {
-            tx.prepare_cached("DELETE FROM object_versions WHERE vid = ?1")?
-                .execute(params![vid])?;
-        } else {
-            tx.prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
-                .execute(params![vid, remaining])?;
-            refresh_latest(tx, vid)?;
-        }
-    }
-    let after = last_in(tx, view_id, stix_id)?.map(|(vid, _)| vid);
-    if before != after {
-        if let Some(vid) = after {
-            refresh_latest(tx, vid)?;
-        }
-        let mut w = Writer {
-            tx,
-            registry,
-            clock,
-            sizes: &mut sizes,
-            now: now_us(),
-        };
-        w.sync_query_views(view_id, stix_id, None)?;
-    }
-    flush_sizes(tx, sizes)?;
-    Ok(removed)
 }

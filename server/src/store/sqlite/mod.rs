@@ -7,6 +7,7 @@
 mod entries;
 mod ingest;
 mod read;
+mod rebuilder;
 mod schema;
 mod views;
 
@@ -20,12 +21,15 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection};
 
 use super::{
-    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreStats,
-    VersionMatch,
+    AddObjects, Clock, CollectionSize, Listing, Page, Status, Store, StoreError, StoreSetup,
+    StoreStats, VersionMatch,
 };
-use crate::config::ServiceConfig;
 use crate::stix::timestamp::{format_taxii, now_us};
+use crate::store::ingest::{self as write, run_ready, Target};
+use crate::store::rebuild::{self, Filled};
 use crate::store::registry::{Registry, ViewState};
+use ingest::SqliteIngest;
+use rebuilder::SqliteBatch;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "taxiway.db";
@@ -144,130 +148,44 @@ impl SqliteStore {
     /// view was superseded (query changed again) before it finished.
     async fn rebuild(&self, view_id: i64) -> Result<bool, StoreError> {
         loop {
-            let done = self
+            let filled = self
                 .blocking(move |inner| {
-                    let registry = inner.registry.read().map_err(poisoned)?.clone();
-                    let Some(view) = registry
-                        .view(view_id)
-                        .filter(|v| v.state == ViewState::Building)
-                        .cloned()
-                    else {
-                        return Ok(Some(false));
-                    };
-                    let Some(query) = view.query.clone() else {
-                        return Ok(Some(false));
-                    };
-                    let reader = inner.readers.get()?;
-                    let Some(after) = views::progress(&reader, view_id)? else {
-                        return Ok(Some(false));
-                    };
-                    let batch = views::candidates(&reader, after)?;
-                    drop(reader);
-                    let now = now_us();
-                    let matching: Vec<_> = batch
-                        .iter()
-                        .filter(|c| views::matches(&registry, &query, c, now))
-                        .collect();
-                    let mut writer = inner.writer.lock().map_err(poisoned)?;
-                    // Re-check under the writer lock: a reload may have superseded the view.
-                    let registry = inner.registry.read().map_err(poisoned)?.clone();
-                    if registry
-                        .view(view_id)
-                        .is_none_or(|v| v.state != ViewState::Building)
-                    {
-                        return Ok(Some(false));
-                    }
-                    let tx = writer.transaction()?;
-                    if let Some(last) = batch.last() {
-                        views::fill(&tx, &inner.clock, &view, &matching, last.row.vid)?;
-                    }
-                    if batch.len() < views::BATCH {
-                        views::switch(&tx, &inner.clock, &view)?;
-                        tx.commit()?;
-                        let mut next = (*registry).clone();
-                        next.views.retain(|v| Some(v.view_id) != view.replaces);
-                        if let Some(v) = next.views.iter_mut().find(|v| v.view_id == view_id) {
-                            v.state = ViewState::Active;
-                            v.replaces = None;
-                        }
-                        *inner.registry.write().map_err(poisoned)? = Arc::new(next);
-                        return Ok(Some(true));
-                    }
-                    tx.commit()?;
-                    Ok(None)
+                    run_ready(rebuild::rebuild_batch(
+                        &mut SqliteBatch::new(inner),
+                        view_id,
+                    ))?
                 })
                 .await?;
-            if let Some(finished) = done {
-                if finished {
+            match filled {
+                Filled::More => continue,
+                Filled::Superseded => return Ok(false),
+                Filled::Switched => {
                     self.purge_retired().await?;
+                    return Ok(true);
                 }
-                return Ok(finished);
             }
         }
     }
 
     async fn purge_retired(&self) -> Result<(), StoreError> {
-        let retired = self
-            .blocking(|inner| views::retired(&*inner.readers.get()?))
-            .await?;
-        for view_id in retired {
-            loop {
-                let gone = self
-                    .blocking(move |inner| {
-                        let mut writer = inner.writer.lock().map_err(poisoned)?;
-                        let tx = writer.transaction()?;
-                        let gone = views::purge_some(&tx, view_id)?;
-                        tx.commit()?;
-                        Ok(gone)
-                    })
-                    .await?;
-                if gone {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        rebuild::purge_retired(&mut self.clone()).await
     }
 
     /// Re-evaluate live query views that use relative time.
     async fn refresh_relative(&self) -> Result<(), StoreError> {
         let registry = self.registry()?;
-        let targets: Vec<_> = registry
-            .query_views()
-            .filter(|(v, q)| v.state == ViewState::Active && q.uses_relative_time())
-            .map(|(v, q)| (v.view_id, q.clone()))
-            .collect();
-        for (view_id, query) in targets {
+        for (view_id, query) in rebuild::relative_time_views(&registry) {
             let mut after = 0;
             loop {
                 let query = query.clone();
                 let next = self
                     .blocking(move |inner| {
-                        let batch = views::candidates(&*inner.readers.get()?, after)?;
-                        let Some(last) = batch.last().map(|c| c.row.vid) else {
-                            return Ok(None);
-                        };
-                        let mut writer = inner.writer.lock().map_err(poisoned)?;
-                        let registry = inner.registry.read().map_err(poisoned)?.clone();
-                        let Some(view) = registry
-                            .view(view_id)
-                            .filter(|v| v.state == ViewState::Active)
-                            .cloned()
-                        else {
-                            return Ok(None);
-                        };
-                        let tx = writer.transaction()?;
-                        views::reevaluate(
-                            &tx,
-                            &inner.clock,
-                            &view,
-                            &batch,
+                        run_ready(rebuild::reevaluate_batch(
+                            &mut SqliteBatch::new(inner),
+                            view_id,
                             &query,
-                            &registry,
-                            now_us(),
-                        )?;
-                        tx.commit()?;
-                        Ok((batch.len() == views::BATCH).then_some(last))
+                            after,
+                        ))?
                     })
                     .await?;
                 match next {
@@ -282,21 +200,20 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn apply_config(&self, config: &ServiceConfig) -> Result<(), StoreError> {
-        let config = config.clone();
+    async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
+        let setup = setup.clone();
         let building = self
             .blocking(move |inner| {
                 let mut writer = inner.writer.lock().map_err(poisoned)?;
                 let tx = writer.transaction()?;
-                let (registry, building) = views::apply_config(&tx, &config)?;
+                let (registry, building) = views::apply_config(&tx, &setup)?;
                 tx.commit()?;
                 // Swapped while still holding the writer lock: no ingest sees a view
                 // set that differs from what the database says.
                 *inner.registry.write().map_err(poisoned)? = Arc::new(registry);
-                inner.retention_hours.store(
-                    config.config.store.status_retention_hours,
-                    Ordering::Relaxed,
-                );
+                inner
+                    .retention_hours
+                    .store(setup.status_retention_hours, Ordering::Relaxed);
                 Ok(building)
             })
             .await?;
@@ -316,19 +233,23 @@ impl Store for SqliteStore {
         let collection = collection.to_string();
         self.blocking(move |inner| {
             let request_timestamp = format_taxii(now_us());
-            let total = (request.objects.len() + request.failures.len()) as u64;
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
-            let owner = request.owner.clone();
-            let done =
-                ingest::add_objects(&tx, &registry, &inner.clock, &collection, view_id, request)?;
-            let (status, body) = done.into_status(request_timestamp, total)?;
-            tx.prepare_cached(
-                "INSERT INTO status (id, api_root, created_us, body, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![status.id, api_root, now_us(), body, owner])?;
+            let target = Target {
+                registry: &registry,
+                clock: &inner.clock,
+                collection: &collection,
+                view_id,
+            };
+            let status = run_ready(write::add_objects(
+                &SqliteIngest(&tx),
+                &target,
+                &api_root,
+                request,
+                request_timestamp,
+            ))??;
             tx.commit()?;
             Ok(status)
         })
@@ -370,16 +291,19 @@ impl Store for SqliteStore {
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
             let tx = writer.transaction()?;
-            let n = ingest::delete_object(
-                &tx,
-                &registry,
-                &inner.clock,
-                &collection,
+            let target = Target {
+                registry: &registry,
+                clock: &inner.clock,
+                collection: &collection,
                 view_id,
+            };
+            let n = run_ready(write::delete_object(
+                &SqliteIngest(&tx),
+                &target,
                 &object_id,
                 &versions,
                 &spec_versions,
-            )?;
+            ))??;
             tx.commit()?;
             Ok(n)
         })
@@ -412,14 +336,8 @@ impl Store for SqliteStore {
         })
         .await?;
         // Resume rebuilds that failed or were interrupted.
-        let building: Vec<i64> = self
-            .registry()?
-            .views
-            .iter()
-            .filter(|v| v.state == ViewState::Building)
-            .map(|v| v.view_id)
-            .collect();
-        for view_id in building {
+        let registry = self.registry()?;
+        for view_id in rebuild::building_views(&registry) {
             self.spawn_rebuild(view_id);
         }
         self.purge_retired().await

@@ -8,43 +8,27 @@ use rusqlite::{params, Connection, Transaction};
 use super::entries::{
     date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
 };
-use crate::config::{CollectionKind, ServiceConfig};
-use crate::query::{ObjectFacts, Query};
+use crate::query::Query;
 use crate::stix::timestamp::now_us;
+use crate::store::plan::{self, Building, LiveView, Planned, QueryPlan, StoredPlan};
+use crate::store::rebuild::{matches, member_stamp, Candidate, BATCH};
 use crate::store::registry::{Registry, View, ViewState};
-use crate::store::{Clock, Micros, StoreError};
+use crate::store::{Clock, CollectionSetup, Micros, StoreError, StoreSetup};
 
-/// Object versions evaluated per rebuild transaction.
-pub const BATCH: usize = 2_000;
-
-struct ViewRow {
-    view_id: i64,
-    collection: String,
-    kind: String,
-    query: Option<String>,
-    state: String,
-    /// Query views: the collection ids they draw from, `\n`-separated (NULL: made
-    /// before collections were isolated).
-    sources: Option<String>,
-}
-
-/// How a query view records its sources: collection ids, `\n`-separated.
-pub fn sources_text(collections: &[String]) -> String {
-    collections.join("\n")
-}
-
-fn live_rows(tx: &Transaction<'_>) -> Result<Vec<ViewRow>, StoreError> {
+fn live_rows(tx: &Transaction<'_>) -> Result<Vec<LiveView>, StoreError> {
     let mut stmt = tx.prepare(
         "SELECT view_id, collection, kind, query, state, sources FROM views WHERE state != 'retired' ORDER BY view_id",
     )?;
     let rows = stmt
         .query_map([], |r| {
-            Ok(ViewRow {
+            Ok(LiveView {
                 view_id: r.get(0)?,
                 collection: r.get(1)?,
                 kind: r.get(2)?,
                 query: r.get(3)?,
                 state: r.get(4)?,
+                // Kept in memory only (the registry, from the configuration).
+                names: None,
                 sources: r.get(5)?,
             })
         })?
@@ -81,147 +65,145 @@ fn retire(tx: &Transaction<'_>, view_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Make the views match `config`; returns the new registry and the building views
-/// that need a rebuild runner.
+/// Make the views match `setup` as [`plan`] decides; returns the new registry and the
+/// building views that need a rebuild runner.
+///
+/// The registry lives in memory only (it is rebuilt here from the configuration at
+/// every start), so a building view's `replaces` column is written when it is created
+/// and never read back.
 pub fn apply_config(
     tx: &Transaction<'_>,
-    config: &ServiceConfig,
+    setup: &StoreSetup,
 ) -> Result<(Registry, Vec<i64>), StoreError> {
     let rows = live_rows(tx)?;
-    let mut registry = Registry::default();
-    let mut building = Vec::new();
-    let mut keep = std::collections::HashSet::new();
-
-    // Stored views first: query views name them as sources.
-    let stored_first = config
-        .collections
-        .iter()
-        .filter(|c| c.is_writable())
-        .chain(config.collections.iter().filter(|c| !c.is_writable()));
-    for c in stored_first {
-        let id = c.id();
-        let find = |kind: &str, state: &str| {
-            rows.iter()
-                .find(|r| r.collection == id && r.kind == kind && r.state == state)
-        };
-        match &c.kind {
-            CollectionKind::Stored => {
-                let view_id = match find("stored", "active") {
-                    Some(r) => r.view_id,
-                    None => create_view(tx, id, None, ViewState::Active, None)?,
-                };
-                keep.insert(view_id);
-                registry.views.push(View {
-                    view_id,
-                    collection: id.to_string(),
-                    query: None,
-                    state: ViewState::Active,
-                    replaces: None,
-                    sources: Vec::new(),
-                });
-                registry
-                    .source_names
-                    .insert(id.to_string(), c.source_names());
-            }
-            CollectionKind::Query(query) => {
-                let text = query.text();
-                let sources = sources_text(&c.sources);
-                let mut source_views = registry.stored_view_ids(&c.sources);
-                // A writable collection turned into a query collection keeps drawing
-                // from what was posted to it (same collection, same readers).
-                if let Some(own) = find("stored", "active") {
-                    source_views.push(own.view_id);
-                }
-                // A view is current when both its query and its sources are.
-                let same = |r: &&ViewRow| {
-                    r.query.as_deref() == Some(text) && r.sources.as_deref() == Some(&sources)
-                };
-                let active = find("query", "active");
-                let current = active.filter(same);
-                if let Some(r) = current {
-                    keep.insert(r.view_id);
-                    registry.views.push(View {
-                        view_id: r.view_id,
-                        collection: id.to_string(),
-                        query: Some(query.clone()),
-                        state: ViewState::Active,
-                        replaces: None,
-                        sources: source_views,
-                    });
-                    continue;
-                }
-                // The old view keeps serving (and being maintained with its old query)
-                // until the rebuilt one replaces it.
-                let mut replaces = None;
-                if let Some(old) = active {
-                    let old_query = old.query.as_deref().and_then(|t| Query::parse(t).ok());
-                    keep.insert(old.view_id);
-                    replaces = Some(old.view_id);
-                    // Until it is replaced, the old view keeps its old sources; one made
-                    // before sources existed draws from nothing more than the new one.
-                    let old_sources = match &old.sources {
-                        Some(text) => registry.stored_view_ids(
-                            &text.split('\n').map(str::to_string).collect::<Vec<_>>(),
-                        ),
-                        None => source_views.clone(),
-                    };
-                    registry.views.push(View {
-                        view_id: old.view_id,
-                        collection: id.to_string(),
-                        query: old_query.map(Arc::new),
-                        state: ViewState::Active,
-                        replaces: None,
-                        sources: old_sources,
-                    });
-                }
-                let in_progress = find("query", "building").filter(same);
-                let view_id = match in_progress {
-                    Some(r) => r.view_id,
-                    None => {
-                        let view_id = create_view(
-                            tx,
-                            id,
-                            Some((text, &sources)),
-                            ViewState::Building,
-                            replaces,
-                        )?;
-                        tx.prepare_cached("UPDATE views SET replaces = ?2 WHERE view_id = ?1")?
-                            .execute(params![view_id, replaces])?;
-                        view_id
-                    }
-                };
-                keep.insert(view_id);
-                building.push(view_id);
-                registry.views.push(View {
-                    view_id,
-                    collection: id.to_string(),
-                    query: Some(query.clone()),
-                    state: ViewState::Building,
-                    replaces,
-                    sources: source_views,
-                });
-            }
+    let plan = plan::plan(&rows, setup);
+    let mut applying = Applying {
+        tx,
+        rows: &rows,
+        registry: Registry::default(),
+        building: Vec::new(),
+    };
+    for step in &plan.collections {
+        match step {
+            Planned::Stored { setup, view } => applying.stored(setup, *view)?,
+            Planned::Query {
+                setup,
+                query,
+                sources,
+                own_stored,
+                view,
+            } => applying.query(setup, query, sources, *own_stored, *view)?,
         }
     }
-    // Query views nobody configures any more are retired; stored data is never dropped.
-    for r in &rows {
-        if r.kind == "query" && !keep.contains(&r.view_id) {
-            retire(tx, r.view_id)?;
-        }
+    for view_id in plan.retire {
+        retire(tx, view_id)?;
     }
-    Ok((registry, building))
+    Ok((applying.registry, applying.building))
 }
 
-/// Object versions read for evaluation.
-pub struct Candidate {
-    /// Indexed facts.
-    pub row: VersionRow,
-    /// When the version entered the store.
-    pub added_us: Micros,
-    /// Stored collections it is in.
-    pub sources: String,
-    /// Raw JSON.
-    pub raw: String,
+/// The views of one configuration being applied.
+struct Applying<'a, 't> {
+    tx: &'a Transaction<'t>,
+    /// The live views before.
+    rows: &'a [LiveView],
+    /// The views after, as far as decided.
+    registry: Registry,
+    /// Views that need a rebuild runner.
+    building: Vec<i64>,
+}
+
+impl Applying<'_, '_> {
+    /// A writable collection: its stored view, created if new.
+    fn stored(&mut self, c: &CollectionSetup, plan: StoredPlan) -> Result<(), StoreError> {
+        let id = c.id.as_str();
+        let view_id = match plan {
+            StoredPlan::Keep(view_id) | StoredPlan::Rename(view_id) => view_id,
+            StoredPlan::Create => create_view(self.tx, id, None, ViewState::Active, None)?,
+        };
+        self.registry.views.push(View {
+            view_id,
+            collection: id.to_string(),
+            query: None,
+            state: ViewState::Active,
+            replaces: None,
+            sources: Vec::new(),
+        });
+        self.registry
+            .source_names
+            .insert(id.to_string(), c.names.clone());
+        Ok(())
+    }
+
+    /// A query collection: its active view if current, else a view (re)built for the
+    /// new query or sources while the old one keeps serving.
+    fn query(
+        &mut self,
+        c: &CollectionSetup,
+        query: &Arc<Query>,
+        sources: &str,
+        own_stored: Option<i64>,
+        plan: QueryPlan,
+    ) -> Result<(), StoreError> {
+        let id = c.id.as_str();
+        let mut source_views = self.registry.stored_view_ids(&c.sources);
+        // A writable collection turned into a query collection keeps drawing from what
+        // was posted to it (same collection, same readers).
+        source_views.extend(own_stored);
+        let (view_id, state, replaces) = match plan {
+            QueryPlan::Current(view_id) => (view_id, ViewState::Active, None),
+            QueryPlan::Rebuild { building, replaces } => {
+                if let Some(old) = replaces {
+                    self.keep_serving(old, &source_views);
+                }
+                let view_id = match building {
+                    Building::Resume(view_id) => view_id,
+                    Building::Create => create_view(
+                        self.tx,
+                        id,
+                        Some((query.text(), sources)),
+                        ViewState::Building,
+                        replaces,
+                    )?,
+                };
+                self.building.push(view_id);
+                (view_id, ViewState::Building, replaces)
+            }
+        };
+        self.registry.views.push(View {
+            view_id,
+            collection: id.to_string(),
+            query: Some(query.clone()),
+            state,
+            replaces,
+            sources: source_views,
+        });
+        Ok(())
+    }
+
+    /// The old view keeps serving (and being maintained with its old query and its old
+    /// sources) until the rebuilt one replaces it. One made before sources were
+    /// recorded draws from nothing more than the new one (`new_sources`).
+    fn keep_serving(&mut self, old: i64, new_sources: &[i64]) {
+        let Some(r) = self.rows.iter().find(|r| r.view_id == old) else {
+            return;
+        };
+        let old_query = r.query.as_deref().and_then(|t| Query::parse(t).ok());
+        let old_sources = match &r.sources {
+            Some(text) => self
+                .registry
+                .stored_view_ids(&text.split('\n').map(str::to_string).collect::<Vec<_>>()),
+            None => new_sources.to_vec(),
+        };
+        let collection = r.collection.clone();
+        self.registry.views.push(View {
+            view_id: old,
+            collection,
+            query: old_query.map(Arc::new),
+            state: ViewState::Active,
+            replaces: None,
+            sources: old_sources,
+        });
+    }
 }
 
 /// Up to [`BATCH`] latest object versions after `after_vid` (query views hold latest versions only).
@@ -247,22 +229,6 @@ pub fn candidates(conn: &Connection, after_vid: i64) -> Result<Vec<Candidate>, S
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
-}
-
-/// Whether a candidate matches a query.
-pub fn matches(registry: &Registry, query: &Query, c: &Candidate, now: Micros) -> bool {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&c.raw) else {
-        return false;
-    };
-    let names = registry.names_of(&c.sources);
-    query.matches(
-        &ObjectFacts {
-            object: &value,
-            sources: &names,
-            added_us: c.added_us,
-        },
-        now,
-    )
 }
 
 /// Whether a version is its object's latest in one of the stored views a query view
@@ -307,13 +273,11 @@ pub fn fill(
         if !latest_in_sources(tx, view, c.row.vid)? {
             continue;
         }
-        let (stamp, provisional) = match view.replaces {
-            Some(old) => match date_added_in(tx, old, c.row.vid)? {
-                Some(kept) => (kept, false),
-                None => (clock.stamp(), true),
-            },
-            None => (clock.stamp(), false),
+        let kept = match view.replaces {
+            Some(old) => date_added_in(tx, old, c.row.vid)?,
+            None => None,
         };
+        let (stamp, provisional) = member_stamp(clock, view.replaces, kept);
         insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional)?;
     }
     flush_sizes(tx, sizes)?;

@@ -95,7 +95,7 @@ pub fn writable<'a>(
     }
     if !ctx.rights(c).write {
         return Err(match ctx.caller {
-            Caller::Anonymous => ctx.state.unauthorized(),
+            Caller::Anonymous => TaxiiError::unauthorized(),
             Caller::User(_) => TaxiiError::forbidden("you may not write to this collection"),
         });
     }

@@ -90,7 +90,7 @@ pub async fn add_objects(
     // Each object holds its own bytes now: the body is not kept while storing.
     drop(body);
     request.owner = ctx.caller.key().to_string();
-    let stored = ctx.store.add_objects(root, c.id(), request).await?;
+    let stored = ctx.store().add_objects(root, c.id(), request).await?;
     ctx.state
         .metrics
         .objects_added(stored.success_count, stored.failure_count);

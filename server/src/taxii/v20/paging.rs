@@ -39,7 +39,7 @@ pub async fn fetch(
     limit: Option<usize>,
 ) -> Result<Paged, TaxiiError> {
     let limits = &ctx.config.config.limits;
-    let store = &*ctx.store;
+    let store = ctx.store();
     let total = selection.total(store, collection).await?;
     let (start, want) = match range {
         Some(r) => (r.first, r.len(limits.max_page_size)),

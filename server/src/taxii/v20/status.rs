@@ -70,11 +70,11 @@ pub fn respond(code: StatusCode, status: &Status) -> Result<Response, TaxiiError
 pub async fn get(ctx: &Ctx, root: &str, id: &str) -> Result<Response, TaxiiError> {
     ctx.api_root(root)?;
     if ctx.caller == Caller::Anonymous && ctx.state.policy() == Policy::Rules {
-        return Err(ctx.state.unauthorized());
+        return Err(TaxiiError::unauthorized());
     }
     // Another caller's status is not found: its ids and failure messages are theirs.
     let status = ctx
-        .store
+        .store()
         .status(root, id, ctx.caller.key())
         .await?
         .ok_or_else(|| {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use taxiway_server::config::{Config, CONFIG_FILE};
+use taxiway_model::config::{Config, CONFIG_FILE};
 
 use super::BuildError;
 use crate::credentials::{CredentialsFile, FILE_NAME};

@@ -1,6 +1,6 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde_json::json;
-use taxiway_server::config::CONFIG_FILE;
+use taxiway_model::config::CONFIG_FILE;
 
 use super::*;
 use crate::credentials::{hash_users, Argon2Hasher, FILE_NAME};
@@ -48,7 +48,7 @@ fn config_text(d: &Desired) -> String {
 fn the_rendered_config_is_one_the_server_accepts() {
     let d = desired(&fixtures::inputs(fixtures::two_collections()));
     let text = config_text(&d);
-    let parsed = taxiway_server::config::parse(&text).expect("the server accepts it");
+    let parsed = taxiway_model::config::parse(&text).expect("the server accepts it");
     assert_eq!(parsed.collections.len(), 2);
     assert!(parsed.collections.iter().any(|c| c.is_writable()));
     assert_eq!(parsed.config.service.title, "ACME threat feeds");
@@ -429,12 +429,9 @@ fn on_postgres_replicas_roll_one_at_a_time_without_a_claim() {
 fn on_postgres_the_config_names_the_mounted_secret_never_its_contents() {
     let d = desired(&on_postgres(2, true));
     let text = config_text(&d);
-    let parsed = taxiway_server::config::parse(&text).expect("the server accepts it");
+    let parsed = taxiway_model::config::parse(&text).expect("the server accepts it");
     let store = &parsed.config.store;
-    assert_eq!(
-        store.backend,
-        taxiway_server::config::StoreBackend::Postgres
-    );
+    assert_eq!(store.backend, taxiway_model::config::StoreBackend::Postgres);
     let pg = store.postgres.as_ref().expect("[store.postgres]");
     assert_eq!(
         pg.secret_dir.as_deref(),
@@ -530,7 +527,7 @@ fn connection_limits_reach_the_server_and_roll_the_pods() {
     let mut inputs = fixtures::inputs(vec![]);
     inputs.service = fixtures::service(spec.clone());
     let d = desired(&inputs);
-    let parsed = taxiway_server::config::parse(&config_text(&d)).expect("accepted");
+    let parsed = taxiway_model::config::parse(&config_text(&d)).expect("accepted");
     let server = &parsed.config.server;
     assert_eq!(server.max_connections, 200);
     assert_eq!(server.max_requests_per_client, 0);
@@ -609,7 +606,7 @@ fn the_grace_period_covers_the_shutdown_delay_and_the_drain() {
     inputs.service.spec = spec;
     let d = desired(&inputs);
     assert_eq!(grace(&d), 60 + 30 + 5);
-    let parsed = taxiway_server::config::parse(&config_text(&d)).expect("accepted");
+    let parsed = taxiway_model::config::parse(&config_text(&d)).expect("accepted");
     assert_eq!(parsed.config.server.shutdown_delay_secs, 60);
 }
 

@@ -28,7 +28,7 @@ use super::network::TAXII_PORT_NAME;
 use crate::crd::{PostgresSpec, StorageType, TaxiiService};
 use crate::names;
 use crate::reconcile::apply::fingerprint;
-use taxiway_server::config::ServerSettings;
+use taxiway_model::config::ServerSettings;
 
 /// Port the server listens on for TAXII inside the pod.
 pub const TAXII_PORT: i32 = 9443;

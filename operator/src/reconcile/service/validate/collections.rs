@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
-use taxiway_server::config::{self as server_config, Access, Collection, Config, ConfigError};
-use taxiway_server::query::Query;
+use taxiway_model::config::{self as server_config, Access, Collection, Config, ConfigError};
+use taxiway_model::query::Query;
 
 use super::{CollectionVerdict, QueryVerdict, Rejection, Urls};
 use crate::crd::{TaxiiCollection, TaxiiCollectionSpec};

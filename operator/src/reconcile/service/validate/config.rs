@@ -2,11 +2,11 @@
 
 use std::num::NonZeroU64;
 
-use taxiway_server::auth::{AuthSettings, ClientCertUser as ServerClientCertUser};
-use taxiway_server::config::{
+use taxiway_model::config::{
     self as server_config, ApiRoot, Config, ConfigError, Limits, PostgresSettings, PostgresTls,
     ServerSettings, Service, StoreBackend, StoreSettings,
 };
+use taxiway_model::config::{AuthSettings, ClientCertUser as ServerClientCertUser};
 
 use super::Urls;
 use crate::crd::{

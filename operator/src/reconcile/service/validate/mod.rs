@@ -16,7 +16,7 @@ mod tls;
 mod users;
 
 use kube::ResourceExt;
-use taxiway_server::config::{self as server_config, Config};
+use taxiway_model::config::{self as server_config, Config};
 
 use super::inputs::{Inputs, Settings};
 use crate::crd::TaxiiService;
@@ -30,6 +30,7 @@ pub use exposure::{
 };
 pub use image::image_allowed;
 pub use pod::PodSettings;
+pub use storage::EMBEDDED_STORE_NOT_MIGRATED;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
@@ -387,7 +388,10 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
         pod,
         urls,
         problems,
-        warnings: exposure_warnings(inputs),
+        warnings: exposure_warnings(inputs)
+            .into_iter()
+            .chain(storage::storage_warnings(inputs))
+            .collect(),
         rejected,
     }
 }

@@ -1,10 +1,35 @@
-//! Storage: the replica count the store can serve, and the PostgreSQL Secrets.
+//! Storage: the replica count the store can serve, the PostgreSQL Secrets, and the
+//! embedded store left behind by a switch to PostgreSQL.
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 
 use super::users::has_key;
-use super::{Inputs, Problem, ProblemKind};
+use super::{Inputs, Problem, ProblemKind, Warning};
 use crate::crd::{PostgresSpec, StorageType};
+
+/// Warning reason: on PostgreSQL with the embedded store's claim still present.
+pub const EMBEDDED_STORE_NOT_MIGRATED: &str = "EmbeddedStoreNotMigrated";
+
+/// On PostgreSQL while the embedded store's claim is still there: the operator does not
+/// copy the embedded store into PostgreSQL, so say how (until the claim is deleted).
+pub(super) fn storage_warnings(inputs: &Inputs) -> Vec<Warning> {
+    let service = &inputs.service;
+    if service.spec.storage.type_ != StorageType::Postgres || !inputs.embedded_claim {
+        return vec![];
+    }
+    let claim = crate::names::data_claim(&service.name_any());
+    vec![Warning {
+        reason: EMBEDDED_STORE_NOT_MIGRATED,
+        message: format!(
+            "storage.type is postgres but the embedded store's PersistentVolumeClaim {claim} \
+             is still here: the operator does not copy its objects into PostgreSQL. To keep \
+             them, set spec.replicas to 0, run `taxiway-server migrate` in a Job mounting \
+             {claim} (docs/scale-out.md, \"Migrating on Kubernetes\"), then restore \
+             spec.replicas; delete {claim} once satisfied (this warning goes with it)"
+        ),
+    }]
+}
 
 /// The replicas to run, reporting a count the storage cannot serve.
 pub(super) fn validate_replicas(inputs: &Inputs, problems: &mut Vec<Problem>) -> i32 {

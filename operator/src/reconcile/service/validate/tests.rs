@@ -1,5 +1,5 @@
 use serde_json::json;
-use taxiway_server::query::Query;
+use taxiway_model::query::Query;
 
 use super::*;
 use crate::reconcile::service::fixtures::{self, collection, secret};
@@ -421,7 +421,7 @@ fn auth_settings_and_trusted_proxies_reach_the_config() {
     assert_eq!(config.auth.lockout_secs.get(), 60);
     assert_eq!(
         config.auth.client_cert_user,
-        taxiway_server::auth::ClientCertUser::San
+        taxiway_model::config::ClientCertUser::San
     );
 }
 
@@ -635,5 +635,45 @@ fn query_collections_draw_from_named_taxii_collections_and_warn_when_wider() {
         rejection.message.starts_with("spec.sources"),
         "{}",
         rejection.message
+    );
+}
+
+#[test]
+fn a_switch_to_postgres_with_the_embedded_claim_kept_warns_how_to_migrate() {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["trustedProxies"] = json!(["10.244.0.0/16"]);
+    spec["storage"] = json!({
+        "type": "postgres",
+        "postgres": {"secretName": "feeds-db", "tls": "disable"}
+    });
+    inputs.service = fixtures::service(spec.clone());
+    inputs.secrets.insert(
+        "feeds-db".into(),
+        secret("feeds-db", "Opaque", &[("uri", "postgres://u:p@db/taxii")]),
+    );
+    assert_eq!(validated(&inputs).warnings, vec![], "no claim, no warning");
+
+    inputs.embedded_claim = true;
+    let v = validated(&inputs);
+    assert_eq!(v.problems, vec![], "a warning, not a problem");
+    assert_eq!(v.warnings.len(), 1);
+    assert_eq!(v.warnings[0].reason, EMBEDDED_STORE_NOT_MIGRATED);
+    let message = &v.warnings[0].message;
+    for part in [
+        "feeds-data",
+        "taxiway-server migrate",
+        "docs/scale-out.md",
+        "spec.replicas",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+
+    spec["storage"] = json!({"type": "embedded"});
+    inputs.service = fixtures::service(spec);
+    assert_eq!(
+        validated(&inputs).warnings,
+        vec![],
+        "the embedded store's own claim is no leftover"
     );
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::down::Unservable;
+use super::unservable::Unservable;
 
 const TLP1_WHITE: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
 const TLP1_GREEN: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";

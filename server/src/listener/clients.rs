@@ -1,8 +1,21 @@
 //! Requests in flight (and, for the listener, connections open) per client address.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
+
+/// What one client controls: an IPv4 address, or the /64 of an IPv6 address (one
+/// host or site typically has a whole /64, so counting single IPv6 addresses would
+/// give it 2^64 fresh starts). IPv4-mapped IPv6 addresses are their IPv4 address.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
 
 /// The client has `max_requests_per_client` requests in flight already.
 #[derive(Debug)]

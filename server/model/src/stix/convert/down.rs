@@ -10,13 +10,9 @@ use serde_json::{json, Map, Value};
 
 use super::ids::to_v4_id;
 use super::markings::{definition_to_stix20, refs_for_stix20};
+use super::types::{servable_as_stix20, type_of};
+use super::unservable::Unservable;
 use super::up::TYPE_LABELS;
-use super::{servable_as_stix20, type_of};
-
-/// Why an object has no STIX 2.0 form (it is left out of 2.0 responses).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Unservable(pub String);
 
 fn unservable(message: impl Into<String>) -> Unservable {
     Unservable(message.into())

@@ -1,15 +1,58 @@
-//! Where the client reached us: the absolute base URL every emitted URL starts with,
-//! and the path prefix a reverse proxy may put in front of ours.
+//! Proxy trust: what a request's headers may say about the client when the
+//! connection comes from one of `service.trusted_proxies`, and only then.
 //!
-//! Precedence: the configured `external_url`; else, only when the connection comes from
-//! a configured trusted proxy, `X-Forwarded-Proto/Host/Prefix`; else the `Host` header
-//! and the listener's scheme. Forwarded headers from anyone else are ignored.
+//! - [`client_address`]: the address lockouts and per-client limits count — the peer,
+//!   or behind trusted proxies the nearest `X-Forwarded-For` entry that is not one.
+//! - [`origin`]: where the client reached us — the absolute base URL every emitted
+//!   URL starts with, and the path prefix a reverse proxy may put in front of ours.
+//!   Precedence: the configured `external_url`; else, only from a trusted proxy,
+//!   `X-Forwarded-Proto/Host/Prefix`; else the `Host` header and the listener's
+//!   scheme.
+//!
+//! Forwarded headers from anyone else are ignored.
 
 use std::net::IpAddr;
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName};
 
 use crate::config::ServiceConfig;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client address lockouts and per-client limits count: the peer, or, when the
+/// peer is one of `service.trusted_proxies`, the nearest `X-Forwarded-For` entry that
+/// is not.
+pub fn client_address(
+    config: &ServiceConfig,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Option<IpAddr> {
+    let trusted = |ip: &IpAddr| config.is_trusted_proxy(ip);
+    let peer = peer?;
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    // Right to left: entries were appended by each proxy in turn, so the ones on the
+    // right are the trustworthy ones; stop at the first that is not ours (the client)
+    // or not an address (everything left of it is whatever the client sent).
+    let entries: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut nearest = None;
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        nearest = Some(ip);
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Some(nearest.unwrap_or(peer))
+}
 
 /// The externally visible origin of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,9 @@
 //! `sources` list names the collections explicitly (a deliberate publication), and
 //! [`warnings`] says when that publication reaches readers the source does not have.
 
-use super::{Access, CollectionConfig, CollectionKind, Problem, ServiceConfig};
+use super::collection::{CollectionConfig, CollectionKind};
+use super::error::Problem;
+use super::model::{Access, Collection};
 
 /// Whether every caller who may read a collection with access `reader` may also read
 /// one with access `source`. Conservative: group membership is not known here, so a
@@ -97,25 +99,18 @@ pub fn resolve(collections: &[CollectionConfig]) -> Vec<Result<Vec<String>, Vec<
         .collect()
 }
 
-/// See [`ServiceConfig::warnings`].
-pub fn warnings(config: &ServiceConfig) -> Vec<Problem> {
+/// See [`ServiceConfig::warnings`](super::ServiceConfig::warnings): `written` are the
+/// collections as configured (for positions), `collections` as validated.
+pub fn warnings(written: &[Collection], collections: &[CollectionConfig]) -> Vec<Problem> {
     let mut out = Vec::new();
-    let position = |id: &str| {
-        config
-            .config
-            .collections
-            .iter()
-            .position(|c| c.id == id)
-            .unwrap_or(0)
-    };
+    let position = |id: &str| written.iter().position(|c| c.id == id).unwrap_or(0);
     let title = |id: &str| {
-        config
-            .collections
+        collections
             .iter()
             .find(|c| c.settings.id == id)
             .map_or(id.to_string(), |c| c.settings.title.clone())
     };
-    for c in &config.collections {
+    for c in collections {
         let at = |field: &str| format!("collections[{}].{field}", position(&c.settings.id));
         if c.is_writable() && c.settings.access.write.is_empty() {
             out.push(Problem {
@@ -133,8 +128,7 @@ pub fn warnings(config: &ServiceConfig) -> Vec<Problem> {
         match &c.settings.sources {
             Some(_) => {
                 for id in &c.sources {
-                    let Some(source) = config.collections.iter().find(|s| &s.settings.id == id)
-                    else {
+                    let Some(source) = collections.iter().find(|s| &s.settings.id == id) else {
                         continue;
                     };
                     if !readers_covered(&source.settings.access, &c.settings.access) {
@@ -150,8 +144,7 @@ pub fn warnings(config: &ServiceConfig) -> Vec<Problem> {
                 }
             }
             None => {
-                let left_out: Vec<String> = config
-                    .collections
+                let left_out: Vec<String> = collections
                     .iter()
                     .filter(|s| s.is_writable() && !c.sources.contains(&s.settings.id))
                     .map(|s| format!("{:?}", title(&s.settings.id)))
@@ -176,6 +169,7 @@ pub fn warnings(config: &ServiceConfig) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ServiceConfig;
 
     fn access(read: &[&str], anonymous: bool) -> Access {
         Access {

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::settings::AuthSettings;
-use crate::listener::settings::ServerSettings;
+use super::auth::AuthSettings;
+use super::server::ServerSettings;
 
 /// The whole service configuration, as read from the config directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,668 @@
+//! Writes, once for both backends: adding objects to a stored collection (and keeping
+//! query views in step) and deleting them. Each backend gives the statements
+//! ([`IngestTx`]) inside its own write transaction; the rules live here.
+//!
+//! Collections are isolated: a version row is shared only by collections posted the
+//! very same bytes, and "latest" is decided per stored collection. Stored collections
+//! hold every version posted to them. A query collection holds the latest version of
+//! each object in each of its sources that matches its query: when a newer version
+//! stops matching (revoked, confidence lowered), the object leaves the view; when it
+//! matches, it replaces the older one with a fresh `date_added`, so pollers see the
+//! update.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::query::{ObjectFacts, Query};
+use crate::stix::timestamp::now_us;
+use crate::store::membership::{Ingested, SizeChanges, VersionRow};
+use crate::store::registry::{Registry, View, ViewState};
+use crate::store::{
+    AddObjects, Clock, Micros, NewObject, Status, StatusDetail, StoreError, ValidObject,
+    VersionMatch,
+};
+
+/// What a query needs of one version: its JSON, the stored collections that hold
+/// those very bytes, and when it entered the store.
+pub(crate) struct Evaluated<'v> {
+    /// The object.
+    pub value: Cow<'v, serde_json::Value>,
+    /// Stored collections holding these bytes, `\n`-terminated ids.
+    pub sources: String,
+    /// When the version entered the store.
+    pub added_us: Micros,
+    /// Its indexed facts.
+    pub row: VersionRow,
+}
+
+/// A version row holding the very bytes being posted.
+pub(crate) struct SameBytes {
+    /// `object_versions.vid`.
+    pub vid: i64,
+    /// Stored collections holding it, `\n`-terminated ids.
+    pub sources: String,
+    /// The version as listed.
+    pub version_us: Micros,
+    /// When it entered the store.
+    pub added_us: Micros,
+}
+
+/// What ingest knows about one posted version before writing it.
+#[derive(Default)]
+pub(crate) struct Probe {
+    /// The stored view already holds this version (an unversioned object: any
+    /// version). Nothing else needs to be known then.
+    pub held: bool,
+    /// The object's latest version in the stored view: `(vid, version_us)`.
+    pub previous: Option<(i64, Micros)>,
+    /// The version row with the very same bytes, if any.
+    pub same_bytes: Option<SameBytes>,
+    /// No version of the object is stored anywhere (a backend that cannot tell at no
+    /// extra cost says `false`): no view holds any of it.
+    pub fresh: bool,
+}
+
+/// One version of an object in a stored view, as a delete request selects it.
+pub(crate) struct HeldVersion {
+    /// `object_versions.vid`.
+    pub vid: i64,
+    /// The version as listed.
+    pub version_us: Micros,
+    /// `spec_version`.
+    pub spec_version: String,
+    /// The object's first version in the view.
+    pub is_first: bool,
+    /// The object's latest version in the view.
+    pub is_last: bool,
+}
+
+/// The statements of one backend's write transaction that ingest and delete use.
+/// SQLite runs them synchronously (see [`run_ready`]); PostgreSQL batches where it can
+/// (each statement is a round trip there).
+pub(crate) trait IngestTx {
+    /// What is known of a version about to be posted to the stored view `view_id`.
+    async fn probe(
+        &self,
+        view_id: i64,
+        object: &ValidObject,
+        version_key: i64,
+        raw: &str,
+    ) -> Result<Probe, StoreError>;
+
+    /// A collection was posted bytes already stored: record it among the row's sources
+    /// (`sources`, already extended), and mark the row latest if `becomes_last`.
+    async fn share_version(
+        &self,
+        vid: i64,
+        sources: &str,
+        becomes_last: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Store a new version row; returns its `vid`.
+    async fn insert_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError>;
+
+    /// Add a version to a view unless it is a member. `view_empty`: the view is known to
+    /// hold nothing of the object (a backend may then skip the flag bookkeeping).
+    async fn insert_entry(
+        &self,
+        sizes: &mut SizeChanges,
+        view_id: i64,
+        row: &VersionRow,
+        date_added: Micros,
+        provisional: bool,
+        view_empty: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Remove a version from a view; returns whether it was a member.
+    async fn remove_entry(
+        &self,
+        sizes: &mut SizeChanges,
+        view_id: i64,
+        vid: i64,
+        stix_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The `date_added` of a version in a view, if it is a member.
+    async fn date_added_in(&self, view_id: i64, vid: i64) -> Result<Option<Micros>, StoreError>;
+
+    /// The latest version of an object in a view.
+    async fn last_in(&self, view_id: i64, stix_id: &str) -> Result<Option<i64>, StoreError>;
+
+    /// The latest version of an object in each of `views` holding it: `(view, vid)`.
+    async fn last_in_each(
+        &self,
+        views: &[i64],
+        stix_id: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError>;
+
+    /// What `views` hold of an object: `(view, vid)`.
+    async fn held_in(&self, views: &[i64], stix_id: &str) -> Result<Vec<(i64, i64)>, StoreError>;
+
+    /// Stored versions, parsed for evaluation.
+    async fn load(&self, vids: &[i64]) -> Result<Vec<Evaluated<'static>>, StoreError>;
+
+    /// Recompute whether a version is its object's latest in some stored view.
+    async fn refresh_latest(&self, vid: i64) -> Result<(), StoreError>;
+
+    /// Every version of an object in a stored view.
+    async fn versions_in(
+        &self,
+        view_id: i64,
+        stix_id: &str,
+    ) -> Result<Vec<HeldVersion>, StoreError>;
+
+    /// The stored collections holding a version row, `\n`-terminated ids.
+    async fn sources_of(&self, vid: i64) -> Result<String, StoreError>;
+
+    /// Record which stored collections still hold a version row.
+    async fn set_sources(&self, vid: i64, sources: &str) -> Result<(), StoreError>;
+
+    /// Drop a version row no stored collection holds any more.
+    async fn delete_version(&self, vid: i64) -> Result<(), StoreError>;
+
+    /// Write the per-view size changes accumulated during the transaction.
+    async fn flush_sizes(&self, sizes: SizeChanges) -> Result<(), StoreError>;
+
+    /// Keep the status resource of an add-objects request.
+    async fn insert_status(
+        &self,
+        status_id: &str,
+        api_root: &str,
+        body: &str,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// A version row about to be stored.
+pub(crate) struct NewVersion<'a> {
+    /// The object.
+    pub object: &'a ValidObject,
+    /// Its version, `-1` when unversioned (the unique key).
+    pub version_key: i64,
+    /// The version as listed.
+    pub version_us: Micros,
+    /// Now.
+    pub added_us: Micros,
+    /// The collection it is posted to, `\n`-terminated.
+    pub sources: &'a str,
+    /// Whether it is its object's latest in some stored view.
+    pub is_latest: bool,
+    /// The exact JSON received.
+    pub raw: &'a str,
+}
+
+/// Where a write goes: the registry and clock of its transaction, and the stored
+/// collection.
+pub(crate) struct Target<'a> {
+    /// The views the transaction fills.
+    pub registry: &'a Registry,
+    /// `date_added` stamps.
+    pub clock: &'a Clock,
+    /// The stored collection's id.
+    pub collection: &'a str,
+    /// Its stored view.
+    pub view_id: i64,
+}
+
+/// Store `request` (received at `request_timestamp`) in the target's stored view, keep
+/// every query view in step and record the status resource; returns it.
+pub(crate) async fn add_objects<T: IngestTx>(
+    tx: &T,
+    target: &Target<'_>,
+    api_root: &str,
+    request: AddObjects,
+    request_timestamp: String,
+) -> Result<Status, StoreError> {
+    let total = (request.objects.len() + request.failures.len()) as u64;
+    let owner = request.owner;
+    let mut out = Ingested {
+        failures: request.failures,
+        ..Default::default()
+    };
+    let mut w = Writer::new(tx, target, SizeChanges::default());
+    for object in request.objects {
+        let version = object.object.version_text();
+        let id = object.object.id.clone();
+        w.store_one(object).await?;
+        out.successes.push(StatusDetail {
+            id,
+            version,
+            message: None,
+        });
+    }
+    tx.flush_sizes(w.sizes).await?;
+    let (status, body) = out.into_status(request_timestamp, total)?;
+    tx.insert_status(&status.id, api_root, &body, &owner)
+        .await?;
+    Ok(status)
+}
+
+/// Delete the versions of `stix_id` a request selects from the target's stored view;
+/// versions no longer in any stored collection leave the store. Returns how many
+/// versions left the collection.
+pub(crate) async fn delete_object<T: IngestTx>(
+    tx: &T,
+    target: &Target<'_>,
+    stix_id: &str,
+    versions: &VersionMatch,
+    spec_versions: &[String],
+) -> Result<u64, StoreError> {
+    let view_id = target.view_id;
+    let doomed: Vec<i64> = tx
+        .versions_in(view_id, stix_id)
+        .await?
+        .into_iter()
+        .filter(|v| selected(v, versions, spec_versions))
+        .map(|v| v.vid)
+        .collect();
+    let mut sizes = SizeChanges::default();
+    let mut removed = 0;
+    let before = tx.last_in(view_id, stix_id).await?;
+    for vid in doomed {
+        if tx.remove_entry(&mut sizes, view_id, vid, stix_id).await? {
+            removed += 1;
+        }
+        let remaining = without(&tx.sources_of(vid).await?, target.collection);
+        if remaining.is_empty() {
+            tx.delete_version(vid).await?;
+        } else {
+            tx.set_sources(vid, &remaining).await?;
+            tx.refresh_latest(vid).await?;
+        }
+    }
+    let after = tx.last_in(view_id, stix_id).await?;
+    if before != after {
+        if let Some(vid) = after {
+            tx.refresh_latest(vid).await?;
+        }
+        let mut w = Writer::new(tx, target, sizes);
+        w.sync_query_views(stix_id, None, false).await?;
+        sizes = w.sizes;
+    }
+    tx.flush_sizes(sizes).await?;
+    Ok(removed)
+}
+
+/// Whether a delete request's `match[version]` and `match[spec_version]` select a version.
+fn selected(v: &HeldVersion, versions: &VersionMatch, spec_versions: &[String]) -> bool {
+    let version_ok = versions.all
+        || (versions.first && v.is_first)
+        || (versions.last && v.is_last)
+        || versions.at.contains(&v.version_us);
+    let spec_ok = spec_versions.is_empty() || spec_versions.contains(&v.spec_version);
+    version_ok && spec_ok
+}
+
+/// A row's sources (`\n`-terminated ids) without `collection`.
+fn without(sources: &str, collection: &str) -> String {
+    sources
+        .split('\n')
+        .filter(|s| !s.is_empty() && *s != collection)
+        .map(|s| format!("{s}\n"))
+        .collect()
+}
+
+/// The `date_added` a version gets when it enters `view`. A building view keeps the
+/// stamp the row has in the view it replaces, so clients see no change for rows both
+/// views hold; rows new to the collection are provisional and get fresh stamps when
+/// the rebuilt view goes live.
+pub(crate) async fn stamp_for<T: IngestTx>(
+    tx: &T,
+    clock: &Clock,
+    view: &View,
+    vid: i64,
+) -> Result<(Micros, bool), StoreError> {
+    Ok(match (view.state, view.replaces) {
+        (ViewState::Building, Some(old)) => match tx.date_added_in(old, vid).await? {
+            Some(kept) => (kept, false),
+            None => (clock.stamp(), true),
+        },
+        _ => (clock.stamp(), false),
+    })
+}
+
+/// One write transaction's context.
+struct Writer<'a, T> {
+    tx: &'a T,
+    target: &'a Target<'a>,
+    sizes: SizeChanges,
+    now: Micros,
+}
+
+impl<'a, T: IngestTx> Writer<'a, T> {
+    fn new(tx: &'a T, target: &'a Target<'a>, sizes: SizeChanges) -> Self {
+        Writer {
+            tx,
+            target,
+            sizes,
+            now: now_us(),
+        }
+    }
+
+    async fn store_one(&mut self, new: NewObject) -> Result<(), StoreError> {
+        let (tx, view_id) = (self.tx, self.target.view_id);
+        let obj = &new.object;
+        let version_key = obj.version.unwrap_or(-1);
+        let probe = tx.probe(view_id, obj, version_key, &new.raw).await?;
+        // A version this collection already holds (an SCO: the object) is a duplicate,
+        // not an error; the first write of a version wins, within its collection only.
+        if probe.held {
+            return Ok(());
+        }
+        let previous = probe.previous;
+        // Whether this version becomes the object's latest in this collection (an
+        // older version arriving late does not).
+        let becomes_last = previous.is_none_or(|(_, v)| obj.version.is_none_or(|k| k > v));
+        let posted = self
+            .store_version(&new, version_key, probe.same_bytes, becomes_last)
+            .await?;
+        let stamp = self.target.clock.stamp();
+        // `previous.is_none()`: the collection holds nothing of the object.
+        tx.insert_entry(
+            &mut self.sizes,
+            view_id,
+            &posted.row,
+            stamp,
+            false,
+            previous.is_none(),
+        )
+        .await?;
+        if !becomes_last {
+            return Ok(()); // no query view changes
+        }
+        if let Some((old, _)) = previous {
+            tx.refresh_latest(old).await?;
+        }
+        self.sync_query_views(&obj.id, Some(posted), probe.fresh)
+            .await
+    }
+
+    /// The version row of a posted object: the one with the very same bytes (now
+    /// shared with this collection), else a new one. A version row is shared only with
+    /// collections posted the very same bytes.
+    async fn store_version<'n>(
+        &mut self,
+        new: &'n NewObject,
+        version_key: i64,
+        same_bytes: Option<SameBytes>,
+        becomes_last: bool,
+    ) -> Result<Evaluated<'n>, StoreError> {
+        let obj = &new.object;
+        let collection = self.target.collection;
+        let (vid, version_us, added_us, sources) = match same_bytes {
+            Some(row) => {
+                let sources = format!("{}{collection}\n", row.sources);
+                self.tx
+                    .share_version(row.vid, &sources, becomes_last)
+                    .await?;
+                (row.vid, row.version_us, row.added_us, sources)
+            }
+            None => {
+                let added_us = self.target.clock.stamp();
+                let version_us = obj.version.unwrap_or(added_us);
+                let sources = format!("{collection}\n");
+                let vid = self
+                    .tx
+                    .insert_version(&NewVersion {
+                        object: obj,
+                        version_key,
+                        version_us,
+                        added_us,
+                        sources: &sources,
+                        is_latest: becomes_last,
+                        raw: &new.raw,
+                    })
+                    .await?;
+                (vid, version_us, added_us, sources)
+            }
+        };
+        Ok(Evaluated {
+            value: Cow::Borrowed(&obj.value),
+            sources,
+            added_us,
+            row: VersionRow {
+                vid,
+                stix_id: obj.id.clone(),
+                kind: obj.kind.clone(),
+                spec_version: obj.spec_version.clone(),
+                version_us,
+            },
+        })
+    }
+
+    /// After the latest version of `stix_id` in the target's stored view changed: make
+    /// every query view drawing from it hold exactly the latest version of the object
+    /// in each of its sources that matches its query, and nothing else of the object.
+    /// `posted`: the version just posted (the new latest), if one was. `fresh`: the
+    /// object was stored nowhere before `posted` (no view holds any of it, no other
+    /// source has it).
+    async fn sync_query_views(
+        &mut self,
+        stix_id: &str,
+        posted: Option<Evaluated<'_>>,
+        fresh: bool,
+    ) -> Result<(), StoreError> {
+        let changed = self.target.view_id;
+        let views: Vec<(View, Arc<Query>)> = self
+            .target
+            .registry
+            .query_views()
+            .filter(|(v, _)| v.draws_from(changed))
+            .map(|(v, q)| (v.clone(), q.clone()))
+            .collect();
+        if views.is_empty() {
+            return Ok(());
+        }
+        if let (true, Some(posted)) = (fresh, &posted) {
+            return self.add_fresh(&views, posted).await;
+        }
+        // The object's latest version in each stored view any of them draws from: in
+        // `changed`, the version just posted (if one was); the others are looked up.
+        let mut latest: HashMap<i64, i64> = HashMap::new();
+        let mut evaluated: HashMap<i64, Evaluated<'_>> = HashMap::new();
+        if let Some(posted) = posted {
+            latest.insert(changed, posted.row.vid);
+            evaluated.insert(posted.row.vid, posted);
+        }
+        let sources = distinct(
+            views
+                .iter()
+                .flat_map(|(v, _)| v.sources.iter().copied())
+                .filter(|s| !latest.contains_key(s)),
+        );
+        if !sources.is_empty() {
+            latest.extend(self.tx.last_in_each(&sources, stix_id).await?);
+        }
+        let missing = distinct(
+            latest
+                .values()
+                .copied()
+                .filter(|vid| !evaluated.contains_key(vid)),
+        );
+        if !missing.is_empty() {
+            for e in self.tx.load(&missing).await? {
+                evaluated.insert(e.row.vid, e);
+            }
+        }
+        // What the views hold of the object now.
+        let view_ids: Vec<i64> = views.iter().map(|(v, _)| v.view_id).collect();
+        let held = self.tx.held_in(&view_ids, stix_id).await?;
+        for (view, query) in &views {
+            let members = self.members(view, query, &latest, &evaluated);
+            let held: Vec<i64> = held
+                .iter()
+                .filter(|(v, _)| *v == view.view_id)
+                .map(|(_, vid)| *vid)
+                .collect();
+            self.make_members(view, stix_id, &held, &members, &evaluated)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A version of an object stored nowhere else enters every query view it matches.
+    async fn add_fresh(
+        &mut self,
+        views: &[(View, Arc<Query>)],
+        posted: &Evaluated<'_>,
+    ) -> Result<(), StoreError> {
+        for (view, query) in views {
+            if self.matches(query, posted) {
+                // Not in the view it replaces either: a new member, provisional while
+                // the view builds.
+                let provisional = view.state == ViewState::Building && view.replaces.is_some();
+                let stamp = self.target.clock.stamp();
+                self.tx
+                    .insert_entry(
+                        &mut self.sizes,
+                        view.view_id,
+                        &posted.row,
+                        stamp,
+                        provisional,
+                        true,
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The versions `view` should hold: the latest in each of its sources, if it matches.
+    fn members(
+        &self,
+        view: &View,
+        query: &Query,
+        latest: &HashMap<i64, i64>,
+        evaluated: &HashMap<i64, Evaluated<'_>>,
+    ) -> Vec<i64> {
+        let mut members: Vec<i64> = Vec::new();
+        for source in &view.sources {
+            let Some(&vid) = latest.get(source) else {
+                continue;
+            };
+            if members.contains(&vid) {
+                continue;
+            }
+            if evaluated.get(&vid).is_some_and(|e| self.matches(query, e)) {
+                members.push(vid);
+            }
+        }
+        members
+    }
+
+    fn matches(&self, query: &Query, e: &Evaluated<'_>) -> bool {
+        let names = self.target.registry.names_of(&e.sources);
+        query.matches(
+            &ObjectFacts {
+                object: &e.value,
+                sources: &names,
+                added_us: e.added_us,
+            },
+            self.now,
+        )
+    }
+
+    /// Make the versions of `stix_id` in `view` exactly `members` (it holds `held`).
+    async fn make_members(
+        &mut self,
+        view: &View,
+        stix_id: &str,
+        held: &[i64],
+        members: &[i64],
+        evaluated: &HashMap<i64, Evaluated<'_>>,
+    ) -> Result<(), StoreError> {
+        for vid in held.iter().filter(|v| !members.contains(v)) {
+            self.tx
+                .remove_entry(&mut self.sizes, view.view_id, *vid, stix_id)
+                .await?;
+        }
+        // Whether the view holds nothing of the object before the next insert.
+        let mut empty = !held.iter().any(|v| members.contains(v));
+        for vid in members.iter().filter(|v| !held.contains(v)) {
+            let row = &evaluated[vid].row;
+            let (stamp, provisional) = stamp_for(self.tx, self.target.clock, view, *vid).await?;
+            self.tx
+                .insert_entry(
+                    &mut self.sizes,
+                    view.view_id,
+                    row,
+                    stamp,
+                    provisional,
+                    empty,
+                )
+                .await?;
+            empty = false;
+        }
+        Ok(())
+    }
+}
+
+/// The distinct ids, sorted.
+fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Run a future whose every await completes at once: the flow above over the SQLite
+/// statements, which are synchronous (it runs on a blocking thread, never on the async
+/// runtime).
+pub(crate) fn run_ready<F: Future>(work: F) -> Result<F::Output, StoreError> {
+    let mut work = std::pin::pin!(work);
+    match work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => Ok(out),
+        Poll::Pending => Err(StoreError::Database(
+            "a synchronous store operation did not complete".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(version_us: Micros, spec: &str, first: bool, last: bool) -> HeldVersion {
+        HeldVersion {
+            vid: 1,
+            version_us,
+            spec_version: spec.into(),
+            is_first: first,
+            is_last: last,
+        }
+    }
+
+    #[test]
+    fn a_delete_selects_by_version_and_spec_version() {
+        let spec = |s: &str| vec![s.to_string()];
+        let middle = held(5, "2.1", false, false);
+        assert!(selected(&middle, &VersionMatch::all(), &[]));
+        assert!(!selected(&middle, &VersionMatch::last(), &[]));
+        assert!(selected(
+            &held(5, "2.1", false, true),
+            &VersionMatch::last(),
+            &[]
+        ));
+        let at = VersionMatch {
+            at: vec![5],
+            ..Default::default()
+        };
+        assert!(selected(&middle, &at, &spec("2.1")));
+        assert!(!selected(&middle, &at, &spec("2.0")));
+    }
+
+    #[test]
+    fn a_deleted_collection_leaves_the_other_sources() {
+        assert_eq!(without("a\nb\nc\n", "b"), "a\nc\n");
+        assert_eq!(without("b\n", "b"), "");
+    }
+
+    #[test]
+    fn a_ready_future_runs_and_a_pending_one_is_an_error() {
+        assert_eq!(run_ready(async { 7 }).ok(), Some(7));
+        assert!(run_ready(std::future::pending::<()>()).is_err());
+    }
+}
