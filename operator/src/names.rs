@@ -47,6 +47,16 @@ pub fn selector_labels(service: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// The pods' label selector as a string (`status.selector`, for the `scale`
+/// subresource).
+pub fn selector(service: &str) -> String {
+    selector_labels(service)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Labels of every rendered object.
 pub fn labels(service: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(service);

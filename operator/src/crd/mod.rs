@@ -6,10 +6,11 @@ mod service;
 
 pub use collection::{AccessSpec, TaxiiCollection, TaxiiCollectionSpec, TaxiiCollectionStatus};
 pub use service::{
-    ApiRootSpec, AuthSpec, ClientCaSpec, ClientCertUser, Endpoints, IngressSpec, LimitsSpec,
-    PostgresSpec, PostgresTlsMode, PullPolicy, ServiceExposure, ServiceNetworkPolicy, ServiceType,
-    StorageSpec, StorageType, TaxiiService, TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion,
-    TlsSpec, UserSpec, MONITORING_NAMESPACE_LABEL,
+    ApiRootSpec, AuthSpec, ClientCaSpec, ClientCertUser, Endpoints, GatewayParentRef,
+    GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, MonitoringSpec, PostgresSpec,
+    PostgresTlsMode, PullPolicy, ServiceExposure, ServiceNetworkPolicy, ServiceType, StorageSpec,
+    StorageType, TaxiiService, TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion, TlsSpec,
+    UserSpec, MONITORING_NAMESPACE_LABEL,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -26,6 +28,11 @@ use serde::{Deserialize, Serialize};
     category = "taxiway",
     namespaced,
     status = "TaxiiServiceStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     doc = "A TAXII 2.x server: discovery, API roots, users, TLS, storage and exposure.",
     printcolumn(name = "Versions", type_ = "string", json_path = ".spec.versions"),
     printcolumn(
@@ -113,12 +120,53 @@ pub struct TaxiiServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema::resources")]
     pub resources: Option<ResourceRequirements>,
+    /// Node labels a server pod's node must have (the pod's `nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the server pods tolerate (the pod's `tolerations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod (anti-)affinity of the server pods (the pod's `affinity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How the server pods spread over zones or nodes (the pod's
+    /// `topologySpreadConstraints`; select the pods with `app.kubernetes.io/instance:
+    /// <name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Extra annotations of the server pods (e.g. for a service mesh); the operator's
+    /// own (`prometheus.io/*`, `taxiway.dev/*`) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Extra labels of the server pods; the operator's own (`app.kubernetes.io/name`,
+    /// `instance`, `component`, `taxiway.dev/*`) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// PriorityClass of the server pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Secrets (type `kubernetes.io/dockerconfigjson`, this namespace) to pull the
+    /// image with, e.g. from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// ServiceAccount the server pods run as (the namespace's `default` when unset).
+    /// Its token is not mounted: the server never calls the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
     /// The Kubernetes Service in front of the server.
     #[serde(default)]
     pub service: ServiceExposure,
     /// An optional Ingress routing a host to the Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// An optional Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`) attaching
+    /// the Service to a Gateway; needs the Gateway API CRDs in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
+    /// prometheus-operator objects for the server pods (a `PodMonitor`, a
+    /// `PrometheusRule` with alerts); needs the `monitoring.coreos.com` CRDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
     /// An optional NetworkPolicy around the server pods: the TAXII port open only to
     /// `from`, the admin port (metrics) only to `metricsFrom`, every other port closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -488,6 +536,81 @@ fn default_ingress_path() -> String {
     "/".into()
 }
 
+/// An `HTTPRoute` routing `hostnames` (and `path`) from a Gateway to the Service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The Gateways (or listeners of one, by `sectionName`) the route attaches to.
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<GatewayParentRef>,
+    /// Host names the route matches; the first is the external URL's host (unless
+    /// `externalUrl` or an Ingress sets it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub hostnames: Vec<String>,
+    /// Path prefix routed to the server (not rewritten: the server serves under it).
+    #[serde(default = "default_ingress_path")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// Scheme clients use through the Gateway's listener (`https` when the listener
+    /// terminates TLS, the default), for the URLs in discovery.
+    #[serde(default)]
+    pub scheme: GatewayScheme,
+    /// Annotations of the HTTPRoute.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Gateway the route attaches to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayParentRef {
+    /// The Gateway's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The Gateway's namespace; this namespace when unset (the Gateway's listener must
+    /// allow routes from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// One listener of the Gateway, by name; every listener when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+}
+
+/// The scheme of the Gateway's listener.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayScheme {
+    /// The listener terminates TLS.
+    #[default]
+    Https,
+    /// Plain HTTP.
+    Http,
+}
+
+/// prometheus-operator objects (`monitoring.coreos.com/v1`) for the server pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Render a `PodMonitor` scraping the server pods' admin port (`/metrics`);
+    /// `false` deletes it.
+    #[serde(default)]
+    pub pod_monitor: bool,
+    /// Render a `PrometheusRule` with alerts for this service (server down, pods not
+    /// ready, server errors, refused sign-ins, failed reloads, limited requests);
+    /// `false` deletes it.
+    #[serde(default)]
+    pub prometheus_rule: bool,
+    /// Scrape interval (e.g. `30s`); Prometheus' default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub interval: Option<String>,
+    /// Extra labels of the PodMonitor and the PrometheusRule, for your Prometheus'
+    /// `podMonitorSelector` and `ruleSelector` (e.g. `release: prometheus`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// The namespace label that marks where Prometheus runs: the admin port's default
 /// allowed source (`metricsFrom`).
 pub const MONITORING_NAMESPACE_LABEL: &str = "taxiway.dev/monitoring";
@@ -531,6 +654,13 @@ pub struct TaxiiServiceStatus {
     /// Users who can sign in (valid Secrets, not disabled).
     #[serde(default)]
     pub users: i32,
+    /// Server pods running (the Deployment's `status.replicas`; the `scale`
+    /// subresource's current replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Label selector of the server pods (for the `scale` subresource, e.g. an HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// Everything wrong with the spec or what it references, one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,

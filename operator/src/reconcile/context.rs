@@ -2,17 +2,23 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
+use super::service::build::{
+    GATEWAY_GROUP, HTTP_ROUTE_VERSION, MONITORING_GROUP, MONITORING_VERSION,
+};
 use super::service::inputs::Settings;
 use crate::crd::{TaxiiCollection, TaxiiService};
 use crate::credentials::Argon2Hasher;
 use crate::metrics::Metrics;
+
+/// How long an optional API found missing is not looked for again.
+const REDISCOVER: Duration = Duration::from_secs(20);
 
 /// Longest wait before a failed reconcile is retried.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -38,6 +44,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// PodDisruptionBudgets as the cluster serves them, once discovered.
     disruption_budgets: Mutex<Option<ApiResource>>,
+    /// Optional APIs (Gateway API, prometheus-operator) by kind: once discovered, or
+    /// when they were last found missing.
+    optional: Mutex<HashMap<&'static str, Discovered>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -60,6 +69,7 @@ impl Context {
             recorder,
             metrics,
             disruption_budgets: Mutex::new(None),
+            optional: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -87,6 +97,68 @@ impl Context {
         None
     }
 
+    /// Gateway API `HTTPRoute`s (`gateway.networking.k8s.io/v1`) when the cluster
+    /// serves them: discovered on first use; while missing, looked for again at most
+    /// every 20 seconds (so installing the CRDs needs no operator restart).
+    pub async fn http_routes(&self) -> Option<ApiResource> {
+        self.optional_api(GATEWAY_GROUP, HTTP_ROUTE_VERSION, "HTTPRoute")
+            .await
+    }
+
+    /// prometheus-operator `PodMonitor`s (`monitoring.coreos.com/v1`), found as
+    /// [`Context::http_routes`] are.
+    pub async fn pod_monitors(&self) -> Option<ApiResource> {
+        self.optional_api(MONITORING_GROUP, MONITORING_VERSION, "PodMonitor")
+            .await
+    }
+
+    /// prometheus-operator `PrometheusRule`s (`monitoring.coreos.com/v1`), found as
+    /// [`Context::http_routes`] are.
+    pub async fn prometheus_rules(&self) -> Option<ApiResource> {
+        self.optional_api(MONITORING_GROUP, MONITORING_VERSION, "PrometheusRule")
+            .await
+    }
+
+    async fn optional_api(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &'static str,
+    ) -> Option<ApiResource> {
+        let now = Instant::now();
+        if let Ok(known) = self.optional.lock() {
+            if let Some(known) = known.get(kind) {
+                if known.resource.is_some() {
+                    return known.resource.clone();
+                }
+                if known
+                    .missing_since
+                    .is_some_and(|t| now.duration_since(t) < REDISCOVER)
+                {
+                    return None;
+                }
+            }
+        }
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let found = match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, _)) => Some(resource),
+            Err(e) => {
+                tracing::debug!(group, version, kind, error = %e, "optional API not served");
+                None
+            }
+        };
+        if let Ok(mut known) = self.optional.lock() {
+            known.insert(
+                kind,
+                Discovered {
+                    resource: found.clone(),
+                    missing_since: found.is_none().then_some(now),
+                },
+            );
+        }
+        found
+    }
+
     /// The delay before retrying `object` after another failure: 1 s, doubling, at most
     /// five minutes.
     pub fn backoff(&self, object: &DynamicObject) -> Duration {
@@ -107,6 +179,13 @@ impl Context {
             failures.remove(&key(object));
         }
     }
+}
+
+/// An optional API: its resource once found, else when it was last found missing.
+#[derive(Default)]
+struct Discovered {
+    resource: Option<ApiResource>,
+    missing_since: Option<Instant>,
 }
 
 fn key(object: &DynamicObject) -> String {

@@ -94,6 +94,37 @@ pub(super) async fn apply_all(
             }
         }
     }
+    let workload = names::workload(&service.name_any());
+    let optional = [
+        ("HTTPRoute", &desired.http_route),
+        ("PodMonitor", &desired.pod_monitor),
+        ("PrometheusRule", &desired.prometheus_rule),
+    ];
+    for (kind, object) in optional {
+        if matches!(object, Optional::Unchanged) {
+            continue;
+        }
+        // Not served: nothing of this kind can exist (a wanted one is reported).
+        let resource = match kind {
+            "HTTPRoute" => ctx.http_routes().await,
+            "PodMonitor" => ctx.pod_monitors().await,
+            _ => ctx.prometheus_rules().await,
+        };
+        let Some(resource) = resource else { continue };
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource);
+        match object {
+            Optional::Wanted(object) => {
+                let applied = apply_as(&api, object, owner_uid, &resource).await?.0;
+                changes.push((kind, object.name_any(), applied));
+            }
+            Optional::Unwanted => {
+                if delete_owned(&api, &workload, owner_uid).await? {
+                    changes.push((kind, workload.clone(), Applied::Deleted));
+                }
+            }
+            Optional::Unchanged => {}
+        }
+    }
     if let Some(resource) = &ctx.disruption_budgets().await {
         let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
         let name = names::workload(&service.name_any());

@@ -37,6 +37,10 @@ pub const CONTROLLER: &str = "taxiiservice";
 /// How often a healthy service is reconciled anyway (it writes nothing if unchanged).
 const RESYNC: Duration = Duration::from_secs(300);
 
+/// How soon a service waiting for an API the cluster does not serve yet (e.g. the
+/// Gateway API CRDs) looks again.
+const API_RECHECK: Duration = Duration::from_secs(30);
+
 /// Reconcile one TaxiiService.
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -74,7 +78,20 @@ async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let inputs = inputs::dereference(&ctx.client, service, &ctx.collections).await?;
-    let validated = validate::validate(&inputs, &ctx.settings);
+    let mut validated = validate::validate(&inputs, &ctx.settings);
+    if inputs.service.spec.gateway.is_some() && ctx.http_routes().await.is_none() {
+        validate::gateway_api_unavailable(&inputs.service, &mut validated);
+    }
+    if let Some(monitoring) = &inputs.service.spec.monitoring {
+        let mut unserved = vec![];
+        if monitoring.pod_monitor && ctx.pod_monitors().await.is_none() {
+            unserved.push("PodMonitor");
+        }
+        if monitoring.prometheus_rule && ctx.prometheus_rules().await.is_none() {
+            unserved.push("PrometheusRule");
+        }
+        validate::monitoring_api_unavailable(&unserved, &mut validated);
+    }
     if validated.rejected {
         // Nothing is rendered, hashed or changed; what runs keeps running.
         let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
@@ -135,5 +152,6 @@ async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
     )
     .await?;
     report_collections(ctx, &inputs, &namespace, &validated).await?;
-    applied.map(|_| Action::requeue(RESYNC))
+    let waiting_for_api = validated.waits_for_api();
+    applied.map(|_| Action::requeue(if waiting_for_api { API_RECHECK } else { RESYNC }))
 }

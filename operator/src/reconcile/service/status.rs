@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use super::validate::Validated;
 use crate::conditions::{self, Status, Wanted};
 use crate::crd::{Endpoints, TaxiiService, TaxiiServiceStatus, TaxiiVersion};
+use crate::names;
 
 /// Condition types of a TaxiiService.
 pub const READY: &str = "Ready";
@@ -151,6 +152,8 @@ pub fn service_status(
                 .count(),
         )
         .unwrap_or(i32::MAX),
+        replicas: deployment.map(|d| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)),
+        selector: Some(names::selector(&service.name_any())),
         problems: validated
             .problems
             .iter()

@@ -120,7 +120,7 @@ pub fn replicas(env: &Env) -> BoxFuture<'_, Result<()>> {
     })
 }
 
-/// An object the schema accepts but the operator cannot read (replicas beyond int32)
+/// An object the schema accepts but the operator cannot read (a count beyond u32)
 /// is reported on its status, its collections say why they wait, and the watch goes on:
 /// a service created afterwards is rendered.
 pub fn malformed(env: &Env) -> BoxFuture<'_, Result<()>> {
@@ -133,7 +133,9 @@ pub fn malformed(env: &Env) -> BoxFuture<'_, Result<()>> {
             name: NS.into(),
         };
         let mut spec = minimal();
-        spec["replicas"] = json!(3_000_000_000u64);
+        // Beyond u32: the schema's `format: uint32` is not enforced by the API server.
+        // (Not `replicas`: the scale subresource makes the API server bound it to int32.)
+        spec["auth"] = json!({"maxFailuresPerUser": 5_000_000_000u64});
         apply(client, taxii_service(NS, "unreadable", spec)).await?;
         apply(
             client,
@@ -159,7 +161,7 @@ pub fn malformed(env: &Env) -> BoxFuture<'_, Result<()>> {
             Ok(condition(&status.conditions, "Degraded")?.message.clone())
         })
         .await?;
-        ensure!(degraded.contains("3000000000"), "{degraded}");
+        ensure!(degraded.contains("5000000000"), "{degraded}");
         ns.collection_status_where("of-unreadable", "ServiceInvalid", |c| {
             let st = c.status.clone().unwrap_or_default();
             expect_condition(&st.conditions, "Accepted", "False", "ServiceInvalid")

@@ -3,7 +3,10 @@
 mod availability;
 mod data_path;
 mod examples;
+mod gateway;
 mod lifecycle;
+mod monitoring;
+mod placement;
 mod render;
 mod setup;
 mod trust;
@@ -79,6 +82,22 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "lifecycle: several replicas on PostgreSQL",
             lifecycle::postgres_replicas,
+        ),
+        (
+            "gateway: spec.gateway renders an HTTPRoute once the Gateway API is served",
+            gateway::http_route,
+        ),
+        (
+            "monitoring: spec.monitoring renders a PodMonitor and a PrometheusRule once served",
+            monitoring::pod_monitor_and_rules,
+        ),
+        (
+            "placement: pod placement and identity reach the pods",
+            placement::settings_reach_the_pods,
+        ),
+        (
+            "placement: the scale subresource scales the Deployment",
+            placement::scale_subresource,
         ),
         (
             "lifecycle: a PodDisruptionBudget deleted or edited by hand is restored at once",

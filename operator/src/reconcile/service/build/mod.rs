@@ -2,6 +2,7 @@
 
 mod config;
 mod disruption;
+mod monitoring;
 mod network;
 mod storage;
 mod workload;
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Servi
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::core::DynamicObject;
 use kube::{Resource, ResourceExt};
 
 use super::inputs::Settings;
@@ -19,6 +21,8 @@ use crate::crd::{StorageType, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
 
+pub use monitoring::{MONITORING_GROUP, MONITORING_VERSION};
+pub use network::{GATEWAY_GROUP, HTTP_ROUTE_VERSION};
 pub use workload::{
     ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATABASE_CA_DIR, DATABASE_DIR, DATA_DIR, TAXII_PORT,
     TLS_DIR,
@@ -30,6 +34,14 @@ pub enum BuildError {
     /// The TaxiiService lacks a field every stored object has.
     #[error("the TaxiiService has no {0}")]
     Missing(&'static str),
+    /// An object could not be rendered.
+    #[error("cannot render the {kind}: {message}")]
+    Object {
+        /// Which kind.
+        kind: &'static str,
+        /// Why.
+        message: String,
+    },
     /// A file could not be rendered.
     #[error("cannot render {file}: {message}")]
     Render {
@@ -60,6 +72,12 @@ pub struct Desired {
     pub disruption_budget: Option<PodDisruptionBudget>,
     /// The NetworkPolicy of `spec.networkPolicy`.
     pub network_policy: Optional<NetworkPolicy>,
+    /// The Gateway API `HTTPRoute` of `spec.gateway`.
+    pub http_route: Optional<DynamicObject>,
+    /// The prometheus-operator `PodMonitor` of `spec.monitoring`.
+    pub pod_monitor: Optional<DynamicObject>,
+    /// The prometheus-operator `PrometheusRule` of `spec.monitoring`.
+    pub prometheus_rule: Optional<DynamicObject>,
 }
 
 /// What becomes of an object the spec may or may not ask for.
@@ -113,7 +131,32 @@ pub fn build(
         )?),
         None => None,
     };
+    let render_error = |kind: &'static str| {
+        move |e: serde_json::Error| BuildError::Object {
+            kind,
+            message: e.to_string(),
+        }
+    };
+    let monitoring = service.spec.monitoring.as_ref();
+    let pod_monitor = match monitoring.filter(|m| m.pod_monitor) {
+        None => Optional::Unwanted,
+        Some(_) if validated.monitoring_unrenderable() => Optional::Unchanged,
+        Some(m) => Optional::Wanted(
+            monitoring::pod_monitor(meta(names::workload(&name)), &name, m)
+                .map_err(render_error("PodMonitor"))?,
+        ),
+    };
+    let prometheus_rule = match monitoring.filter(|m| m.prometheus_rule) {
+        None => Optional::Unwanted,
+        Some(_) if validated.monitoring_unrenderable() => Optional::Unchanged,
+        Some(m) => Optional::Wanted(
+            monitoring::prometheus_rule(meta(names::workload(&name)), &namespace, &name, m)
+                .map_err(render_error("PrometheusRule"))?,
+        ),
+    };
     Ok(Desired {
+        pod_monitor,
+        prometheus_rule,
         config_map,
         credentials: config::credentials_secret(
             meta(names::credentials_secret(&name)),
@@ -147,6 +190,17 @@ pub fn build(
                 &name,
                 policy,
             )),
+        },
+        http_route: match &service.spec.gateway {
+            None => Optional::Unwanted,
+            Some(_) if validated.gateway_unrenderable() => Optional::Unchanged,
+            Some(gateway) => Optional::Wanted(
+                network::http_route(meta(names::workload(&name)), &name, gateway, validated.port)
+                    .map_err(|e| BuildError::Object {
+                    kind: "HTTPRoute",
+                    message: e.to_string(),
+                })?,
+            ),
         },
     })
 }

@@ -1,5 +1,5 @@
-//! The Service in front of the server pods, the optional Ingress and the optional
-//! NetworkPolicy.
+//! The Service in front of the server pods, the optional Ingress, Gateway API
+//! `HTTPRoute` and NetworkPolicy.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use std::collections::BTreeMap;
@@ -12,11 +12,15 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::DynamicObject;
 use kube::ResourceExt;
+use serde_json::{json, Value};
 
 use super::super::validate::Validated;
 use super::workload::{ADMIN_PORT, TAXII_PORT};
-use crate::crd::{IngressSpec, ServiceNetworkPolicy, TaxiiService, MONITORING_NAMESPACE_LABEL};
+use crate::crd::{
+    GatewaySpec, IngressSpec, ServiceNetworkPolicy, TaxiiService, MONITORING_NAMESPACE_LABEL,
+};
 use crate::names;
 
 /// Name of the TAXII port on the pod and the Service.
@@ -85,6 +89,65 @@ pub fn ingress(mut meta: ObjectMeta, service_name: &str, spec: &IngressSpec) -> 
         }),
         ..Ingress::default()
     }
+}
+
+/// The Gateway API group.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+/// The `HTTPRoute` version rendered.
+pub const HTTP_ROUTE_VERSION: &str = "v1";
+
+/// The `HTTPRoute` attaching the Service's TAXII port to the Gateways of `spec`:
+/// `hostnames`, and one rule matching the path prefix (not rewritten, as with the
+/// Ingress: the server serves under the prefix of its external URL). The backend's
+/// `group` is left to its default (`""`, the core group): an explicit empty string
+/// is refused by some API servers' server-side apply.
+pub fn http_route(
+    mut meta: ObjectMeta,
+    service_name: &str,
+    spec: &GatewaySpec,
+    port: i32,
+) -> Result<DynamicObject, serde_json::Error> {
+    if !spec.annotations.is_empty() {
+        meta.annotations = Some(spec.annotations.clone());
+    }
+    let parent_refs: Vec<Value> = spec
+        .parent_refs
+        .iter()
+        .map(|parent| {
+            let mut reference = json!({
+                "group": GATEWAY_GROUP,
+                "kind": "Gateway",
+                "name": parent.name,
+            });
+            if let Some(namespace) = &parent.namespace {
+                reference["namespace"] = json!(namespace);
+            }
+            if let Some(section) = &parent.section_name {
+                reference["sectionName"] = json!(section);
+            }
+            reference
+        })
+        .collect();
+    let mut route_spec = json!({
+        "parentRefs": parent_refs,
+        "rules": [{
+            "matches": [{"path": {"type": "PathPrefix", "value": spec.path}}],
+            "backendRefs": [{
+                "kind": "Service",
+                "name": names::workload(service_name),
+                "port": port,
+            }],
+        }],
+    });
+    if !spec.hostnames.is_empty() {
+        route_spec["hostnames"] = json!(spec.hostnames);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": format!("{GATEWAY_GROUP}/{HTTP_ROUTE_VERSION}"),
+        "kind": "HTTPRoute",
+        "metadata": meta,
+        "spec": route_spec,
+    }))
 }
 
 /// The NetworkPolicy of the server pods: ingress only, the TAXII port from

@@ -6,7 +6,7 @@ use super::*;
 use crate::credentials::{hash_users, Argon2Hasher, FILE_NAME};
 use crate::reconcile::service::fixtures;
 use crate::reconcile::service::inputs::Inputs;
-use crate::reconcile::service::validate::validate;
+use crate::reconcile::service::validate::{validate, ProblemKind};
 
 fn desired_with(
     inputs: &Inputs,
@@ -745,4 +745,434 @@ fn a_network_policy_switched_off_is_unwanted_and_an_invalid_one_unchanged() {
     })));
     assert_eq!(invalid.network_policy, Optional::Unchanged);
     assert!(invalid.config_map.is_some(), "everything else is rendered");
+}
+
+fn with_pod_settings(settings: serde_json::Value) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    for (key, value) in settings.as_object().expect("an object") {
+        spec[key] = value.clone();
+    }
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+fn template_meta(d: &Desired) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    d.deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .expect("template metadata")
+}
+
+#[test]
+fn placement_and_identity_reach_the_pod_template() {
+    let inputs = with_pod_settings(json!({
+        "nodeSelector": {"kubernetes.io/os": "linux", "node-role.example.com/intel": ""},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "intel", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100,
+            "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "feeds"}}
+            }
+        }]}},
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "feeds"}}
+        }],
+        "podAnnotations": {"sidecar.istio.io/inject": "true"},
+        "podLabels": {"team": "soc"},
+        "priorityClassName": "intel-critical",
+        "imagePullSecrets": [{"name": "registry-creds"}],
+        "serviceAccountName": "taxii-server"
+    }));
+    let validated = validate(&inputs, &Settings::default());
+    assert!(validated.problems.is_empty(), "{:?}", validated.problems);
+    let d = desired(&inputs);
+    let pod = serde_json::to_value(pod(&d)).expect("serialises");
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({"kubernetes.io/os": "linux", "node-role.example.com/intel": ""})
+    );
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "intel", "effect": "NoSchedule"}])
+    );
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+            ["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(pod["priorityClassName"], "intel-critical");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry-creds"}]));
+    assert_eq!(pod["serviceAccountName"], "taxii-server");
+    // The server never calls the API: no token, whichever account it runs as.
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let meta = template_meta(&d);
+    let labels = meta.labels.as_ref().expect("labels");
+    assert_eq!(labels["team"], "soc");
+    assert_eq!(labels["app.kubernetes.io/instance"], "feeds");
+    let annotations = meta.annotations.as_ref().expect("annotations");
+    assert_eq!(annotations["sidecar.istio.io/inject"], "true");
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+}
+
+#[test]
+fn without_pod_settings_the_pod_template_has_none() {
+    let d = desired(&fixtures::inputs(vec![]));
+    let pod = serde_json::to_value(pod(&d)).expect("serialises");
+    for field in [
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "topologySpreadConstraints",
+        "priorityClassName",
+        "imagePullSecrets",
+        "serviceAccountName",
+    ] {
+        assert!(pod.get(field).is_none(), "{field}: {}", pod[field]);
+    }
+}
+
+#[test]
+fn pod_settings_cannot_take_the_operators_keys_and_invalid_ones_are_left_out() {
+    let inputs = with_pod_settings(json!({
+        "podLabels": {
+            "app.kubernetes.io/instance": "other",
+            "app.kubernetes.io/name": "other",
+            "taxiway.dev/x": "y",
+            "bad key": "v",
+            "tier": "not a value",
+            "team": "soc"
+        },
+        "podAnnotations": {"prometheus.io/port": "1", "taxiway.dev/server-settings": "x", "ok.example/a": "b"},
+        "nodeSelector": {"zone": "a b"},
+        "priorityClassName": "Not_A_Name",
+        "serviceAccountName": "UPPER",
+        "imagePullSecrets": [{"name": ""}, {"name": "good"}]
+    }));
+    let validated = validate(&inputs, &Settings::default());
+    let problems: Vec<&str> = validated
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::InvalidPodSettings)
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(problems.len(), 11, "{problems:#?}");
+    for field in [
+        "spec.podLabels[\"app.kubernetes.io/instance\"]",
+        "spec.podLabels[\"bad key\"]",
+        "spec.podAnnotations[\"prometheus.io/port\"]",
+        "spec.nodeSelector[\"zone\"]",
+        "spec.priorityClassName",
+        "spec.serviceAccountName",
+        "spec.imagePullSecrets[0].name",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(field)),
+            "{field} in {problems:#?}"
+        );
+    }
+    let d = desired(&inputs);
+    let meta = template_meta(&d);
+    let labels = meta.labels.as_ref().expect("labels");
+    assert_eq!(labels["app.kubernetes.io/instance"], "feeds");
+    assert_eq!(labels["app.kubernetes.io/name"], "taxiway-server");
+    assert_eq!(labels["team"], "soc");
+    assert!(!labels.contains_key("tier") && !labels.contains_key("taxiway.dev/x"));
+    // The selector still selects the pods.
+    let selector = d
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .expect("selector");
+    assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let annotations = meta.annotations.as_ref().expect("annotations");
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+    assert_eq!(annotations["ok.example/a"], "b");
+    assert!(!annotations.contains_key("taxiway.dev/server-settings"));
+    let pod = pod(&d);
+    assert_eq!(pod.node_selector, None);
+    assert_eq!(pod.priority_class_name, None);
+    assert_eq!(pod.service_account_name, None);
+    let secrets = pod.image_pull_secrets.as_ref().expect("secrets");
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].name, "good");
+}
+
+#[test]
+fn a_pod_setting_change_rolls_the_pods() {
+    let template = |settings: serde_json::Value| {
+        serde_json::to_value(
+            desired(&with_pod_settings(settings))
+                .deployment
+                .spec
+                .expect("spec")
+                .template,
+        )
+        .expect("serialises")
+    };
+    let plain = template(json!({}));
+    for settings in [
+        json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}]}),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+        json!({"podAnnotations": {"mesh.example/inject": "true"}}),
+        json!({"podLabels": {"team": "soc"}}),
+        json!({"serviceAccountName": "taxii"}),
+    ] {
+        assert_ne!(template(settings.clone()), plain, "{settings}");
+    }
+}
+
+fn with_gateway(gateway: serde_json::Value, ingress: bool) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    if !ingress {
+        spec.as_object_mut().expect("object").remove("ingress");
+    }
+    spec["gateway"] = gateway;
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+#[test]
+fn the_gateway_renders_an_http_route_to_the_service() {
+    let inputs = with_gateway(
+        json!({
+            "parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}],
+            "hostnames": ["taxii.example.com"],
+            "path": "/intel",
+            "annotations": {"example.com/team": "soc"}
+        }),
+        false,
+    );
+    let validated = validate(&inputs, &Settings::default());
+    assert!(validated.problems.is_empty(), "{:?}", validated.problems);
+    assert_eq!(
+        validated.urls.external.as_deref(),
+        Some("https://taxii.example.com/intel")
+    );
+    let d = desired(&inputs);
+    let route = d.http_route.wanted().expect("an HTTPRoute");
+    let route = serde_json::to_value(route).expect("serialises");
+    assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(route["kind"], "HTTPRoute");
+    assert_eq!(route["metadata"]["name"], "feeds");
+    assert_eq!(
+        route["metadata"]["ownerReferences"][0]["kind"],
+        "TaxiiService"
+    );
+    assert_eq!(
+        route["metadata"]["annotations"],
+        json!({"example.com/team": "soc"})
+    );
+    assert_eq!(
+        route["spec"],
+        json!({
+            "parentRefs": [{
+                "group": "gateway.networking.k8s.io", "kind": "Gateway",
+                "name": "public", "namespace": "gateways", "sectionName": "https"
+            }],
+            "hostnames": ["taxii.example.com"],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/intel"}}],
+                "backendRefs": [{"kind": "Service", "name": "feeds", "port": 443}]
+            }]
+        })
+    );
+    // The server is told the prefix, as with an Ingress.
+    assert!(config_text(&d).contains("https://taxii.example.com/intel"));
+}
+
+#[test]
+fn the_gateways_url_follows_its_scheme_and_yields_to_the_ingress_and_external_url() {
+    let url = |gateway: serde_json::Value, ingress: bool| {
+        validate(&with_gateway(gateway, ingress), &Settings::default())
+            .urls
+            .external
+    };
+    let parent = json!([{"name": "public"}]);
+    assert_eq!(
+        url(
+            json!({"parentRefs": parent, "hostnames": ["a.example"], "scheme": "http"}),
+            false
+        )
+        .as_deref(),
+        Some("http://a.example")
+    );
+    assert_eq!(
+        url(
+            json!({"parentRefs": parent, "hostnames": ["a.example"]}),
+            true
+        )
+        .as_deref(),
+        Some("https://taxii.example.com")
+    );
+    // No host name: URLs follow the request's Host, as without an Ingress.
+    assert_eq!(url(json!({"parentRefs": parent}), false), None);
+}
+
+#[test]
+fn no_gateway_is_unwanted_and_an_invalid_or_unserved_one_unchanged() {
+    let d = desired(&fixtures::inputs(vec![]));
+    assert_eq!(d.http_route, Optional::Unwanted);
+
+    let inputs = with_gateway(
+        json!({"parentRefs": [{"name": "Public_GW"}], "hostnames": ["*.example.com", "UPPER"]}),
+        false,
+    );
+    let validated = validate(&inputs, &Settings::default());
+    let problems: Vec<&str> = validated
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::InvalidGateway)
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("spec.gateway.parentRefs[0].name"));
+    assert!(problems[1].contains("wildcard"));
+    assert!(problems[2].starts_with("spec.gateway.hostnames[1]"));
+    assert_eq!(desired(&inputs).http_route, Optional::Unchanged);
+
+    let inputs = with_gateway(json!({"parentRefs": [{"name": "public"}]}), false);
+    let settings = Settings::default();
+    let mut validated = validate(&inputs, &settings);
+    crate::reconcile::service::validate::gateway_api_unavailable(&inputs.service, &mut validated);
+    assert_eq!(validated.problems.len(), 1);
+    assert_eq!(validated.problems[0].kind.reason(), "GatewayAPIUnavailable");
+    assert!(validated.problems[0].message.contains("Gateway API CRDs"));
+    let credentials = hash_users(&validated.users, None, &Argon2Hasher::default()).expect("hashes");
+    let d = build(&inputs.service, &validated, &credentials, &settings).expect("builds");
+    assert_eq!(d.http_route, Optional::Unchanged);
+}
+
+#[test]
+fn the_gateway_example_renders_its_route() {
+    let example = include_str!("../../../../../examples/k8s/taxiiservice-gateway.yaml");
+    let mut value: serde_json::Value = serde_saphyr::from_str(example).expect("YAML");
+    value["metadata"]["uid"] = json!("0b9d2c1e-5f3a-4c6b-8d7e-1a2b3c4d5e6f");
+    let service: TaxiiService = serde_json::from_value(value).expect("a TaxiiService");
+    let mut inputs = fixtures::inputs(vec![]);
+    inputs.service = service;
+    let validated = validate(&inputs, &Settings::default());
+    assert!(
+        !validated.gateway_unrenderable() && validated.warnings.is_empty(),
+        "{:?} {:?}",
+        validated.problems,
+        validated.warnings
+    );
+    assert_eq!(
+        validated.urls.external.as_deref(),
+        Some("https://taxii.example.com/intel")
+    );
+    let d = desired(&inputs);
+    let route = serde_json::to_value(d.http_route.wanted().expect("a route")).expect("JSON");
+    assert_eq!(route["spec"]["parentRefs"][0]["name"], "public");
+    assert_eq!(route["spec"]["backendRefs"], serde_json::Value::Null);
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][0]["port"], 80);
+}
+
+fn with_monitoring(monitoring: serde_json::Value) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["monitoring"] = monitoring;
+    inputs.service = fixtures::service(spec);
+    inputs
+}
+
+#[test]
+fn monitoring_renders_a_pod_monitor_and_alerts_for_the_service() {
+    let d = desired(&with_monitoring(json!({
+        "podMonitor": true, "prometheusRule": true, "interval": "15s",
+        "labels": {"release": "prometheus"}
+    })));
+    let monitor =
+        serde_json::to_value(d.pod_monitor.wanted().expect("a PodMonitor")).expect("JSON");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["kind"], "PodMonitor");
+    assert_eq!(monitor["metadata"]["name"], "feeds");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "taxiway-operator"
+    );
+    assert_eq!(
+        monitor["metadata"]["ownerReferences"][0]["kind"],
+        "TaxiiService"
+    );
+    assert_eq!(
+        monitor["spec"],
+        json!({
+            "selector": {"matchLabels": {
+                "app.kubernetes.io/instance": "feeds", "app.kubernetes.io/name": "taxiway-server"
+            }},
+            "podMetricsEndpoints": [{"port": "admin", "path": "/metrics", "scheme": "http", "interval": "15s"}]
+        })
+    );
+    // The port the PodMonitor names is the pod's admin port.
+    let ports = server(&d).ports.clone().expect("ports");
+    assert!(ports.iter().any(|p| p.name.as_deref() == Some("admin")));
+
+    let rule =
+        serde_json::to_value(d.prometheus_rule.wanted().expect("a PrometheusRule")).expect("JSON");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    let group = &rule["spec"]["groups"][0];
+    assert_eq!(group["name"], "taxiway.intel.feeds");
+    let rules = group["rules"].as_array().expect("rules");
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TaxiwayServerDown",
+            "TaxiwayServerPodsNotReady",
+            "TaxiwayServerErrors",
+            "TaxiwayAuthFailuresSpike",
+            "TaxiwayReloadFailing",
+            "TaxiwayRequestsLimited"
+        ]
+    );
+    for r in rules {
+        let expr = r["expr"].as_str().expect("expr");
+        assert!(
+            expr.contains(r#"job="intel/feeds""#) || expr.contains(r#"deployment="feeds""#),
+            "{expr}"
+        );
+        assert!(r["labels"]["severity"].is_string());
+        assert!(r["annotations"]["summary"].is_string());
+    }
+}
+
+#[test]
+fn monitoring_switched_off_is_unwanted_and_unserved_unchanged() {
+    let d = desired(&fixtures::inputs(vec![]));
+    assert_eq!(d.pod_monitor, Optional::Unwanted);
+    assert_eq!(d.prometheus_rule, Optional::Unwanted);
+    let d = desired(&with_monitoring(json!({"podMonitor": true})));
+    assert!(d.pod_monitor.wanted().is_some());
+    assert_eq!(d.prometheus_rule, Optional::Unwanted);
+
+    let inputs = with_monitoring(json!({"podMonitor": true, "prometheusRule": true}));
+    let settings = Settings::default();
+    let mut validated = validate(&inputs, &settings);
+    crate::reconcile::service::validate::monitoring_api_unavailable(
+        &["PodMonitor", "PrometheusRule"],
+        &mut validated,
+    );
+    assert_eq!(validated.problems.len(), 1);
+    assert_eq!(
+        validated.problems[0].kind.reason(),
+        "MonitoringAPIUnavailable"
+    );
+    assert!(validated.waits_for_api());
+    let credentials = hash_users(&validated.users, None, &Argon2Hasher::default()).expect("hashes");
+    let d = build(&inputs.service, &validated, &credentials, &settings).expect("builds");
+    assert_eq!(d.pod_monitor, Optional::Unchanged);
+    assert_eq!(d.prometheus_rule, Optional::Unchanged);
 }

@@ -12,10 +12,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort,
-    EmptyDirVolumeSource, HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SeccompProfile, SecretProjection, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount, VolumeProjection,
+    EmptyDirVolumeSource, HTTPGetAction, KeyToPath, LocalObjectReference,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -47,7 +47,8 @@ pub const DATABASE_DIR: &str = "/var/run/taxiway/database";
 /// Where the PostgreSQL CA bundle is mounted, when it comes from its own Secret.
 pub const DATABASE_CA_DIR: &str = "/var/run/taxiway/database-ca";
 
-const ADMIN_PORT_NAME: &str = "admin";
+/// Name of the admin port on the pod.
+pub const ADMIN_PORT_NAME: &str = "admin";
 /// Pod annotation: fingerprint of the `[server]` settings the pods started with.
 pub const SERVER_SETTINGS: &str = "taxiway.dev/server-settings";
 /// The distroless `nonroot` user: any unprivileged id works.
@@ -67,13 +68,18 @@ pub fn deployment(
     settings: &Settings,
 ) -> Deployment {
     let name = service.name_any();
-    let mut pod_labels = names::labels(&name);
+    let pod = &validated.pod;
+    // The user's labels and annotations first: validation left out the operator's keys.
+    let mut pod_labels = pod.labels.clone();
+    pod_labels.extend(names::labels(&name));
     pod_labels.remove(names::MANAGED_BY.0);
-    let mut annotations = BTreeMap::from([
+    let mut annotations = pod.annotations.clone();
+    annotations.extend([
         ("prometheus.io/scrape".to_string(), "true".to_string()),
         ("prometheus.io/port".to_string(), ADMIN_PORT.to_string()),
         ("prometheus.io/path".to_string(), "/metrics".to_string()),
     ]);
+    let spec = &service.spec;
     // The server reads `[server]` only at start: a change to those limits rolls the
     // pods (everything else in the ConfigMap is hot-reloaded).
     if let Some(l) = service
@@ -124,6 +130,20 @@ pub fn deployment(
                     containers: vec![container(service, validated, settings)],
                     volumes: Some(volumes(service, validated.tls.as_ref())),
                     termination_grace_period_seconds: Some(termination_grace_period(service)),
+                    node_selector: (!pod.node_selector.is_empty())
+                        .then(|| pod.node_selector.clone()),
+                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+                    affinity: spec.affinity.clone(),
+                    topology_spread_constraints: (!spec.topology_spread_constraints.is_empty())
+                        .then(|| spec.topology_spread_constraints.clone()),
+                    priority_class_name: pod.priority_class_name.clone(),
+                    service_account_name: pod.service_account_name.clone(),
+                    image_pull_secrets: (!pod.image_pull_secrets.is_empty()).then(|| {
+                        pod.image_pull_secrets
+                            .iter()
+                            .map(|name| LocalObjectReference { name: name.clone() })
+                            .collect()
+                    }),
                     ..PodSpec::default()
                 }),
             },

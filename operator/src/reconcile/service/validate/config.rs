@@ -10,8 +10,8 @@ use taxiway_model::config::{AuthSettings, ClientCertUser as ServerClientCertUser
 
 use super::Urls;
 use crate::crd::{
-    AuthSpec, ClientCertUser, PostgresSpec, PostgresTlsMode, StorageType, TaxiiService,
-    TaxiiVersion,
+    AuthSpec, ClientCertUser, GatewayScheme, PostgresSpec, PostgresTlsMode, StorageType,
+    TaxiiService, TaxiiVersion,
 };
 use crate::reconcile::service::build::{DATABASE_CA_DIR, DATABASE_DIR};
 
@@ -19,11 +19,23 @@ use crate::reconcile::service::build::{DATABASE_CA_DIR, DATABASE_DIR};
 /// the Service stops sending it connections before it closes its listener.
 pub const SHUTDOWN_DELAY_SECS: u64 = 5;
 
-/// `spec.externalUrl`, else the Ingress host (https when the Ingress has TLS).
+/// `spec.externalUrl`, else the Ingress host (https when the Ingress has TLS), else the
+/// Gateway route's first host name (with its scheme).
 pub(super) fn external_url(service: &TaxiiService) -> Option<String> {
     let spec = &service.spec;
     if let Some(url) = &spec.external_url {
         return Some(url.trim_end_matches('/').to_string());
+    }
+    if spec.ingress.is_none() {
+        if let Some(gateway) = &spec.gateway {
+            return gateway.hostnames.first().map(|host| {
+                let scheme = match gateway.scheme {
+                    GatewayScheme::Https => "https",
+                    GatewayScheme::Http => "http",
+                };
+                format!("{scheme}://{host}{}", gateway.path.trim_end_matches('/'))
+            });
+        }
     }
     spec.ingress.as_ref().map(|ingress| {
         let scheme = if ingress.tls_secret_name.is_some() {

@@ -1,13 +1,104 @@
-//! Exposure: the NetworkPolicy's peers, and an Ingress without `trustedProxies`.
+//! Exposure: the NetworkPolicy's peers, the Gateway route, and an Ingress without
+//! `trustedProxies`.
 
 use std::net::IpAddr;
 
 use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicyPeer};
 
-use super::{Inputs, Problem, ProblemKind, Warning};
+use super::pod::dns_subdomain;
+use super::{Inputs, Problem, ProblemKind, Validated, Warning};
+use crate::crd::TaxiiService;
+
+/// Problems with `spec.gateway` (what the API server would refuse, and a wildcard host
+/// name that cannot be the external URL), so that a bad one is reported here instead
+/// of failing the apply.
+pub(super) fn validate_gateway(inputs: &Inputs, problems: &mut Vec<Problem>) {
+    let Some(gateway) = inputs.service.spec.gateway.as_ref() else {
+        return;
+    };
+    let mut report = |message: String| {
+        problems.push(Problem {
+            kind: ProblemKind::InvalidGateway,
+            message: format!("{message}; the HTTPRoute is left as it is"),
+        })
+    };
+    for (i, parent) in gateway.parent_refs.iter().enumerate() {
+        let names = [
+            ("name", Some(&parent.name)),
+            ("namespace", parent.namespace.as_ref()),
+            ("sectionName", parent.section_name.as_ref()),
+        ];
+        for (field, value) in names {
+            if let Some(value) = value {
+                if let Err(e) = dns_subdomain(value) {
+                    report(format!(
+                        "spec.gateway.parentRefs[{i}].{field} {value:?} {e}"
+                    ));
+                }
+            }
+        }
+    }
+    if gateway.parent_refs.is_empty() {
+        report("spec.gateway.parentRefs is empty: name the Gateway to attach to".into());
+    }
+    for (i, host) in gateway.hostnames.iter().enumerate() {
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        if name.contains('*') || dns_subdomain(name).is_err() {
+            report(format!(
+                "spec.gateway.hostnames[{i}] {host:?} is not a host name (lowercase, \
+                 optionally `*.` and a domain)"
+            ));
+        } else if i == 0
+            && host.starts_with("*.")
+            && inputs.service.spec.external_url.is_none()
+            && inputs.service.spec.ingress.is_none()
+        {
+            report(format!(
+                "spec.gateway.hostnames[0] {host:?} is a wildcard and cannot be the \
+                 external URL: list a concrete host name first, or set spec.externalUrl"
+            ));
+        }
+    }
+}
+
+/// Record that `spec.monitoring` asks for prometheus-operator objects the cluster
+/// does not serve (`kinds`, e.g. `PodMonitor`); nothing when `kinds` is empty.
+pub fn monitoring_api_unavailable(kinds: &[&str], validated: &mut Validated) {
+    if kinds.is_empty() {
+        return;
+    }
+    validated.problems.push(Problem {
+        kind: ProblemKind::MonitoringApiUnavailable,
+        message: format!(
+            "spec.monitoring asks for {} but the cluster serves no monitoring.coreos.com/v1 {}: \
+             install prometheus-operator's CRDs; no PodMonitor or PrometheusRule is rendered",
+            kinds.join(" and "),
+            kinds.join(" or ")
+        ),
+    });
+    validated.problems.sort_by_key(|p| p.kind);
+}
+
+/// Record that `service` asks for a Gateway route the cluster cannot serve (no
+/// `gateway.networking.k8s.io/v1` `HTTPRoute`).
+pub fn gateway_api_unavailable(service: &TaxiiService, validated: &mut Validated) {
+    if service.spec.gateway.is_none() {
+        return;
+    }
+    validated.problems.push(Problem {
+        kind: ProblemKind::GatewayApiUnavailable,
+        message: "spec.gateway is set but the cluster serves no gateway.networking.k8s.io/v1 \
+                  HTTPRoute: install the Gateway API CRDs (standard channel, v1.0 or later); \
+                  no HTTPRoute is rendered"
+            .into(),
+    });
+    validated.problems.sort_by_key(|p| p.kind);
+}
 
 /// Warning reason: an Ingress, and no `trustedProxies`.
 pub const INGRESS_WITHOUT_TRUSTED_PROXIES: &str = "IngressWithoutTrustedProxies";
+/// Warning reason: a Gateway route, and no `trustedProxies`.
+pub const GATEWAY_WITHOUT_TRUSTED_PROXIES: &str = "GatewayWithoutTrustedProxies";
 
 /// Problems with `spec.networkPolicy`'s peers (what the API server would refuse), so
 /// that a bad one is reported here instead of failing the apply.
@@ -96,6 +187,17 @@ pub(super) fn exposure_warnings(inputs: &Inputs) -> Vec<Warning> {
                       the per-address lockout (auth.maxFailuresPerAddress) and \
                       limits.maxRequestsPerClient count them all together; name the \
                       controller's pod addresses in spec.trustedProxies"
+                .into(),
+        });
+    }
+    if spec.gateway.is_some() && spec.trusted_proxies.is_empty() {
+        warnings.push(Warning {
+            reason: GATEWAY_WITHOUT_TRUSTED_PROXIES,
+            message: "spec.gateway is set but spec.trustedProxies is empty: the server sees \
+                      every client behind the Gateway as the Gateway's proxy address, so the \
+                      per-address lockout (auth.maxFailuresPerAddress) and \
+                      limits.maxRequestsPerClient count them all together; name the \
+                      Gateway's proxy pod addresses in spec.trustedProxies"
                 .into(),
         });
     }

@@ -10,6 +10,7 @@ mod collections;
 mod config;
 mod exposure;
 mod image;
+mod pod;
 mod storage;
 mod tls;
 mod users;
@@ -24,14 +25,18 @@ use crate::names;
 
 pub use collections::query_verdict;
 pub use config::shutdown_delay_secs;
-pub use exposure::INGRESS_WITHOUT_TRUSTED_PROXIES;
+pub use exposure::{
+    gateway_api_unavailable, monitoring_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES,
+};
 pub use image::image_allowed;
+pub use pod::PodSettings;
 pub use storage::EMBEDDED_STORE_NOT_MIGRATED;
 
 use collections::{admit_collections, verdict};
 use config::{base_config, external_url, service_problems};
-use exposure::{exposure_warnings, validate_network_policy};
+use exposure::{exposure_warnings, validate_gateway, validate_network_policy};
 use image::validate_image;
+use pod::validate_pod;
 use storage::{validate_database, validate_replicas};
 use tls::validate_tls;
 use users::validate_users;
@@ -50,6 +55,15 @@ pub enum ProblemKind {
     InvalidSpec,
     /// A peer of `spec.networkPolicy` is not one the API server accepts.
     InvalidNetworkPolicy,
+    /// A pod placement or identity setting is invalid or reserved.
+    InvalidPodSettings,
+    /// `spec.gateway` names something the API server would refuse.
+    InvalidGateway,
+    /// `spec.gateway` is set but the cluster serves no Gateway API `HTTPRoute`.
+    GatewayApiUnavailable,
+    /// `spec.monitoring` asks for an object the cluster does not serve
+    /// (prometheus-operator's CRDs are missing).
+    MonitoringApiUnavailable,
     /// The TLS Secret or client CA is missing or unusable.
     InvalidTls,
     /// A user's Secret is missing or unusable.
@@ -69,6 +83,10 @@ impl ProblemKind {
             ProblemKind::ImageNotAllowed => "ImageNotAllowed",
             ProblemKind::InvalidSpec => "InvalidSpec",
             ProblemKind::InvalidNetworkPolicy => "InvalidNetworkPolicy",
+            ProblemKind::InvalidPodSettings => "InvalidPodSettings",
+            ProblemKind::InvalidGateway => "InvalidGateway",
+            ProblemKind::GatewayApiUnavailable => "GatewayAPIUnavailable",
+            ProblemKind::MonitoringApiUnavailable => "MonitoringAPIUnavailable",
             ProblemKind::InvalidTls => "InvalidTLS",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
@@ -215,6 +233,8 @@ pub struct Validated {
     pub storage_switch: bool,
     /// Service port.
     pub port: i32,
+    /// The server pods' placement and identity settings that are rendered.
+    pub pod: PodSettings,
     /// URLs.
     pub urls: Urls,
     /// Everything wrong, in a stable order.
@@ -233,6 +253,35 @@ impl Validated {
         self.problems
             .iter()
             .any(|p| p.kind == ProblemKind::InvalidNetworkPolicy)
+    }
+
+    /// Whether the prometheus-operator objects of `spec.monitoring` cannot be
+    /// rendered (the cluster lacks their CRDs): live ones are left as they are.
+    pub fn monitoring_unrenderable(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::MonitoringApiUnavailable)
+    }
+
+    /// Whether the service waits for an optional API the cluster does not serve yet.
+    pub fn waits_for_api(&self) -> bool {
+        self.problems.iter().any(|p| {
+            matches!(
+                p.kind,
+                ProblemKind::GatewayApiUnavailable | ProblemKind::MonitoringApiUnavailable
+            )
+        })
+    }
+
+    /// Whether the `HTTPRoute` of `spec.gateway` cannot be rendered (invalid, or the
+    /// cluster serves no Gateway API): the live one, if any, is left as it is.
+    pub fn gateway_unrenderable(&self) -> bool {
+        self.problems.iter().any(|p| {
+            matches!(
+                p.kind,
+                ProblemKind::InvalidGateway | ProblemKind::GatewayApiUnavailable
+            )
+        })
     }
 }
 
@@ -264,6 +313,8 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     let replicas = validate_replicas(inputs, &mut problems);
     validate_database(inputs, &mut problems);
     validate_network_policy(inputs, &mut problems);
+    let pod = validate_pod(inputs, &mut problems);
+    validate_gateway(inputs, &mut problems);
 
     let base = base_config(service, &urls);
     let (config, mut collections) = match server_config::validate(base.clone()) {
@@ -334,6 +385,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
             live.recreating || live.storage.is_some_and(|s| s != spec.storage.type_)
         }),
         port,
+        pod,
         urls,
         problems,
         warnings: exposure_warnings(inputs)
