@@ -35,10 +35,7 @@ async fn scrape(app: &TestApp) -> String {
         app: app.state.clone(),
         ready: Arc::new(AtomicBool::new(true)),
     });
-    let response = admin
-        .oneshot(get("/metrics"))
-        .await
-        .expect("infallible");
+    let response = admin.oneshot(get("/metrics")).await.expect("infallible");
     assert_eq!(response.status(), StatusCode::OK);
     let body = response
         .into_body()
@@ -58,17 +55,25 @@ fn the_dashboard_has_panels_with_queries_and_a_datasource_variable() {
         .as_array()
         .expect("templating.list");
     assert!(
-        variables
-            .iter()
-            .any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"),
+        variables.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"),
         "a prometheus `datasource` variable"
     );
     // Every panel and target reads from that variable, not from one Prometheus.
     let panels = dashboard["panels"].as_array().expect("panels");
     for panel in panels.iter().filter(|p| p["type"] != "row") {
-        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{}", panel["title"]);
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{}",
+            panel["title"]
+        );
         for target in panel["targets"].as_array().expect("targets") {
-            assert_eq!(target["datasource"]["uid"], "${datasource}", "{}", panel["title"]);
+            assert_eq!(
+                target["datasource"]["uid"], "${datasource}",
+                "{}",
+                panel["title"]
+            );
         }
     }
     // Panel ids are unique (Grafana links and edits panels by id).
@@ -85,7 +90,9 @@ async fn every_server_metric_the_dashboard_queries_is_in_metrics() {
     // A few requests, so that the labelled families have samples too.
     let (status, _, _) = app.get("/taxii2/").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app.post(INBOX, vec![malware(1), indicator(1, 1, "10.0.0.1", 80)]).await;
+    let (status, _) = app
+        .post(INBOX, vec![malware(1), indicator(1, 1, "10.0.0.1", 80)])
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _, _) = app
         .send(

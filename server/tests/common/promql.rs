@@ -61,7 +61,11 @@ pub fn queries(dashboard: &Value) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     walk(&dashboard["panels"], &mut out);
-    for var in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if var["type"] == "query" {
             let query = var["query"]["query"]
                 .as_str()
