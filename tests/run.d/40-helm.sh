@@ -105,7 +105,7 @@ helm install "$release" "$chart" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" >"
   || { cat "$work/install.log"; fail "helm install"; }
 grep -q 'NOT YET CREATED' "$work/install.log" && fail "NOTES talk about examples that were not asked for"
 k wait --for=condition=Established --timeout=30s crd/taxiiservices.taxiway.dev crd/taxiicollections.taxiway.dev >/dev/null
-for obj in deployment/taxiway serviceaccount/taxiway service/taxiway-metrics role/taxiway-leader-election rolebinding/taxiway-leader-election; do
+for obj in deployment/taxiway serviceaccount/taxiway service/taxiway-metrics role/taxiway-leader-election rolebinding/taxiway-leader-election configmap/taxiway-dashboard; do
   k -n "$ns" get "$obj" >/dev/null || fail "helm install did not create $obj"
 done
 k get clusterrole/taxiway clusterrolebinding/taxiway clusterrole/taxiway-edit clusterrole/taxiway-view >/dev/null
