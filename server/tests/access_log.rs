@@ -194,7 +194,13 @@ fn every_taxii_request_is_one_json_access_log_line() {
 
     // No credential reaches the log.
     let log = server.log_text();
-    for secret in ["bob-pw", "alice-pw", "not-alices-password", "Basic ", "Authorization"] {
+    for secret in [
+        "bob-pw",
+        "alice-pw",
+        "not-alices-password",
+        "Basic ",
+        "Authorization",
+    ] {
         assert!(!log.contains(secret), "{secret} in the log: {log}");
     }
 }
@@ -204,8 +210,14 @@ fn the_access_log_can_be_switched_off() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), "\n[server]\naccess_log = false\n");
     let alice = basic("alice", "alice-pw");
-    let (status, _) =
-        request(server.listen, "GET", "/feeds/collections/", Some(&alice), None).expect("answered");
+    let (status, _) = request(
+        server.listen,
+        "GET",
+        "/feeds/collections/",
+        Some(&alice),
+        None,
+    )
+    .expect("answered");
     assert_eq!(status, 200);
     // Nor is a request refused before its handler.
     let (status, _) =

@@ -19,7 +19,10 @@ fn series(metrics: &str, name: &str, labels: &str) -> Option<f64> {
 #[tokio::test]
 async fn requests_and_objects_are_counted_per_configured_collection() {
     let app = TestApp::new().await;
-    let objects = vec![indicator(1, 1, "10.0.0.1", 50), indicator(2, 1, "10.0.0.2", 50)];
+    let objects = vec![
+        indicator(1, 1, "10.0.0.1", 50),
+        indicator(2, 1, "10.0.0.2", 50),
+    ];
     let (s, status) = app.post(INBOX, objects).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{status}");
     assert_eq!(status["success_count"], 2, "{status}");
@@ -47,18 +50,30 @@ async fn requests_and_objects_are_counted_per_configured_collection() {
     let requests = "taxiway_collection_requests_total";
     let inbox = format!(r#"api_root="feeds",collection="{INBOX}""#);
     assert_eq!(
-        series(&metrics, requests, &format!(r#"{inbox},endpoint="objects",status_class="2xx""#)),
+        series(
+            &metrics,
+            requests,
+            &format!(r#"{inbox},endpoint="objects",status_class="2xx""#)
+        ),
         Some(3.0),
         "{metrics}"
     );
     assert_eq!(
-        series(&metrics, requests, &format!(r#"{inbox},endpoint="object",status_class="4xx""#)),
+        series(
+            &metrics,
+            requests,
+            &format!(r#"{inbox},endpoint="object",status_class="4xx""#)
+        ),
         Some(1.0),
         "{metrics}"
     );
     let objects = "taxiway_collection_objects_total";
     assert_eq!(
-        series(&metrics, objects, &format!(r#"{inbox},direction="accepted""#)),
+        series(
+            &metrics,
+            objects,
+            &format!(r#"{inbox},direction="accepted""#)
+        ),
         Some(2.0),
         "{metrics}"
     );
@@ -69,7 +84,10 @@ async fn requests_and_objects_are_counted_per_configured_collection() {
     );
     assert!(!metrics.contains(unknown), "{metrics}");
     assert!(!metrics.contains("nowhere"), "{metrics}");
-    for line in metrics.lines().filter(|l| l.starts_with("taxiway_collection_")) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("taxiway_collection_"))
+    {
         assert!(line.contains("collection=\""), "{line}");
         assert!(!line.contains("user"), "{line}");
     }

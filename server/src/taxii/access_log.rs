@@ -146,7 +146,10 @@ mod tests {
             scope_of("collections", "/feeds/collections/"),
             (Some("feeds"), None)
         );
-        assert_eq!(scope_of("status", "/feeds/status/x/"), (Some("feeds"), None));
+        assert_eq!(
+            scope_of("status", "/feeds/status/x/"),
+            (Some("feeds"), None)
+        );
         assert_eq!(scope_of("discovery", "/taxii2/"), (None, None));
         assert_eq!(scope_of("unknown", "/a/collections/b/"), (None, None));
     }

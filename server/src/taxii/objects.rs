@@ -115,11 +115,7 @@ impl PageRequest {
         let (first, last) = (page.entries.first(), page.entries.last());
         let dates = (first.map(|e| e.date_added), last.map(|e| e.date_added));
         let body = envelope_chunks(page.entries, page.more, next.as_deref());
-        let response = count.tag(chunked(
-            StatusCode::OK,
-            taxii_media_type(ctx.version),
-            body,
-        ));
+        let response = count.tag(chunked(StatusCode::OK, taxii_media_type(ctx.version), body));
         match dates {
             (Some(first), Some(last)) => with_date_added(response, Some(first), Some(last)),
             _ => with_date_added(response, self.listing.after, self.listing.after),
