@@ -225,3 +225,29 @@ fn the_access_log_can_be_switched_off() {
     assert_eq!(status, 401);
     assert!(server.access_lines().is_empty(), "{}", server.log_text());
 }
+
+#[test]
+fn requests_refused_before_their_handler_are_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), "\n[server]\nmax_header_bytes = 8192\n");
+    let alice = basic("alice", "alice-pw");
+    // No such resource: 404.
+    let (status, _) =
+        request(server.listen, "GET", "/feeds/nothing/", Some(&alice), None).expect("answered");
+    assert_eq!(status, 404);
+    // A head over max_header_bytes (but under twice it): a TAXII 431 from the limits.
+    let long = format!("/feeds/collections/?pad={}", "x".repeat(9000));
+    let (status, _) = request(server.listen, "GET", &long, None, None).expect("answered");
+    assert_eq!(status, 431);
+
+    let lines = server.wait_for_lines(2);
+    let fields: Vec<&Value> = lines.iter().map(|l| &l["fields"]).collect();
+    assert_eq!(fields[0]["status"], 404, "{lines:#?}");
+    assert_eq!(fields[0]["endpoint"], "unknown", "{lines:#?}");
+    assert_eq!(fields[0]["user"], "alice", "{lines:#?}");
+    assert_eq!(fields[1]["status"], 431, "{lines:#?}");
+    assert_eq!(fields[1]["endpoint"], "limited", "{lines:#?}");
+    assert_eq!(fields[1]["user"], "anonymous", "{lines:#?}");
+    assert_eq!(fields[1]["client"], "127.0.0.1", "{lines:#?}");
+    assert!(fields[1]["bytes"].as_u64().is_some(), "{lines:#?}");
+}
