@@ -34,6 +34,24 @@ struct CollectionLabels {
     collection: String,
 }
 
+/// One configured collection's requests: the labels are bounded by the
+/// configuration (API roots and collection ids), never by callers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollectionRequestLabels {
+    api_root: String,
+    collection: String,
+    endpoint: &'static str,
+    status_class: &'static str,
+}
+
+/// One configured collection's objects, by direction (`served` or `accepted`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollectionObjectLabels {
+    api_root: String,
+    collection: String,
+    direction: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SubjectLabels {
     subject: &'static str,
@@ -61,6 +79,9 @@ pub struct Metrics {
     verifications: Counter,
     credential_reloads: Family<ResultLabels, Counter>,
     tls_reloads: Family<ResultLabels, Counter>,
+    tls_expiry: Gauge,
+    collection_requests: Family<CollectionRequestLabels, Counter>,
+    collection_objects: Family<CollectionObjectLabels, Counter>,
     users: Gauge,
     object_versions: Gauge,
     collection_entries: Family<CollectionLabels, Gauge>,
@@ -140,6 +161,24 @@ impl Metrics {
             "TLS directory reloads by result (ok or error)",
             tls_reloads.clone(),
         );
+        let tls_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the TLS certificate being served expires (its notAfter), in Unix seconds; 0 without TLS",
+            tls_expiry.clone(),
+        );
+        let collection_requests = Family::<CollectionRequestLabels, Counter>::default();
+        registry.register(
+            "collection_requests",
+            "TAXII requests naming a configured collection, by API root, collection, endpoint and status class (2xx, 4xx, ...)",
+            collection_requests.clone(),
+        );
+        let collection_objects = Family::<CollectionObjectLabels, Counter>::default();
+        registry.register(
+            "collection_objects",
+            "Objects of a configured collection served in pages or accepted from POSTs, by API root, collection and direction (served or accepted)",
+            collection_objects.clone(),
+        );
         let users = Gauge::default();
         registry.register("users", "Users configured", users.clone());
         let object_versions = Gauge::default();
@@ -195,6 +234,9 @@ impl Metrics {
             verifications,
             credential_reloads,
             tls_reloads,
+            tls_expiry,
+            collection_requests,
+            collection_objects,
             users,
             object_versions,
             collection_entries,
@@ -304,6 +346,48 @@ impl Metrics {
             .inc();
     }
 
+    /// Set when the TLS certificate being served expires (Unix seconds).
+    pub fn tls_certificate_expiry(&self, not_after: i64) {
+        self.tls_expiry.set(not_after);
+    }
+
+    /// Record one request naming the configured collection `collection` of
+    /// `api_root` (callers check it is configured: the labels stay bounded).
+    pub fn collection_request(
+        &self,
+        api_root: &str,
+        collection: &str,
+        endpoint: &'static str,
+        status: u16,
+    ) {
+        self.collection_requests
+            .get_or_create(&CollectionRequestLabels {
+                api_root: api_root.to_string(),
+                collection: collection.to_string(),
+                endpoint,
+                status_class: status_class(status),
+            })
+            .inc();
+    }
+
+    /// Record objects `served` in a page or `accepted` from a POST for the
+    /// configured collection `collection` of `api_root`.
+    pub fn collection_objects(
+        &self,
+        api_root: &str,
+        collection: &str,
+        direction: &'static str,
+        objects: u64,
+    ) {
+        self.collection_objects
+            .get_or_create(&CollectionObjectLabels {
+                api_root: api_root.to_string(),
+                collection: collection.to_string(),
+                direction,
+            })
+            .inc_by(objects);
+    }
+
     /// Set the number of configured users.
     pub fn users(&self, n: usize) {
         self.users.set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -328,5 +412,16 @@ impl Metrics {
             tracing::error!("cannot encode metrics");
         }
         out
+    }
+}
+
+/// `2xx`, `4xx`, ...: the class of an HTTP status, for bounded labels.
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
     }
 }

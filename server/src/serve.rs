@@ -217,9 +217,11 @@ fn start_reloading(
         None => None,
     };
     let tls = match &opts.tls_dir {
-        Some(dir) => Some(Arc::new(Tls::load(dir).with_context(|| {
-            format!("cannot use the TLS files in {}", dir.display())
-        })?)),
+        Some(dir) => Some(Arc::new(
+            Tls::load(dir)
+                .with_context(|| format!("cannot use the TLS files in {}", dir.display()))?
+                .with_metrics(state.metrics.clone()),
+        )),
         None => None,
     };
     let tls_watcher = match &tls {

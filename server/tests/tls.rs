@@ -50,6 +50,16 @@ struct Leaf {
 }
 
 fn leaf(issuer: &Issuer, common_name: &str, client: bool) -> Leaf {
+    leaf_with(issuer, common_name, client, |_| {})
+}
+
+/// [`leaf`] with its parameters changed by `adjust` before signing.
+fn leaf_with(
+    issuer: &Issuer,
+    common_name: &str,
+    client: bool,
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> Leaf {
     let names = if client {
         vec![]
     } else {
@@ -64,6 +74,7 @@ fn leaf(issuer: &Issuer, common_name: &str, client: bool) -> Leaf {
     } else {
         ExtendedKeyUsagePurpose::ServerAuth
     }];
+    adjust(&mut params);
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, issuer).expect("sign");
     Leaf {
@@ -376,6 +387,50 @@ async fn a_rotated_certificate_is_served_without_restart_or_dropped_connections(
     .await;
     let stream = connect(running.addr, config).await.expect("handshake");
     assert_eq!(served_certificate(&stream), Some(second.der.clone()));
+}
+
+/// The certificate-expiry metric: the served certificate's notAfter in Unix seconds,
+/// from the start and after a rotation.
+#[tokio::test]
+async fn the_served_certificates_expiry_is_exported_and_follows_rotation() {
+    let expiry = |state: &taxiway_server::state::AppState| {
+        let rendered = state.metrics.render(None);
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix("taxiway_tls_certificate_expiry_timestamp_seconds "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let ca = ca("Test CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let until =
+        |y, m, d| move |p: &mut CertificateParams| p.not_after = rcgen::date_time_ymd(y, m, d);
+    let first = leaf_with(&ca, "taxiway", false, until(2031, 5, 17));
+    mount_certificate(dir.path(), 1, &first);
+    let app = service(&config_toml(""), "").await;
+    let state = &app.state;
+    assert_eq!(expiry(state), Some(0), "0 before any certificate");
+    let tls = Tls::load(dir.path())
+        .expect("TLS files")
+        .with_metrics(app.state.metrics.clone());
+    let first_expiry = rcgen::date_time_ymd(2031, 5, 17).unix_timestamp();
+    assert_eq!(expiry(state), Some(first_expiry));
+    assert_eq!(tls.certificate_expiry(), Some(first_expiry));
+
+    let second = leaf_with(&ca, "taxiway", false, until(2032, 1, 2));
+    mount_certificate(dir.path(), 2, &second);
+    assert!(tls.reload().expect("reload").certificate);
+    let second_expiry = rcgen::date_time_ymd(2032, 1, 2).unix_timestamp();
+    assert_eq!(expiry(state), Some(second_expiry));
+
+    // A refused rotation leaves the served certificate's expiry.
+    let other = leaf(&ca, "taxiway-other", false);
+    mount_secret(
+        dir.path(),
+        3,
+        &[("tls.crt", &first.cert_pem), ("tls.key", &other.key_pem)],
+    );
+    assert!(tls.reload().is_err());
+    assert_eq!(expiry(state), Some(second_expiry));
 }
 
 #[tokio::test]

@@ -6,12 +6,13 @@
 
 pub(crate) mod body;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -23,6 +24,7 @@ use crate::config::{ServerSettings, TaxiiVersion};
 use crate::listener::body::{drain_in_background, hold_until_sent, DRAIN_MIN_BYTES};
 use crate::listener::HeadBytes;
 use crate::state::AppState;
+use crate::taxii::access_log;
 use crate::taxii::context::Facts;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media;
@@ -33,6 +35,7 @@ pub fn apply(router: Router, settings: &ServerSettings, state: AppState) -> Rout
         clients: Arc::new(Clients::new(settings.max_requests_per_client)),
         timeout: settings.request_timeout(),
         max_header_bytes: settings.max_header_bytes,
+        access_log: settings.access_log,
         state,
     });
     router.layer(axum::middleware::from_fn_with_state(limits, limit))
@@ -43,7 +46,32 @@ struct RequestLimits {
     timeout: Duration,
     /// `[server] max_header_bytes`.
     max_header_bytes: usize,
+    /// `[server] access_log`: log the requests answered here.
+    access_log: bool,
     state: AppState,
+}
+
+impl RequestLimits {
+    /// The access log line of a request these limits answered (the request context
+    /// logs the others); no caller was worked out, so it is anonymous.
+    fn log(&self, client: Option<IpAddr>, method: &Method, response: &Response, started: Instant) {
+        if !self.access_log {
+            return;
+        }
+        access_log::Line {
+            client,
+            user: access_log::ANONYMOUS,
+            method: method.as_str(),
+            endpoint: "limited",
+            api_root: None,
+            collection: None,
+            status: response.status().as_u16(),
+            objects: None,
+            bytes: access_log::response_bytes(response),
+            duration: started.elapsed(),
+        }
+        .write();
+    }
 }
 
 async fn limit(
@@ -51,8 +79,15 @@ async fn limit(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
     if let Some(refused) = too_large_head(&request, limits.max_header_bytes) {
         limits.state.metrics.limited("header_bytes");
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        limits.log(peer, &method, &refused, started);
         // Read a body the client may be sending, so it can read the answer.
         drain_in_background(request.into_body(), DRAIN_MIN_BYTES);
         return refused;
@@ -65,9 +100,11 @@ async fn limit(
     let permit = match client.map(|ip| limits.clients.enter(ip)) {
         Some(Err(TooMany)) => {
             limits.state.metrics.limited("per_client");
-            return too_many(limits.clients.max)
+            let refused = too_many(limits.clients.max)
                 .in_version(version)
                 .into_response();
+            limits.log(client, &method, &refused, started);
+            return refused;
         }
         Some(Ok(permit)) => permit,
         None => None,
@@ -99,7 +136,9 @@ async fn limit(
                     ))
                     .with_header(header::CONNECTION, HeaderValue::from_static("close"))
             };
-            error.in_version(version).into_response()
+            let response = error.in_version(version).into_response();
+            limits.log(client, &method, &response, started);
+            response
         }
     };
     match permit {

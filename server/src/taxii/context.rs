@@ -9,7 +9,9 @@
 //!   removed, and [`Arrival`] in the extensions; then the resources' router.
 //! - [`enter`] (around each resource's methods): 406 when nothing acceptable is served,
 //!   the caller (401/503 when refused), then [`Ctx`] in the extensions for the
-//!   handler; the request is counted in the metrics under the resource's name.
+//!   handler; the request is counted in the metrics under the resource's name (and
+//!   under its collection when it names a configured one), and written to the
+//!   access log ([`access_log`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceExt;
 
+use super::access_log::{self, Objects};
 use super::error::TaxiiError;
 use super::media;
 use super::params;
@@ -158,6 +161,9 @@ pub struct Resource {
     endpoint: &'static str,
     /// Why TAXII 2.0 has no such resource (404 in 2.0), if it has none.
     absent_in_20: Option<&'static str>,
+    /// `[server] access_log`, read when the routes are built (as `[server]` is read
+    /// once at start).
+    access_log: bool,
 }
 
 impl Resource {
@@ -167,6 +173,7 @@ impl Resource {
             state: state.clone(),
             endpoint,
             absent_in_20: None,
+            access_log: state.config.load().config.server.access_log,
         }
     }
 
@@ -178,31 +185,68 @@ impl Resource {
 }
 
 /// Around a resource's methods: admit the request (negotiated version, caller), hand
-/// the handler its [`Ctx`], and count the request.
+/// the handler its [`Ctx`], count the request (per configured collection too) and
+/// write its access log line.
 pub async fn enter(State(resource): State<Resource>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let path = request.uri().path().to_string();
     let arrival = request.extensions_mut().remove::<Arrival>();
     let started = arrival.as_ref().map_or_else(Instant::now, |a| a.started);
+    let client = arrival.as_ref().and_then(|a| a.facts.client);
+    let config = arrival.as_ref().map(|a| a.facts.config.clone());
+    let mut user = None;
     let response = match admit(&resource, arrival, &mut request).await {
-        Ok(()) => next.run(request).await,
+        Ok(caller) => {
+            user = match caller {
+                Caller::User(identity) => Some(identity.name.clone()),
+                Caller::Anonymous => None,
+            };
+            next.run(request).await
+        }
         Err(error) => error.into_response(),
     };
-    resource.state.metrics.observe_request(
-        resource.endpoint,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let metrics = &resource.state.metrics;
+    metrics.observe_request(resource.endpoint, method.as_str(), status, elapsed);
+    let (api_root, collection) = access_log::scope_of(resource.endpoint, &path);
+    let objects = response.extensions().get::<Objects>().copied();
+    let configured = match (&config, api_root, collection) {
+        (Some(config), Some(root), Some(id)) => config.collection(root, id).is_some(),
+        _ => false,
+    };
+    if let (true, Some(root), Some(id)) = (configured, api_root, collection) {
+        metrics.collection_request(root, id, resource.endpoint, status);
+        if let Some(objects) = objects {
+            metrics.collection_objects(root, id, objects.direction(), objects.count());
+        }
+    }
+    if resource.access_log {
+        access_log::Line {
+            client,
+            user: user.as_deref().unwrap_or(access_log::ANONYMOUS),
+            method: method.as_str(),
+            endpoint: resource.endpoint,
+            api_root,
+            collection,
+            status,
+            objects,
+            bytes: access_log::response_bytes(&response),
+            duration: elapsed,
+        }
+        .write();
+    }
     response
 }
 
 /// 406 when nothing acceptable is served, 401/503 when the caller is refused, 404 for
-/// a resource the negotiated version lacks; else the [`Ctx`] goes in the extensions.
+/// a resource the negotiated version lacks; else the [`Ctx`] goes in the extensions
+/// and the caller is returned.
 async fn admit(
     resource: &Resource,
     arrival: Option<Arrival>,
     request: &mut Request,
-) -> Result<(), TaxiiError> {
+) -> Result<Caller, TaxiiError> {
     let Some(Arrival { facts, base, .. }) = arrival else {
         return Err(internal());
     };
@@ -225,11 +269,11 @@ async fn admit(
     request.extensions_mut().insert(Ctx {
         state: resource.state.clone(),
         config: facts.config,
-        caller,
+        caller: caller.clone(),
         version,
         base,
     });
-    Ok(())
+    Ok(caller)
 }
 
 fn internal() -> TaxiiError {

@@ -3,6 +3,7 @@
 //! router per resource, TAXII 2.1 and 2.0 sharing them), and the resource's handler
 //! answers with the logic in the modules below, in the version negotiated.
 
+pub mod access_log;
 pub(crate) mod budget;
 mod collections;
 pub mod context;

@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::access_log::Objects;
 use super::budget::{self, Budget};
 use super::cursor::{self, Cursor, Resume};
 use super::envelope::{envelope_chunks, parse_envelope_within};
@@ -110,10 +111,11 @@ impl PageRequest {
     /// The envelope of a page of objects; the objects' buffers become the body.
     fn envelope(&self, ctx: &Ctx, page: Page) -> Response {
         let next = self.next(&page);
+        let count = Objects::Served(page.entries.len() as u64);
         let (first, last) = (page.entries.first(), page.entries.last());
         let dates = (first.map(|e| e.date_added), last.map(|e| e.date_added));
         let body = envelope_chunks(page.entries, page.more, next.as_deref());
-        let response = chunked(StatusCode::OK, taxii_media_type(ctx.version), body);
+        let response = count.tag(chunked(StatusCode::OK, taxii_media_type(ctx.version), body));
         match dates {
             (Some(first), Some(last)) => with_date_added(response, Some(first), Some(last)),
             _ => with_date_added(response, self.listing.after, self.listing.after),
@@ -386,7 +388,9 @@ pub async fn add_objects(
     ctx.state
         .metrics
         .objects_added(status.success_count, status.failure_count);
-    json(StatusCode::ACCEPTED, taxii_media_type(ctx.version), &status)
+    let accepted = Objects::Accepted(status.success_count);
+    let response = json(StatusCode::ACCEPTED, taxii_media_type(ctx.version), &status)?;
+    Ok(accepted.tag(response))
 }
 
 fn require_write(ctx: &Ctx, c: &CollectionConfig) -> Result<(), TaxiiError> {

@@ -25,6 +25,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
 
+use crate::metrics::Metrics;
+
 pub use names::CertificateNames;
 
 /// The server certificate chain.
@@ -77,6 +79,8 @@ pub struct Tls {
     config: ArcSwap<ServerConfig>,
     /// The `ca.crt` bytes the current configuration was built from.
     client_ca: Mutex<Option<Vec<u8>>>,
+    /// Where the served certificate's expiry is exported, once given.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for Tls {
@@ -108,7 +112,28 @@ impl Tls {
             resolver,
             config: ArcSwap::from_pointee(config),
             client_ca: Mutex::new(client_ca),
+            metrics: None,
         })
+    }
+
+    /// Export the served certificate's expiry to `metrics`, now and on every reload
+    /// that changes the certificate.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Tls {
+        self.metrics = Some(metrics);
+        self.export_expiry();
+        self
+    }
+
+    /// When the certificate being served expires (its notAfter), in Unix seconds.
+    pub fn certificate_expiry(&self) -> Option<i64> {
+        let key = self.resolver.0.load();
+        key.cert.first().and_then(|c| names::not_after(c.as_ref()))
+    }
+
+    fn export_expiry(&self) {
+        if let (Some(metrics), Some(not_after)) = (&self.metrics, self.certificate_expiry()) {
+            metrics.tls_certificate_expiry(not_after);
+        }
     }
 
     /// Re-read the directory and apply what changed; on error nothing changes.
@@ -126,6 +151,7 @@ impl Tls {
         if self.resolver.0.load().cert != key.cert {
             self.resolver.0.store(Arc::new(key));
             changed.certificate = true;
+            self.export_expiry();
         }
         Ok(changed)
     }

@@ -45,6 +45,13 @@ impl CertificateNames {
     }
 }
 
+/// When a DER certificate expires (its notAfter), in Unix seconds; `None` if it
+/// does not parse.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// `subject=…, expires=…` of a DER certificate, for logs.
 pub fn describe(der: &[u8]) -> String {
     match X509Certificate::from_der(der) {

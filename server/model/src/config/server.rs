@@ -58,6 +58,9 @@ pub struct ServerSettings {
     /// Kubernetes' endpoints need to stop sending new connections here, so a rolling
     /// update fails no request. 0 closes the listener at once (a single server).
     pub shutdown_delay_secs: u64,
+    /// Log one line per TAXII request (target `taxiway::access`): time, client,
+    /// user, method, endpoint, API root, collection, status, objects, bytes, duration.
+    pub access_log: bool,
 }
 
 impl Default for ServerSettings {
@@ -77,6 +80,7 @@ impl Default for ServerSettings {
             max_headers: 100,
             drain_timeout_secs: 30,
             shutdown_delay_secs: 0,
+            access_log: true,
         }
     }
 }

@@ -12,6 +12,7 @@ use super::selection::Selection;
 use super::{bundle, range, status};
 use crate::config::TaxiiVersion;
 use crate::store::validate::is_stix_id;
+use crate::taxii::access_log::Objects;
 use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{self, STIX_20};
@@ -21,8 +22,9 @@ use crate::taxii::response::chunked;
 
 fn bundle_response(mut paged: Paged) -> Response {
     let served = std::mem::take(&mut paged.items.served);
+    let count = Objects::Served(served.len() as u64);
     let body = bundle::chunks(served.into_iter().map(|s| s.json).collect());
-    paged.headers(chunked(paged.status(), STIX_20, body))
+    count.tag(paged.headers(chunked(paged.status(), STIX_20, body)))
 }
 
 /// `GET …/objects/`: a bundle of one page, paged by `Range: items a-b`.
@@ -95,5 +97,6 @@ pub async fn add_objects(
     ctx.state
         .metrics
         .objects_added(stored.success_count, stored.failure_count);
-    status::respond(StatusCode::ACCEPTED, &stored)
+    let accepted = Objects::Accepted(stored.success_count);
+    Ok(accepted.tag(status::respond(StatusCode::ACCEPTED, &stored)?))
 }

@@ -113,6 +113,15 @@ fn alerts(namespace: &str, name: &str) -> Vec<Alert> {
             summary: "A configuration, credentials or certificate reload failed: the server keeps the previous one.",
         },
         Alert {
+            name: "TaxiwayCertificateExpiringSoon",
+            expr: format!(
+                "(taxiway_tls_certificate_expiry_timestamp_seconds{{{job}}} > 0) - time() < 14 * 24 * 3600"
+            ),
+            for_: "1h",
+            severity: "warning",
+            summary: "The TLS certificate being served expires in less than 14 days and has not been renewed (or the renewal was not picked up).",
+        },
+        Alert {
             name: "TaxiwayRequestsLimited",
             expr: format!("sum(rate(taxiway_limited_requests_total{{{job}}}[5m])) * 60 > 60"),
             for_: "15m",

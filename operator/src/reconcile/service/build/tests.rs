@@ -1135,6 +1135,7 @@ fn monitoring_renders_a_pod_monitor_and_alerts_for_the_service() {
             "TaxiwayServerErrors",
             "TaxiwayAuthFailuresSpike",
             "TaxiwayReloadFailing",
+            "TaxiwayCertificateExpiringSoon",
             "TaxiwayRequestsLimited"
         ]
     );
