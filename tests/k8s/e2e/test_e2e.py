@@ -652,6 +652,43 @@ def test_4_ingest_and_views():
         check(mal["id"] in got and high["id"] not in got, "malware-context has the malware only")
     r = taxii_get(f"https://{SVC_FQDN}/feeds/collections/{IDS['inbox']}/objects/", who="sentinel")
     check(r.status_code in (401, 403, 404), f"sentinel may not read the inbox: {r.status_code}")
+    check_access_log(high_view="high-confidence-ipv4" in IDS)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def access_log_lines():
+    """The access-log lines (target taxiway::access) of every server pod, escapes removed."""
+    lines = []
+    for p in server_pods():
+        out = kubectl("logs", "-n", NS, p["metadata"]["name"], "--tail=-1", check=False)
+        lines += [ANSI.sub("", line) for line in out.splitlines() if "taxiway::access" in line]
+    return lines
+
+
+def access_logged(lines, **fields):
+    """Whether one line has every field (text format: name=value or name="value")."""
+    def has(line, name, value):
+        return re.search(rf'\b{name}="?{re.escape(str(value))}"?(\s|$)', line) is not None
+    return any(all(has(line, k, v) for k, v in fields.items()) for line in lines)
+
+
+def check_access_log(high_view):
+    """The taxii2-client requests above are in the access log with their user and collection."""
+    lines = access_log_lines()
+    check(access_logged(lines, user="alice", method="POST", collection=IDS["inbox"], status=202,
+                        objects_accepted=3),
+          "access log: alice's POST of 3 objects to the inbox (202) with her name and the collection")
+    if high_view:
+        check(access_logged(lines, user="sentinel", method="GET", endpoint="objects",
+                            collection=IDS["high-confidence-ipv4"], status=200),
+              "access log: sentinel's page of high-confidence-ipv4 (200)")
+    check(access_logged(lines, user="sentinel", collection=IDS["inbox"], status=404)
+          or access_logged(lines, user="sentinel", collection=IDS["inbox"], status=403),
+          "access log: sentinel's refused read of the inbox")
+    check(not any("Authorization" in line or "Basic " in line for line in lines),
+          "access log: no credentials in it")
 
 
 def served_collections():
