@@ -64,7 +64,7 @@ enum Command {
         /// The target collection's id, alias or title.
         #[arg(long)]
         collection: String,
-        /// Bundle or envelope files.
+        /// Bundle or envelope files; `-` reads one from standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -77,8 +77,9 @@ enum Command {
         #[arg(long)]
         api_key: bool,
     },
-    /// Write a consistent snapshot of the store to a new file, while the server may be
-    /// running (SQLite `VACUUM INTO`); refuses to overwrite an existing file.
+    /// Write a consistent snapshot of the store to a new file, or to standard output
+    /// with `--output -`, while the server may be running (SQLite `VACUUM INTO`);
+    /// refuses to overwrite an existing file.
     Backup {
         /// Directory of the embedded store.
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
@@ -87,9 +88,15 @@ enum Command {
         /// (back PostgreSQL up with pg_dump).
         #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
         config_dir: Option<PathBuf>,
-        /// The backup file to create.
+        /// The backup file to create, or `-` for standard output (the snapshot is
+        /// then taken into a temporary file in `--temp-dir` first and streamed; only
+        /// the database goes to standard output, messages go to standard error).
         #[arg(long)]
         output: PathBuf,
+        /// Where `--output -` stages the snapshot: it needs room for the compacted
+        /// store. Default: the data directory.
+        #[arg(long)]
+        temp_dir: Option<PathBuf>,
     },
     /// Copy the embedded store of a data directory into the (empty) PostgreSQL database
     /// the configuration names: every object version with its bytes, every view's
@@ -184,7 +191,14 @@ fn hash_password(api_key: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn backup(data_dir: &std::path::Path, output: &std::path::Path) -> anyhow::Result<()> {
+fn backup(
+    data_dir: &std::path::Path,
+    output: &std::path::Path,
+    temp_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if output == std::path::Path::new("-") {
+        return backup_to_stdout(data_dir, temp_dir.unwrap_or(data_dir));
+    }
     let started = std::time::Instant::now();
     store::sqlite::backup(data_dir, output)?;
     let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
@@ -192,6 +206,28 @@ fn backup(data_dir: &std::path::Path, output: &std::path::Path) -> anyhow::Resul
         "backed up {} to {} ({bytes} bytes) in {:.1}s",
         data_dir.display(),
         output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `backup --output -`: the snapshot on standard output, the summary on standard error.
+fn backup_to_stdout(
+    data_dir: &std::path::Path,
+    temp_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        anyhow::bail!(
+            "standard output is a terminal; redirect `backup --output -` to a file or a pipe"
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let bytes = store::sqlite::backup_to_writer(data_dir, temp_dir, &mut out)?;
+    eprintln!(
+        "backed up {} to standard output ({bytes} bytes) in {:.1}s",
+        data_dir.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -315,10 +351,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Backup {
             data_dir,
             output,
+            temp_dir,
             config_dir,
-        } => {
-            refuse_postgres_backup(config_dir.as_deref()).and_then(|()| backup(&data_dir, &output))
-        }
+        } => refuse_postgres_backup(config_dir.as_deref())
+            .and_then(|()| backup(&data_dir, &output, temp_dir.as_deref())),
         Command::Migrate {
             from_sqlite,
             config_dir,
