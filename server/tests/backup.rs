@@ -65,3 +65,75 @@ async fn backup_copies_the_store_in_use_and_never_overwrites() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no store"));
 }
+
+/// `backup --output -`: the snapshot alone on standard output while the store serves,
+/// restorable as `taxiway.db` of a fresh data directory, which serves the same objects.
+#[tokio::test]
+async fn backup_streams_to_stdout_and_restores_into_a_fresh_store() {
+    let app = TestApp::new().await;
+    let objects: Vec<_> = (0..30)
+        .map(|n| indicator(n, 1, "198.51.100.2", 70))
+        .collect();
+    assert_eq!(app.post(INBOX, objects).await.0, StatusCode::ACCEPTED);
+    let before = app.get(&objects_url(INBOX)).await.2;
+
+    let done = Command::new(env!("CARGO_BIN_EXE_taxiway-server"))
+        .args(["backup", "--output", "-", "--data-dir"])
+        .arg(app.dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("backed up"), "{stderr}");
+    assert!(
+        done.stdout.starts_with(b"SQLite format 3\0"),
+        "standard output holds the database and nothing else"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(app.dir.path())
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".taxiway-backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary snapshot left: {leftovers:?}");
+    assert_eq!(app.get("/taxii2/").await.0, StatusCode::OK, "still serving");
+
+    // Restore: the stream becomes taxiway.db of an empty data directory.
+    let place = backend::Place {
+        backend: backend::Backend::Sqlite,
+        dir: tempfile::tempdir().expect("tempdir"),
+        db: None,
+    };
+    std::fs::write(
+        place.dir.path().join(taxiway_server::store::sqlite::DB_FILE),
+        &done.stdout,
+    )
+    .expect("write the restored store");
+    let restored = TestApp::on(place, config("type:indicator")).await;
+    let after = restored.get(&objects_url(INBOX)).await.2;
+    assert_eq!(ids(&after).len(), 20, "a first page of the 30 objects");
+    assert_eq!(after, before, "the same objects, bytes and order");
+    let indicators = restored.get(&objects_url(INDICATORS)).await.2;
+    assert_eq!(ids(&indicators).len(), 20, "query collections restored too");
+}
+
+/// `--output -` to a terminal is refused rather than printing a database on it; a
+/// missing store is an error with nothing on standard output.
+#[test]
+fn backup_to_stdout_of_a_missing_store_fails_cleanly() {
+    let nothing = tempfile::tempdir().expect("tempdir");
+    let done = Command::new(env!("CARGO_BIN_EXE_taxiway-server"))
+        .args(["backup", "--output", "-", "--data-dir"])
+        .arg(nothing.path())
+        .output()
+        .expect("run");
+    assert!(!done.status.success());
+    assert!(done.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&done.stderr).contains("no store"));
+    assert_eq!(
+        std::fs::read_dir(nothing.path()).expect("read_dir").count(),
+        0,
+        "no temporary file left"
+    );
+}
