@@ -57,7 +57,12 @@ pub async fn import(
     collection: &str,
     files: &[PathBuf],
 ) -> anyhow::Result<ImportReport> {
-    if files.iter().filter(|f| f.as_path() == Path::new(STDIN)).count() > 1 {
+    if files
+        .iter()
+        .filter(|f| f.as_path() == Path::new(STDIN))
+        .count()
+        > 1
+    {
         bail!("standard input (`-`) can be imported once per run");
     }
     let (config, store) = open(config_dir, data_dir, 2).await?;

@@ -98,6 +98,17 @@ enum Command {
         #[arg(long)]
         temp_dir: Option<PathBuf>,
     },
+    /// Replace the embedded store of a data directory with a backup (a file, or `-` for
+    /// standard input). Stop the server first: a store in use is refused. The backup
+    /// is checked before anything is replaced.
+    Restore {
+        /// Directory of the embedded store to replace (created if missing).
+        #[arg(long, env = "TAXIWAY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup file written by `backup`, or `-` for standard input.
+        #[arg(long)]
+        input: PathBuf,
+    },
     /// Copy the embedded store of a data directory into the (empty) PostgreSQL database
     /// the configuration names: every object version with its bytes, every view's
     /// entries with their date_added, collection views and status resources. Stop the
@@ -212,10 +223,7 @@ fn backup(
 }
 
 /// `backup --output -`: the snapshot on standard output, the summary on standard error.
-fn backup_to_stdout(
-    data_dir: &std::path::Path,
-    temp_dir: &std::path::Path,
-) -> anyhow::Result<()> {
+fn backup_to_stdout(data_dir: &std::path::Path, temp_dir: &std::path::Path) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     if stdout.is_terminal() {
         anyhow::bail!(
@@ -227,6 +235,24 @@ fn backup_to_stdout(
     let bytes = store::sqlite::backup_to_writer(data_dir, temp_dir, &mut out)?;
     eprintln!(
         "backed up {} to standard output ({bytes} bytes) in {:.1}s",
+        data_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `restore`: the backup in `input` (`-`: standard input) becomes the store.
+fn restore(data_dir: &std::path::Path, input: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let bytes = if input == std::path::Path::new("-") {
+        store::sqlite::restore(data_dir, &mut std::io::stdin().lock())?
+    } else {
+        let mut file = std::fs::File::open(input)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
+        store::sqlite::restore(data_dir, &mut file)?
+    };
+    eprintln!(
+        "restored {} ({bytes} bytes) in {:.1}s; start the server",
         data_dir.display(),
         started.elapsed().as_secs_f64()
     );
@@ -355,6 +381,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config_dir,
         } => refuse_postgres_backup(config_dir.as_deref())
             .and_then(|()| backup(&data_dir, &output, temp_dir.as_deref())),
+        Command::Restore { data_dir, input } => restore(&data_dir, &input),
         Command::Migrate {
             from_sqlite,
             config_dir,

@@ -31,11 +31,10 @@ pub fn backup_to_writer(
     temp_dir: &Path,
     out: &mut dyn Write,
 ) -> Result<u64, StoreError> {
-    let staged = Staged::create(temp_dir)?;
+    let staged = Staged::create_named(temp_dir, "backup")?;
     vacuum_into(data_dir, &staged.path)?;
-    let mut copy = File::open(&staged.path).map_err(|e| {
-        StoreError::Database(format!("cannot read {}: {e}", staged.path.display()))
-    })?;
+    let mut copy = File::open(&staged.path)
+        .map_err(|e| StoreError::Database(format!("cannot read {}: {e}", staged.path.display())))?;
     // Unlinked now: the open file keeps the data until the copy ends or the process dies.
     drop(staged);
     let bytes = copy_all(&mut copy, out)?;
@@ -85,9 +84,10 @@ struct Staged {
 }
 
 impl Staged {
-    /// A new, empty file in `dir` (`VACUUM INTO` accepts an empty file).
-    fn create(dir: &Path) -> Result<Staged, StoreError> {
-        let path = dir.join(format!(".taxiway-backup-{}.db", std::process::id()));
+    /// A new, empty file `.taxiway-<what>-<pid>.db` in `dir` (`VACUUM INTO` accepts an
+    /// empty file).
+    fn create_named(dir: &Path, what: &str) -> Result<Staged, StoreError> {
+        let path = dir.join(format!(".taxiway-{what}-{}.db", std::process::id()));
         let create = || OpenOptions::new().write(true).create_new(true).open(&path);
         // A file of this name was left by an earlier process with our id (one killed
         // mid-snapshot): nothing else can be using it.
@@ -115,4 +115,97 @@ impl Drop for Staged {
         journal.push("-journal");
         let _ = std::fs::remove_file(journal);
     }
+}
+
+/// Replace the store in `data_dir` with the backup read from `input` (a file written by
+/// [`backup`] or the stream of [`backup_to_writer`]); returns its size in bytes.
+///
+/// The server must be stopped: a store another process holds open is refused. The
+/// backup is written beside the store first and checked (an SQLite database that
+/// passes `PRAGMA quick_check` and holds a Taxiway store); only then are the old
+/// write-ahead log and shared-memory files removed and the backup renamed over
+/// `taxiway.db`. A refused backup leaves the store as it was.
+pub fn restore(data_dir: &Path, input: &mut dyn Read) -> Result<u64, StoreError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", data_dir.display())))?;
+    let store = data_dir.join(DB_FILE);
+    refuse_if_in_use(&store)?;
+    let staged = Staged::create_named(data_dir, "restore")?;
+    let bytes = {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&staged.path)
+            .map_err(|e| StoreError::Database(format!("cannot write the restore: {e}")))?;
+        let bytes = std::io::copy(input, &mut file)
+            .map_err(|e| StoreError::Database(format!("cannot read the backup: {e}")))?;
+        file.sync_all()
+            .map_err(|e| StoreError::Database(format!("cannot write the restore: {e}")))?;
+        bytes
+    };
+    check_backup(&staged.path)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = store.clone().into_os_string();
+        side.push(suffix);
+        match std::fs::remove_file(&side) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Database(format!(
+                    "cannot remove {}: {e}",
+                    Path::new(&side).display()
+                )))
+            }
+        }
+    }
+    std::fs::rename(&staged.path, &store)
+        .map_err(|e| StoreError::Database(format!("cannot replace {}: {e}", store.display())))?;
+    if let Ok(dir) = File::open(data_dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(bytes)
+}
+
+/// Refuse to restore over a store that a running server (or any process) has open.
+fn refuse_if_in_use(store: &Path) -> Result<(), StoreError> {
+    if !store.exists() {
+        return Ok(());
+    }
+    let conn = Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    // A server holds the store for good: no point waiting long for it.
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    // Exclusive locking mode before the first read: SQLite then needs the database
+    // file to itself, which it cannot have while another connection holds it open.
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    let in_use = conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;").is_err();
+    if in_use {
+        return Err(StoreError::Database(format!(
+            "{} is in use (is the server running?); stop it before restoring",
+            store.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A restore candidate must be an intact SQLite database holding a Taxiway store.
+fn check_backup(path: &Path) -> Result<(), StoreError> {
+    let invalid = |why: String| StoreError::Database(format!("not a Taxiway backup: {why}"));
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| invalid(e.to_string()))?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| invalid(e.to_string()))?;
+    if check != "ok" {
+        return Err(invalid(format!("quick_check: {check}")));
+    }
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'object_versions'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+    if tables == 0 {
+        return Err(invalid("it holds no object_versions table".into()));
+    }
+    Ok(())
 }
