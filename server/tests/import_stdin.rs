@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
+use taxiway_server::store::{Listing, VersionMatch};
 
 /// Run `import --collection inbox -` over `app`'s data directory with `input` on stdin.
 fn import_stdin(app: &TestApp, input: &[u8]) -> Output {
@@ -96,4 +97,68 @@ async fn a_bad_bundle_on_stdin_is_an_error_and_changes_nothing() {
         assert!(done.stdout.is_empty());
         assert_eq!(inbox_ids(&app).await, before, "nothing lost, nothing added");
     }
+}
+
+/// An import beside a server that keeps accepting POSTs: the two processes take turns
+/// on the store's write lock (waiting, not failing), so every POST gets its 202 and the
+/// import completes.
+#[tokio::test]
+async fn import_and_server_writes_take_turns() {
+    let app = TestApp::new().await;
+    let objects: Vec<_> = (0..12_000)
+        .map(|n| indicator(n + 100_000, 1, "203.0.113.10", 60))
+        .collect();
+    let bundle = json!({
+        "type": "bundle",
+        "id": "bundle--6f0f3c2e-8a51-4b1e-9d3a-2c4b5e6f7a82",
+        "objects": objects,
+    })
+    .to_string();
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        config_dir.path().join("taxiway.toml"),
+        config_text("type:indicator"),
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taxiway-server"))
+        .arg("import")
+        .arg("--config-dir")
+        .arg(config_dir.path())
+        .arg("--data-dir")
+        .arg(app.dir.path())
+        .args(["--collection", "inbox", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || stdin.write_all(bundle.as_bytes()));
+    let mut posted = 0;
+    loop {
+        let (status, body) = app
+            .post(INBOX, vec![indicator(posted, 1, "198.51.100.9", 50)])
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        posted += 1;
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+    }
+    feeder.join().expect("feeder").expect("write stdin");
+    let done = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("imported 12000 objects"), "{stderr}");
+    let everything = Listing {
+        ids: vec![],
+        types: vec![],
+        versions: VersionMatch::all(),
+        spec_versions: vec![],
+        after: None,
+        limit: 1,
+        with_raw: false,
+        max_bytes: None,
+    };
+    let stored = app.store.count(INBOX, &everything).await.expect("count");
+    assert_eq!(stored, 12_000 + u64::from(posted));
 }
