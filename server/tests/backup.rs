@@ -250,4 +250,40 @@ async fn restore_from_stdin_replaces_a_stopped_store_and_refuses_otherwise() {
     };
     let restored = TestApp::on(place, config("type:indicator")).await;
     assert_eq!(restored.get(&objects_url(INBOX)).await.2, before);
+
+    // A raw copy of a stopped store (a WAL-mode file) restores from `--input FILE`.
+    let dir = stop(restored).await;
+    let raw = tempfile::tempdir().expect("tempdir");
+    let copy = raw.path().join("copy.db");
+    std::fs::copy(
+        dir.path().join(taxiway_server::store::sqlite::DB_FILE),
+        &copy,
+    )
+    .expect("copy");
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let done = Command::new(env!("CARGO_BIN_EXE_taxiway-server"))
+        .args(["restore", "--data-dir"])
+        .arg(fresh.path())
+        .arg("--input")
+        .arg(&copy)
+        .output()
+        .expect("run");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let names: Vec<_> = std::fs::read_dir(fresh.path())
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["taxiway.db"], "nothing else left beside the store");
+    let place = backend::Place {
+        backend: backend::Backend::Sqlite,
+        dir: fresh,
+        db: None,
+    };
+    let again = TestApp::on(place, config("type:indicator")).await;
+    assert_eq!(again.get(&objects_url(INBOX)).await.2, before);
 }

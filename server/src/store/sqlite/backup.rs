@@ -111,9 +111,13 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-        let mut journal = self.path.clone().into_os_string();
-        journal.push("-journal");
-        let _ = std::fs::remove_file(journal);
+        // What SQLite may have created beside it (checking a WAL-mode backup opens an
+        // empty write-ahead log and its shared memory).
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let mut side = self.path.clone().into_os_string();
+            side.push(suffix);
+            let _ = std::fs::remove_file(side);
+        }
     }
 }
 
@@ -143,6 +147,7 @@ pub fn restore(data_dir: &Path, input: &mut dyn Read) -> Result<u64, StoreError>
         bytes
     };
     check_backup(&staged.path)?;
+    // The checked file is renamed below; its side files go when `staged` is dropped.
     for suffix in ["-wal", "-shm"] {
         let mut side = store.clone().into_os_string();
         side.push(suffix);
