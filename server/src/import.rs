@@ -1,6 +1,8 @@
 //! `taxiway-server import`: load STIX bundles or TAXII envelopes into a stored collection.
+//!
+//! A file named `-` is standard input (`kubectl exec -i … import … - < bundle.json`).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,13 +24,47 @@ pub struct ImportReport {
     pub rejected: u64,
 }
 
-/// Import `files` into the stored collection named by id, alias or title.
+/// The file name that stands for standard input.
+pub const STDIN: &str = "-";
+
+/// How `file` is named in messages.
+fn label(file: &Path) -> String {
+    if file == Path::new(STDIN) {
+        "standard input".to_string()
+    } else {
+        file.display().to_string()
+    }
+}
+
+/// The whole of `file`, or of standard input for `-`.
+fn read_body(file: &Path) -> anyhow::Result<Vec<u8>> {
+    if file == Path::new(STDIN) {
+        let mut body = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut body)
+            .context("cannot read standard input")?;
+        return Ok(body);
+    }
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Import `files` into the stored collection named by id, alias or title; `-` reads
+/// standard input (once).
 pub async fn import(
     config_dir: &Path,
     data_dir: &Path,
     collection: &str,
     files: &[PathBuf],
 ) -> anyhow::Result<ImportReport> {
+    if files
+        .iter()
+        .filter(|f| f.as_path() == Path::new(STDIN))
+        .count()
+        > 1
+    {
+        bail!("standard input (`-`) can be imported once per run");
+    }
     let (config, store) = open(config_dir, data_dir, 2).await?;
     let Some(target) = config.find_collection(collection) else {
         bail!("no collection with id, alias or title {collection:?} in the configuration");
@@ -44,15 +80,13 @@ pub async fn import(
     let mut report = ImportReport::default();
     let started = Instant::now();
     for file in files {
-        let body =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let parsed =
-            parse_envelope(&body, None).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let name = label(file);
+        let body = read_body(file)?;
+        let parsed = parse_envelope(&body, None).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         drop(body);
         for failure in &parsed.failures {
             eprintln!(
-                "{}: rejected {}: {}",
-                file.display(),
+                "{name}: rejected {}: {}",
                 if failure.id.is_empty() {
                     "<no id>"
                 } else {
@@ -85,7 +119,7 @@ pub async fn import(
                 .context("store write failed")?;
             report.stored += status.success_count;
             let rate = report.stored as f64 / started.elapsed().as_secs_f64().max(0.001);
-            eprint!("\r{}: {done}/{total} objects ({rate:.0}/s)", file.display());
+            eprint!("\r{name}: {done}/{total} objects ({rate:.0}/s)");
             let _ = std::io::stderr().flush();
         }
         eprintln!();

@@ -64,7 +64,7 @@ enum Command {
         /// The target collection's id, alias or title.
         #[arg(long)]
         collection: String,
-        /// Bundle or envelope files.
+        /// Bundle or envelope files; `-` reads one from standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -77,8 +77,9 @@ enum Command {
         #[arg(long)]
         api_key: bool,
     },
-    /// Write a consistent snapshot of the store to a new file, while the server may be
-    /// running (SQLite `VACUUM INTO`); refuses to overwrite an existing file.
+    /// Write a consistent snapshot of the store to a new file, or to standard output
+    /// with `--output -`, while the server may be running (SQLite `VACUUM INTO`);
+    /// refuses to overwrite an existing file.
     Backup {
         /// Directory of the embedded store.
         #[arg(long, env = "TAXIWAY_DATA_DIR")]
@@ -87,9 +88,26 @@ enum Command {
         /// (back PostgreSQL up with pg_dump).
         #[arg(long, env = "TAXIWAY_CONFIG_DIR")]
         config_dir: Option<PathBuf>,
-        /// The backup file to create.
+        /// The backup file to create, or `-` for standard output (the snapshot is
+        /// then taken into a temporary file in `--temp-dir` first and streamed; only
+        /// the database goes to standard output, messages go to standard error).
         #[arg(long)]
         output: PathBuf,
+        /// Where `--output -` stages the snapshot: it needs room for the compacted
+        /// store. Default: the data directory.
+        #[arg(long)]
+        temp_dir: Option<PathBuf>,
+    },
+    /// Replace the embedded store of a data directory with a backup (a file, or `-` for
+    /// standard input). Stop the server first: a store in use is refused. The backup
+    /// is checked before anything is replaced.
+    Restore {
+        /// Directory of the embedded store to replace (created if missing).
+        #[arg(long, env = "TAXIWAY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup file written by `backup`, or `-` for standard input.
+        #[arg(long)]
+        input: PathBuf,
     },
     /// Copy the embedded store of a data directory into the (empty) PostgreSQL database
     /// the configuration names: every object version with its bytes, every view's
@@ -184,7 +202,14 @@ fn hash_password(api_key: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn backup(data_dir: &std::path::Path, output: &std::path::Path) -> anyhow::Result<()> {
+fn backup(
+    data_dir: &std::path::Path,
+    output: &std::path::Path,
+    temp_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if output == std::path::Path::new("-") {
+        return backup_to_stdout(data_dir, temp_dir.unwrap_or(data_dir));
+    }
     let started = std::time::Instant::now();
     store::sqlite::backup(data_dir, output)?;
     let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
@@ -192,6 +217,43 @@ fn backup(data_dir: &std::path::Path, output: &std::path::Path) -> anyhow::Resul
         "backed up {} to {} ({bytes} bytes) in {:.1}s",
         data_dir.display(),
         output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `backup --output -`: the snapshot on standard output, the summary on standard error.
+fn backup_to_stdout(data_dir: &std::path::Path, temp_dir: &std::path::Path) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        anyhow::bail!(
+            "standard output is a terminal; redirect `backup --output -` to a file or a pipe"
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let bytes = store::sqlite::backup_to_writer(data_dir, temp_dir, &mut out)?;
+    eprintln!(
+        "backed up {} to standard output ({bytes} bytes) in {:.1}s",
+        data_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `restore`: the backup in `input` (`-`: standard input) becomes the store.
+fn restore(data_dir: &std::path::Path, input: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let bytes = if input == std::path::Path::new("-") {
+        store::sqlite::restore(data_dir, &mut std::io::stdin().lock())?
+    } else {
+        let mut file = std::fs::File::open(input)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
+        store::sqlite::restore(data_dir, &mut file)?
+    };
+    eprintln!(
+        "restored {} ({bytes} bytes) in {:.1}s; start the server",
+        data_dir.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -315,10 +377,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Backup {
             data_dir,
             output,
+            temp_dir,
             config_dir,
-        } => {
-            refuse_postgres_backup(config_dir.as_deref()).and_then(|()| backup(&data_dir, &output))
-        }
+        } => refuse_postgres_backup(config_dir.as_deref())
+            .and_then(|()| backup(&data_dir, &output, temp_dir.as_deref())),
+        Command::Restore { data_dir, input } => restore(&data_dir, &input),
         Command::Migrate {
             from_sqlite,
             config_dir,

@@ -159,3 +159,66 @@ async fn migrate_copies_an_embedded_store_and_never_prints_the_password() {
 fn config_from(dir: &std::path::Path) -> taxiway_server::config::ServiceConfig {
     taxiway_server::config::load_dir(dir).expect("valid")
 }
+
+/// `import … -` on PostgreSQL: a bundle from standard input into a store a server is
+/// serving (what `kubectl exec -i deploy/<name> -- … import … -` does on a
+/// TaxiiService with `storage.type: postgres`); a bad bundle changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn import_reads_stdin_into_a_serving_postgres_store() {
+    use std::io::Write;
+    let db = TestDb::create().await;
+    let config = postgres_config_dir();
+    let store = PostgresStore::connect_url(&db.url, 2).await.expect("open");
+    store
+        .apply_config(&common::store_setup(&config_from(config.path())))
+        .await
+        .expect("apply");
+    wait_built(&store).await;
+    let run = |input: Vec<u8>| {
+        let mut child = bin()
+            .env(URL_ENV, &db.url)
+            .arg("import")
+            .arg("--config-dir")
+            .arg(config.path())
+            .args(["--collection", "inbox", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(&input);
+        drop(stdin);
+        child.wait_with_output().expect("wait")
+    };
+    let objects: Vec<_> = (0..30)
+        .map(|n| indicator(n, 1, "203.0.113.20", 60))
+        .collect();
+    let bundle = serde_json::json!({
+        "type": "bundle",
+        "id": "bundle--6f0f3c2e-8a51-4b1e-9d3a-2c4b5e6f7a83",
+        "objects": objects,
+    });
+    let done = run(bundle.to_string().into_bytes());
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("imported 30 objects"), "{stderr}");
+
+    let listing = Listing {
+        ids: vec![],
+        types: vec![],
+        versions: VersionMatch::all(),
+        spec_versions: vec![],
+        after: None,
+        limit: 100,
+        with_raw: false,
+        max_bytes: None,
+    };
+    assert_eq!(store.count(INBOX, &listing).await.expect("count"), 30);
+    let bad = run(br#"{"type": "bundle", "objects": [{"type": "#.to_vec());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(stderr.contains("error: standard input:"), "{stderr}");
+    assert_eq!(store.count(INBOX, &listing).await.expect("count"), 30);
+}

@@ -34,6 +34,9 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let mut writer = Connection::open(&path)?;
         schema::configure(&writer, true)?;
+        // Take the write lock at BEGIN, waiting (busy_timeout) for another process's
+        // writes (an `import` beside the server) instead of failing mid-transaction.
+        writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         schema::migrate(&mut writer)?;
         let last: Option<i64> = writer.query_row(
             // One index probe per view and one for the newest version: no table scans at start-up.

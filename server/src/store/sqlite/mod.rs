@@ -16,6 +16,6 @@ mod rebuilder;
 mod schema;
 mod views;
 
-pub use backup::backup;
+pub use backup::{backup, backup_to_writer, restore};
 pub use db_file::DB_FILE;
 pub use handle::SqliteStore;
