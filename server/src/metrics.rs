@@ -62,6 +62,12 @@ struct FieldLabels {
     field: &'static str,
 }
 
+/// A response's content coding: `identity`, `gzip` or `zstd`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EncodingLabels {
+    encoding: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
@@ -90,6 +96,9 @@ pub struct Metrics {
     connections_refused: Counter,
     limited: Family<ReasonLabels, Counter>,
     ignored_match_fields: Family<FieldLabels, Counter>,
+    response_encodings: Family<EncodingLabels, Counter>,
+    response_body_bytes: Family<EncodingLabels, Counter>,
+    compression_saved_bytes: Family<EncodingLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -223,6 +232,24 @@ impl Metrics {
             "match[<field>] parameters ignored on listings because the server does not support the field, by field (a few known names, else other)",
             ignored_match_fields.clone(),
         );
+        let response_encodings = Family::<EncodingLabels, Counter>::default();
+        registry.register(
+            "response_encodings",
+            "TAXII responses by the content coding they were sent in (identity, gzip, zstd)",
+            response_encodings.clone(),
+        );
+        let response_body_bytes = Family::<EncodingLabels, Counter>::default();
+        registry.register(
+            "response_body_bytes",
+            "Bytes of TAXII response bodies as sent on the wire (after content coding), by content coding",
+            response_body_bytes.clone(),
+        );
+        let compression_saved_bytes = Family::<EncodingLabels, Counter>::default();
+        registry.register(
+            "compression_saved_bytes",
+            "Bytes content coding kept off the wire (identity length minus coded length), by content coding (gzip, zstd)",
+            compression_saved_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -245,6 +272,24 @@ impl Metrics {
             connections_refused,
             limited,
             ignored_match_fields,
+            response_encodings,
+            response_body_bytes,
+            compression_saved_bytes,
+        }
+    }
+
+    /// Record one TAXII response sent in the content coding `encoding` (`identity`,
+    /// `gzip`, `zstd`): `identity_bytes` its body before coding, `sent_bytes` on the wire.
+    pub fn response_encoding(&self, encoding: &'static str, identity_bytes: u64, sent_bytes: u64) {
+        let labels = EncodingLabels { encoding };
+        self.response_encodings.get_or_create(&labels).inc();
+        self.response_body_bytes
+            .get_or_create(&labels)
+            .inc_by(sent_bytes);
+        if encoding != "identity" {
+            self.compression_saved_bytes
+                .get_or_create(&labels)
+                .inc_by(identity_bytes.saturating_sub(sent_bytes));
         }
     }
 

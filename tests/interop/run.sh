@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the TAXII 2.1 interop test against an already built taxiway-server binary.
+# Run the TAXII 2.1 interop test, then the compression interop test
+# (test_compression.py: taxii2-client and curl, compressed and not), against an
+# already built taxiway-server binary.
 #
 #   cargo build -p taxiway-server && tests/interop/run.sh
 #
@@ -13,4 +15,7 @@ repo="$(cd "$here/../.." && pwd)"
 
 venv="$("$here/setup-venv.sh")"
 cd "$repo"
-exec "$venv/bin/python" "$here/test_taxii21.py" "$@"
+status=0
+"$venv/bin/python" "$here/test_taxii21.py" "$@" || status=$?
+"$venv/bin/python" "$here/test_compression.py" || status=$((status ? status : 1))
+exit "$status"

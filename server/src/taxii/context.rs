@@ -9,9 +9,11 @@
 //!   removed, and [`Arrival`] in the extensions; then the resources' router.
 //! - [`enter`] (around each resource's methods): 406 when nothing acceptable is served,
 //!   the caller (401/503 when refused), then [`Ctx`] in the extensions for the
-//!   handler; the request is counted in the metrics under the resource's name (and
-//!   under its collection when it names a configured one), and written to the
-//!   access log ([`access_log`]).
+//!   handler; the answer is coded as `Accept-Encoding` asks ([`encoding`]; 406 when
+//!   it refuses every coding served, identity included); the request is counted in
+//!   the metrics under the resource's name (and under its collection when it names a
+//!   configured one), and written to the access log ([`access_log`]) with the bytes
+//!   sent on the wire.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use axum::Router;
 use tower::ServiceExt;
 
 use super::access_log::{self, Objects};
+use super::encoding::{self, Negotiation};
 use super::error::TaxiiError;
 use super::media;
 use super::params;
@@ -164,16 +167,20 @@ pub struct Resource {
     /// `[server] access_log`, read when the routes are built (as `[server]` is read
     /// once at start).
     access_log: bool,
+    /// `[server] compression`, read when the routes are built.
+    compression: bool,
 }
 
 impl Resource {
     /// A resource served in both versions.
     pub fn new(state: &AppState, endpoint: &'static str) -> Resource {
+        let config = state.config.load();
         Resource {
             state: state.clone(),
             endpoint,
             absent_in_20: None,
-            access_log: state.config.load().config.server.access_log,
+            access_log: config.config.server.access_log,
+            compression: config.config.server.compression,
         }
     }
 
@@ -184,18 +191,19 @@ impl Resource {
     }
 }
 
-/// Around a resource's methods: admit the request (negotiated version, caller), hand
-/// the handler its [`Ctx`], count the request (per configured collection too) and
-/// write its access log line.
+/// Around a resource's methods: admit the request (negotiated version and coding,
+/// caller), hand the handler its [`Ctx`], code the answer, count the request (per
+/// configured collection too) and write its access log line.
 pub async fn enter(State(resource): State<Resource>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let negotiation = Negotiation::of(resource.compression, &method, request.headers());
     let path = request.uri().path().to_string();
     let arrival = request.extensions_mut().remove::<Arrival>();
     let started = arrival.as_ref().map_or_else(Instant::now, |a| a.started);
     let client = arrival.as_ref().and_then(|a| a.facts.client);
     let config = arrival.as_ref().map(|a| a.facts.config.clone());
     let mut user = None;
-    let response = match admit(&resource, arrival, &mut request).await {
+    let response = match admit(&resource, arrival, negotiation, &mut request).await {
         Ok(caller) => {
             user = match caller {
                 Caller::User(identity) => Some(identity.name.clone()),
@@ -205,9 +213,10 @@ pub async fn enter(State(resource): State<Resource>, mut request: Request, next:
         }
         Err(error) => error.into_response(),
     };
+    let metrics = &resource.state.metrics;
+    let response = encoding::encode(response, negotiation, metrics).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let metrics = &resource.state.metrics;
     metrics.observe_request(resource.endpoint, method.as_str(), status, elapsed);
     let (api_root, collection) = access_log::scope_of(resource.endpoint, &path);
     let objects = response.extensions().get::<Objects>().copied();
@@ -239,12 +248,13 @@ pub async fn enter(State(resource): State<Resource>, mut request: Request, next:
     response
 }
 
-/// 406 when nothing acceptable is served, 401/503 when the caller is refused, 404 for
-/// a resource the negotiated version lacks; else the [`Ctx`] goes in the extensions
-/// and the caller is returned.
+/// 406 when nothing acceptable is served (in `Accept` or `Accept-Encoding`), 401/503
+/// when the caller is refused, 404 for a resource the negotiated version lacks; else
+/// the [`Ctx`] goes in the extensions and the caller is returned.
 async fn admit(
     resource: &Resource,
     arrival: Option<Arrival>,
+    negotiation: Negotiation,
     request: &mut Request,
 ) -> Result<Caller, TaxiiError> {
     let Some(Arrival { facts, base, .. }) = arrival else {
@@ -253,6 +263,9 @@ async fn admit(
     let version = facts
         .version
         .ok_or_else(|| TaxiiError::not_acceptable().in_version(facts.default_version()))?;
+    if negotiation.accepted.refused() {
+        return Err(encoding::not_acceptable().in_version(version));
+    }
     let certificate = request.extensions().get::<Arc<CertificateNames>>();
     let caller = resource
         .state

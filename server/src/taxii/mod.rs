@@ -9,6 +9,7 @@ mod collections;
 pub mod context;
 pub mod cursor;
 mod discovery;
+pub mod encoding;
 pub mod envelope;
 pub(crate) mod error;
 mod frames;

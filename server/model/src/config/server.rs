@@ -61,6 +61,10 @@ pub struct ServerSettings {
     /// Log one line per TAXII request (target `taxiway::access`): time, client,
     /// user, method, endpoint, API root, collection, status, objects, bytes, duration.
     pub access_log: bool,
+    /// Compress TAXII responses of 1 KiB and more in the coding the request's
+    /// `Accept-Encoding` prefers (`zstd`, `gzip`; fast levels). `false` sends every
+    /// response as it is and ignores `Accept-Encoding`.
+    pub compression: bool,
 }
 
 impl Default for ServerSettings {
@@ -81,6 +85,7 @@ impl Default for ServerSettings {
             drain_timeout_secs: 30,
             shutdown_delay_secs: 0,
             access_log: true,
+            compression: true,
         }
     }
 }
@@ -277,5 +282,18 @@ mod config_tests {
             config::parse(&format!("{BASE}[server]\nmax_conections = 10\n")),
             Err(ConfigError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn compression_is_on_unless_turned_off() {
+        assert!(
+            config::parse(BASE)
+                .expect("valid")
+                .config
+                .server
+                .compression
+        );
+        let c = config::parse(&format!("{BASE}[server]\ncompression = false\n")).expect("valid");
+        assert!(!c.config.server.compression);
     }
 }
