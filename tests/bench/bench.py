@@ -12,6 +12,9 @@ and measures, in this order:
      (through `next` and through `added_after`), with wrk at 1 and 16 connections,
      each followed by the same page as static bytes from `static_page` (same stack,
      same headers) — the limit the figures are quoted against;
+  2b. the start pages again with `Accept-Encoding: gzip` at 16 connections, against
+     nginx gzip-coding the same bytes at `gzip_comp_level 1` (skipped without nginx;
+     run.sh installs Debian's nginx-light);
   3. read throughput of the start pages with every server at once (one wrk whose
      threads are spread over the servers), against as many static servers;
   4. rebuild time of the query collection after a query change (config hot reload);
@@ -48,6 +51,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import zlib
 
 PAGE = 1000
 ROOT = "feeds"
@@ -364,12 +368,15 @@ def ms(text):
     return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[m.group(2)]
 
 
-def run_wrk(url, conns, duration, cpu, threads=None, script=None):
+def run_wrk(url, conns, duration, cpu, threads=None, script=None, headers=()):
     """wrk on one URL; `cpu` (a CpuMeter) is the serving side whose CPU per request is
-    reported. With `script` (see spread_script) the threads connect to several ports."""
+    reported. With `script` (see spread_script) the threads connect to several ports;
+    `headers` ("Name: value") are sent besides `Accept`."""
     threads = threads or (1 if conns == 1 else 2)
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "30s",
             "--latency", "-H", f"Accept: {STIX_MEDIA}"]
+    for header in headers:
+        argv += ["-H", header]
     if script:
         argv += ["-s", script]
     argv.append(url)
@@ -636,6 +643,92 @@ def measure_pages(args, port, cpu, name, coll, pages, duration, work):
                          "bytes": len(body), "t": t, "s": s})
         PROCS.stop(static)
     return rows
+
+
+def start_nginx(work, body_file):
+    """nginx (Debian's nginx-light) answering every GET with `body_file`, gzip-coding it
+    on the fly at `gzip_comp_level 1` for clients that accept gzip, as a proxy in front
+    of a server that does not compress would. Returns (process, port)."""
+    port = free_port()
+    root = os.path.abspath(os.path.join(work, "nginx"))
+    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+    shutil.copyfile(body_file, os.path.join(root, "page.json"))
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""# written by tests/bench/bench.py
+daemon off;
+worker_processes auto;
+{"user root;" if os.geteuid() == 0 else ""}
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    default_type "{STIX_MEDIA}";
+    gzip on;
+    gzip_comp_level 1;
+    gzip_min_length 1024;
+    gzip_types "{STIX_MEDIA}";
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ root {root}; try_files /page.json =404; }}
+    }}
+}}
+""")
+    proc = PROCS.start(["nginx", "-p", root, "-c", conf], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"nginx did not start; see {root}/error.log")
+            time.sleep(0.05)
+    return proc, port
+
+
+def get_coded(port, path, coding):
+    """GET `path` asking for `coding`: (Content-Encoding, body as sent)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("GET", path, headers={"Accept": STIX_MEDIA, "Accept-Encoding": coding})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    if r.status != 200:
+        raise SystemExit(f"GET {path} (Accept-Encoding: {coding}) -> {r.status}")
+    return r.getheader("Content-Encoding"), body
+
+
+def measure_gzip(port, cpu, name, path, duration, work):
+    """The start page with `Accept-Encoding: gzip` at 16 connections: Taxiway coding it
+    (issue 21) against nginx gzip-coding the same bytes at level 1 (the issue's
+    target: at least twice nginx's pages/s)."""
+    body_file, _, body, count = capture_page(port, path, work)
+    coding, ours = get_coded(port, path, "gzip")
+    if coding != "gzip" or zlib.decompress(ours, 31) != body:
+        raise SystemExit(f"{path}: Taxiway's gzip answer does not decode to the page")
+    nginx, nport = start_nginx(work, body_file)
+    try:
+        coding, theirs = get_coded(nport, path, "gzip")
+        if coding != "gzip" or zlib.decompress(theirs, 31) != body:
+            raise SystemExit("nginx does not gzip the captured page")
+        log(f"  {name} start, gzip: wrk -c16 ({count} objects, {len(body):,} bytes; "
+            f"Taxiway {len(ours):,}, nginx {len(theirs):,} gzip-coded)")
+        gzip = ["Accept-Encoding: gzip"]
+        t = run_wrk(f"http://127.0.0.1:{port}{path}", 16, duration, cpu, headers=gzip)
+        n = run_wrk(f"http://127.0.0.1:{nport}{path}", 16, duration,
+                    CpuMeter([], postmaster=nginx.pid), headers=gzip)
+    finally:
+        PROCS.stop(nginx)
+    return {"collection": name, "objects": count, "bytes": len(body), "ours": len(ours),
+            "theirs": len(theirs), "t": t, "n": n}
 
 
 def spread_script(work, ports):
@@ -967,6 +1060,15 @@ def measure_store(args, label, n, duration, corpus, imp, backend, work):
         for name, coll in (("stored", INBOX), ("query", QUERY_COLL)):
             rows += measure_pages(args, port, cpu, name, coll, walks[name][0], duration, work)
 
+        # 2b. gzip-coded start pages against nginx compressing them (issue 21)
+        gzip = []
+        if shutil.which("nginx"):
+            for name, coll in (("stored", INBOX), ("query", QUERY_COLL)):
+                start = page_targets(coll, walks[name][0])[0][1]
+                gzip.append(measure_gzip(port, cpu, name, start, duration, work))
+        else:
+            log(f"{label} {backend.name}: no nginx on PATH, skipping the gzip figures")
+
         # 3. read throughput with 1..N replicas
         throughput = measure_replicas(args, backend, config_dir, work, (server, port), walks,
                                       duration)
@@ -998,7 +1100,7 @@ def measure_store(args, label, n, duration, corpus, imp, backend, work):
         "label": label, "store": backend.name, "n": n, "facts": facts, "imp": imp,
         "prep": prep, "settings": settings, "disk_bytes": disk, "startup": startup,
         "scrape_ms": scrape_ms, "walks": {k: (len(v[0]), v[1], v[2]) for k, v in walks.items()},
-        "rows": rows, "throughput": throughput, "rebuilds": rebuilds, "after_rebuild": after,
+        "rows": rows, "gzip": gzip, "throughput": throughput, "rebuilds": rebuilds, "after_rebuild": after,
         "posts": posts,
         "mem": {"start": mem_start, "reads": mem_reads, "rebuild": mem_rebuild,
                 "ingest": mem_ingest},
@@ -1079,6 +1181,7 @@ def render(args, r):
     w = out.append
     render_header(args, r, w)
     render_pages(r, w)
+    render_gzip(r, w)
     render_throughput(r, w)
     render_other(r, w)
     return "\n".join(out)
@@ -1134,6 +1237,29 @@ def render_pages(r, w):
           f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | **{ratio(t, s):.0%}** | "
           f"{fmt_ms(s['p50'])} / {fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f} | "
           f"{cpu_ratio(t, s):.0%} | {t['others']:.0%} |")
+    w("")
+
+
+def render_gzip(r, w):
+    rows = r.get("gzip") or []
+    if not rows:
+        return
+    w("### Compressed start pages (`Accept-Encoding: gzip`, 16 connections)\n")
+    w("Taxiway compressing the page itself (gzip level 2, every request: no page cache "
+      "yet) against nginx (`nginx-light`, `gzip_comp_level 1`, `worker_processes auto`) "
+      "gzip-coding the same bytes from a file on every request. *Ratio* = Taxiway pages/s "
+      "÷ nginx pages/s (issue 21's target: at least 200 %). "
+      f"*CPU ms/page*: {cpu_who(r)} per page, Taxiway and nginx (master and workers).\n")
+    w("| collection | objects | bytes | gzip bytes, Taxiway / nginx | p50 ms | p99 ms | "
+      "pages/s | nginx pages/s | **ratio** | nginx p50 / p99 ms | CPU ms/page | others |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        t, n = row["t"], row["n"]
+        w(f"| {row['collection']} | {row['objects']:,} | {row['bytes']:,} | "
+          f"{row['ours']:,} / {row['theirs']:,} | {fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | "
+          f"{t['rps']:.0f} | {n['rps']:.0f} | **{ratio(t, n):.0%}** | "
+          f"{fmt_ms(n['p50'])} / {fmt_ms(n['p99'])} | {t['cpu_ms']:.2f} / {n['cpu_ms']:.2f} | "
+          f"{t['others']:.0%} |")
     w("")
 
 

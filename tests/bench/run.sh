@@ -31,12 +31,21 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
 
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
 if ! command -v wrk >/dev/null 2>&1; then
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
     echo "[bench] installing wrk (Debian package)" >&2
     $sudo apt-get install -y wrk >/dev/null 2>&1 ||
         { $sudo apt-get update >/dev/null && $sudo apt-get install -y wrk >/dev/null; }
+fi
+# nginx compressing the page is the baseline of the gzip figures (skipped without it).
+# Where services start on install (systemd), Debian's package also starts its own
+# nginx on port 80; the benchmark runs its own, on a free loopback port.
+if ! command -v nginx >/dev/null 2>&1; then
+    echo "[bench] installing nginx-light (Debian package)" >&2
+    $sudo apt-get install -y nginx-light >/dev/null 2>&1 ||
+        { $sudo apt-get update >/dev/null && $sudo apt-get install -y nginx-light >/dev/null; } ||
+        echo "[bench] no nginx: the gzip figures will be skipped" >&2
 fi
 
 echo "[bench] building release binaries" >&2

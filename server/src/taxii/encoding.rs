@@ -4,7 +4,8 @@
 //! `Content-Length` of the coded body.
 //!
 //! - Codings: `zstd` (level [`ZSTD_LEVEL`]) and `gzip` (level [`GZIP_LEVEL`]), the
-//!   client's highest weight winning and `zstd` winning a tie with `gzip`.
+//!   client's highest weight winning and `zstd` winning a tie with `gzip`; fast
+//!   levels, as a page is compressed on every request until pages are cached.
 //! - Bodies under [`MIN_BYTES`] are sent as they are (still with `Vary`), unless the
 //!   request refuses `identity`; so is a body that coding would not make smaller.
 //! - Bodies are in memory: the whole buffer is compressed at once, on a blocking
@@ -35,17 +36,23 @@ use crate::metrics::Metrics;
 pub const MIN_BYTES: u64 = 1024;
 
 /// Bodies longer than this are compressed on a blocking thread (`spawn_blocking`);
-/// shorter ones inline. At the levels used, 16 KiB of STIX JSON takes well under
-/// 100 µs to compress, about what handing it to another thread costs.
+/// shorter ones inline. 16 KiB of STIX JSON takes about 40–50 µs of CPU at the levels
+/// below: about what an async task may run between two awaits, and a few times what
+/// handing the work to another thread costs.
 pub const INLINE_MAX_BYTES: u64 = 16 * 1024;
 
-/// gzip's level: 1, the fastest. STIX JSON is repetitive enough that level 1 already
-/// makes a page 7–9× smaller; higher levels buy a few percent for 2–4× the CPU.
-pub const GZIP_LEVEL: u32 = 1;
+/// gzip's level. With the zlib-rs backend level 1 is the "quick" strategy (a 760 KB
+/// page of 1,000 STIX objects: 5.3× smaller, 1.9 ms of CPU) and level 2 zlib's own
+/// level-1 algorithm (7.1×, 2.7 ms): 2 sends a quarter fewer bytes, which is what
+/// consumers behind an Ingress wait for, and still costs less CPU than the C zlib at
+/// level 1 that nginx's `gzip_comp_level 1` uses (6.5×, 3.9 ms). Level 6 (8.6×) costs
+/// 6.1 ms. See docs/performance.md ("Compression on the wire").
+pub const GZIP_LEVEL: u32 = 2;
 
-/// zstd's level: 1, the fastest of the regular levels, smaller and faster than gzip
-/// at level 1 on STIX pages. Its window stays far below the 8 MB that HTTP's `zstd`
-/// coding allows decoders to refuse past (RFC 9659).
+/// zstd's level: 1, the fastest regular level and, on STIX pages, also the smallest
+/// of levels 1–3 (the same page: 9.2×, 1.1 ms of CPU; level 3: 9.0×, 1.6 ms). Its
+/// window stays far below the 8 MB that HTTP's `zstd` coding lets decoders refuse
+/// past (RFC 9659).
 pub const ZSTD_LEVEL: i32 = 1;
 
 /// A content coding this server sends.
