@@ -357,40 +357,41 @@ pub async fn encode(
         return response;
     };
     let (mut parts, body) = response.into_parts();
-    match coded(coding, &mut parts, body, identity_len).await {
-        Ok((identity, coded)) => {
-            let keep = match &coded {
-                Ok(coded) => (coded.len() as u64) < identity_len || !negotiation.accepted.identity,
-                Err(failure) => {
-                    tracing::error!(error = %failure, coding = coding.token(), "cannot compress a response; sending it uncompressed");
-                    false
-                }
-            };
-            let (body, token, sent) = match coded {
-                Ok(coded) if keep => {
-                    parts.headers.insert(
-                        header::CONTENT_ENCODING,
-                        HeaderValue::from_static(coding.token()),
-                    );
-                    let sent = coded.len() as u64;
-                    (Body::from(coded), coding.token(), sent)
-                }
-                _ => (super::frames::chunks(identity), "identity", identity_len),
-            };
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
-            metrics.response_encoding(token, identity_len, sent);
-            Response::from_parts(parts, body)
-        }
+    let (identity, coded) = match coded(coding, &mut parts, body, identity_len).await {
+        Ok(made) => made,
         Err(failure) => {
             tracing::error!(error = %failure, coding = coding.token(), "cannot code a response");
-            let version = version_of(&parts.headers);
-            TaxiiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
-                .in_version(version)
-                .into_response()
+            let mut error =
+                TaxiiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                    .in_version(version_of(&parts.headers))
+                    .into_response();
+            vary(error.headers_mut());
+            return error;
         }
-    }
+    };
+    let coded = coded
+        .inspect_err(|failure| {
+            let coding = coding.token();
+            tracing::error!(error = %failure, coding, "cannot compress; sending uncompressed");
+        })
+        .ok()
+        .filter(|coded| (coded.len() as u64) < identity_len || !negotiation.accepted.identity);
+    let (body, token, sent) = match coded {
+        Some(coded) => {
+            let token = coding.token();
+            parts
+                .headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
+            let sent = coded.len() as u64;
+            (Body::from(coded), token, sent)
+        }
+        None => (super::frames::chunks(identity), "identity", identity_len),
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
+    metrics.response_encoding(token, identity_len, sent);
+    Response::from_parts(parts, body)
 }
 
 /// The body's identity chunks and the body in `coding`: the one an [`EncodedBody`]
@@ -553,7 +554,12 @@ mod tests {
 
     fn page() -> Vec<Bytes> {
         (0..200)
-            .map(|i| Bytes::from(format!("{{\"type\":\"indicator\",\"id\":\"indicator--{i:08x}\",\"pattern\":\"[ipv4-addr:value = '10.0.{i}.1']\"}},")))
+            .map(|i| {
+                let id = format!("indicator--{i:08x}");
+                let pattern = format!("[ipv4-addr:value = '10.0.{i}.1']");
+                let object = serde_json::json!({"type": "indicator", "id": id, "pattern": pattern});
+                Bytes::from(format!("{object},"))
+            })
             .collect()
     }
 
