@@ -58,6 +58,15 @@ impl Query {
         eval::matches(&self.expr, facts, now_us)
     }
 
+    /// The top-level STIX properties the query's terms read, in query order
+    /// (`external_references` for `external_references.source_name:x`); derived
+    /// fields such as `ioc_type` or `tlp` are not properties.
+    pub fn properties(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.expr.property_heads(&mut out);
+        out
+    }
+
     /// Whether the result depends on the evaluation time (`now`, `now-30d`…) and must be refreshed.
     pub fn uses_relative_time(&self) -> bool {
         self.relative

@@ -18,6 +18,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::collection::{CollectionConfig, CollectionKind};
+use crate::config::error::Problem;
 use crate::config::model::{Access, Collection, QueryDialect};
 
 #[cfg(test)]
@@ -187,6 +189,29 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A warning for each native query collection that reads an XSOAR field (see
+/// [`xsoar_field_in`](crate::query::xsoar::xsoar_field_in)): it parses, but matches
+/// nothing, and was most likely pasted without `dialect = "xsoar"`.
+pub(crate) fn lookalike_warnings(collections: &[CollectionConfig]) -> Vec<Problem> {
+    collections
+        .iter()
+        .filter(|c| c.settings.dialect == QueryDialect::Native)
+        .filter_map(|c| match &c.kind {
+            CollectionKind::Query(query) => {
+                let field = crate::query::xsoar::xsoar_field_in(query)?;
+                Some(Problem::new(
+                    format!("{}.query", c.at),
+                    format!(
+                        "reads {field:?}, which no STIX object has, so it matches nothing; \
+                         if this is a Cortex XSOAR query, set dialect = \"xsoar\""
+                    ),
+                ))
+            }
+            CollectionKind::Stored => None,
+        })
+        .collect()
 }
 
 /// The id of the collection `name` in API root `api_root`: the UUIDv5 of

@@ -151,6 +151,17 @@ fn the_dialect_key_in_taxiway_toml() {
         c.collections[1].native_query(),
         Some("type:Domain -tags:internal")
     );
+    // It parses, but matches nothing: check-config and the server warn.
+    let warnings: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "collections[1].query: reads \"-tags\", which no STIX object has, so it matches \
+          nothing; if this is a Cortex XSOAR query, set dialect = \"xsoar\""
+        ]
+    );
+    let c = parse_files(&toml, None).expect("valid");
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     let bad = toml.replace("dialect = \"xsoar\"", "dialect = \"splunk\"");
     assert!(parse_files(&bad, None).is_err());
     let writable = format!(

@@ -47,6 +47,28 @@ pub fn translate(xsoar: &str) -> Result<String, XsoarQueryError> {
     Ok(text)
 }
 
+/// An XSOAR field a native query reads, if any: a property no STIX object has
+/// (`tags`, `lastSeen`…) or a `-field` negation, which the native language reads as a
+/// property named `-field`. Such a query parses but matches nothing; it was most
+/// likely meant as an XSOAR query.
+pub fn xsoar_field_in(query: &Query) -> Option<&str> {
+    const XSOAR_ONLY: &[&str] = &[
+        "tags",
+        "verdict",
+        "reputation",
+        "score",
+        "sourcebrands",
+        "sourceinstances",
+        "expirationstatus",
+        "firstseen",
+        "lastseen",
+        "investigationids",
+    ];
+    query.properties().into_iter().find(|field| {
+        field.starts_with('-') || XSOAR_ONLY.contains(&field.to_ascii_lowercase().as_str())
+    })
+}
+
 fn to_native(input: &str, expr: &Expr) -> Result<Native, XsoarQueryError> {
     let all = |items: &[Expr]| -> Result<Vec<Native>, XsoarQueryError> {
         items.iter().map(|e| to_native(input, e)).collect()

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::translate;
+use super::{translate, xsoar_field_in};
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::parse_timestamp;
 
@@ -438,4 +438,36 @@ fn translations_match_what_xsoar_users_mean() {
         assert_eq!(hit("expirationStatus:active", object), active, "{object}");
         assert_eq!(hit("expirationStatus:expired", object), !active, "{object}");
     }
+}
+
+#[test]
+fn xsoar_queries_read_as_native_are_recognised() {
+    let field = |native: &str| {
+        let query = Query::parse(native).unwrap_or_else(|e| panic!("{native}: {e}"));
+        xsoar_field_in(&query).map(str::to_owned)
+    };
+    assert_eq!(field("type:IP tags:c2").as_deref(), Some("tags"));
+    assert_eq!(
+        field("type:Domain -tags:internal").as_deref(),
+        Some("-tags")
+    );
+    assert_eq!(
+        field(r#"lastSeen:>="7 days ago""#).as_deref(),
+        Some("lastSeen")
+    );
+    assert_eq!(field("Verdict:Malicious").as_deref(), Some("Verdict"));
+    for native in [
+        "type:indicator and labels:c2",
+        "ioc_type:ipv4-addr and tlp:green",
+        "value:1.2.3.4 or x_score:3",
+        "external_references.source_name:mitre-attack",
+    ] {
+        assert_eq!(field(native), None, "{native}");
+    }
+    assert_eq!(
+        Query::parse("name:x and not (external_references.source_name:y or tlp:green)")
+            .expect("parses")
+            .properties(),
+        ["name", "external_references"]
+    );
 }
