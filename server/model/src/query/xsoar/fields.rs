@@ -18,7 +18,7 @@
 use super::dates::{self, When};
 use super::error::{quote, XsoarQueryError};
 use super::native::Native;
-use super::parser::{Term, Value};
+use super::parser::Term;
 use super::types;
 use crate::query::ast::Cmp;
 
@@ -232,8 +232,7 @@ fn expiration_status(input: &str, term: &Term) -> Result<Native, XsoarQueryError
 
 /// A time field: XSOAR's time forms, a bare date being a whole UTC day.
 fn time(input: &str, term: &Term, native: &'static str) -> Result<Native, XsoarQueryError> {
-    let value: &Value = &term.value;
-    if value.is_any() && term.cmp == Cmp::Eq {
+    if term.value.is_any() && term.cmp == Cmp::Eq {
         return Ok(Native::present(native));
     }
     let text = fixed(input, term, dates::FORMS)?;
