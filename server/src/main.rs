@@ -130,6 +130,20 @@ enum Command {
 }
 
 /// One line per query collection: the writable collections it draws from.
+/// For a query collection written in the XSOAR dialect: where, the query as written
+/// and the native query it was translated to (what is evaluated).
+fn describe_translation(c: &config::CollectionConfig) -> String {
+    match (c.settings.dialect, &c.settings.query, c.native_query()) {
+        (config::QueryDialect::Xsoar, Some(xsoar), Some(native)) => {
+            format!(
+                "    XSOAR query ({}): {xsoar}\n    translated: {native}\n",
+                c.at
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 fn describe_sources(config: &config::ServiceConfig) -> String {
     let title = |id: &String| {
         config
@@ -145,7 +159,7 @@ fn describe_sources(config: &config::ServiceConfig) -> String {
         .map(|c| {
             let sources: Vec<String> = c.sources.iter().map(title).collect();
             format!(
-                "  {:?} draws from {}{}\n",
+                "  {:?} draws from {}{}\n{}",
                 c.settings.title,
                 if sources.is_empty() {
                     "no writable collection".to_string()
@@ -156,7 +170,8 @@ fn describe_sources(config: &config::ServiceConfig) -> String {
                     " (default: those its readers may read)"
                 } else {
                     ""
-                }
+                },
+                describe_translation(c)
             )
         })
         .collect()
@@ -391,7 +406,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// `check-config`: validate a configuration directory, list what each query
-/// collection draws from, and print warnings.
+/// collection draws from (and the translation of an XSOAR query), and print warnings.
 fn check_config(config_dir: &std::path::Path) -> anyhow::Result<()> {
     match config::load_dir(config_dir) {
         Ok(c) => {

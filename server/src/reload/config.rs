@@ -1,4 +1,5 @@
-//! Hot reload of the configuration directory.
+//! Hot reload of the configuration directory: `taxiway.toml` and, when there is one,
+//! `collections.json` (XSOAR collections), validated together as one configuration.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +16,8 @@ const LOG: &str = "taxiway_server::reload";
 
 /// The configuration directory, reloaded into the configuration serving and the
 /// store: each valid new configuration is swapped in; an invalid one is logged with
-/// its reason and counted, and the previous configuration keeps serving.
+/// its reason and counted, and the previous configuration keeps serving. An edit of
+/// either file is a change.
 pub struct ConfigDir {
     dir: PathBuf,
     serving: Arc<ArcSwap<ServiceConfig>>,
@@ -73,7 +75,7 @@ impl Reloadable for ConfigDir {
 
     async fn reload(&self) -> Result<Option<usize>, Refused> {
         let next = config::load_dir(&self.dir).map_err(Refused::Invalid)?;
-        if next.config == self.serving.load().config {
+        if next.same_files(&self.serving.load()) {
             return Ok(None);
         }
         self.store

@@ -1,5 +1,5 @@
 //! Hot reload: one component for everything the server re-reads while it runs — the
-//! collection configuration ([`config`]), the users (`auth::CredentialsDir`) and the
+//! collection configuration ([`config`]: `taxiway.toml` and `collections.json`), the users (`auth::CredentialsDir`) and the
 //! TLS files (`tls::Tls`).
 //!
 //! A source of reloadable state implements [`Reloadable`]: it names its directory,

@@ -4,12 +4,15 @@ use super::collection::CollectionConfig;
 use super::error::Problem;
 use super::model::{ApiRoot, Config, TaxiiVersion};
 use super::sources;
+use super::xsoar::{self, XsoarCollection};
 
 /// A validated, compiled configuration: what the server serves.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// The configuration as written.
+    /// The configuration as written in `taxiway.toml`.
     pub config: Config,
+    /// The collections of `collections.json` as written (empty without the file).
+    pub xsoar_collections: Vec<XsoarCollection>,
     /// Collections in configuration order.
     pub collections: Vec<CollectionConfig>,
     /// `service.trusted_proxies`, parsed.
@@ -60,10 +63,17 @@ impl ServiceConfig {
     /// What is allowed but probably not meant: a query collection readable more widely
     /// than a collection it draws from (it republishes that collection's objects), a
     /// writable collection left out of a query collection's default sources, a writable
-    /// collection nobody may write to. Shown by `check-config`, logged at load and
-    /// reported on TaxiiCollection status.
+    /// collection nobody may write to, a native query reading an XSOAR field. Shown by
+    /// `check-config`, logged at load and reported on TaxiiCollection status.
     pub fn warnings(&self) -> Vec<Problem> {
-        sources::warnings(&self.config.collections, &self.collections)
+        let mut warnings = sources::warnings(&self.collections);
+        warnings.extend(xsoar::lookalike_warnings(&self.collections));
+        warnings
+    }
+
+    /// Whether `other` was loaded from the same files (so reloading it changes nothing).
+    pub fn same_files(&self, other: &ServiceConfig) -> bool {
+        self.config == other.config && self.xsoar_collections == other.xsoar_collections
     }
 
     /// Whether a TAXII version is served.

@@ -100,6 +100,21 @@ impl Expr {
         }
     }
 
+    /// The first name of every property path a term reads, in query order.
+    pub(crate) fn property_heads<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Expr::And(items) | Expr::Or(items) => {
+                items.iter().for_each(|item| item.property_heads(out))
+            }
+            Expr::Not(inner) => inner.property_heads(out),
+            Expr::Term(Term {
+                test: Test::Property { path, .. },
+                ..
+            }) => out.extend(path.first().map(|head| &**head)),
+            Expr::Term(_) => {}
+        }
+    }
+
     /// Whether evaluating this may parse an indicator pattern.
     fn needs_iocs(&self) -> bool {
         match self {

@@ -14,6 +14,7 @@ mod literal;
 mod parser;
 mod term;
 mod text;
+pub mod xsoar;
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +56,15 @@ impl Query {
     /// Whether the object version described by `facts` belongs to the query's results at `now_us`.
     pub fn matches(&self, facts: &ObjectFacts<'_>, now_us: i64) -> bool {
         eval::matches(&self.expr, facts, now_us)
+    }
+
+    /// The top-level STIX properties the query's terms read, in query order
+    /// (`external_references` for `external_references.source_name:x`); derived
+    /// fields such as `ioc_type` or `tlp` are not properties.
+    pub fn properties(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.expr.property_heads(&mut out);
+        out
     }
 
     /// Whether the result depends on the evaluation time (`now`, `now-30d`…) and must be refreshed.

@@ -45,6 +45,7 @@ fn settings_of(
         alias: spec.alias.clone(),
         writable: spec.writable,
         query: spec.query.clone(),
+        dialect: Default::default(),
         sources,
         access: Access {
             read: spec.access.read.clone(),
