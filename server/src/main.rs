@@ -130,6 +130,23 @@ enum Command {
 }
 
 /// One line per query collection: the writable collections it draws from.
+/// For each query collection written in the XSOAR dialect: where, the query as written
+/// and the native query it was translated to (what is evaluated).
+fn describe_translations(config: &config::ServiceConfig) -> String {
+    config
+        .collections
+        .iter()
+        .filter(|c| c.settings.dialect == config::QueryDialect::Xsoar)
+        .filter_map(|c| {
+            let (xsoar, native) = (c.settings.query.as_deref()?, c.native_query()?);
+            Some(format!(
+                "  {:?} ({}) XSOAR query: {xsoar}\n    translated: {native}\n",
+                c.settings.title, c.at
+            ))
+        })
+        .collect()
+}
+
 fn describe_sources(config: &config::ServiceConfig) -> String {
     let title = |id: &String| {
         config
@@ -391,7 +408,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// `check-config`: validate a configuration directory, list what each query
-/// collection draws from, and print warnings.
+/// collection draws from and the native query of each XSOAR-dialect one, and print
+/// warnings.
 fn check_config(config_dir: &std::path::Path) -> anyhow::Result<()> {
     match config::load_dir(config_dir) {
         Ok(c) => {
@@ -402,6 +420,7 @@ fn check_config(config_dir: &std::path::Path) -> anyhow::Result<()> {
                 c.collections.len()
             );
             print!("{}", describe_sources(&c));
+            print!("{}", describe_translations(&c));
             for w in c.warnings() {
                 eprintln!("warning: {w}");
             }

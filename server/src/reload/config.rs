@@ -73,7 +73,7 @@ impl Reloadable for ConfigDir {
 
     async fn reload(&self) -> Result<Option<usize>, Refused> {
         let next = config::load_dir(&self.dir).map_err(Refused::Invalid)?;
-        if next.config == self.serving.load().config {
+        if next.same_files(&self.serving.load()) {
             return Ok(None);
         }
         self.store

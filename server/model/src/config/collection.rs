@@ -26,12 +26,23 @@ pub struct CollectionConfig {
     /// configuration order (resolved from `sources`, or the safe default). Empty for
     /// writable collections.
     pub sources: Vec<String>,
+    /// Where it is configured, for messages: `collections[2]` (in `taxiway.toml`) or
+    /// `collections.json "Phishing URLs"`.
+    pub at: String,
 }
 
 impl CollectionConfig {
     /// The TAXII collection id.
     pub fn id(&self) -> &str {
         &self.settings.id
+    }
+
+    /// The native query of a query collection (an XSOAR query as translated).
+    pub fn native_query(&self) -> Option<&str> {
+        match &self.kind {
+            CollectionKind::Query(query) => Some(query.text()),
+            CollectionKind::Stored => None,
+        }
     }
 
     /// Whether producers may POST to it.

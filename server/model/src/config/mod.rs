@@ -1,6 +1,8 @@
 //! The configuration directory: loading and validation.
 //!
-//! `config/taxiway.toml` holds service settings, API roots and collections (no secrets).
+//! `config/taxiway.toml` holds service settings, API roots and collections (no secrets);
+//! an optional `config/collections.json` adds Cortex XSOAR's collections as they are
+//! written there ([`xsoar`]).
 //! A loaded configuration is validated as a whole and compiled (queries parsed) before it
 //! replaces the one serving, so a broken change never reaches clients.
 //!
@@ -18,6 +20,7 @@ pub mod server;
 mod service;
 pub mod sources;
 mod validate;
+pub mod xsoar;
 
 use std::path::{Path, PathBuf};
 
@@ -25,24 +28,45 @@ pub use self::auth::{AuthSettings, ClientCertUser};
 pub use self::collection::{CollectionConfig, CollectionKind};
 pub use self::error::{ConfigError, Problem};
 pub use self::model::{
-    Access, ApiRoot, Collection, Config, Limits, PostgresSettings, PostgresTls, Service,
-    StoreBackend, StoreSettings, TaxiiVersion,
+    Access, ApiRoot, Collection, Config, Limits, PostgresSettings, PostgresTls, QueryDialect,
+    Service, StoreBackend, StoreSettings, TaxiiVersion,
 };
 pub use self::server::ServerSettings;
 pub use self::service::ServiceConfig;
-pub use self::validate::{is_uuid_v4, parse_proxy, validate};
+pub use self::validate::{
+    is_collection_id, is_uuid_v4, parse_proxy, validate, validate_with_xsoar,
+};
+pub use self::xsoar::COLLECTIONS_FILE;
 
 /// Name of the configuration file inside the config directory.
 pub const CONFIG_FILE: &str = "taxiway.toml";
 
-/// Read and validate the configuration in `dir`.
+/// Read and validate the configuration in `dir`: `taxiway.toml`, and
+/// `collections.json` when there is one.
 pub fn load_dir(dir: &Path) -> Result<ServiceConfig, ConfigError> {
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
     })?;
-    parse(&text).map_err(|e| match e {
+    let json_path = dir.join(COLLECTIONS_FILE);
+    let json = match std::fs::read_to_string(&json_path) {
+        Ok(json) => Some(json),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: json_path,
+                source,
+            })
+        }
+    };
+    parse_files(&text, json.as_deref()).map_err(|e| match e {
+        ConfigError::Syntax { path: p, message } if p == Path::new(COLLECTIONS_FILE) => {
+            ConfigError::Syntax {
+                path: json_path,
+                message,
+            }
+        }
         ConfigError::Syntax { message, .. } => ConfigError::Syntax { path, message },
         other => other,
     })
@@ -86,11 +110,27 @@ pub fn redact_urls(text: &str) -> String {
 
 /// Parse and validate configuration text.
 pub fn parse(text: &str) -> Result<ServiceConfig, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    parse_files(text, None)
+}
+
+/// Parse and validate the text of `taxiway.toml` and, if there is one, of
+/// `collections.json`, as one configuration (see [`validate_with_xsoar`]).
+pub fn parse_files(
+    taxiway_toml: &str,
+    collections_json: Option<&str>,
+) -> Result<ServiceConfig, ConfigError> {
+    let config: Config = toml::from_str(taxiway_toml).map_err(|e| ConfigError::Syntax {
         path: PathBuf::from(CONFIG_FILE),
-        message: syntax_message(text, &e),
+        message: syntax_message(taxiway_toml, &e),
     })?;
-    validate(config)
+    let xsoar = match collections_json {
+        Some(json) => xsoar::parse_collections(json).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from(COLLECTIONS_FILE),
+            message: e.to_string(),
+        })?,
+        None => Vec::new(),
+    };
+    validate_with_xsoar(config, xsoar)
 }
 
 #[cfg(test)]

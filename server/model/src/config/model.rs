@@ -205,7 +205,8 @@ pub struct ApiRoot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Collection {
-    /// The TAXII collection id: a lowercase UUIDv4.
+    /// The TAXII collection id: a lowercase UUIDv4 (or UUIDv5, as
+    /// [`collection_id`](super::xsoar::collection_id) makes).
     pub id: String,
     /// The API root path this collection lives in.
     pub api_root: String,
@@ -223,6 +224,9 @@ pub struct Collection {
     /// The query of a read-only query collection.
     #[serde(default)]
     pub query: Option<String>,
+    /// The language `query` is written in: native (default) or `xsoar`.
+    #[serde(default, skip_serializing_if = "QueryDialect::is_native")]
+    pub dialect: QueryDialect,
     /// Query collections only: the writable collections (id, alias or title) the query
     /// draws from. Unset: every writable collection that all of this collection's
     /// readers may read anyway (see docs/security.md).
@@ -231,6 +235,25 @@ pub struct Collection {
     /// Who may read and write.
     #[serde(default)]
     pub access: Access,
+}
+
+/// The language of a collection's `query`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryDialect {
+    /// The Taxiway query language (docs/query-language.md).
+    #[default]
+    Native,
+    /// A Cortex XSOAR indicator query, translated once into the native language
+    /// ([`crate::query::xsoar::translate`]).
+    Xsoar,
+}
+
+impl QueryDialect {
+    /// Whether this is the native language (the default, left out when serialising).
+    pub fn is_native(&self) -> bool {
+        *self == QueryDialect::Native
+    }
 }
 
 /// Access rules of a collection. Entries are user names or `group:<name>`.

@@ -4,12 +4,15 @@ use super::collection::CollectionConfig;
 use super::error::Problem;
 use super::model::{ApiRoot, Config, TaxiiVersion};
 use super::sources;
+use super::xsoar::XsoarCollection;
 
 /// A validated, compiled configuration: what the server serves.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// The configuration as written.
+    /// The configuration as written in `taxiway.toml`.
     pub config: Config,
+    /// The collections of `collections.json` as written (empty without the file).
+    pub xsoar_collections: Vec<XsoarCollection>,
     /// Collections in configuration order.
     pub collections: Vec<CollectionConfig>,
     /// `service.trusted_proxies`, parsed.
@@ -63,7 +66,12 @@ impl ServiceConfig {
     /// collection nobody may write to. Shown by `check-config`, logged at load and
     /// reported on TaxiiCollection status.
     pub fn warnings(&self) -> Vec<Problem> {
-        sources::warnings(&self.config.collections, &self.collections)
+        sources::warnings(&self.collections)
+    }
+
+    /// Whether `other` was loaded from the same files (so reloading it changes nothing).
+    pub fn same_files(&self, other: &ServiceConfig) -> bool {
+        self.config == other.config && self.xsoar_collections == other.xsoar_collections
     }
 
     /// Whether a TAXII version is served.

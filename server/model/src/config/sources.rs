@@ -8,7 +8,7 @@
 
 use super::collection::{CollectionConfig, CollectionKind};
 use super::error::Problem;
-use super::model::{Access, Collection};
+use super::model::Access;
 
 /// Whether every caller who may read a collection with access `reader` may also read
 /// one with access `source`. Conservative: group membership is not known here, so a
@@ -99,11 +99,10 @@ pub fn resolve(collections: &[CollectionConfig]) -> Vec<Result<Vec<String>, Vec<
         .collect()
 }
 
-/// See [`ServiceConfig::warnings`](super::ServiceConfig::warnings): `written` are the
-/// collections as configured (for positions), `collections` as validated.
-pub fn warnings(written: &[Collection], collections: &[CollectionConfig]) -> Vec<Problem> {
+/// See [`ServiceConfig::warnings`](super::ServiceConfig::warnings): `collections` as
+/// validated (each says where it is written).
+pub fn warnings(collections: &[CollectionConfig]) -> Vec<Problem> {
     let mut out = Vec::new();
-    let position = |id: &str| written.iter().position(|c| c.id == id).unwrap_or(0);
     let title = |id: &str| {
         collections
             .iter()
@@ -111,7 +110,7 @@ pub fn warnings(written: &[Collection], collections: &[CollectionConfig]) -> Vec
             .map_or(id.to_string(), |c| c.settings.title.clone())
     };
     for c in collections {
-        let at = |field: &str| format!("collections[{}].{field}", position(&c.settings.id));
+        let at = |field: &str| format!("{}.{field}", c.at);
         if c.is_writable() && c.settings.access.write.is_empty() {
             out.push(Problem {
                 at: at("access.write"),

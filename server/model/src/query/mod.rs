@@ -14,6 +14,7 @@ mod literal;
 mod parser;
 mod term;
 mod text;
+pub mod xsoar;
 
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,9 @@ fn settings_of(
             // The XSOAR text itself: the verdict says why it cannot be translated.
             _ => spec.query.clone(),
         },
+        // Rendered in the native language: the server never translates what the
+        // operator hands it.
+        dialect: QueryDialect::Native,
         sources,
         access: Access {
             read: spec.access.read.clone(),

@@ -8,14 +8,26 @@ mod collections;
 mod sections;
 mod values;
 
-pub use self::values::{is_uuid_v4, parse_proxy};
+pub use self::values::{is_collection_id, is_uuid_v4, parse_proxy};
 
 use super::error::{ConfigError, Problem};
 use super::model::Config;
 use super::service::ServiceConfig;
+use super::xsoar::XsoarCollection;
 
 /// Check every rule and compile the queries; report all problems at once.
 pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
+    validate_with_xsoar(config, Vec::new())
+}
+
+/// [`validate`] `taxiway.toml` together with the collections of `collections.json`
+/// (query collections in the XSOAR dialect, in the default API root), as one
+/// configuration: their titles must not clash with taxiway.toml's, their problems
+/// name the file and the collection (`collections.json "Phishing URLs".query`).
+pub fn validate_with_xsoar(
+    config: Config,
+    xsoar: Vec<XsoarCollection>,
+) -> Result<ServiceConfig, ConfigError> {
     let mut problems: Vec<Problem> = sections::service(&config.service);
     problems.extend(sections::limits(&config.limits));
     problems.extend(sections::server(&config.server));
@@ -25,19 +37,18 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
         config.service.default_api_root.as_deref(),
     );
     problems.extend(roots);
-    let (mut compiled, collection_problems) =
-        collections::compile(&config.collections, &root_paths);
+    let (written, placement) = collections::written(&config, &xsoar);
+    problems.extend(placement);
+    let (mut compiled, collection_problems) = collections::compile(&written, &root_paths);
     problems.extend(collection_problems);
-    problems.extend(collections::resolve_sources(
-        &config.collections,
-        &mut compiled,
-    ));
+    problems.extend(collections::resolve_sources(&mut compiled));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
     let trusted_proxies = values::trusted_proxies(&config.service.trusted_proxies);
     Ok(ServiceConfig {
         config,
+        xsoar_collections: xsoar,
         collections: compiled,
         trusted_proxies,
     })

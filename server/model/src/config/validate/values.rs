@@ -44,12 +44,45 @@ pub(super) fn check_title(title: &str) -> Result<(), String> {
 
 /// Whether `s` is a lowercase, hyphenated UUID of version 4 (variant 1).
 pub fn is_uuid_v4(s: &str) -> bool {
+    is_uuid_of(s, &[4])
+}
+
+/// Whether `s` can be a collection id: a lowercase, hyphenated UUID of version 4
+/// (random, as written by hand or taken from Kubernetes) or 5 (name-based, as
+/// [`collection_id`](crate::config::xsoar::collection_id) makes for `collections.json`).
+pub fn is_collection_id(s: &str) -> bool {
+    is_uuid_of(s, &[4, 5])
+}
+
+fn is_uuid_of(s: &str, versions: &[usize]) -> bool {
     match uuid::Uuid::try_parse(s) {
         Ok(u) => {
-            u.get_version_num() == 4
+            versions.contains(&u.get_version_num())
                 && u.get_variant() == uuid::Variant::RFC4122
                 && u.hyphenated().to_string() == s
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_ids_are_lowercase_v4_or_v5() {
+        let v4 = "2f1c9a4e-8b6d-4e3f-9a7b-1c2d3e4f5a6b";
+        let v5 = "2ed6657d-e927-568b-95e1-2665a8aea6a2";
+        assert!(is_uuid_v4(v4) && !is_uuid_v4(v5));
+        assert!(is_collection_id(v4) && is_collection_id(v5));
+        for bad in [
+            "2ED6657D-E927-568B-95E1-2665A8AEA6A2",
+            "2ed6657de927568b95e12665a8aea6a2",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            "2ed6657d-e927-568b-c5e1-2665a8aea6a2",
+            "not-a-uuid",
+        ] {
+            assert!(!is_collection_id(bad), "{bad}");
+        }
     }
 }
