@@ -4,7 +4,6 @@
 //! collection. Parsing and query translation are the server's own (`taxiway-model`).
 
 use kube::api::ObjectMeta;
-use serde_json::json;
 use taxiway_model::config::xsoar as collections_json;
 use taxiway_model::query::xsoar as xsoar_query;
 
@@ -171,7 +170,10 @@ mod tests {
     #[test]
     fn object_names_are_dns_labels_and_unique() {
         let mut taken = Vec::new();
-        assert_eq!(object_name("High confidence IPs", &mut taken), "high-confidence-ips");
+        assert_eq!(
+            object_name("High confidence IPs", &mut taken),
+            "high-confidence-ips"
+        );
         assert_eq!(object_name("APT29", &mut taken), "apt29");
         assert_eq!(object_name("apt29!", &mut taken), "apt29-2");
         assert_eq!(object_name("¿?", &mut taken), "collection");
@@ -183,7 +185,10 @@ mod tests {
     fn the_yaml_applies_as_taxii_collections() {
         let entries = parse(JSON).expect("valid JSON");
         let yaml = collections_yaml(&entries, "feeds", Some("intel"), "feeds").expect("yaml");
-        let docs: Vec<&str> = yaml.split("---\n").filter(|d| !d.trim().is_empty()).collect();
+        let docs: Vec<&str> = yaml
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .collect();
         assert_eq!(docs.len(), 3);
         for doc in docs {
             let c: TaxiiCollection = serde_saphyr::from_str(doc).expect("a TaxiiCollection");

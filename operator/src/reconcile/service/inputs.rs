@@ -225,10 +225,7 @@ pub async fn dereference(
         .get_opt(&names::config_map(&name))
         .await?
         .filter(|cm| controlled_by(cm, &uid));
-    let previous_queries = rendered
-        .as_ref()
-        .map(served_queries)
-        .unwrap_or_default();
+    let previous_queries = rendered.as_ref().map(served_queries).unwrap_or_default();
     let previous_collections = rendered
         .as_ref()
         .map(served_collections)

@@ -83,7 +83,11 @@ pub fn collections_from(env: &Env) -> BoxFuture<'_, Result<()>> {
             .find(|c| c.name == "Malicious IPs")
             .context("Malicious IPs")?;
         let expected_id = taxiway_model::config::xsoar::collection_id("feeds", "Malicious IPs");
-        ensure!(ips.id == expected_id, "id {} is not the derived {expected_id}", ips.id);
+        ensure!(
+            ips.id == expected_id,
+            "id {} is not the derived {expected_id}",
+            ips.id
+        );
         let native = taxiway_model::query::xsoar::translate("type:IP and verdict:Malicious")?;
         ensure!(ips.query.as_deref() == Some(native.as_str()), "{ips:?}");
         let config = ns.config_text("feeds").await?;
@@ -106,7 +110,11 @@ pub fn collections_from(env: &Env) -> BoxFuture<'_, Result<()>> {
             })
             .await?;
         let from = status(&edited).context("status.collectionsFrom")?;
-        let cases = from.collections.iter().find(|c| c.name == "Cases").context("Cases")?;
+        let cases = from
+            .collections
+            .iter()
+            .find(|c| c.name == "Cases")
+            .context("Cases")?;
         let message = cases.message.clone().unwrap_or_default();
         ensure!(message.contains("investigationIDs"), "{message}");
         let config = ns.config_text("feeds").await?;

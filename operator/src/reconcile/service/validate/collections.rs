@@ -52,7 +52,7 @@ fn settings_of(
         },
         // Rendered in the native language: the server never translates what the
         // operator hands it.
-        dialect: QueryDialect::Native,
+        dialect: server_config::QueryDialect::Native,
         sources,
         access: Access {
             read: spec.access.read.clone(),

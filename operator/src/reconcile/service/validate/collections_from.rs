@@ -116,9 +116,9 @@ fn read_json(inputs: &Inputs, from: &CollectionsFromSpec) -> Result<String, Stri
 fn entry_status(verdict: &CollectionVerdict) -> JsonCollectionStatus {
     let message = match (&verdict.rejection, &verdict.previous_query) {
         (Some(r), _) => Some(r.message.clone()),
-        (None, Some(_)) => Some(
-            "its query is invalid; served with its last valid query until it is fixed".into(),
-        ),
+        (None, Some(_)) => {
+            Some("its query is invalid; served with its last valid query until it is fixed".into())
+        }
         (None, None) => None,
     };
     JsonCollectionStatus {
@@ -205,7 +205,11 @@ mod tests {
         let from = v.collections_from.as_ref().expect("reported");
         assert_eq!(from.source, "ConfigMap xsoar, key collections.json");
         assert_eq!(from.served, 2);
-        assert_eq!(v.accepted(), 4, "two TaxiiCollections and two from the JSON");
+        assert_eq!(
+            v.accepted(),
+            4,
+            "two TaxiiCollections and two from the JSON"
+        );
         let names: Vec<&str> = from.collections.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["Malicious IPs", "APT29", "Cases"], "in JSON order");
         let ips = &from.collections[0];
@@ -215,7 +219,10 @@ mod tests {
             Some(format!("https://taxii.example.com/feeds/collections/{}/", ips.id).as_str())
         );
         let native = ips.query.as_deref().expect("the native query");
-        assert_eq!(Some(native.to_string()), xsoar::translate("type:IP and verdict:Malicious").ok());
+        assert_eq!(
+            Some(native.to_string()),
+            xsoar::translate("type:IP and verdict:Malicious").ok()
+        );
         let config = v.config.as_ref().expect("config");
         let served = config
             .collections
@@ -224,7 +231,11 @@ mod tests {
             .expect("rendered");
         assert_eq!(served.title, "Malicious IPs");
         assert_eq!(served.description.as_deref(), Some("Block these"));
-        assert_eq!(served.query.as_deref(), Some(native), "rendered in the native language");
+        assert_eq!(
+            served.query.as_deref(),
+            Some(native),
+            "rendered in the native language"
+        );
         assert!(!served.writable);
         // The unsupported field is named, and that collection alone is left out.
         let cases = &from.collections[2];
@@ -248,7 +259,10 @@ mod tests {
             .iter()
             .find(|c| c.name == "high-confidence-ipv4")
             .expect("verdict");
-        assert!(kept.rejection.is_none(), "the TaxiiCollection keeps its title");
+        assert!(
+            kept.rejection.is_none(),
+            "the TaxiiCollection keeps its title"
+        );
     }
 
     #[test]
@@ -294,13 +308,25 @@ mod tests {
             json!({"query": "investigationIDs:42", "dialect": "xsoar"}),
         ));
         let v = validate(&fixtures::inputs(collections), &Settings::default());
-        let apt = v.collections.iter().find(|c| c.name == "apt29").expect("apt29");
+        let apt = v
+            .collections
+            .iter()
+            .find(|c| c.name == "apt29")
+            .expect("apt29");
         assert!(apt.rejection.is_none(), "{apt:?}");
         let native = apt.native_query.as_deref().expect("native query reported");
         assert!(native.contains("labels:apt29"), "{native}");
-        let cases = v.collections.iter().find(|c| c.name == "cases").expect("cases");
+        let cases = v
+            .collections
+            .iter()
+            .find(|c| c.name == "cases")
+            .expect("cases");
         let rejection = cases.rejection.as_ref().expect("rejected");
         assert_eq!(rejection.reason, "InvalidQuery");
-        assert!(rejection.message.contains("investigationIDs"), "{}", rejection.message);
+        assert!(
+            rejection.message.contains("investigationIDs"),
+            "{}",
+            rejection.message
+        );
     }
 }
