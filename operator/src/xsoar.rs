@@ -55,6 +55,7 @@ pub fn as_collections(
     namespace: &str,
     api_root: &str,
     read: &[String],
+    sources: Option<&[String]>,
 ) -> Vec<TaxiiCollection> {
     entries
         .iter()
@@ -62,6 +63,7 @@ pub fn as_collections(
             let mut collection = TaxiiCollection::new(&entry.name, spec(entry, service, api_root));
             collection.metadata.namespace = Some(namespace.to_string());
             collection.spec.access.read = read.to_vec();
+            collection.spec.sources = sources.map(<[String]>::to_vec);
             collection
         })
         .collect()
@@ -162,7 +164,7 @@ mod tests {
         let a = collection_id("feeds", "APT29");
         assert_eq!(a, collection_id("feeds", "APT29"), "stable");
         assert_ne!(a, collection_id("other", "APT29"), "per API root");
-        let collections = as_collections(&entries, "feeds", "intel", "feeds", &[]);
+        let collections = as_collections(&entries, "feeds", "intel", "feeds", &[], None);
         assert_eq!(collections[1].spec.id.as_deref(), Some(a.as_str()));
         assert_eq!(collections[1].spec.dialect, QueryDialect::Xsoar);
     }

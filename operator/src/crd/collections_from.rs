@@ -30,6 +30,12 @@ pub struct CollectionsFromSpec {
     /// every signed-in user, as an XSOAR instance with one credential served everyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read: Vec<String>,
+    /// The writable collections these collections draw from: names of TaxiiCollections
+    /// of the service (or collection ids, titles, aliases), as a TaxiiCollection's
+    /// `sources`. XSOAR served every indicator; here, unless named, a query collection
+    /// draws only from writable collections all its readers may read anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
 }
 
 fn default_key() -> String {

@@ -33,12 +33,27 @@ pub(super) fn admit_collections_from(
     let entries = read_json(inputs, from).and_then(|text| xsoar::parse(&text));
     match entries {
         Ok(entries) => {
+            // Sources naming TaxiiCollections of the service become their ids.
+            let sources: Option<Vec<String>> = from.sources.as_ref().map(|names| {
+                names
+                    .iter()
+                    .map(|name| {
+                        inputs
+                            .collections
+                            .iter()
+                            .find(|c| &c.name_any() == name)
+                            .and_then(|c| c.spec.id.clone().or_else(|| c.uid()))
+                            .unwrap_or_else(|| name.clone())
+                    })
+                    .collect()
+            });
             let synthetic = xsoar::as_collections(
                 &entries,
                 &service.name_any(),
                 &service.namespace().unwrap_or_default(),
                 &api_root,
                 &from.read,
+                sources.as_deref(),
             );
             let (config, verdicts) =
                 admit_collections(config, &synthetic, &inputs.previous_queries, urls);
@@ -246,6 +261,30 @@ mod tests {
             .problems
             .iter()
             .any(|p| p.kind == ProblemKind::RejectedCollections && p.message.contains("Cases")));
+    }
+
+    #[test]
+    fn readers_and_sources_are_those_given() {
+        let mut inputs = with_json(Some(r#"{"APT29": "tags:apt29"}"#));
+        let mut spec = fixtures::full_spec();
+        spec["collectionsFrom"] = json!({
+            "configMapName": "xsoar", "read": ["group:soc"], "sources": ["inbox"]
+        });
+        inputs.service = fixtures::service(spec);
+        let v = validated(&inputs);
+        let id = xsoar::collection_id("feeds", "APT29");
+        let config = v.config.as_ref().expect("config");
+        let served = config
+            .collections
+            .iter()
+            .find(|c| c.id == id)
+            .expect("served");
+        assert_eq!(served.access.read, ["group:soc"]);
+        assert_eq!(
+            served.sources.as_deref(),
+            Some(&["e78eb331-c15a-463f-ba62-73b2a71a324a".to_string()][..]),
+            "the TaxiiCollection name becomes its id"
+        );
     }
 
     #[test]
