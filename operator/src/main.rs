@@ -35,6 +35,26 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Print the TaxiiCollections equivalent to a Cortex XSOAR collections JSON
+    /// (`{"name": "<query>"}` or `{"name": {"query": …, "description": …}}`), with the
+    /// same collection ids `spec.collectionsFrom` derives; pipe to `kubectl apply -f -`.
+    XsoarCollections(XsoarCollectionsArgs),
+}
+
+#[derive(clap::Args)]
+struct XsoarCollectionsArgs {
+    /// The collections JSON file (`-`: standard input).
+    file: PathBuf,
+    /// The TaxiiService serving the collections.
+    #[arg(long)]
+    service: String,
+    /// The API root (path) the collections are served in; ids derive from it and the
+    /// collection name, so give the one the service serves them in.
+    #[arg(long)]
+    api_root: String,
+    /// The namespace written into the resources (default: none, kubectl's current).
+    #[arg(long)]
+    namespace: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +132,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { dir } => crds(dir),
+        Command::XsoarCollections(args) => xsoar_collections(&args),
         Command::Run(args) => {
             init_logging(cli.log_json);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -150,6 +171,39 @@ fn crds(dir: Option<PathBuf>) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn xsoar_collections(args: &XsoarCollectionsArgs) -> ExitCode {
+    use std::io::Read;
+    let text = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|e| format!("standard input: {e}"))
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))
+    };
+    let yaml = text.and_then(|text| {
+        let entries = taxiway_operator::xsoar::parse(&text)
+            .map_err(|e| format!("{}: {e}", args.file.display()))?;
+        taxiway_operator::xsoar::collections_yaml(
+            &entries,
+            &args.service,
+            args.namespace.as_deref(),
+            &args.api_root,
+        )
+    });
+    match yaml {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -54,11 +54,12 @@ pub struct TaxiiCollectionSpec {
     /// The `TaxiiService` (same namespace) serving this collection.
     #[schemars(length(min = 1))]
     pub service: String,
-    /// Pins the TAXII collection id (a lowercase UUIDv4) so clients configured with it
-    /// keep working after the resource is re-created; defaults to `metadata.uid`.
+    /// Pins the TAXII collection id (a lowercase UUIDv4, or the UUIDv5
+    /// `taxiway-operator xsoar-collections` derives) so clients configured with it keep
+    /// working after the resource is re-created; defaults to `metadata.uid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(
-        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[45][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
     ))]
     pub id: Option<String>,
     /// Title, unique per API root, without `.` or `,`; defaults to `metadata.name`.
@@ -79,6 +80,11 @@ pub struct TaxiiCollectionSpec {
     /// docs/query-language.md. Exactly one of `query` and `writable: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// The language `query` is written in: `native` (default) or `xsoar` (Cortex XSOAR
+    /// indicator queries, translated once to the native language; the translation is
+    /// shown in `status.query`).
+    #[serde(default, skip_serializing_if = "QueryDialect::is_native")]
+    pub dialect: QueryDialect,
     /// A stored collection producers POST objects to.
     #[serde(default)]
     pub writable: bool,
@@ -93,6 +99,24 @@ pub struct TaxiiCollectionSpec {
     /// Who may read and write.
     #[serde(default)]
     pub access: AccessSpec,
+}
+
+/// The language of a TaxiiCollection's `query`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryDialect {
+    /// Taxiway's query language (docs/query-language.md).
+    #[default]
+    Native,
+    /// Cortex XSOAR's indicator query syntax (docs/migrating.md).
+    Xsoar,
+}
+
+impl QueryDialect {
+    /// Whether this is the native language (the default, not written out).
+    pub fn is_native(&self) -> bool {
+        *self == QueryDialect::Native
+    }
 }
 
 /// Access rules: user names or `group:<name>`.
@@ -127,6 +151,9 @@ pub struct TaxiiCollectionStatus {
     /// The collection's URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The query served, in the native language, when `spec.dialect` is not native.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// `Accepted` (served by its service) and `QueryValid`.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

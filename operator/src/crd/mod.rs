@@ -1,10 +1,16 @@
 //! The custom resources (group `taxiway.dev`, version `v1alpha1`) and their CRDs.
 
 mod collection;
+mod collections_from;
 mod schema;
 mod service;
 
-pub use collection::{AccessSpec, TaxiiCollection, TaxiiCollectionSpec, TaxiiCollectionStatus};
+pub use collection::{
+    AccessSpec, QueryDialect, TaxiiCollection, TaxiiCollectionSpec, TaxiiCollectionStatus,
+};
+pub use collections_from::{
+    CollectionsFromSpec, CollectionsFromStatus, JsonCollectionStatus, DEFAULT_COLLECTIONS_KEY,
+};
 pub use service::{
     ApiRootSpec, AuthSpec, ClientCaSpec, ClientCertUser, Endpoints, GatewayParentRef,
     GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, MonitoringSpec, PostgresSpec,

@@ -11,6 +11,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::collections_from::{CollectionsFromSpec, CollectionsFromStatus};
+
 /// The desired state of a TAXII server: discovery, API roots, users, TLS, storage and
 /// how it is exposed. Collections are separate `TaxiiCollection` resources naming it.
 // kube's `printcolumn(...)` repeats `type_` per column, which clippy mistakes for a
@@ -79,6 +81,10 @@ pub struct TaxiiServiceSpec {
     /// The API root discovery names as `default`; defaults to the first API root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_api_root: Option<String>,
+    /// Query collections defined in an XSOAR collections JSON held by a ConfigMap, in
+    /// addition to the TaxiiCollections naming this service (see docs/migrating.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections_from: Option<CollectionsFromSpec>,
     /// Base URL clients use (e.g. `https://taxii.example.com`); defaults to the Ingress
     /// host when an Ingress is configured, else URLs follow the request's `Host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -651,6 +657,9 @@ pub struct TaxiiServiceStatus {
     /// Collections served.
     #[serde(default)]
     pub collections: i32,
+    /// What became of `spec.collectionsFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections_from: Option<CollectionsFromStatus>,
     /// Users who can sign in (valid Secrets, not disabled).
     #[serde(default)]
     pub users: i32,

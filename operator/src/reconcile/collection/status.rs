@@ -49,6 +49,7 @@ pub fn from_verdict(
     TaxiiCollectionStatus {
         sources: verdict.sources.clone(),
         warnings: verdict.warnings.clone(),
+        query: verdict.native_query.clone(),
         ..status(
             collection,
             verdict.id.clone(),
@@ -156,6 +157,7 @@ fn status(
             generation,
             now,
         ),
+        query: None,
         sources: Vec::new(),
         warnings: Vec::new(),
     }

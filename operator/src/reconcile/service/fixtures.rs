@@ -120,6 +120,7 @@ pub fn inputs(collections: Vec<TaxiiCollection>) -> Inputs {
         config_maps: BTreeMap::from([("partners-ca".to_string(), ca)]),
         previous_credentials: None,
         previous_queries: BTreeMap::new(),
+        previous_collections: Vec::new(),
         live: None,
         embedded_claim: false,
     }

@@ -9,7 +9,7 @@ use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
-use taxiway_model::config::Config;
+use taxiway_model::config::{Collection, Config};
 
 use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
@@ -56,7 +56,7 @@ pub struct Inputs {
     pub collections: Vec<TaxiiCollection>,
     /// Referenced Secrets that exist, by name (users, TLS, client CA).
     pub secrets: BTreeMap<String, Secret>,
-    /// Referenced ConfigMaps that exist, by name (client CA).
+    /// Referenced ConfigMaps that exist, by name (client CA, `collectionsFrom`).
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// The credentials file the operator generated last time, if readable.
     pub previous_credentials: Option<CredentialsFile>,
@@ -64,6 +64,9 @@ pub struct Inputs {
     /// ConfigMap), so a collection whose query is edited into an invalid one keeps
     /// serving its last valid query.
     pub previous_queries: BTreeMap<String, String>,
+    /// Every collection served last time (from the rendered ConfigMap): the ones of
+    /// `spec.collectionsFrom` keep being served while its JSON cannot be read.
+    pub previous_collections: Vec<Collection>,
     /// The live server Deployment, as far as a store switch is concerned.
     pub live: Option<LiveDeployment>,
     /// The embedded store's PersistentVolumeClaim of this service exists (it is kept
@@ -115,18 +118,20 @@ impl LiveDeployment {
 
 /// Collection id → query of the configuration the operator rendered last time.
 pub fn served_queries(config_map: &ConfigMap) -> BTreeMap<String, String> {
+    served_collections(config_map)
+        .into_iter()
+        .filter_map(|c| Some((c.id, c.query?)))
+        .collect()
+}
+
+/// The collections of the configuration the operator rendered last time.
+pub fn served_collections(config_map: &ConfigMap) -> Vec<Collection> {
     config_map
         .data
         .as_ref()
         .and_then(|d| d.get(taxiway_model::config::CONFIG_FILE))
         .and_then(|text| toml::from_str::<Config>(text).ok())
-        .map(|config| {
-            config
-                .collections
-                .into_iter()
-                .filter_map(|c| Some((c.id, c.query?)))
-                .collect()
-        })
+        .map(|config| config.collections)
         .unwrap_or_default()
 }
 
@@ -162,8 +167,10 @@ pub fn referenced_secrets(service: &TaxiiService) -> Vec<String> {
 /// Names of the ConfigMaps a service spec references.
 pub fn referenced_config_maps(service: &TaxiiService) -> Vec<String> {
     let ca = service.spec.tls.as_ref().and_then(|t| t.client_ca.as_ref());
+    let from = service.spec.collections_from.as_ref();
     ca.and_then(|c| c.config_map_name.clone())
         .into_iter()
+        .chain(from.map(|f| f.config_map_name.clone()))
         .collect()
 }
 
@@ -214,11 +221,14 @@ pub async fn dereference(
         .get_opt(&names::credentials_secret(&name))
         .await?
         .and_then(|s| previous_credentials(&s, &uid));
-    let previous_queries = cm_api
+    let rendered = cm_api
         .get_opt(&names::config_map(&name))
         .await?
-        .filter(|cm| controlled_by(cm, &uid))
-        .map(|cm| served_queries(&cm))
+        .filter(|cm| controlled_by(cm, &uid));
+    let previous_queries = rendered.as_ref().map(served_queries).unwrap_or_default();
+    let previous_collections = rendered
+        .as_ref()
+        .map(served_collections)
         .unwrap_or_default();
 
     let live = Api::<Deployment>::namespaced(client.clone(), &namespace)
@@ -239,6 +249,7 @@ pub async fn dereference(
         config_maps,
         previous_credentials,
         previous_queries,
+        previous_collections,
         live,
         embedded_claim,
     })

@@ -144,6 +144,7 @@ pub fn service_status(
             external: validated.urls.external.clone(),
         }),
         collections: i32::try_from(validated.accepted()).unwrap_or(i32::MAX),
+        collections_from: validated.collections_from.clone(),
         users: i32::try_from(
             validated
                 .users

@@ -11,6 +11,7 @@ mod render;
 mod setup;
 mod trust;
 mod users;
+mod xsoar;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -106,6 +107,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "lifecycle: embedded to PostgreSQL: the warning and the documented migration Job",
             lifecycle::embedded_to_postgres,
+        ),
+        (
+            "xsoar: spec.collectionsFrom serves an XSOAR collections JSON and follows its edits",
+            xsoar::collections_from,
         ),
         (
             "lifecycle: an unreadable object does not stop the others",

@@ -8,7 +8,8 @@ use taxiway_model::config::{self as server_config, Access, Collection, Config, C
 use taxiway_model::query::Query;
 
 use super::{CollectionVerdict, QueryVerdict, Rejection, Urls};
-use crate::crd::{TaxiiCollection, TaxiiCollectionSpec};
+use crate::crd::{QueryDialect, TaxiiCollection, TaxiiCollectionSpec};
+use crate::xsoar;
 
 /// The TAXII collection id of a TaxiiCollection: `spec.id`, else `metadata.uid`.
 fn id_of(collection: &TaxiiCollection) -> Option<String> {
@@ -44,8 +45,14 @@ fn settings_of(
         description: spec.description.clone(),
         alias: spec.alias.clone(),
         writable: spec.writable,
-        query: spec.query.clone(),
-        dialect: Default::default(),
+        query: match native_query(spec) {
+            Some(Ok(native)) => Some(native),
+            // The XSOAR text itself: the verdict says why it cannot be translated.
+            _ => spec.query.clone(),
+        },
+        // Rendered in the native language: the server never translates what the
+        // operator hands it.
+        dialect: server_config::QueryDialect::Native,
         sources,
         access: Access {
             read: spec.access.read.clone(),
@@ -60,20 +67,41 @@ fn api_root_of(collection: &TaxiiCollection, base: &Config) -> String {
         .spec
         .api_root
         .clone()
-        .or_else(|| base.service.default_api_root.clone())
+        .unwrap_or_else(|| default_api_root(base))
+}
+
+/// The API root collections go to when they name none.
+pub(super) fn default_api_root(base: &Config) -> String {
+    base.service
+        .default_api_root
+        .clone()
         .or_else(|| base.api_roots.first().map(|r| r.path.clone()))
         .unwrap_or_default()
 }
 
-/// The verdict on a collection's query, by the server's own parser.
+/// `spec.query` in the native query language: translated when `spec.dialect` is
+/// `xsoar` (or why it cannot be); `None` without a query.
+pub fn native_query(spec: &TaxiiCollectionSpec) -> Option<Result<String, String>> {
+    let text = spec.query.as_ref()?;
+    Some(match spec.dialect {
+        QueryDialect::Native => Ok(text.clone()),
+        QueryDialect::Xsoar => xsoar::translate(text),
+    })
+}
+
+/// The verdict on a collection's query, by the server's own parser (after translation
+/// from its dialect).
 pub fn query_verdict(spec: &TaxiiCollectionSpec) -> QueryVerdict {
-    match (&spec.query, spec.writable) {
-        (_, true) => QueryVerdict::Writable,
-        (Some(text), false) => match Query::parse(text) {
+    if spec.writable {
+        return QueryVerdict::Writable;
+    }
+    match native_query(spec) {
+        Some(Ok(text)) => match Query::parse(&text) {
             Ok(_) => QueryVerdict::Valid,
             Err(e) => QueryVerdict::Invalid(e.to_string()),
         },
-        (None, false) => QueryVerdict::Missing,
+        Some(Err(message)) => QueryVerdict::Invalid(message),
+        None => QueryVerdict::Missing,
     }
 }
 
@@ -90,6 +118,7 @@ pub(super) fn verdict(collection: &TaxiiCollection, base: &Config) -> Collection
         query,
         rejection: None,
         previous_query: None,
+        native_query: None,
         sources: Vec::new(),
         warnings: Vec::new(),
     }
@@ -139,11 +168,24 @@ pub(super) fn admit_collections(
         if let Some(query) = &previous {
             settings.query = Some(query.clone());
         }
-        let messages = admit(&mut config, settings);
+        let untranslatable = match (&v.query, collection.spec.dialect) {
+            (QueryVerdict::Invalid(message), QueryDialect::Xsoar) if previous.is_none() => {
+                Some(format!("spec.query: {message}"))
+            }
+            _ => None,
+        };
+        let served_query = settings.query.clone();
+        let messages = match untranslatable {
+            Some(message) => vec![message],
+            None => try_admit(&mut config, settings),
+        };
         if messages.is_empty() {
             let served = config.collections.last().map(|c| (&c.api_root, &c.id));
             v.url = served.map(|(root, id)| urls.collection(root, id));
             v.previous_query = previous;
+            if !collection.spec.dialect.is_native() {
+                v.native_query = served_query;
+            }
         } else {
             let reason = match v.query {
                 QueryVerdict::Invalid(_) => "InvalidQuery",
@@ -203,7 +245,7 @@ fn describe_sources(
 
 /// Add `settings` to `config` if the server's validator accepts the result; otherwise
 /// leave `config` as it was and return what is wrong, as TaxiiCollection fields.
-fn admit(config: &mut Config, settings: Collection) -> Vec<String> {
+pub(super) fn try_admit(config: &mut Config, settings: Collection) -> Vec<String> {
     let index = config.collections.len();
     config.collections.push(settings);
     let messages = match server_config::validate(config.clone()) {

@@ -7,6 +7,7 @@
 //! own status, and the others keep being served.
 
 mod collections;
+mod collections_from;
 mod config;
 mod exposure;
 mod image;
@@ -19,11 +20,11 @@ use kube::ResourceExt;
 use taxiway_model::config::{self as server_config, Config};
 
 use super::inputs::{Inputs, Settings};
-use crate::crd::TaxiiService;
+use crate::crd::{CollectionsFromStatus, TaxiiService};
 use crate::credentials::PlainUser;
 use crate::names;
 
-pub use collections::query_verdict;
+pub use collections::{native_query, query_verdict};
 pub use config::shutdown_delay_secs;
 pub use exposure::{
     gateway_api_unavailable, monitoring_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES,
@@ -33,6 +34,7 @@ pub use pod::PodSettings;
 pub use storage::EMBEDDED_STORE_NOT_MIGRATED;
 
 use collections::{admit_collections, verdict};
+use collections_from::admit_collections_from;
 use config::{base_config, external_url, service_problems};
 use exposure::{exposure_warnings, validate_gateway, validate_network_policy};
 use image::validate_image;
@@ -74,6 +76,8 @@ pub enum ProblemKind {
     InvalidStorageSecret,
     /// One or more collections are not served.
     RejectedCollections,
+    /// The XSOAR collections JSON of `spec.collectionsFrom` cannot be read as a whole.
+    InvalidCollectionsFrom,
 }
 
 impl ProblemKind {
@@ -92,6 +96,7 @@ impl ProblemKind {
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
             ProblemKind::InvalidStorageSecret => "InvalidStorageSecret",
             ProblemKind::RejectedCollections => "RejectedCollections",
+            ProblemKind::InvalidCollectionsFrom => "InvalidCollectionsFrom",
         }
     }
 }
@@ -156,6 +161,8 @@ pub struct CollectionVerdict {
     pub rejection: Option<Rejection>,
     /// The last valid query it keeps being served with while `spec.query` is invalid.
     pub previous_query: Option<String>,
+    /// The query served, in the native language, when it is written in another dialect.
+    pub native_query: Option<String>,
     /// Query collections: the TaxiiCollections (names; ids of other collections) it
     /// draws from, as served.
     pub sources: Vec<String>,
@@ -220,6 +227,8 @@ pub struct Validated {
     pub config: Option<Config>,
     /// One verdict per TaxiiCollection naming the service.
     pub collections: Vec<CollectionVerdict>,
+    /// What became of `spec.collectionsFrom`, when set (and the spec is valid).
+    pub collections_from: Option<CollectionsFromStatus>,
     /// Users with usable Secrets, in spec order.
     pub users: Vec<PlainUser>,
     /// TLS, if configured (rendered even when its Secret is unusable: never downgrade
@@ -286,12 +295,17 @@ impl Validated {
 }
 
 impl Validated {
-    /// Collections served.
+    /// Collections served (TaxiiCollections and those of `spec.collectionsFrom`).
     pub fn accepted(&self) -> usize {
+        let from = self
+            .collections_from
+            .as_ref()
+            .map_or(0, |f| usize::try_from(f.served).unwrap_or(0));
         self.collections
             .iter()
             .filter(|c| c.rejection.is_none())
             .count()
+            + from
     }
 }
 
@@ -317,10 +331,17 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     validate_gateway(inputs, &mut problems);
 
     let base = base_config(service, &urls);
+    let mut collections_from = None;
     let (config, mut collections) = match server_config::validate(base.clone()) {
         Ok(_) => {
             let (config, verdicts) =
                 admit_collections(base, &inputs.collections, &inputs.previous_queries, &urls);
+            let (config, from) = if rejected {
+                (config, None)
+            } else {
+                admit_collections_from(config, inputs, &urls, &mut problems)
+            };
+            collections_from = from;
             (Some(config), verdicts)
         }
         Err(e) => {
@@ -378,6 +399,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
     Validated {
         config,
         collections,
+        collections_from,
         users,
         tls,
         replicas,
