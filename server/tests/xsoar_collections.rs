@@ -276,7 +276,7 @@ async fn xsoar_collections_are_served_as_written_and_hot_reload() {
     // The ids are the documented, stable ones.
     assert_eq!(
         collection_id(ROOT, "Malicious IPs"),
-        "736a5dd9-529d-5821-8c18-111e29eeffd0"
+        "736a5dd9-529d-4821-8c18-111e29eeffd0"
     );
 
     for (title, _, members) in EXPECTED {

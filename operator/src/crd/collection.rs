@@ -54,8 +54,8 @@ pub struct TaxiiCollectionSpec {
     /// The `TaxiiService` (same namespace) serving this collection.
     #[schemars(length(min = 1))]
     pub service: String,
-    /// Pins the TAXII collection id (a lowercase UUIDv4, or the UUIDv5
-    /// `taxiway-operator xsoar-collections` derives) so clients configured with it keep
+    /// Pins the TAXII collection id (a lowercase UUIDv4, or a UUIDv5 such as an id kept
+    /// from XSOAR) so clients configured with it keep
     /// working after the resource is re-created; defaults to `metadata.uid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(

@@ -214,13 +214,16 @@ pub(crate) fn lookalike_warnings(collections: &[CollectionConfig]) -> Vec<Proble
         .collect()
 }
 
-/// The id of the collection `name` in API root `api_root`: the UUIDv5 of
-/// `"<api_root>/<name>"` in [`COLLECTION_ID_NAMESPACE`], so a re-deployed
-/// `collections.json` keeps its ids (and so consumers keep their URLs).
+/// The id of the collection `name` in API root `api_root`, so a re-deployed
+/// `collections.json` keeps its ids (and so consumers keep their URLs): the UUIDv5 of
+/// `"<api_root>/<name>"` in [`COLLECTION_ID_NAMESPACE`] with the version digit set to 4.
+/// Name-based like a UUIDv5, but shaped as the UUIDv4 every TAXII collection id of
+/// Taxiway is, because consumers check it: Microsoft Sentinel's connector refuses a
+/// collection id that is not a UUIDv4.
 pub fn collection_id(api_root: &str, name: &str) -> String {
-    uuid_v5(&COLLECTION_ID_NAMESPACE, &format!("{api_root}/{name}"))
-        .hyphenated()
-        .to_string()
+    let mut bytes = uuid_v5(&COLLECTION_ID_NAMESPACE, &format!("{api_root}/{name}")).into_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
 }
 
 /// RFC 9562 §5.5: SHA-1 of the namespace and the name, version 5, variant 10.
@@ -303,16 +306,21 @@ mod tests {
     }
 
     #[test]
-    fn collection_ids_are_stable_v5_and_distinct() {
+    fn collection_ids_are_stable_v4_shaped_and_distinct() {
         let id = collection_id("feeds", "High-confidence IPs");
         assert_eq!(id, collection_id("feeds", "High-confidence IPs"));
         let parsed = uuid::Uuid::try_parse(&id).expect("a UUID");
-        assert_eq!(parsed.get_version_num(), 5);
+        assert_eq!(
+            parsed.get_version_num(),
+            4,
+            "consumers such as Sentinel want a v4"
+        );
+        assert!(crate::config::is_uuid_v4(&id));
         assert_eq!(parsed.hyphenated().to_string(), id, "lowercase, hyphenated");
         assert_ne!(id, collection_id("other", "High-confidence IPs"));
         assert_ne!(id, collection_id("feeds", "High-confidence IPv6"));
         // Pinned: a change here changes every deployed id.
-        assert_eq!(id, "fac88a53-5935-5665-83db-bdf58066c949");
+        assert_eq!(id, "fac88a53-5935-4665-83db-bdf58066c949");
     }
 
     #[test]
