@@ -457,3 +457,82 @@ fn secret_to_services(
         refs
     }
 }
+
+#[cfg(test)]
+mod secret_mapping_tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::core::PartialObjectMetaExt;
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(name: &str, selector: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiService",
+            "metadata": {"name": name, "namespace": "intel"},
+            "spec": {"title": "t", "apiRoots": [{"path": "a", "title": "A"}], "userSelector": selector},
+        }))
+        .expect("a TaxiiService")
+    }
+
+    fn secret(name: &str, namespace: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Secret> {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial()
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_services_selecting_it_now_or_before() {
+        let resource = ApiResource::erase::<TaxiiService>(&());
+        let mut writer = Writer::new(resource.clone());
+        for s in [
+            service("soc", json!({"matchLabels": {"taxiway.dev/user": "true"}})),
+            service(
+                "partners",
+                json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["partners"]}]}),
+            ),
+            service("broken", json!({})),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let map = secret_to_services(writer.as_reader(), resource);
+        let names = |refs: Vec<ObjectRef<DynamicObject>>| {
+            let mut names: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+            names.sort();
+            names
+        };
+        let labelled = [("taxiway.dev/user", "true"), ("team", "partners")];
+        assert_eq!(
+            names(map(secret("carol", "intel", &labelled))),
+            ["partners", "soc"]
+        );
+        assert!(
+            names(map(secret("carol", "elsewhere", &labelled))).is_empty(),
+            "another namespace"
+        );
+        // Unlabelled: the services that selected it before still hear of it, once.
+        assert_eq!(
+            names(map(secret("carol", "intel", &[("team", "partners")]))),
+            ["partners", "soc"]
+        );
+        assert_eq!(
+            names(map(secret("carol", "intel", &[("team", "partners")]))),
+            ["partners"]
+        );
+        assert!(names(map(secret("carol", "intel", &[]))) == ["partners"]);
+        assert!(names(map(secret("carol", "intel", &[]))).is_empty());
+        assert!(
+            names(map(secret("unrelated", "intel", &[("app", "db")]))).is_empty(),
+            "an empty selector selects nothing"
+        );
+    }
+}
