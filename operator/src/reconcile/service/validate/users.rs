@@ -77,13 +77,18 @@ pub(super) fn selector_warnings(report: Option<&SelectorReport>) -> Vec<Warning>
         return vec![];
     };
     let n = report.ignored.len();
+    // A few names are enough to find them; the count is on status.
+    const SHOWN: usize = 10;
+    let mut names = report.ignored[..n.min(SHOWN)].join(", ");
+    if n > SHOWN {
+        names.push_str(&format!(" and {} more", n - SHOWN));
+    }
     vec![Warning {
         reason: IGNORED_USER_SECRETS,
         message: format!(
-            "spec.userSelector matches {n} Secret{} not of type {BASIC_AUTH}, ignored: {} \
+            "spec.userSelector matches {n} Secret{} not of type {BASIC_AUTH}, ignored: {names} \
              (create user Secrets with --type={BASIC_AUTH})",
             if n == 1 { "" } else { "s" },
-            report.ignored.join(", ")
         ),
     }]
 }
