@@ -328,6 +328,32 @@ pub fn labelled_secrets(env: &Env) -> BoxFuture<'_, Result<()>> {
             "alice cannot sign in"
         );
 
+        // Fixed: dave is back (and stays put across an operator restart, see
+        // availability).
+        apply(
+            client,
+            taxii_service(
+                NS,
+                "feeds",
+                json!({
+                    "title": "Selected users", "apiRoots": [{"path": "api", "title": "API"}],
+                    "users": [{"secretName": "alice"}],
+                    "userSelector": {"matchExpressions": [{"key": LABEL, "operator": "In", "values": ["true"]}]},
+                }),
+            ),
+        )
+        .await?;
+        credentials_where(&ns, "dave back", |text| {
+            ensure!(signs_in(text, "dave", "dave-pw")?, "dave cannot sign in");
+            Ok(())
+        })
+        .await?;
+        ns.service_status_where("feeds", "a valid selector again", |s| {
+            let st = s.status.clone().unwrap_or_default();
+            expect_condition(&st.conditions, "Degraded", "False", "AsExpected")
+        })
+        .await?;
+
         // No secret value anywhere but the users' own Secrets.
         let config = ns.api::<ConfigMap>().get("feeds-config").await?;
         let service = ns.service("feeds").await?;
