@@ -3,7 +3,8 @@
 //! - TaxiiService reconciler: a service's spec changes (generation, so its own status
 //!   writes do not re-trigger it); a TaxiiCollection naming it changes spec, is
 //!   created or deleted (or moves to another service); a Secret or ConfigMap it
-//!   references changes; an object it owns changes (drift, Deployment rollout) or is
+//!   references or its `spec.userSelector` selects (or selected, before a label
+//!   change) changes; an object it owns changes (drift, Deployment rollout) or is
 //!   deleted — PodDisruptionBudgets included, watched in the API version the cluster
 //!   serves (`policy/v1`, else `policy/v1beta1`), found once at start.
 //! - TaxiiCollection reconciler: a collection's spec changes; a service is created,
@@ -39,7 +40,7 @@ use crate::crd::{TaxiiCollection, TaxiiService};
 use crate::metrics::Metrics;
 use crate::names;
 use crate::reconcile::service::inputs::{
-    referenced_config_maps, referenced_secrets, service_of, Settings,
+    referenced_config_maps, referenced_secrets, service_of, user_selector, Settings,
 };
 use crate::reconcile::{collection, service, Context};
 
@@ -128,11 +129,7 @@ pub async fn run(
                 )
                 .default_backoff()
                 .touched_objects(),
-                referencing_services::<Secret>(
-                    services.clone(),
-                    service_resource.clone(),
-                    referenced_secrets,
-                ),
+                secret_to_services(services.clone(), service_resource.clone()),
             )
             .watches_stream(
                 watcher(
@@ -401,5 +398,141 @@ where
             .iter()
             .map(|n| ObjectRef::new_with(n, resource.clone()).within(&namespace))
             .collect()
+    }
+}
+
+/// A Secret → the services owning or referencing it, and those whose
+/// `spec.userSelector` selects it now or selected it at its previous event (so that
+/// removing the label removes the user at once, not at the next resync).
+fn secret_to_services(
+    services: Store<DynamicObject>,
+    resource: ApiResource,
+) -> impl Fn(PartialObjectMeta<Secret>) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static {
+    let referencing =
+        referencing_services::<Secret>(services.clone(), resource.clone(), referenced_secrets);
+    let selected_by: Mutex<HashMap<(String, String), Vec<String>>> = Mutex::new(HashMap::new());
+    move |secret| {
+        let mut refs = referencing(secret.clone());
+        let Some(namespace) = secret.namespace() else {
+            return refs;
+        };
+        let labels = secret.labels().clone();
+        let now: Vec<String> = services
+            .state()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|s| {
+                s.as_ref()
+                    .clone()
+                    .try_parse::<TaxiiService>()
+                    .ok()
+                    .and_then(|svc| user_selector(&svc))
+                    .is_some_and(|selector| selector.matches(&labels))
+            })
+            .map(|s| s.name_any())
+            .collect();
+        let key = (namespace.clone(), secret.name_any());
+        let before = selected_by.lock().ok().and_then(|mut selected_by| {
+            // Bounded: entries of deleted Secrets would otherwise stay forever.
+            if selected_by.len() > 10_000 {
+                selected_by.clear();
+            }
+            if now.is_empty() {
+                selected_by.remove(&key)
+            } else {
+                selected_by.insert(key, now.clone())
+            }
+        });
+        let mut names: Vec<String> = now
+            .into_iter()
+            .chain(before.into_iter().flatten())
+            .collect();
+        names.sort();
+        names.dedup();
+        refs.extend(
+            names
+                .iter()
+                .map(|n| ObjectRef::new_with(n, resource.clone()).within(&namespace)),
+        );
+        refs
+    }
+}
+
+#[cfg(test)]
+mod secret_mapping_tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::core::PartialObjectMetaExt;
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(name: &str, selector: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiService",
+            "metadata": {"name": name, "namespace": "intel"},
+            "spec": {"title": "t", "apiRoots": [{"path": "a", "title": "A"}], "userSelector": selector},
+        }))
+        .expect("a TaxiiService")
+    }
+
+    fn secret(name: &str, namespace: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Secret> {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial()
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_services_selecting_it_now_or_before() {
+        let resource = ApiResource::erase::<TaxiiService>(&());
+        let mut writer = Writer::new(resource.clone());
+        for s in [
+            service("soc", json!({"matchLabels": {"taxiway.dev/user": "true"}})),
+            service(
+                "partners",
+                json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["partners"]}]}),
+            ),
+            service("broken", json!({})),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let map = secret_to_services(writer.as_reader(), resource);
+        let names = |refs: Vec<ObjectRef<DynamicObject>>| {
+            let mut names: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+            names.sort();
+            names
+        };
+        let labelled = [("taxiway.dev/user", "true"), ("team", "partners")];
+        assert_eq!(
+            names(map(secret("carol", "intel", &labelled))),
+            ["partners", "soc"]
+        );
+        assert!(
+            names(map(secret("carol", "elsewhere", &labelled))).is_empty(),
+            "another namespace"
+        );
+        // Unlabelled: the services that selected it before still hear of it, once.
+        assert_eq!(
+            names(map(secret("carol", "intel", &[("team", "partners")]))),
+            ["partners", "soc"]
+        );
+        assert_eq!(
+            names(map(secret("carol", "intel", &[("team", "partners")]))),
+            ["partners"]
+        );
+        assert!(names(map(secret("carol", "intel", &[]))) == ["partners"]);
+        assert!(names(map(secret("carol", "intel", &[]))).is_empty());
+        assert!(
+            names(map(secret("unrelated", "intel", &[("app", "db")]))).is_empty(),
+            "an empty selector selects nothing"
+        );
     }
 }

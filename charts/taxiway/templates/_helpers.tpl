@@ -104,7 +104,8 @@ runs the operator with it.
 - apiGroups: ["taxiway.dev"]
   resources: ["taxiiservices/finalizers"]
   verbs: ["update"]
-# Users' basic-auth and TLS Secrets and client-CA ConfigMaps are read and watched; the
+# Users' basic-auth and TLS Secrets and client-CA ConfigMaps are read and watched (and
+# the Secrets a TaxiiService's userSelector selects listed by label); the
 # rendered ConfigMap, the credentials Secret, the Service, the store's PVC and the
 # Deployment are written with server-side apply (patch; create when new).
 - apiGroups: [""]

@@ -16,7 +16,7 @@ pub use service::{
     GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, MonitoringSpec, PostgresSpec,
     PostgresTlsMode, PullPolicy, ServiceExposure, ServiceNetworkPolicy, ServiceType, StorageSpec,
     StorageType, TaxiiService, TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion, TlsSpec,
-    UserSpec, MONITORING_NAMESPACE_LABEL,
+    UserSelectorStatus, UserSpec, MONITORING_NAMESPACE_LABEL,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

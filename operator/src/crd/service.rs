@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,15 @@ pub struct TaxiiServiceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["secretName"]))]
     pub users: Vec<UserSpec>,
+    /// More users, without editing this TaxiiService: every `kubernetes.io/basic-auth`
+    /// Secret in this namespace whose labels match (`matchLabels`, `matchExpressions`;
+    /// an empty selector is refused). Its `username` and `password` keys sign in; the
+    /// annotations `taxiway.dev/groups` (comma-separated), `taxiway.dev/locked` and
+    /// `taxiway.dev/disabled` (`"true"`) set groups and flags; an optional key `api-key`
+    /// is an API key. A user name that two Secrets, or a Secret and `users`, claim is
+    /// refused, never replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_selector: Option<LabelSelector>,
     /// Serve HTTPS with this certificate; without it the server speaks plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
@@ -663,6 +672,9 @@ pub struct TaxiiServiceStatus {
     /// Users who can sign in (valid Secrets, not disabled).
     #[serde(default)]
     pub users: i32,
+    /// Users from `spec.userSelector`'s Secrets; only when it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_selector: Option<UserSelectorStatus>,
     /// Server pods running (the Deployment's `status.replicas`; the `scale`
     /// subresource's current replicas).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -690,4 +702,21 @@ pub struct Endpoints {
     /// The base URL outside the cluster (`externalUrl` or the Ingress), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<String>,
+}
+
+/// What `spec.userSelector` selected (counts only: never a name's secret).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSelectorStatus {
+    /// Users taken from selected Secrets (locked and disabled ones included).
+    #[serde(default)]
+    pub users: i32,
+    /// Selected Secrets left out: a user name another Secret or `spec.users` claims, or
+    /// a Secret the server cannot use (see `problems`).
+    #[serde(default)]
+    pub refused: i32,
+    /// Secrets whose labels match but whose type is not `kubernetes.io/basic-auth`:
+    /// ignored.
+    #[serde(default)]
+    pub ignored_secrets: i32,
 }

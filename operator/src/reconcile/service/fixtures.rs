@@ -117,6 +117,7 @@ pub fn inputs(collections: Vec<TaxiiCollection>) -> Inputs {
             .into_iter()
             .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))
             .collect(),
+        selected_secrets: vec![],
         config_maps: BTreeMap::from([("partners-ca".to_string(), ca)]),
         previous_credentials: None,
         previous_queries: BTreeMap::new(),

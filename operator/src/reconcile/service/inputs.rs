@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::core::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
@@ -15,6 +15,7 @@ use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
 use crate::reconcile::apply::controlled_by;
+use crate::reconcile::service::validate::{Selector, BASIC_AUTH};
 use crate::reconcile::Error;
 
 /// Operator-wide settings the rendering depends on.
@@ -56,6 +57,10 @@ pub struct Inputs {
     pub collections: Vec<TaxiiCollection>,
     /// Referenced Secrets that exist, by name (users, TLS, client CA).
     pub secrets: BTreeMap<String, Secret>,
+    /// The Secrets `spec.userSelector` selects, by name order (only the type and
+    /// metadata of those that are not `kubernetes.io/basic-auth`); empty without a
+    /// valid selector.
+    pub selected_secrets: Vec<Secret>,
     /// Referenced ConfigMaps that exist, by name (client CA, `collectionsFrom`).
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// The credentials file the operator generated last time, if readable.
@@ -164,6 +169,22 @@ pub fn referenced_secrets(service: &TaxiiService) -> Vec<String> {
     names
 }
 
+/// `spec.userSelector`, when it is set and valid (an invalid one selects nothing and is
+/// reported by validation).
+pub fn user_selector(service: &TaxiiService) -> Option<Selector> {
+    Selector::parse(service.spec.user_selector.as_ref()?).ok()
+}
+
+/// A selected Secret as far as it is needed: a `kubernetes.io/basic-auth` one whole,
+/// any other without its data (it is only counted as ignored).
+fn keep_only_users(mut secret: Secret) -> Secret {
+    if secret.type_.as_deref() != Some(BASIC_AUTH) {
+        secret.data = None;
+        secret.string_data = None;
+    }
+    secret
+}
+
 /// Names of the ConfigMaps a service spec references.
 pub fn referenced_config_maps(service: &TaxiiService) -> Vec<String> {
     let ca = service.spec.tls.as_ref().and_then(|t| t.client_ca.as_ref());
@@ -206,6 +227,22 @@ pub async fn dereference(
             secrets.insert(secret_name, secret);
         }
     }
+    let selected_secrets = match user_selector(&service) {
+        Some(selector) => {
+            let params = ListParams::default().labels(&selector.to_string());
+            let mut selected: Vec<Secret> = secret_api
+                .list(&params)
+                .await?
+                .items
+                .into_iter()
+                .filter(|s| selector.matches(&s.labels().clone()))
+                .map(keep_only_users)
+                .collect();
+            selected.sort_by_key(|s| s.name_any());
+            selected
+        }
+        None => vec![],
+    };
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let mut config_maps = BTreeMap::new();
     for cm_name in referenced_config_maps(&service) {
@@ -246,6 +283,7 @@ pub async fn dereference(
         service,
         collections: mine,
         secrets,
+        selected_secrets,
         config_maps,
         previous_credentials,
         previous_queries,

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use super::validate::Validated;
 use crate::conditions::{self, Status, Wanted};
-use crate::crd::{Endpoints, TaxiiService, TaxiiServiceStatus, TaxiiVersion};
+use crate::crd::{Endpoints, TaxiiService, TaxiiServiceStatus, TaxiiVersion, UserSelectorStatus};
 use crate::names;
 
 /// Condition types of a TaxiiService.
@@ -153,6 +153,14 @@ pub fn service_status(
                 .count(),
         )
         .unwrap_or(i32::MAX),
+        user_selector: validated
+            .user_selector
+            .as_ref()
+            .map(|report| UserSelectorStatus {
+                users: count(report.users),
+                refused: count(report.refused),
+                ignored_secrets: count(report.ignored.len()),
+            }),
         replicas: deployment.map(|d| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0)),
         selector: Some(names::selector(&service.name_any())),
         problems: validated
@@ -205,6 +213,10 @@ pub fn unreadable_status(
         warnings: vec![],
         ..previous.clone()
     }
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 fn cut(message: &str) -> String {

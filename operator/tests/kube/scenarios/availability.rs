@@ -13,9 +13,10 @@ use crate::support::{apply, changed, eventually, http_get, taxii_collection, Ns,
 use crate::Env;
 
 /// Services whose objects must not move when the operator restarts.
-const WATCHED: [(&str, &str); 3] = [
+const WATCHED: [(&str, &str); 4] = [
     ("render", "feeds"),
     ("users", "feeds"),
+    ("user-selector", "feeds"),
     ("datapath", "feeds"),
 ];
 

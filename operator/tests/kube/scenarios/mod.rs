@@ -10,6 +10,7 @@ mod placement;
 mod render;
 mod setup;
 mod trust;
+mod user_selector;
 mod users;
 mod xsoar;
 
@@ -59,6 +60,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "users: broken Secrets are reported, hashes are stable",
             users::secrets,
+        ),
+        (
+            "users: spec.userSelector adds, locks and removes users from labelled Secrets",
+            user_selector::labelled_secrets,
         ),
         (
             "trust: a planted credentials Secret is not read, absurd hashes are not run",

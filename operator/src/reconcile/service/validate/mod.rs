@@ -12,6 +12,7 @@ mod config;
 mod exposure;
 mod image;
 mod pod;
+mod selector;
 mod storage;
 mod tls;
 mod users;
@@ -31,7 +32,12 @@ pub use exposure::{
 };
 pub use image::image_allowed;
 pub use pod::PodSettings;
+pub use selector::{InvalidSelector, Selector};
 pub use storage::EMBEDDED_STORE_NOT_MIGRATED;
+pub use users::{
+    selected_user, SelectorReport, API_KEY_KEY, DISABLED_ANNOTATION, GROUPS_ANNOTATION,
+    IGNORED_USER_SECRETS, LOCKED_ANNOTATION,
+};
 
 use collections::{admit_collections, verdict};
 use collections_from::admit_collections_from;
@@ -41,7 +47,7 @@ use image::validate_image;
 use pod::validate_pod;
 use storage::{validate_database, validate_replicas};
 use tls::validate_tls;
-use users::validate_users;
+use users::{selector_warnings, validate_users};
 
 /// The Secret type users' Secrets must have.
 pub const BASIC_AUTH: &str = "kubernetes.io/basic-auth";
@@ -68,6 +74,12 @@ pub enum ProblemKind {
     MonitoringApiUnavailable,
     /// The TLS Secret or client CA is missing or unusable.
     InvalidTls,
+    /// `spec.userSelector` is not a valid label selector (or is empty): no Secret is
+    /// selected.
+    InvalidUserSelector,
+    /// A user name is claimed by two selected Secrets, or by a selected Secret and
+    /// `spec.users`: the selected Secrets are left out.
+    ConflictingUserSecrets,
     /// A user's Secret is missing or unusable.
     InvalidUserSecret,
     /// More replicas than the storage can serve.
@@ -92,6 +104,8 @@ impl ProblemKind {
             ProblemKind::GatewayApiUnavailable => "GatewayAPIUnavailable",
             ProblemKind::MonitoringApiUnavailable => "MonitoringAPIUnavailable",
             ProblemKind::InvalidTls => "InvalidTLS",
+            ProblemKind::InvalidUserSelector => "InvalidUserSelector",
+            ProblemKind::ConflictingUserSecrets => "ConflictingUserSecrets",
             ProblemKind::InvalidUserSecret => "InvalidUserSecret",
             ProblemKind::UnsupportedReplicas => "UnsupportedReplicas",
             ProblemKind::InvalidStorageSecret => "InvalidStorageSecret",
@@ -229,8 +243,10 @@ pub struct Validated {
     pub collections: Vec<CollectionVerdict>,
     /// What became of `spec.collectionsFrom`, when set (and the spec is valid).
     pub collections_from: Option<CollectionsFromStatus>,
-    /// Users with usable Secrets, in spec order.
+    /// Users with usable Secrets: `spec.users` in spec order, then the selected ones.
     pub users: Vec<PlainUser>,
+    /// What `spec.userSelector` selected; `None` without one.
+    pub user_selector: Option<SelectorReport>,
     /// TLS, if configured (rendered even when its Secret is unusable: never downgrade
     /// to plain HTTP).
     pub tls: Option<TlsPlan>,
@@ -322,7 +338,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
         .port
         .unwrap_or(if tls.is_some() { 443 } else { 80 });
     let urls = urls(service, settings, tls.is_some(), port);
-    let users = validate_users(inputs, &mut problems);
+    let (users, user_selector) = validate_users(inputs, &mut problems);
 
     let replicas = validate_replicas(inputs, &mut problems);
     validate_database(inputs, &mut problems);
@@ -413,7 +429,9 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
         warnings: exposure_warnings(inputs)
             .into_iter()
             .chain(storage::storage_warnings(inputs))
+            .chain(selector_warnings(user_selector.as_ref()))
             .collect(),
+        user_selector,
         rejected,
     }
 }

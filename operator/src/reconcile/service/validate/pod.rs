@@ -114,6 +114,12 @@ fn not_reserved(key: &str, reserved: &[&str]) -> Result<(), String> {
 /// alphanumeric at both ends with `-`, `_` and `.` between.
 fn check_label(key: &str, value: &str) -> Result<(), String> {
     qualified_name(key)?;
+    label_value(value)
+}
+
+/// A label value: empty, or at most 63 letters, digits, `-`, `_` or `.`, beginning and
+/// ending with a letter or digit.
+pub fn label_value(value: &str) -> Result<(), String> {
     if !value.is_empty() && !name_part(value) {
         return Err(format!(
             "the value {value:?} is not a valid label value (at most 63 letters, digits, \

@@ -677,3 +677,326 @@ fn a_switch_to_postgres_with_the_embedded_claim_kept_warns_how_to_migrate() {
         "the embedded store's own claim is no leftover"
     );
 }
+
+/// A Secret `spec.userSelector` selects (label `taxiway.dev/user: "true"`), with
+/// annotations.
+fn selected(
+    name: &str,
+    type_: &str,
+    data: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> k8s_openapi::api::core::v1::Secret {
+    let mut s = secret(name, type_, data);
+    s.metadata.labels = Some([("taxiway.dev/user".to_string(), "true".to_string())].into());
+    s.metadata.annotations = Some(
+        annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    s
+}
+
+fn with_selector(
+    selector: serde_json::Value,
+    selected: Vec<k8s_openapi::api::core::v1::Secret>,
+) -> Inputs {
+    let mut inputs = fixtures::inputs(vec![]);
+    let mut spec = fixtures::full_spec();
+    spec["userSelector"] = selector;
+    inputs.service = fixtures::service(spec);
+    inputs.selected_secrets = selected;
+    inputs
+}
+
+fn user_selector() -> serde_json::Value {
+    json!({"matchLabels": {"taxiway.dev/user": "true"}})
+}
+
+#[test]
+fn selected_secrets_are_users_with_their_annotations() {
+    let mut unlabelled = secret(
+        "unlabelled",
+        BASIC_AUTH,
+        &[("username", "u"), ("password", "p")],
+    );
+    unlabelled.metadata.labels =
+        Some([("taxiway.dev/user".to_string(), "false".to_string())].into());
+    let inputs = with_selector(
+        user_selector(),
+        vec![
+            selected(
+                "carol",
+                BASIC_AUTH,
+                &[("username", "carol"), ("password", "carol-pw")],
+                &[
+                    (GROUPS_ANNOTATION, " soc, cti,,soc "),
+                    (LOCKED_ANNOTATION, "true"),
+                ],
+            ),
+            selected(
+                "dave",
+                BASIC_AUTH,
+                &[("username", "dave"), ("password", "dave-pw")],
+                &[(DISABLED_ANNOTATION, "True"), (LOCKED_ANNOTATION, "false")],
+            ),
+            selected(
+                "erin",
+                BASIC_AUTH,
+                &[("username", "erin-bot"), (API_KEY_KEY, "erin-key")],
+                &[],
+            ),
+            selected("notes", "Opaque", &[], &[]),
+            selected("registry", "kubernetes.io/dockerconfigjson", &[], &[]),
+            // Named in spec.users: that entry's user (not a conflict with itself).
+            selected(
+                "alice",
+                BASIC_AUTH,
+                &[("username", "alice"), ("password", "alice-pw")],
+                &[(LOCKED_ANNOTATION, "true")],
+            ),
+            // Listed by a broader selector than the spec's: not selected.
+            unlabelled,
+        ],
+    );
+    let v = validated(&inputs);
+    assert_eq!(v.problems, vec![]);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "carol", "dave", "erin-bot"]);
+    assert!(!v.users[0].locked, "alice's settings come from spec.users");
+    let carol = &v.users[2];
+    assert_eq!(carol.groups, ["soc", "cti"]);
+    assert!(carol.locked && !carol.disabled);
+    assert_eq!(carol.password.as_deref(), Some("carol-pw"));
+    let dave = &v.users[3];
+    assert!(dave.disabled && !dave.locked);
+    let erin = &v.users[4];
+    assert_eq!(erin.password, None);
+    assert_eq!(erin.api_key.as_deref(), Some("erin-key"));
+    assert_eq!(
+        v.user_selector,
+        Some(SelectorReport {
+            users: 3,
+            refused: 0,
+            ignored: vec!["notes".into(), "registry".into()],
+        })
+    );
+    assert_eq!(v.warnings.len(), 2, "{:?}", v.warnings);
+    let ignored = v
+        .warnings
+        .iter()
+        .find(|w| w.reason == IGNORED_USER_SECRETS)
+        .expect("a warning about the ignored Secrets");
+    assert!(
+        ignored.message.starts_with(
+            "spec.userSelector matches 2 Secrets not of type kubernetes.io/basic-auth, ignored: notes, registry"
+        ),
+        "{}",
+        ignored.message
+    );
+
+    // The credentials file the server mounts: hashes, flags and groups.
+    let hasher = crate::credentials::Argon2Hasher::default();
+    let file = crate::credentials::hash_users(&v.users, None, &hasher).expect("hashes");
+    let text = String::from_utf8(file.render().expect("renders")).expect("utf-8");
+    let loaded = taxiway_model::auth::Credentials::parse(&text).expect("the server loads it");
+    assert_eq!(loaded.len(), 5);
+    let carol = file.user("carol").expect("carol");
+    assert!(carol.locked);
+    assert_eq!(carol.groups, ["soc", "cti"]);
+    assert!(file.user("dave").expect("dave").disabled);
+    assert!(file.user("erin-bot").expect("erin").password_hash.is_none());
+    for plain in ["carol-pw", "dave-pw", "erin-key"] {
+        assert!(!text.contains(plain), "{plain} in the credentials file");
+    }
+}
+
+#[test]
+fn a_user_name_claimed_twice_is_refused_never_replaced() {
+    let inputs = with_selector(
+        user_selector(),
+        vec![
+            // Claims alice, whom spec.users has: spec.users wins, this one is ignored.
+            selected(
+                "alice-takeover",
+                BASIC_AUTH,
+                &[("username", "alice"), ("password", "mallory-pw")],
+                &[],
+            ),
+            // Two Secrets claim frank: neither is served.
+            selected(
+                "frank-1",
+                BASIC_AUTH,
+                &[("username", "frank"), ("password", "f1")],
+                &[],
+            ),
+            selected(
+                "frank-2",
+                BASIC_AUTH,
+                &[("username", "frank"), ("password", "f2")],
+                &[],
+            ),
+            selected(
+                "grace",
+                BASIC_AUTH,
+                &[("username", "grace"), ("password", "g")],
+                &[],
+            ),
+        ],
+    );
+    let v = validated(&inputs);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "grace"]);
+    assert_eq!(v.users[0].password.as_deref(), Some("alice-pw"));
+    assert_eq!(kinds(&v), [ProblemKind::ConflictingUserSecrets; 2]);
+    let messages: Vec<_> = v.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "spec.userSelector: Secret alice-takeover claims the user name alice, which spec.users has (Secret alice); the Secret is ignored",
+            "spec.userSelector: Secrets frank-1, frank-2 all claim the user name frank; frank cannot sign in until all but one are changed or removed",
+        ]
+    );
+    assert_eq!(
+        v.user_selector,
+        Some(SelectorReport {
+            users: 1,
+            refused: 3,
+            ignored: vec![],
+        })
+    );
+    let status = crate::reconcile::service::status::service_status(
+        &inputs.service,
+        &v,
+        None,
+        None,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(10).expect("time"),
+        ),
+    );
+    let degraded = crate::conditions::find(&status.conditions, "Degraded").expect("Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ConflictingUserSecrets")
+    );
+    let selector = status.user_selector.clone().expect("status.userSelector");
+    assert_eq!(
+        (selector.users, selector.refused, selector.ignored_secrets),
+        (1, 3, 0)
+    );
+    assert_eq!(status.users, 2, "alice and grace; bob is locked");
+    let shown = serde_json::to_string(&status).expect("json");
+    for plain in ["mallory-pw", "f1\"", "f2\"", "alice-pw"] {
+        assert!(!shown.contains(plain), "{plain} in the status");
+    }
+}
+
+#[test]
+fn a_listed_users_name_stays_reserved_while_its_secret_is_unusable() {
+    // bob's Secret (spec.users) loses its password: bob is left out, and a selected
+    // Secret claiming "bob" still does not become bob.
+    let mut inputs = with_selector(
+        user_selector(),
+        vec![selected(
+            "bob-2",
+            BASIC_AUTH,
+            &[("username", "bob"), ("password", "other")],
+            &[],
+        )],
+    );
+    inputs.secrets.insert(
+        "bob".into(),
+        secret("bob", BASIC_AUTH, &[("username", "bob")]),
+    );
+    let v = validated(&inputs);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice"]);
+    assert_eq!(
+        kinds(&v),
+        [
+            ProblemKind::ConflictingUserSecrets,
+            ProblemKind::InvalidUserSecret
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_or_empty_selector_selects_nobody_and_says_why() {
+    let secrets = || {
+        vec![selected(
+            "carol",
+            BASIC_AUTH,
+            &[("username", "carol"), ("password", "c")],
+            &[],
+        )]
+    };
+    for (selector, expected) in [
+        (
+            json!({"matchExpressions": [{"key": "taxiway.dev/user", "operator": "Equals", "values": ["true"]}]}),
+            "spec.userSelector matchExpressions[0]: operator \"Equals\" is not one of In, NotIn, Exists, DoesNotExist; no Secret is selected, no user added",
+        ),
+        (
+            json!({}),
+            "spec.userSelector is empty; it would select every kubernetes.io/basic-auth Secret of the namespace",
+        ),
+    ] {
+        let v = validated(&with_selector(selector, secrets()));
+        let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"], "spec.users are not affected");
+        assert_eq!(kinds(&v), [ProblemKind::InvalidUserSelector]);
+        assert!(v.problems[0].message.starts_with(expected), "{}", v.problems[0].message);
+        assert_eq!(v.user_selector, Some(SelectorReport::default()));
+    }
+}
+
+#[test]
+fn unusable_selected_secrets_are_reported_one_by_one() {
+    let inputs = with_selector(
+        json!({"matchExpressions": [{"key": "taxiway.dev/user", "operator": "In", "values": ["true", "yes"]}]}),
+        vec![
+            selected("no-password", BASIC_AUTH, &[("username", "np")], &[]),
+            selected(
+                "bad-flag",
+                BASIC_AUTH,
+                &[("username", "bf"), ("password", "p")],
+                &[(LOCKED_ANNOTATION, "yes")],
+            ),
+            selected(
+                "bad-group",
+                BASIC_AUTH,
+                &[("username", "bg"), ("password", "p")],
+                &[(GROUPS_ANNOTATION, "soc,two words")],
+            ),
+            selected(
+                "ok",
+                BASIC_AUTH,
+                &[("username", "ok"), ("password", "p")],
+                &[],
+            ),
+        ],
+    );
+    let v = validated(&inputs);
+    let names: Vec<_> = v.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "ok"]);
+    let messages: Vec<_> = v.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert_eq!(
+        messages[0],
+        "spec.userSelector: Secret bad-flag has annotation taxiway.dev/locked: \"yes\", expected \"true\" or \"false\"; the user cannot sign in"
+    );
+    assert!(
+        messages[1]
+            .starts_with("spec.userSelector: Secret bad-group is refused by the server: groups[1]"),
+        "{}",
+        messages[1]
+    );
+    assert_eq!(
+        messages[2],
+        "spec.userSelector: Secret no-password has no key password; the user cannot sign in"
+    );
+    assert!(v
+        .problems
+        .iter()
+        .all(|p| p.kind == ProblemKind::InvalidUserSecret));
+    assert_eq!(v.user_selector.as_ref().map(|r| r.refused), Some(3));
+}
