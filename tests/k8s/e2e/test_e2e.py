@@ -668,8 +668,15 @@ def access_log_lines():
 
 
 def access_logged(lines, **fields):
-    """Whether one line has every field (text format: name=value or name="value")."""
+    """Whether one line has every field: a JSON line (`--log-json`, as the operator runs
+    the server) by its `fields`, a text line by name=value or name="value"."""
     def has(line, name, value):
+        if line.lstrip().startswith("{"):
+            try:
+                got = (json.loads(line).get("fields") or {}).get(name)
+            except ValueError:
+                return False
+            return got is not None and str(got) == str(value)
         return re.search(rf'\b{name}="?{re.escape(str(value))}"?(\s|$)', line) is not None
     return any(all(has(line, k, v) for k, v in fields.items()) for line in lines)
 
