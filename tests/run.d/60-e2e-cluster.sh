@@ -16,7 +16,8 @@
 # Environment: TAXIWAY_E2E=0 skips it; TAXIWAY_E2E_KEEP=1 keeps the cluster up after the test (then
 # `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_CLUSTER_WAIT (s, default 1200)
 # is how long to wait for another cluster on this machine to finish; TAXIWAY_E2E_TIMEOUT (s, default 600)
-# bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e).
+# bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e). The test gets the host's
+# taxiway-server of the same build as TAXIWAY_E2E_SERVER_BIN (test 12 restores with it).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 k8s=$repo/tests/k8s

@@ -9,6 +9,7 @@ tests/k8s/images.sh; driven by tests/run.d/60-e2e-cluster.sh, which provides:
   TAXIWAY_IMAGE_TAG           tag of taxiway/operator and taxiway/server
   TAXIWAY_E2E_WORKDIR         scratch space (certificates, nginx)
   NODE_IP                     the node (docker0) address; also the cluster DNS server
+  TAXIWAY_E2E_SERVER_BIN      the host's taxiway-server, the build the image holds (test 12)
 
 Every consumer is a real client: taxii2-client (and requests under it) from the host,
 openssl s_client from a pod, Debian's nginx as the Ingress controller would be. The
@@ -1400,7 +1401,7 @@ def test_15_placement():
                     "whenUnsatisfiable": "DoNotSchedule",
                     "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": PLACED}}}],
                 "podLabels": {"team": "soc"},
-                "podAnnotations": {"e2e.taxiway.dev/mesh": "sidecar-off"},
+                "podAnnotations": {"sidecar.istio.io/inject": "false"},
                 "priorityClassName": "taxiway-e2e",
                 "imagePullSecrets": [{"name": "e2e-registry"}],
                 "serviceAccountName": f"{PLACED}-server"}}))
@@ -1427,7 +1428,7 @@ def test_15_placement():
         check(meta["labels"].get("team") == "soc"
               and meta["labels"].get("app.kubernetes.io/instance") == PLACED,
               "the podLabels beside the operator's own")
-        check(meta.get("annotations", {}).get("e2e.taxiway.dev/mesh") == "sidecar-off",
+        check(meta.get("annotations", {}).get("sidecar.istio.io/inject") == "false",
               "the podAnnotations")
         check(spec.get("priorityClassName") == "taxiway-e2e" and spec.get("priority") == 1000,
               f"priorityClassName, resolved to priority {spec.get('priority')}")
