@@ -6,7 +6,9 @@
 //!   references or its `spec.userSelector` selects (or selected, before a label
 //!   change) changes; an object it owns changes (drift, Deployment rollout) or is
 //!   deleted — PodDisruptionBudgets included, watched in the API version the cluster
-//!   serves (`policy/v1`, else `policy/v1beta1`), found once at start.
+//!   serves (`policy/v1`, else `policy/v1beta1`), found once at start; and the
+//!   optional APIs' HTTPRoutes, PodMonitors and PrometheusRules, each watched from the
+//!   moment the cluster serves its kind ([`optional_changes`]).
 //! - TaxiiCollection reconciler: a collection's spec changes; a service is created,
 //!   changes spec or is deleted (its collections may now wait for it).
 //!
@@ -39,6 +41,9 @@ use crate::admin::{Phase, Readiness};
 use crate::crd::{TaxiiCollection, TaxiiService};
 use crate::metrics::Metrics;
 use crate::names;
+use crate::reconcile::service::build::{
+    GATEWAY_GROUP, HTTP_ROUTE_VERSION, MONITORING_GROUP, MONITORING_VERSION,
+};
 use crate::reconcile::service::inputs::{
     referenced_config_maps, referenced_secrets, service_of, user_selector, Settings,
 };
@@ -108,6 +113,8 @@ pub async fn run(
     let owned = || watcher::Config::default().labels(&names::managed_selector());
     let (budget_changes, budget_resource) =
         disruption_budget_changes(&scope, ctx.disruption_budgets().await, owned());
+    let [routes, monitors, rules] = OptionalKind::ALL
+        .map(|kind| optional_changes(Scope::clone(&scope), ctx.clone(), kind, owned()));
     let service_controller =
         Controller::for_stream_with(service_specs, services.clone(), service_resource.clone())
             .with_config(config.clone())
@@ -170,6 +177,9 @@ pub async fn run(
                     .touched_objects(),
             )
             .owns_stream_with(budget_changes, budget_resource)
+            .owns_stream_with(routes.0, routes.1)
+            .owns_stream_with(monitors.0, monitors.1)
+            .owns_stream_with(rules.0, rules.1)
             .graceful_shutdown_on(stopped(shutdown.clone()))
             .run(service::reconcile, service::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(service::CONTROLLER, result) });
@@ -206,6 +216,7 @@ pub async fn run(
 }
 
 /// Builds `Api`s in the watched scope.
+#[derive(Clone)]
 struct Scope {
     client: Client,
     namespace: Option<String>,
@@ -261,6 +272,84 @@ fn disruption_budget_changes(
             )
         }
     }
+}
+
+/// How often a watch of an optional API's kind looks for it while it is not served.
+const OPTIONAL_API_RECHECK: Duration = Duration::from_secs(20);
+
+/// A kind of an optional API the operator renders when the cluster serves it.
+#[derive(Clone, Copy, Debug)]
+enum OptionalKind {
+    /// Gateway API `HTTPRoute` (`spec.gateway`).
+    HttpRoute,
+    /// prometheus-operator `PodMonitor` (`spec.monitoring.podMonitor`).
+    PodMonitor,
+    /// prometheus-operator `PrometheusRule` (`spec.monitoring.prometheusRule`).
+    PrometheusRule,
+}
+
+impl OptionalKind {
+    const ALL: [OptionalKind; 3] = [
+        OptionalKind::HttpRoute,
+        OptionalKind::PodMonitor,
+        OptionalKind::PrometheusRule,
+    ];
+
+    fn gvk(self) -> GroupVersionKind {
+        match self {
+            OptionalKind::HttpRoute => {
+                GroupVersionKind::gvk(GATEWAY_GROUP, HTTP_ROUTE_VERSION, "HTTPRoute")
+            }
+            OptionalKind::PodMonitor => {
+                GroupVersionKind::gvk(MONITORING_GROUP, MONITORING_VERSION, "PodMonitor")
+            }
+            OptionalKind::PrometheusRule => {
+                GroupVersionKind::gvk(MONITORING_GROUP, MONITORING_VERSION, "PrometheusRule")
+            }
+        }
+    }
+
+    /// The kind as the cluster serves it, through the context's discovery (shared with
+    /// the reconciler, which renders the objects); `None` while not served.
+    async fn served(self, ctx: &Context) -> Option<ApiResource> {
+        match self {
+            OptionalKind::HttpRoute => ctx.http_routes().await,
+            OptionalKind::PodMonitor => ctx.pod_monitors().await,
+            OptionalKind::PrometheusRule => ctx.prometheus_rules().await,
+        }
+    }
+}
+
+/// The operator's objects of an optional API's `kind`, with the resource to name them
+/// by: the watch starts once the cluster serves the kind (looked for at start, then
+/// every [`OPTIONAL_API_RECHECK`], so CRDs installed later need no restart); until
+/// then the stream yields nothing (and nothing of the kind is rendered either). One
+/// deleted or edited by hand is then restored at once, as a PodDisruptionBudget is.
+fn optional_changes(
+    scope: Scope,
+    ctx: Arc<Context>,
+    kind: OptionalKind,
+    config: watcher::Config,
+) -> (
+    BoxStream<'static, Result<DynamicObject, watcher::Error>>,
+    ApiResource,
+) {
+    let named = ApiResource::from_gvk(&kind.gvk());
+    let changes = futures::stream::once(async move {
+        let resource = loop {
+            if let Some(resource) = kind.served(&ctx).await {
+                break resource;
+            }
+            tokio::time::sleep(OPTIONAL_API_RECHECK).await;
+        };
+        tracing::info!(kind = %resource.kind, api_version = %resource.api_version, "watching the owned objects of an optional API");
+        watcher(scope.dynamic(&resource), config)
+            .default_backoff()
+            .touched_objects()
+    })
+    .flatten()
+    .boxed();
+    (changes, named)
 }
 
 async fn stopped(mut shutdown: watch::Receiver<bool>) {

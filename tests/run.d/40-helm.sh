@@ -138,12 +138,13 @@ operator_needs() {
   # spec.networkPolicy: rendered, repaired, deleted when switched off.
   for v in get list watch create patch delete; do expect yes "$where" "$v" networkpolicies.networking.k8s.io; done
   expect no "$where" update networkpolicies.networking.k8s.io
-  # spec.gateway: an HTTPRoute, deleted when removed; not watched.
-  for v in get create patch delete; do expect yes "$where" "$v" httproutes.gateway.networking.k8s.io; done
-  expect no "$where" watch httproutes.gateway.networking.k8s.io
-  # spec.monitoring: a PodMonitor and a PrometheusRule, deleted when switched off.
+  # spec.gateway: an HTTPRoute, watched (restored when deleted by hand), deleted when
+  # removed.
+  for v in get list watch create patch delete; do expect yes "$where" "$v" httproutes.gateway.networking.k8s.io; done
+  expect no "$where" update httproutes.gateway.networking.k8s.io
+  # spec.monitoring: a PodMonitor and a PrometheusRule, watched, deleted when switched off.
   for r in podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com; do
-    for v in get create patch delete; do expect yes "$where" "$v" "$r"; done
+    for v in get list watch create patch delete; do expect yes "$where" "$v" "$r"; done
   done
   # PodDisruptionBudgets: watched, so one deleted or edited by hand is restored at once.
   for v in get list watch create patch delete; do expect yes "$where" "$v" poddisruptionbudgets.policy; done

@@ -16,7 +16,8 @@
 # Environment: TAXIWAY_E2E=0 skips it; TAXIWAY_E2E_KEEP=1 keeps the cluster up after the test (then
 # `bash tests/k8s/cluster.sh down <workdir>`); TAXIWAY_CLUSTER_WAIT (s, default 1200)
 # is how long to wait for another cluster on this machine to finish; TAXIWAY_E2E_TIMEOUT (s, default 600)
-# bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e).
+# bounds the test itself; TAXIWAY_IMAGE_TAG (default e2e). The test gets the host's
+# taxiway-server of the same build as TAXIWAY_E2E_SERVER_BIN (test 12 restores with it).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 k8s=$repo/tests/k8s
@@ -83,7 +84,12 @@ kubeconfig=$(bash "$k8s/cluster.sh" up "$work")
 log "cluster up after $((SECONDS - started)) s"
 # Release builds in a target directory that outlives the checkout: CI's fresh clones
 # then rebuild only the workspace's own crates, not every dependency.
-CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target-e2e} bash "$k8s/images.sh" "$tag"
+e2e_target=${CARGO_TARGET_DIR:-$cache/target-e2e}
+CARGO_TARGET_DIR=$e2e_target bash "$k8s/images.sh" "$tag"
+# The same server binary on the host: test 12 restores the pod's backup with it.
+bin_dir=$e2e_target/release
+[[ ${TAXIWAY_CARGO_PROFILE:-release} == release ]] || bin_dir=$e2e_target/debug
+TAXIWAY_E2E_SERVER_BIN=${TAXIWAY_PREBUILT_DIR:-$bin_dir}/taxiway-server
 log "images built after $((SECONDS - started)) s"
 
 # shellcheck disable=SC1091
@@ -101,7 +107,7 @@ else
   log "host PostgreSQL could not be started; test 11 will fail"
 fi
 export KUBECONFIG=$kubeconfig KUBECTL HELM TAXIWAY_REPO=$repo TAXIWAY_IMAGE_TAG=$tag \
-  TAXIWAY_E2E_WORKDIR=$work
+  TAXIWAY_E2E_WORKDIR=$work TAXIWAY_E2E_SERVER_BIN
 set +e
 timeout --signal=TERM "${TAXIWAY_E2E_TIMEOUT:-600}" "$venv/bin/python" "$k8s/e2e/test_e2e.py"
 rc=$?

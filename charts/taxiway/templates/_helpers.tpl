@@ -118,16 +118,16 @@ runs the operator with it.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# spec.gateway: a Gateway API HTTPRoute (when the cluster serves it), deleted again
-# when spec.gateway is removed; not watched.
+# spec.gateway: a Gateway API HTTPRoute (when the cluster serves it), watched (a route
+# deleted or edited by hand is restored), deleted again when spec.gateway is removed.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # spec.monitoring: prometheus-operator's PodMonitor and PrometheusRule (when the
-# cluster serves them), deleted again when switched off; not watched.
+# cluster serves them), watched, deleted again when switched off.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors", "prometheusrules"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # spec.networkPolicy: the server pods' NetworkPolicy, watched for drift and deleted
 # again when switched off.
 - apiGroups: ["networking.k8s.io"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End to end on a real Kubernetes cluster (issue 10, tests 1-10).
+"""End to end on a real Kubernetes cluster (issue 10, tests 1-11; issue 19, tests 12-15).
 
 Runs against the single-node cluster of tests/k8s/cluster.sh with the images of
 tests/k8s/images.sh; driven by tests/run.d/60-e2e-cluster.sh, which provides:
@@ -9,6 +9,7 @@ tests/k8s/images.sh; driven by tests/run.d/60-e2e-cluster.sh, which provides:
   TAXIWAY_IMAGE_TAG           tag of taxiway/operator and taxiway/server
   TAXIWAY_E2E_WORKDIR         scratch space (certificates, nginx)
   NODE_IP                     the node (docker0) address; also the cluster DNS server
+  TAXIWAY_E2E_SERVER_BIN      the host's taxiway-server, the build the image holds (test 12)
 
 Every consumer is a real client: taxii2-client (and requests under it) from the host,
 openssl s_client from a pod, Debian's nginx as the Ingress controller would be. The
@@ -668,8 +669,15 @@ def access_log_lines():
 
 
 def access_logged(lines, **fields):
-    """Whether one line has every field (text format: name=value or name="value")."""
+    """Whether one line has every field: a JSON line (`--log-json`, as the operator runs
+    the server) by its `fields`, a text line by name=value or name="value"."""
     def has(line, name, value):
+        if line.lstrip().startswith("{"):
+            try:
+                got = (json.loads(line).get("fields") or {}).get(name)
+            except ValueError:
+                return False
+            return got is not None and str(got) == str(value)
         return re.search(rf'\b{name}="?{re.escape(str(value))}"?(\s|$)', line) is not None
     return any(all(has(line, k, v) for k, v in fields.items()) for line in lines)
 
@@ -1109,8 +1117,337 @@ def test_11_postgres_rolling_update():
     check(not poll_errors, f"no failed poll during the rollout ({len(poll_errors)}: {poll_errors[:3]})")
     missed = set(acked) - seen
     check(not missed, f"the incremental poller saw every acknowledged object ({len(missed)} missed)")
-    kubectl("delete", "taxiiservice", SCALE, "-n", NS, "--wait=false")
-    kubectl("delete", "taxiicollection", f"{SCALE}-inbox", "-n", NS, "--wait=false")
+    # Test 14 scales it, then deletes it.
+
+
+# ----------------------------------------------------------------------- issue 19
+
+SERVER_IN_POD = "/usr/local/bin/taxiway-server"  # the image's binary
+DATA_DIR = "/var/lib/taxiway"  # where the operator mounts the store (`<name>-data`)
+CONFIG_DIR = "/etc/taxiway/config"  # and the rendered configuration
+HOST_SERVER = os.environ.get("TAXIWAY_E2E_SERVER_BIN") or os.path.join(
+    REPO, "target", "release", "taxiway-server")
+
+
+def readable_collections():
+    """{collection id: set of object ids} of every collection alice may read, as the
+    examples' server serves them now."""
+    return {cid: {o["id"] for o in all_objects(col)}
+            for cid, col in served_collections().items() if col.can_read}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def host_server(config_dir, credentials_dir, data_dir):
+    """The host's release binary serving a data directory on loopback (plain HTTP),
+    until the block ends."""
+    port, admin = free_port(), free_port()
+    log_path = os.path.join(os.path.dirname(data_dir), "serve.log")
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [HOST_SERVER, "serve", f"--config-dir={config_dir}",
+             f"--credentials-dir={credentials_dir}", f"--data-dir={data_dir}",
+             f"--listen=127.0.0.1:{port}", f"--admin-listen=127.0.0.1:{admin}"],
+            stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        def ready():
+            if proc.poll() is not None:
+                raise AssertionError(f"the host server exited {proc.returncode}: "
+                                     + open(log_path).read()[-2000:])
+            return requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).status_code == 200
+        wait_for("the host server's /readyz", ready, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_12_backup_streamed_out_of_the_pod():
+    """`kubectl exec deploy/<name> -- taxiway-server backup --output=-` streams a snapshot
+    out of the scratch image; the host's binary restores it into a fresh data directory
+    and, with the service's rendered configuration and credentials, serves the same
+    objects in every collection."""
+    if not os.access(HOST_SERVER, os.X_OK):
+        raise AssertionError(f"no host binary at {HOST_SERVER} (TAXIWAY_E2E_SERVER_BIN)")
+    before = readable_collections()
+    check(before.get(IDS["inbox"]), f"objects to back up: {sum(map(len, before.values()))} "
+                                    f"in {len(before)} collections")
+    root = tempfile.mkdtemp(prefix="backup-", dir=WORK)
+    backup = os.path.join(root, f"taxiway-{SVC}.db")
+    # docs/operations.md, "Backup > On Kubernetes", as written there.
+    with open(backup, "wb") as out:
+        p = subprocess.run([KUBECTL, "-n", NS, "exec", f"deploy/{SVC}", "--",
+                            SERVER_IN_POD, "backup", f"--data-dir={DATA_DIR}", "--output=-"],
+                           stdout=out, stderr=subprocess.PIPE, timeout=120)
+    err = p.stderr.decode(errors="replace").strip()
+    size = os.path.getsize(backup)
+    check(p.returncode == 0 and "backed up" in err,
+          f"kubectl exec ... backup --output=- exits 0 ({size} bytes): {err[-300:]}")
+    with open(backup, "rb") as f:
+        check(f.read(16) == b"SQLite format 3\x00",
+              "standard output carried the database and nothing else")
+
+    # A fresh store from the backup, served by the host's binary with the service's
+    # configuration and credentials (docs/operations.md, "Check a backup").
+    config, creds, data = (os.path.join(root, d) for d in ("config", "credentials", "data"))
+    os.makedirs(config)
+    os.makedirs(creds)
+    with open(os.path.join(config, "taxiway.toml"), "w") as f:
+        f.write(kubectl("-n", NS, "get", "configmap", f"{SVC}-config",
+                        "-o", "jsonpath={.data.taxiway\\.toml}"))
+    with open(os.path.join(creds, "users.toml"), "wb") as f:
+        f.write(base64.b64decode(kubectl("-n", NS, "get", "secret", f"{SVC}-credentials",
+                                         "-o", "jsonpath={.data.users\\.toml}")))
+    p = subprocess.run([HOST_SERVER, "restore", f"--data-dir={data}", f"--input={backup}"],
+                       capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0 and "restored" in p.stderr + p.stdout,
+          f"taxiway-server restore --input=<the backup> into a fresh data directory: "
+          f"{(p.stderr + p.stdout).strip()[-300:]}")
+    with host_server(config, creds, data) as base:
+        root_ = ApiRoot(f"{base}/feeds/", **basic("alice"))
+        after = {c.id: {o["id"] for o in all_objects(c)} for c in root_.collections if c.can_read}
+    check(after.keys() == before.keys(), f"the restored store serves the same collections "
+                                         f"({len(after)})")
+    differ = [cid for cid in before if before[cid] != after.get(cid)]
+    check(not differ, f"and the same objects in each ({sum(map(len, after.values()))} in all; "
+                      f"differing: {differ})")
+    BACKUP["file"], BACKUP["objects"] = backup, before
+
+
+BACKUP = {}
+
+
+def test_12b_restore_on_kubernetes():
+    """docs/operations.md, "Restore > On Kubernetes": the TaxiiService scaled to 0, the
+    backup restored from standard input by a one-off pod of the server image mounting
+    `<name>-data`, scaled back to 1: the pod serves what the backup held."""
+    if not BACKUP:
+        raise Skip("test 12 made no backup")
+    image = kubectl("-n", NS, "get", f"deploy/{SVC}", "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}")
+    # Something stored after the backup: the restore takes the store back before it.
+    later = indicator("192.0.2.99", 10)
+    check(inbox().add_objects({"objects": [later]}).success_count == 1,
+          "an object stored after the backup")
+    selector = f"app.kubernetes.io/name=taxiway-server,app.kubernetes.io/instance={SVC}"
+    kubectl("-n", NS, "scale", f"taxiiservice/{SVC}", "--replicas=0")
+    try:
+        # (kubectl wait says "no matching resources" if they are gone already.)
+        kubectl("-n", NS, "wait", "--for=delete", "pod", "-l", selector, "--timeout=120s",
+                timeout=150, check=False)
+        wait_for("no server pod", lambda: not kget("pods", selector=selector)["items"],
+                 timeout=60)
+        overrides = {"spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": f"{SVC}-restore", "image": image,
+                "args": ["restore", f"--data-dir={DATA_DIR}", "--input=-"],
+                "stdin": True, "stdinOnce": True,
+                "securityContext": {"allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}]}],
+            "volumes": [{"name": "data",
+                         "persistentVolumeClaim": {"claimName": f"{SVC}-data"}}]}}
+        with open(BACKUP["file"], "rb") as backup:
+            p = subprocess.run([KUBECTL, "-n", NS, "run", f"{SVC}-restore", "-i", "--rm",
+                                "--restart=Never", f"--image={image}",
+                                f"--overrides={json.dumps(overrides)}"],
+                               stdin=backup, capture_output=True, timeout=180)
+        out = (p.stdout + p.stderr).decode(errors="replace").strip()
+        check(p.returncode == 0 and "restored" in out,
+              f"kubectl run -i --rm ... restore --input=- < backup: {out[-400:]}")
+    finally:
+        kubectl("-n", NS, "delete", "pod", f"{SVC}-restore", "--ignore-not-found",
+                "--wait=false", check=False)
+        kubectl("-n", NS, "scale", f"taxiiservice/{SVC}", "--replicas=1")
+    wait_for("the server pod back", server_pod, timeout=120)
+    inbox_now = {o["id"] for o in all_objects(inbox())}
+    check(inbox_now == BACKUP["objects"][IDS["inbox"]],
+          f"the pod serves the backup's inbox ({len(inbox_now)} objects), without the later one")
+
+
+def test_13_import_from_stdin():
+    """`kubectl exec -i deploy/<name> -- taxiway-server import ... -` loads a bundle sent
+    on standard input into the running pod's store; taxii2-client then gets it, from
+    the inbox and from the view its query matches."""
+    objs = [indicator("198.51.100.130", 95), indicator("198.51.100.131", 20),
+            json.loads(stix2.Malware(name="e2e-import-malware", is_family=True).serialize())]
+    bundle = os.path.join(WORK, "import-bundle.json")
+    with open(bundle, "w") as f:
+        json.dump({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objs}, f)
+    # docs/operations.md, "Bulk load > On Kubernetes", as written there.
+    with open(bundle, "rb") as f:
+        p = subprocess.run([KUBECTL, "-n", NS, "exec", "-i", f"deploy/{SVC}", "--",
+                            SERVER_IN_POD, "import", f"--config-dir={CONFIG_DIR}",
+                            f"--data-dir={DATA_DIR}", "--collection=inbox", "-"],
+                           stdin=f, capture_output=True, timeout=120)
+    out = (p.stdout + p.stderr).decode(errors="replace").strip()
+    check(p.returncode == 0 and re.search(r"imported 3 objects into .*inbox.* \(0 rejected\)", out),
+          f"kubectl exec -i ... import - < bundle.json: {out[-300:]}")
+    wanted = {o["id"] for o in objs}
+    got, took = wait_for("the imported objects served", lambda: (lambda s: s if wanted <= s
+                         else None)({o["id"] for o in all_objects(inbox())}))
+    check(True, f"taxii2-client gets the 3 imported objects from the inbox ({took:.1f} s)")
+    if "high-confidence-ipv4" in IDS:
+        got, _ = wait_for("the view", lambda: (lambda s: s if objs[0]["id"] in s else None)(
+            {o["id"] for o in all_objects(view("high-confidence-ipv4", "sentinel"))}))
+        check(objs[1]["id"] not in got,
+              "the imported confidence-95 indicator is in high-confidence-ipv4, the 20 one is not")
+    bad = subprocess.run([KUBECTL, "-n", NS, "exec", "-i", f"deploy/{SVC}", "--",
+                          SERVER_IN_POD, "import", f"--config-dir={CONFIG_DIR}",
+                          f"--data-dir={DATA_DIR}", "--collection=inbox", "-"],
+                         input=b'{"type": "bundle", "objects": [', capture_output=True,
+                         timeout=120)
+    check(bad.returncode != 0, "a bundle cut short is refused (non-zero exit)")
+
+
+def test_14_kubectl_scale():
+    """`kubectl scale taxiiservice` on test 11's service on PostgreSQL: the scale
+    subresource moves spec.replicas, the Deployment and status.replicas follow, the
+    PodDisruptionBudget goes at one replica and comes back at two."""
+    if not exists("taxiiservice", SCALE):
+        raise AssertionError(f"test 11's TaxiiService {SCALE} is not there")
+    scale_url = f"/apis/taxiway.dev/v1alpha1/namespaces/{NS}/taxiiservices/{SCALE}/scale"
+
+    def at(n):
+        def settled():
+            ts = kget("taxiiservice", SCALE)
+            d = kget("deployment", SCALE)
+            st = d.get("status") or {}
+            return (ts["spec"].get("replicas") == n and d["spec"].get("replicas") == n
+                    and st.get("replicas", 0) == n and st.get("readyReplicas", 0) == n
+                    and st.get("updatedReplicas", 0) == n
+                    and (ts.get("status") or {}).get("replicas") == n)
+        return settled
+    try:
+        for n in (1, 2):
+            out = kubectl("-n", NS, "scale", "taxiiservice", SCALE, f"--replicas={n}")
+            check("scaled" in out, f"kubectl scale taxiiservice {SCALE} --replicas={n}: {out.strip()}")
+            _, took = wait_for(f"{n} ready replicas", at(n), timeout=120)
+            check(True, f"spec.replicas, the Deployment and status.replicas at {n} ({took:.1f} s)")
+            scale = json.loads(kubectl("get", "--raw", scale_url))
+            check(scale["spec"]["replicas"] == n and scale["status"]["replicas"] == n
+                  and f"app.kubernetes.io/instance={SCALE}" in scale["status"].get("selector", ""),
+                  f"the Scale subresource: {scale['spec']} {scale['status']}")
+            wait_for(f"the PodDisruptionBudget {'there' if n > 1 else 'gone'}",
+                     lambda: has_budget(SCALE) == (n > 1))
+            check(True, f"a PodDisruptionBudget {'at 2 replicas' if n > 1 else 'no more at 1 replica'}")
+    finally:
+        kubectl("delete", "taxiiservice", SCALE, "-n", NS, "--wait=false", check=False)
+        kubectl("delete", "taxiicollection", f"{SCALE}-inbox", "-n", NS, "--wait=false",
+                check=False)
+
+
+def has_budget(name):
+    return bool(kubectl("get", "poddisruptionbudget", name, "-n", NS, "-o", "name",
+                        "--ignore-not-found").strip())
+
+
+TAINT_KEY = "taxiway.dev/e2e-dedicated"
+PLACED = "placed"  # test 15's TaxiiService
+
+
+def test_15_placement():
+    """A custom NoSchedule taint on the (only) node: a pod without a matching toleration
+    stays Pending; a TaxiiService with the toleration and the other placement and
+    identity fields gets a Ready pod that carries them. The taint goes in any case."""
+    node = kget("nodes", ns=None)["items"][0]
+    node_name = node["metadata"]["name"]
+    hostname = node["metadata"]["labels"].get("kubernetes.io/hostname", node_name)
+    apply(json.dumps({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                      "metadata": {"name": "taxiway-e2e"}, "value": 1000,
+                      "description": "test 15 of the end-to-end test"}))
+    apply(json.dumps({"apiVersion": "v1", "kind": "ServiceAccount",
+                      "metadata": {"name": f"{PLACED}-server", "namespace": NS}}))
+    kubectl("-n", NS, "create", "secret", "docker-registry", "e2e-registry",
+            "--docker-server=registry.example", "--docker-username=e2e",
+            "--docker-password=e2e", check=False)
+    unplaced = f"e2e-untolerated-{uuid.uuid4().hex[:6]}"
+    kubectl("taint", "nodes", node_name, f"{TAINT_KEY}=taxii:NoSchedule")
+    try:
+        apply(json.dumps({"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": unplaced, "namespace": NS},
+                          "spec": {"restartPolicy": "Never", "containers": [{
+                              "name": "c", "image": BASE_IMAGE, "imagePullPolicy": "Never",
+                              "command": ["sleep", "60"]}]}}))
+        apply(json.dumps({
+            "apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiService",
+            "metadata": {"name": PLACED, "namespace": NS},
+            "spec": {
+                "title": "Placed feeds", "versions": ["2.1"],
+                "apiRoots": [{"path": "feeds", "title": "Feeds"}],
+                "users": [{"secretName": USERS["alice"]["secret"]}],
+                "storage": {"size": "100Mi"},
+                "image": f"taxiway/server:{TAG}", "imagePullPolicy": "Never",
+                "nodeSelector": {"kubernetes.io/hostname": hostname},
+                "tolerations": [{"key": TAINT_KEY, "operator": "Equal", "value": "taxii",
+                                 "effect": "NoSchedule"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{
+                        "key": "kubernetes.io/hostname", "operator": "In",
+                        "values": [hostname]}]}]}}},
+                "topologySpreadConstraints": [{
+                    "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": PLACED}}}],
+                "podLabels": {"team": "soc"},
+                "podAnnotations": {"sidecar.istio.io/inject": "false"},
+                "priorityClassName": "taxiway-e2e",
+                "imagePullSecrets": [{"name": "e2e-registry"}],
+                "serviceAccountName": f"{PLACED}-server"}}))
+
+        def ready_pod():
+            pods = kget("pods", selector=f"app.kubernetes.io/instance={PLACED}")["items"]
+            for p in pods:
+                cs = (p.get("status") or {}).get("containerStatuses") or []
+                if cs and all(c.get("ready") for c in cs) and not p["metadata"].get("deletionTimestamp"):
+                    return p
+            return None
+        pod, took = wait_for("the tolerating server pod Ready on the tainted node", ready_pod,
+                             timeout=120)
+        check(pod["spec"].get("nodeName") == node_name,
+              f"the pod with the toleration runs on the tainted node {node_name} ({took:.1f} s)")
+        spec, meta = pod["spec"], pod["metadata"]
+        check(any(t.get("key") == TAINT_KEY and t.get("value") == "taxii"
+                  and t.get("effect") == "NoSchedule" for t in spec.get("tolerations") or []),
+              "it carries the toleration")
+        check(spec.get("nodeSelector") == {"kubernetes.io/hostname": hostname}, "the nodeSelector")
+        check("nodeAffinity" in (spec.get("affinity") or {}), "the node affinity")
+        check((spec.get("topologySpreadConstraints") or [{}])[0].get("topologyKey")
+              == "kubernetes.io/hostname", "the topologySpreadConstraints")
+        check(meta["labels"].get("team") == "soc"
+              and meta["labels"].get("app.kubernetes.io/instance") == PLACED,
+              "the podLabels beside the operator's own")
+        check(meta.get("annotations", {}).get("sidecar.istio.io/inject") == "false",
+              "the podAnnotations")
+        check(spec.get("priorityClassName") == "taxiway-e2e" and spec.get("priority") == 1000,
+              f"priorityClassName, resolved to priority {spec.get('priority')}")
+        check(spec.get("serviceAccountName") == f"{PLACED}-server", "the serviceAccountName")
+        check(spec.get("imagePullSecrets") == [{"name": "e2e-registry"}], "the imagePullSecrets")
+
+        cond, _ = wait_for("the scheduler's verdict on the untolerated pod",
+                           lambda: condition(kget("pod", unplaced), "PodScheduled"))
+        phase = kget("pod", unplaced)["status"].get("phase")
+        check(phase == "Pending" and cond["status"] == "False"
+              and cond.get("reason") == "Unschedulable",
+              f"a pod without the toleration stays {phase}: {cond.get('message')}")
+    finally:
+        kubectl("taint", "nodes", node_name, f"{TAINT_KEY}:NoSchedule-", check=False)
+        kubectl("delete", "pod", unplaced, "-n", NS, "--wait=false", check=False)
+        kubectl("delete", "taxiiservice", PLACED, "-n", NS, "--wait=false", check=False)
+    taints = kget("node", node_name, ns=None)["spec"].get("taints") or []
+    check(not any(t.get("key") == TAINT_KEY for t in taints), "the taint is removed again")
+    kubectl("delete", "priorityclass", "taxiway-e2e", "--wait=false", check=False)
 
 
 def test_9_rollout_upgrade_gc_uninstall():
@@ -1186,8 +1523,16 @@ def main():
             run_test(10, "Ingress and a reverse proxy in front: external URLs",
                      test_10_ingress)
             run_test("10b", "X-Forwarded-* only from a trusted proxy", test_10b_forwarded_headers)
+            run_test(12, "backup streamed out of the pod restores into a fresh store with the "
+                     "same objects", test_12_backup_streamed_out_of_the_pod)
+            run_test("12b", "the documented restore on Kubernetes (scaled to 0, a one-off pod)",
+                     test_12b_restore_on_kubernetes)
+            run_test(13, "import - loads a bundle into the pod's store", test_13_import_from_stdin)
             run_test(11, "3 replicas on PostgreSQL: a rolling update under a writer and a "
                      "poller fails no request and misses no object", test_11_postgres_rolling_update)
+            run_test(14, "kubectl scale on the TaxiiService on PostgreSQL", test_14_kubectl_scale)
+            run_test(15, "placement: a toleration lets the pod run on a tainted node; the "
+                     "placement and identity fields reach the pod", test_15_placement)
         run_test(9, "rollout, helm upgrade, garbage collection, helm uninstall",
                  test_9_rollout_upgrade_gc_uninstall)
     # The operator must never have been refused anything by RBAC.

@@ -8,6 +8,7 @@ mod lifecycle;
 mod monitoring;
 mod placement;
 mod render;
+mod restored;
 mod setup;
 mod trust;
 mod user_selector;
@@ -108,6 +109,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "lifecycle: a PodDisruptionBudget deleted or edited by hand is restored at once",
             lifecycle::disruption_budget_restored,
+        ),
+        (
+            "restored: an HTTPRoute, PodMonitor or PrometheusRule deleted by hand comes back at once",
+            restored::optional_objects_restored,
         ),
         (
             "lifecycle: embedded to PostgreSQL: the warning and the documented migration Job",
