@@ -740,6 +740,114 @@ def test_5_change_collections():
           f"by the same pod, never restarted (uid {after and after[0]}, restarts {after and after[1]})")
 
 
+XSOAR_JSON = {
+    "E2E XSOAR malicious IPs": {"query": "type:IP and verdict:Malicious",
+                                "description": "XSOAR: malicious IPs"},
+    "E2E XSOAR malware": "type:Malware -tags:test",
+}
+
+
+def xsoar_config_map(collections):
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "e2e-xsoar", "namespace": NS},
+                       "data": {"collections.json": json.dumps(collections, indent=2)}})
+
+
+def titles_served(who="alice"):
+    root = ApiRoot(f"https://{SVC_FQDN}/feeds/", verify=PKI.ca_crt, **basic(who))
+    return {c.title: c for c in root.collections}
+
+
+def test_5c_xsoar_collections_from():
+    """Issue 18: an XSOAR collections JSON in a ConfigMap, served to taxii2-client;
+    an edit of the ConfigMap changes the collections without a pod restart."""
+    before = server_pod()
+    apply(xsoar_config_map(XSOAR_JSON))
+    patch("taxiiservice", SVC, {"spec": {"collectionsFrom": {
+        "configMapName": "e2e-xsoar", "read": ["group:soc"], "sources": ["inbox"]}}})
+    try:
+        def all_served():
+            t = titles_served()
+            return t if all(name in t for name in XSOAR_JSON) else None
+        cols, took = wait_for("the XSOAR collections", all_served)
+        check(True, f"both XSOAR collections listed to taxii2-client {took:.1f} s after "
+                    "kubectl patch")
+        ips = cols["E2E XSOAR malicious IPs"]
+        check(ips.description == "XSOAR: malicious IPs", "the JSON's description is served")
+
+        def ids_of(title):
+            return {o["id"] for o in all_objects(titles_served()[title])}
+        got, _ = wait_for("the malicious IPs", lambda: (lambda s: s if SEEN["high"] in s
+                                                         else None)(ids_of(ips.title)))
+        check(SEEN["high"] in got and SEEN["low"] not in got and SEEN["mal"] not in got,
+              "type:IP and verdict:Malicious holds the confidence-85 IPv4 indicator only")
+        got, _ = wait_for("the malware", lambda: (lambda s: s if SEEN["mal"] in s else None)(
+            ids_of("E2E XSOAR malware")))
+        check(got == {SEEN["mal"]}, "type:Malware -tags:test holds the malware only")
+        status = kget("taxiiservice", SVC).get("status", {}).get("collectionsFrom", {})
+        by_name = {c["name"]: c for c in status.get("collections", [])}
+        check(status.get("served") == 2 and by_name.get(ips.title, {}).get("id") == ips.id,
+              "status.collectionsFrom reports both, with the ids served")
+        check("ioc_type:ipv4-addr" in (by_name.get(ips.title, {}).get("query") or ""),
+              "status.collectionsFrom shows the native query")
+        check(titles_served("sentinel").keys().isdisjoint(XSOAR_JSON),
+              "collectionsFrom.read keeps them from users outside group:soc")
+
+        edited = {ips.title: XSOAR_JSON[ips.title],
+                  "E2E XSOAR phishing": "type:URL and tags:phishing"}
+        apply(xsoar_config_map(edited))
+
+        def followed():
+            t = titles_served()
+            return t if "E2E XSOAR phishing" in t and "E2E XSOAR malware" not in t else None
+        cols, took = wait_for("the edited ConfigMap to be served", followed)
+        check(cols[ips.title].id == ips.id,
+              f"edited ConfigMap served {took:.1f} s later; unchanged names keep their ids")
+        after = server_pod()
+        check(after and before and after[:2] == before[:2],
+              "no pod restart for a ConfigMap edit")
+    finally:
+        patch("taxiiservice", SVC, {"spec": {"collectionsFrom": None}})
+        kubectl("delete", "configmap", "e2e-xsoar", "-n", NS, check=False)
+    wait_for("the XSOAR collections to go",
+             lambda: not set(titles_served()).intersection(["E2E XSOAR malicious IPs",
+                                                            "E2E XSOAR phishing"]))
+
+
+def test_5d_user_selector():
+    """Issue 18: a labelled kubernetes.io/basic-auth Secret is a user within seconds;
+    annotated locked it is refused; deleted it is refused."""
+    url = f"https://{SVC_FQDN}/taxii2/"
+    password = "e2e-selected-" + uuid.uuid4().hex[:12]
+
+    def get():
+        return requests.get(url, auth=("e2e-selected", password), verify=PKI.ca_crt,
+                            headers={"Accept": "application/taxii+json;version=2.1"},
+                            timeout=10).status_code
+    patch("taxiiservice", SVC, {"spec": {"userSelector": {
+        "matchLabels": {"taxiway.dev/e2e-user": "true"}}}})
+    try:
+        kubectl("create", "secret", "generic", "e2e-selected", "-n", NS,
+                "--type=kubernetes.io/basic-auth", "--from-literal=username=e2e-selected",
+                f"--from-literal=password={password}")
+        kubectl("label", "secret", "e2e-selected", "-n", NS, "taxiway.dev/e2e-user=true")
+        _, took = wait_for("the selected user to sign in", lambda: get() == 200)
+        check(True, f"a labelled basic-auth Secret signs in {took:.1f} s after kubectl label")
+        kubectl("annotate", "secret", "e2e-selected", "-n", NS, "taxiway.dev/locked=true")
+        _, took = wait_for("the locked user to be refused", lambda: get() == 401)
+        check(True, f"annotated taxiway.dev/locked=true it is refused ({took:.1f} s)")
+        kubectl("annotate", "--overwrite", "secret", "e2e-selected", "-n", NS,
+                "taxiway.dev/locked=false")
+        wait_for("the unlocked user to sign in", lambda: get() == 200)
+        kubectl("delete", "secret", "e2e-selected", "-n", NS)
+        _, took = wait_for("the deleted user to be refused", lambda: get() == 401)
+        check(True, f"its Secret deleted, it is refused ({took:.1f} s)")
+        check(taxii_get(url, "alice").status_code == 200, "users[] still sign in")
+    finally:
+        kubectl("delete", "secret", "e2e-selected", "-n", NS, "--ignore-not-found", check=False)
+        patch("taxiiservice", SVC, {"spec": {"userSelector": None}})
+
+
 def test_6_tls_rotation_and_users():
     before = server_pod()
     old = served_fingerprint("127.0.0.1", NODE_PORT, "localhost")
@@ -1514,6 +1622,10 @@ def main():
                      test_4_ingest_and_views)
             run_test(5, "changed, new and deleted collections served by the same pod",
                      test_5_change_collections)
+            run_test("5c", "an XSOAR collections JSON in a ConfigMap, served and followed "
+                     "without a restart", test_5c_xsoar_collections_from)
+            run_test("5d", "spec.userSelector: a labelled Secret signs in, locked or deleted "
+                     "it is refused", test_5d_user_selector)
             run_test(6, "TLS rotation and user changes without a restart",
                      test_6_tls_rotation_and_users)
             run_test(8, "an invalid query: QueryValid=False, the old config keeps serving",
