@@ -1,5 +1,7 @@
 //! Prometheus metrics, served on the admin listener.
 
+mod feeds;
+
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -11,6 +13,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::store::StoreStats;
+
+pub use self::feeds::FeedMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -90,6 +94,7 @@ pub struct Metrics {
     connections_refused: Counter,
     limited: Family<ReasonLabels, Counter>,
     ignored_match_fields: Family<FieldLabels, Counter>,
+    feeds: FeedMetrics,
 }
 
 impl Default for Metrics {
@@ -223,6 +228,7 @@ impl Metrics {
             "match[<field>] parameters ignored on listings because the server does not support the field, by field (a few known names, else other)",
             ignored_match_fields.clone(),
         );
+        let feeds = FeedMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -245,7 +251,13 @@ impl Metrics {
             connections_refused,
             limited,
             ignored_match_fields,
+            feeds,
         }
+    }
+
+    /// The `taxiway_feed_*` metrics.
+    pub fn feeds(&self) -> &FeedMetrics {
+        &self.feeds
     }
 
     /// A listing request named a `match[<field>]` the server ignores.

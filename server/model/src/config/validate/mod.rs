@@ -32,6 +32,7 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
         &config.collections,
         &mut compiled,
     ));
+    problems.extend(super::feeds::validate(&config.feeds, &config.collections));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
