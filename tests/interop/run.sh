@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the TAXII 2.1 interop test against an already built taxiway-server binary.
+# Run the TAXII 2.1 interop test, then the feeds test against medallion, with an
+# already built taxiway-server binary.
 #
 #   cargo build -p taxiway-server && tests/interop/run.sh
 #
@@ -13,4 +14,6 @@ repo="$(cd "$here/../.." && pwd)"
 
 venv="$("$here/setup-venv.sh")"
 cd "$repo"
-exec "$venv/bin/python" "$here/test_taxii21.py" "$@"
+"$venv/bin/python" "$here/test_taxii21.py" "$@"
+# Feeds: Taxiway pulling a collection of medallion (a third-party TAXII 2.1 server).
+"$venv/bin/python" "$here/test_feeds_medallion.py"

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::feeds::checkpoint::{source_of, Checkpoint};
 use crate::feeds::error::FeedError;
-use crate::feeds::run::Pull;
+use crate::feeds::pull::Pull;
 use crate::feeds::sink::PullReport;
 use crate::taxii::envelope::parse_envelope_within;
 use crate::taxii::v20::bundle;

@@ -6,7 +6,7 @@ use crate::feeds::checkpoint::Checkpoint;
 use crate::feeds::error::FeedError;
 use crate::feeds::indicators::{reconcile, ListState};
 use crate::feeds::lists::{parse_csv, parse_lines};
-use crate::feeds::run::Pull;
+use crate::feeds::pull::Pull;
 use crate::feeds::sink::PullReport;
 use crate::stix::timestamp::now_us;
 use crate::store::{validate_object, AddObjects, NewObject, StatusDetail};

@@ -4,7 +4,8 @@
 //!
 //! - [`schedule`]: one task per configured feed, following configuration reloads,
 //!   each pulling under a lease in the store;
-//! - [`run`]: one pull: client, checkpoint, the format's puller;
+//! - [`run`]: one pull: client, checkpoint, the format's puller; [`pull`]: what a
+//!   pull in progress works with (checkpoint saving, lease renewal);
 //! - [`client`]: HTTP over rustls with timeouts, retries, `Retry-After`, proxies and
 //!   bounded bodies;
 //! - [`taxii`], [`bundle`], [`list`]: the pullers; [`lists`] and [`indicators`]: list
@@ -19,12 +20,14 @@ pub mod error;
 pub mod indicators;
 pub mod list;
 pub mod lists;
+pub mod pull;
 pub mod run;
 pub mod schedule;
 pub mod sink;
 pub mod taxii;
 
 pub use self::error::FeedError;
-pub use self::run::{pull_once, Lease};
+pub use self::pull::Lease;
+pub use self::run::pull_once;
 pub use self::schedule::{holder_name, Feeds};
 pub use self::sink::PullReport;

@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Feed;
 use crate::feeds::client::jitter;
-use crate::feeds::run::{pull_once, Lease};
+use crate::feeds::pull::Lease;
+use crate::feeds::run::pull_once;
 use crate::feeds::sink::PullReport;
 use crate::state::AppState;
 

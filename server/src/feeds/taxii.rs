@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::feeds::checkpoint::Checkpoint;
 use crate::feeds::client::Fetched;
 use crate::feeds::error::FeedError;
-use crate::feeds::run::Pull;
+use crate::feeds::pull::Pull;
 use crate::feeds::sink::PullReport;
 use crate::taxii::envelope::parse_envelope_within;
 use crate::taxii::v20::bundle;

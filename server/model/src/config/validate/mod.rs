@@ -5,6 +5,7 @@
 //! roots, collections, their sources) and reports every problem at once.
 
 mod collections;
+mod feeds;
 mod sections;
 mod values;
 
@@ -32,7 +33,7 @@ pub fn validate(config: Config) -> Result<ServiceConfig, ConfigError> {
         &config.collections,
         &mut compiled,
     ));
-    problems.extend(super::feeds::validate(&config.feeds, &config.collections));
+    problems.extend(feeds::validate(&config.feeds, &config.collections));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
