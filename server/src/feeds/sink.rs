@@ -61,9 +61,7 @@ impl<'a> Sink<'a> {
         let objects: Vec<NewObject> = request
             .objects
             .into_iter()
-            .filter(|o| {
-                self.match_types.is_empty() || self.match_types.iter().any(|t| *t == o.object.kind)
-            })
+            .filter(|o| self.match_types.is_empty() || self.match_types.contains(&o.object.kind))
             .collect();
         let mut objects = objects.into_iter();
         loop {

@@ -210,7 +210,9 @@ query = "type:indicator"
     #[test]
     fn no_feeds_renders_nothing() {
         let c = parse(BASE).expect("valid");
-        assert!(!toml::to_string(&c.config).expect("toml").contains("feeds"));
+        assert!(!toml::to_string(&c.config)
+            .expect("toml")
+            .contains("[[feeds]]"));
     }
 
     #[test]
