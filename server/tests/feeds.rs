@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use common::backend::{Backend, Place};
@@ -561,4 +562,104 @@ async fn postgres_pull_resumes_from_the_checkpoint() {
         pull(&other, &config).await.expect("other replica").fetched,
         1
     );
+}
+
+#[tokio::test]
+async fn an_upstream_failing_midway_resumes_with_nothing_lost_or_twice() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = TestApp::with_config(upstream_config()).await;
+    seed(
+        &up.store,
+        INBOX,
+        (1..=5)
+            .map(|n| indicator(n, 1, &format!("10.0.2.{n}"), 50))
+            .collect(),
+    )
+    .await;
+    // After the first page the upstream stops answering (404: not retried).
+    let failing = Arc::new(AtomicBool::new(true));
+    let gate = failing.clone();
+    let router = up.router.clone().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let gate = gate.clone();
+            async move {
+                let later_page = request.uri().query().is_some_and(|q| q.contains("next="));
+                if gate.load(Ordering::SeqCst) && later_page {
+                    return axum::http::StatusCode::NOT_FOUND.into_response();
+                }
+                next.run(request).await
+            }
+        },
+    ));
+    let (addr, _stop) = serve_on(router, None).await;
+    let config = downstream_config(&taxii_feed(
+        "partner",
+        &format!("http://{addr}/taxii2/"),
+        "",
+    ));
+    let down = TestApp::with_config(config.clone()).await;
+    let mut report = PullReport::default();
+    let err = pull_once(
+        &down.store,
+        &config,
+        &config.config.feeds[0],
+        None,
+        &mut report,
+    )
+    .await
+    .expect_err("stopped midway");
+    assert_eq!(err.kind(), "http");
+    assert_eq!(report.stored, 2, "the first page was stored");
+
+    failing.store(false, Ordering::SeqCst);
+    let resumed = pull(&down.store, &config).await.expect("resumed");
+    assert_eq!(resumed.fetched, 3, "from the last page stored on");
+    let mut ids: Vec<String> = inbox(&down)
+        .await
+        .iter()
+        .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(inbox(&down).await.len(), 5, "nothing twice");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_bodies_are_bounded() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let router = Router::new().route(
+        "/list",
+        get(move || {
+            let counted = counted.clone();
+            async move {
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [(axum::http::header::RETRY_AFTER, "1")],
+                        String::new(),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::OK,
+                        [(axum::http::header::CACHE_CONTROL, "no-store")],
+                        "198.51.100.9\n".repeat(200),
+                    )
+                }
+            }
+        }),
+    );
+    let (addr, _stop) = serve_on(router, None).await;
+    let config = downstream_config(&list_feed(addr, "lines", ""));
+    let down = TestApp::with_config(config.clone()).await;
+    let started = std::time::Instant::now();
+    let report = pull(&down.store, &config).await.expect("after Retry-After");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert_eq!((report.stored, calls.load(Ordering::SeqCst)), (1, 2));
+
+    let small = downstream_config(&list_feed(addr, "lines", "max_response_bytes = 1024"));
+    let err = pull(&down.store, &small).await.expect_err("too large");
+    assert_eq!(err.kind(), "too_large");
 }
