@@ -185,10 +185,16 @@ async fn pull_21(
         if !more || received == 0 {
             return Ok(());
         }
-        next = envelope
+        let following = envelope
             .get("next")
             .and_then(Value::as_str)
             .map(str::to_string);
+        if following.is_some() && following == next {
+            return Err(FeedError::Protocol(
+                "the upstream answered the same `next` twice".into(),
+            ));
+        }
+        next = following;
         if next.is_none() {
             // No `next`: ask again from the last object's `date_added`.
             match last {
@@ -244,5 +250,54 @@ async fn pull_20(
             Some((end, Some(total))) if end + 1 < total => start = end + 1,
             _ => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn page(content_range: &str) -> Fetched {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "content-range",
+            http::HeaderValue::from_str(content_range).expect("header"),
+        );
+        Fetched {
+            status: 206,
+            headers,
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn content_ranges_are_read() {
+        assert_eq!(content_range(&page("items 0-1/5")), Some((1, Some(5))));
+        assert_eq!(content_range(&page("items 4-4/*")), Some((4, None)));
+        assert_eq!(content_range(&page("bytes 0-1/5")), None);
+    }
+
+    #[test]
+    fn the_api_root_comes_from_discovery_or_is_the_url() {
+        let url = Url::parse("https://up.example/taxii2/").expect("url");
+        let discovery = json!({"api_roots": ["https://up.example/a/", "/b/"], "default": "/b"});
+        assert_eq!(
+            api_root(&url, &discovery).expect("root").as_str(),
+            "https://up.example/b/"
+        );
+        let first = json!({"api_roots": ["https://up.example/a"]});
+        assert_eq!(
+            api_root(&url, &first).expect("root").as_str(),
+            "https://up.example/a/"
+        );
+        let root = Url::parse("https://up.example/api1").expect("url");
+        assert_eq!(
+            api_root(&root, &json!({"title": "root"}))
+                .expect("root")
+                .as_str(),
+            "https://up.example/api1/"
+        );
+        assert!(api_root(&url, &json!({"api_roots": []})).is_err());
     }
 }
