@@ -13,6 +13,7 @@ pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod feeds;
 pub mod import;
 pub mod limits;
 pub mod listener;

@@ -1,5 +1,7 @@
 //! Prometheus metrics, served on the admin listener.
 
+mod feeds;
+
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -11,6 +13,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::store::StoreStats;
+
+pub use self::feeds::FeedMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -99,6 +103,7 @@ pub struct Metrics {
     response_encodings: Family<EncodingLabels, Counter>,
     response_body_bytes: Family<EncodingLabels, Counter>,
     compression_saved_bytes: Family<EncodingLabels, Counter>,
+    feeds: FeedMetrics,
 }
 
 impl Default for Metrics {
@@ -250,6 +255,7 @@ impl Metrics {
             "Bytes content coding kept off the wire (identity length minus coded length), by content coding (gzip, zstd)",
             compression_saved_bytes.clone(),
         );
+        let feeds = FeedMetrics::register(&mut registry);
         Metrics {
             registry,
             requests,
@@ -275,6 +281,7 @@ impl Metrics {
             response_encodings,
             response_body_bytes,
             compression_saved_bytes,
+            feeds,
         }
     }
 
@@ -291,6 +298,11 @@ impl Metrics {
                 .get_or_create(&labels)
                 .inc_by(identity_bytes.saturating_sub(sent_bytes));
         }
+    }
+
+    /// The `taxiway_feed_*` metrics.
+    pub fn feeds(&self) -> &FeedMetrics {
+        &self.feeds
     }
 
     /// A listing request named a `match[<field>]` the server ignores.

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, Admin};
 use crate::auth::{self, CredentialsDir};
 use crate::config::{self, ServerSettings, StoreBackend};
+use crate::feeds::{self, Feeds};
 use crate::limits;
 use crate::listener;
 use crate::metrics::Metrics;
@@ -137,6 +138,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     log_users(&state);
     let (tls, _watchers) = start_reloading(&opts, &state)?;
     spawn_maintenance(store.clone(), refresh);
+    let _feeds = Feeds::start(state.clone(), feeds::holder_name(opts.listen.port()));
 
     let ready = Arc::new(AtomicBool::new(false));
     spawn_admin(&opts, &state, ready.clone()).await?;

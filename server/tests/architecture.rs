@@ -24,6 +24,8 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["state"],
     &["taxii"],
     &["limits", "admin"],
+    // Pulls upstreams into the store through the configuration serving now (state).
+    &["feeds"],
     &["serve"],
     &["import"],
 ];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the TAXII 2.1 interop test, then the compression interop test
-# (test_compression.py: taxii2-client and curl, compressed and not), against an
+# (test_compression.py: taxii2-client and curl, compressed and not) and the feeds test
+# against medallion (test_feeds_medallion.py), against an
 # already built taxiway-server binary.
 #
 #   cargo build -p taxiway-server && tests/interop/run.sh
@@ -18,4 +19,6 @@ cd "$repo"
 status=0
 "$venv/bin/python" "$here/test_taxii21.py" "$@" || status=$?
 "$venv/bin/python" "$here/test_compression.py" || status=$((status ? status : 1))
+# Feeds: Taxiway pulling a collection of medallion (a third-party TAXII 2.1 server).
+"$venv/bin/python" "$here/test_feeds_medallion.py" || status=$((status ? status : 1))
 exit "$status"

@@ -31,7 +31,7 @@ fi
 key="$( { cat "$requirements"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
 
 if [[ -x "$venv/bin/python" ]] && [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$key" ]] \
-    && "$venv/bin/python" -c 'import taxii2client.v21, stix2, stix2validator' >/dev/null 2>&1; then
+    && "$venv/bin/python" -c 'import taxii2client.v21, stix2, stix2validator, medallion' >/dev/null 2>&1; then
     log "up to date: $venv"
     echo "$venv"
     exit 0
@@ -47,7 +47,7 @@ fi
 rm -f "$stamp"
 log "installing pinned requirements into $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements" >&2
-"$venv/bin/python" -c 'import taxii2client.v21, stix2, stix2validator' >&2
+"$venv/bin/python" -c 'import taxii2client.v21, stix2, stix2validator, medallion' >&2
 echo "$key" > "$stamp"
 log "ready: $venv"
 echo "$venv"

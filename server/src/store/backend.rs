@@ -1,6 +1,7 @@
 //! The `Store` trait every backend implements, and the shared handle to one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -65,6 +66,21 @@ pub trait Store: Send + Sync {
     async fn reachable(&self) -> bool {
         true
     }
+
+    /// The checkpoint a feed saved last (`[[feeds]]`: where its next pull starts), if any.
+    async fn feed_checkpoint(&self, feed: &str) -> Result<Option<String>, StoreError>;
+
+    /// Save a feed's checkpoint (kept when the feed is removed from the configuration).
+    async fn save_feed_checkpoint(&self, feed: &str, checkpoint: &str) -> Result<(), StoreError>;
+
+    /// Take or renew the lease on running `feed` for `holder` (one per process) for
+    /// `ttl`: `true` when `holder` holds it now, `false` while another holder's lease
+    /// runs. With several replicas on one database each feed runs on one at a time.
+    async fn lease_feed(&self, feed: &str, holder: &str, ttl: Duration)
+        -> Result<bool, StoreError>;
+
+    /// Give up `holder`'s lease on `feed` (another process may take it at once).
+    async fn release_feed(&self, feed: &str, holder: &str) -> Result<(), StoreError>;
 
     /// Make everything written durable in the main database file before the process
     /// exits (no more requests are served). The handle stays usable.

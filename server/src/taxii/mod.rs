@@ -22,7 +22,7 @@ pub(crate) mod response;
 mod routes;
 mod status;
 pub(crate) mod strict;
-mod v20;
+pub(crate) mod v20;
 
 pub use self::context::Ctx;
 pub use self::request_body::read_body;

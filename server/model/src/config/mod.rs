@@ -15,6 +15,7 @@
 pub mod auth;
 mod collection;
 mod error;
+pub mod feeds;
 mod model;
 pub mod server;
 mod service;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 pub use self::auth::{AuthSettings, ClientCertUser};
 pub use self::collection::{CollectionConfig, CollectionKind};
 pub use self::error::{ConfigError, Problem};
+pub use self::feeds::{Feed, FeedFormat};
 pub use self::model::{
     Access, ApiRoot, Collection, Config, Limits, PostgresSettings, PostgresTls, QueryDialect,
     Service, StoreBackend, StoreSettings, TaxiiVersion,

@@ -29,6 +29,9 @@ pub struct Config {
     /// Collections, stored or query.
     #[serde(default)]
     pub collections: Vec<Collection>,
+    /// Upstream TAXII collections, bundles and IOC lists pulled into collections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<super::feeds::Feed>,
 }
 
 /// A TAXII version the service can serve.

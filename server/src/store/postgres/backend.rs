@@ -184,6 +184,27 @@ async fn object_versions(client: &Client) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn feed_checkpoint(&self, feed: &str) -> Result<Option<String>, StoreError> {
+        self.read_feed_checkpoint(feed).await
+    }
+
+    async fn save_feed_checkpoint(&self, feed: &str, checkpoint: &str) -> Result<(), StoreError> {
+        self.write_feed_checkpoint(feed, checkpoint).await
+    }
+
+    async fn lease_feed(
+        &self,
+        feed: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.take_feed_lease(feed, holder, ttl).await
+    }
+
+    async fn release_feed(&self, feed: &str, holder: &str) -> Result<(), StoreError> {
+        self.drop_feed_lease(feed, holder).await
+    }
+
     async fn apply_config(&self, setup: &StoreSetup) -> Result<(), StoreError> {
         self.inner
             .retention_hours

@@ -22,6 +22,7 @@ mod backend;
 mod connect;
 mod copy;
 mod entries;
+mod feed_state;
 mod handle;
 mod ingest;
 mod inner;

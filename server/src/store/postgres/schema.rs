@@ -111,6 +111,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE views ADD COLUMN sources text;
     ALTER TABLE status ADD COLUMN owner text NOT NULL DEFAULT '';
     "#,
+    // 3: feeds (`[[feeds]]`): each feed's checkpoint, and which replica runs it until
+    // when (a lease, so each feed runs on one replica at a time).
+    r#"
+    CREATE TABLE feed_state (
+        name           text   PRIMARY KEY,
+        checkpoint     text,
+        holder         text   NOT NULL DEFAULT '',
+        lease_until_us bigint NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -284,6 +284,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn feed_checkpoint(&self, feed: &str) -> Result<Option<String>, StoreError> {
+        self.read_feed_checkpoint(feed).await
+    }
+
+    async fn save_feed_checkpoint(&self, feed: &str, checkpoint: &str) -> Result<(), StoreError> {
+        self.write_feed_checkpoint(feed, checkpoint).await
+    }
+
+    async fn lease_feed(
+        &self,
+        feed: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.take_feed_lease(feed, holder, ttl).await
+    }
+
+    async fn release_feed(&self, feed: &str, holder: &str) -> Result<(), StoreError> {
+        self.drop_feed_lease(feed, holder).await
+    }
+
     async fn ready(&self) -> bool {
         self.registry()
             .map(|r| r.views.iter().all(|v| v.state == ViewState::Active))

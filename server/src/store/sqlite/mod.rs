@@ -8,6 +8,7 @@ mod backend;
 mod backup;
 pub(crate) mod db_file;
 mod entries;
+mod feed_state;
 mod handle;
 mod ingest;
 mod inner;

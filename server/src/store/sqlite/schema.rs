@@ -85,6 +85,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE views ADD COLUMN sources TEXT;
     ALTER TABLE status ADD COLUMN owner TEXT NOT NULL DEFAULT '';
     "#,
+    // 3: feeds (`[[feeds]]`): each feed's checkpoint, and who runs it until when.
+    r#"
+    CREATE TABLE feed_state (
+        name           TEXT    PRIMARY KEY,
+        checkpoint     TEXT,
+        holder         TEXT    NOT NULL DEFAULT '',
+        lease_until_us INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// Open-time settings of every connection.

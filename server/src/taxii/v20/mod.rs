@@ -3,7 +3,7 @@
 //! and shapes: objects are converted to STIX 2.0 per request and sent as bundles,
 //! listings page by `Range: items a-b`, posted 2.0 bundles are stored as 2.1.
 
-mod bundle;
+pub(crate) mod bundle;
 pub(super) mod collections;
 pub(super) mod discovery;
 mod filters;

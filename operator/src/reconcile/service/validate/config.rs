@@ -126,6 +126,8 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             })
             .collect(),
         collections: vec![],
+        // TaxiiFeed resources are not rendered yet.
+        feeds: vec![],
     }
 }
 

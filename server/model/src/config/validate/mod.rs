@@ -5,6 +5,7 @@
 //! roots, collections, their sources) and reports every problem at once.
 
 mod collections;
+mod feeds;
 mod sections;
 mod values;
 
@@ -42,6 +43,7 @@ pub fn validate_with_xsoar(
     let (mut compiled, collection_problems) = collections::compile(&written, &root_paths);
     problems.extend(collection_problems);
     problems.extend(collections::resolve_sources(&mut compiled));
+    problems.extend(feeds::validate(&config.feeds, &config.collections));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
