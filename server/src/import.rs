@@ -12,8 +12,12 @@ use crate::serve::open;
 use crate::store::AddObjects;
 use crate::taxii::envelope::parse_envelope;
 
-/// Objects committed per transaction while importing.
-const BATCH: usize = 5_000;
+/// Objects committed per transaction while importing. Each transaction holds the
+/// store's write lock, which a server running beside the import waits for (up to its
+/// busy timeout) before it can answer a POST: small enough to hold the lock well under
+/// a second even in a debug build on a loaded machine, large enough that the commits
+/// cost little.
+const BATCH: usize = 1_000;
 
 /// What an import did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
