@@ -2,6 +2,9 @@
 
 use thiserror::Error;
 
+use super::syntax::{column, SyntaxError};
+pub(crate) use super::syntax::{describe_at, quote};
+
 /// Why a query text is not a valid query: where, what was expected, and what was there.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("at column {position}: expected {expected}, found {found}")]
@@ -30,28 +33,9 @@ impl ParseError {
     }
 }
 
-/// The 1-based character column of byte offset `at`.
-fn column(input: &str, at: usize) -> usize {
-    input.get(..at).map_or(at, |s| s.chars().count()) + 1
-}
-
-/// How to show a piece of the query in an error: quoted and shortened.
-pub(crate) fn quote(text: &str) -> String {
-    const MAX: usize = 40;
-    if text.chars().count() > MAX {
-        let head: String = text.chars().take(MAX).collect();
-        format!("'{head}…'")
-    } else {
-        format!("'{text}'")
-    }
-}
-
-/// What follows byte offset `at` of `input`, described for an error message.
-pub(crate) fn describe_at(input: &str, at: usize) -> String {
-    match input.get(at..).and_then(|rest| rest.chars().next()) {
-        None => "end of query".to_owned(),
-        Some(c) if c.is_whitespace() => "a space".to_owned(),
-        Some(c) => quote(&c.to_string()),
+impl SyntaxError for ParseError {
+    fn expected(input: &str, at: usize, expected: String, found: String) -> Self {
+        ParseError::at(input, at, expected, found)
     }
 }
 

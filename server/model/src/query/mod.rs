@@ -6,14 +6,16 @@
 //! kinds — is done at parse time. See `docs/query-language.md` for the language.
 
 mod ast;
+mod boolean;
 mod error;
 mod eval;
 mod facts;
-mod lexer;
 mod literal;
 mod parser;
+mod syntax;
 mod term;
 mod text;
+mod tokens;
 pub mod xsoar;
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Recursive-descent parser for the boolean structure of a query.
+//! The native query language on the shared boolean structure ([`super::boolean`]):
+//! its operands are `field:op value` terms.
 //!
 //! ```text
 //! query   := or EOF
@@ -7,224 +8,78 @@
 //! unary   := "not" unary | primary
 //! primary := "(" or ")" | term
 //! ```
-//! Nesting of parentheses and `not` is capped at [`MAX_DEPTH`], so no input can
-//! exhaust the stack; long flat chains of `and`/`or` are loops, not recursion.
+//! Nesting of parentheses and `not` is capped at [`MAX_DEPTH`].
 
 use super::ast::Expr;
+use super::boolean::{self, Dialect, Parser};
 use super::error::{quote, ParseError};
-use super::lexer::{describe, lex, word, Spanned, Token};
 use super::term::{self, ValueSpan};
+use super::tokens::{describe, Spanned};
 
 /// How deeply parentheses and `not` may nest.
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parses a whole query.
 pub(crate) fn parse(input: &str) -> Result<Expr, ParseError> {
-    let tokens = lex(input)?;
-    let mut parser = Parser {
-        input,
-        tokens,
-        pos: 0,
-        depth: 0,
+    boolean::parse::<Native>(input)
+}
+
+/// The native dialect's part of the grammar: its terms and its wording.
+struct Native;
+
+impl Dialect for Native {
+    type Expr = Expr;
+    type Error = ParseError;
+    const MAX_DEPTH: usize = MAX_DEPTH;
+
+    fn and(items: Vec<Expr>) -> Expr {
+        Expr::And(items)
+    }
+
+    fn or(items: Vec<Expr>) -> Expr {
+        Expr::Or(items)
+    }
+
+    fn not(inner: Expr) -> Expr {
+        Expr::Not(Box::new(inner))
+    }
+
+    fn word(parser: &mut Parser<'_, Self>, token: &Spanned) -> Result<Expr, ParseError> {
+        term(parser, token)
+    }
+
+    fn string(input: &str, token: &Spanned) -> ParseError {
+        ParseError::at(
+            input,
+            token.start,
+            "a field name and ':' before the string",
+            describe(input, token),
+        )
+    }
+}
+
+/// A `field:op value` term: the value is the rest of the word, or an adjacent string.
+fn term(parser: &mut Parser<'_, Native>, token: &Spanned) -> Result<Expr, ParseError> {
+    let input = parser.input();
+    let (head, bare) = term::head(input, token.start, token.end)?;
+    let value = if !bare.is_empty() {
+        ValueSpan {
+            pieces: bare.split('*').map(str::to_owned).collect(),
+            start: head.value_at,
+            end: token.end,
+        }
+    } else if let Some((pieces, start, end)) = parser.adjacent_string(token.end) {
+        ValueSpan { pieces, start, end }
+    } else {
+        return Err(ParseError::at(
+            input,
+            head.value_at,
+            format!("a value after {}", quote(head.cmp.as_str())),
+            super::error::describe_at(input, head.value_at),
+        ));
     };
-    let expr = parser.or(None)?;
-    if let Some(token) = parser.peek() {
-        let found = match token.token {
-            Token::Close => "')' with no matching '('".to_owned(),
-            _ => describe(input, token),
-        };
-        return Err(ParseError::at(input, token.start, "end of query", found));
-    }
-    Ok(expr)
-}
-
-struct Parser<'a> {
-    input: &'a str,
-    tokens: Vec<Spanned>,
-    pos: usize,
-    depth: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Spanned> {
-        self.tokens.get(self.pos)
-    }
-
-    fn is_keyword(&self, keyword: &str) -> bool {
-        self.peek().is_some_and(|t| {
-            t.token == Token::Word && word(self.input, t).eq_ignore_ascii_case(keyword)
-        })
-    }
-
-    fn eat_keyword(&mut self, keyword: &str) -> bool {
-        let found = self.is_keyword(keyword);
-        if found {
-            self.pos += 1;
-        }
-        found
-    }
-
-    /// Whether the next token can begin an operand (so juxtaposition means `and`).
-    fn starts_operand(&self) -> bool {
-        match self.peek().map(|t| &t.token) {
-            Some(Token::Open | Token::Quoted(_)) => true,
-            Some(Token::Word) => !self.is_keyword("and") && !self.is_keyword("or"),
-            Some(Token::Close) | None => false,
-        }
-    }
-
-    fn or(&mut self, after: Option<&str>) -> Result<Expr, ParseError> {
-        let mut items = vec![self.and(after)?];
-        while self.eat_keyword("or") {
-            items.push(self.and(Some("or"))?);
-        }
-        Ok(flatten(items, Expr::Or))
-    }
-
-    fn and(&mut self, after: Option<&str>) -> Result<Expr, ParseError> {
-        let mut items = vec![self.unary(after)?];
-        loop {
-            if self.eat_keyword("and") {
-                items.push(self.unary(Some("and"))?);
-            } else if self.starts_operand() {
-                items.push(self.unary(None)?);
-            } else {
-                return Ok(flatten(items, Expr::And));
-            }
-        }
-    }
-
-    fn unary(&mut self, after: Option<&str>) -> Result<Expr, ParseError> {
-        if !self.is_keyword("not") {
-            return self.primary(after);
-        }
-        self.enter()?;
-        self.pos += 1;
-        let inner = self.unary(Some("not"))?;
-        self.depth -= 1;
-        Ok(Expr::Not(Box::new(inner)))
-    }
-
-    /// Counts one level of nesting, refusing to go past [`MAX_DEPTH`].
-    fn enter(&mut self) -> Result<(), ParseError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            let at = self.peek().map_or(self.input.len(), |t| t.start);
-            return Err(ParseError::at(
-                self.input,
-                at,
-                format!("at most {MAX_DEPTH} levels of parentheses and 'not'"),
-                "one more",
-            ));
-        }
-        Ok(())
-    }
-
-    fn primary(&mut self, after: Option<&str>) -> Result<Expr, ParseError> {
-        let expected = match after {
-            Some(keyword) => format!("a term after '{keyword}'"),
-            None => "a term".to_owned(),
-        };
-        let Some(token) = self.peek().cloned() else {
-            return Err(ParseError::at(
-                self.input,
-                self.input.len(),
-                expected,
-                "end of query",
-            ));
-        };
-        match token.token {
-            Token::Open => {
-                self.enter()?;
-                self.pos += 1;
-                let inner = self.or(None)?;
-                match self.peek() {
-                    Some(t) if t.token == Token::Close => self.pos += 1,
-                    next => {
-                        let (at, found) = match next {
-                            Some(t) => (t.start, describe(self.input, t)),
-                            None => (self.input.len(), "end of query".to_owned()),
-                        };
-                        let open_column = self.input[..token.start].chars().count() + 1;
-                        return Err(ParseError::at(
-                            self.input,
-                            at,
-                            format!("')' to close the '(' at column {open_column}"),
-                            found,
-                        ));
-                    }
-                }
-                self.depth -= 1;
-                Ok(inner)
-            }
-            Token::Word if !self.starts_operand() => Err(ParseError::at(
-                self.input,
-                token.start,
-                expected,
-                describe(self.input, &token),
-            )),
-            Token::Word => self.term(&token),
-            Token::Close => Err(ParseError::at(self.input, token.start, expected, "')'")),
-            Token::Quoted(_) => Err(ParseError::at(
-                self.input,
-                token.start,
-                "a field name and ':' before the string",
-                describe(self.input, &token),
-            )),
-        }
-    }
-
-    /// A `field:op value` term: the value is the rest of the word, or an adjacent string.
-    fn term(&mut self, token: &Spanned) -> Result<Expr, ParseError> {
-        self.pos += 1;
-        let (head, bare) = term::head(self.input, token.start, token.end)?;
-        let value = if !bare.is_empty() {
-            ValueSpan {
-                pieces: bare.split('*').map(str::to_owned).collect(),
-                start: head.value_at,
-                end: token.end,
-            }
-        } else {
-            match self.peek().cloned() {
-                Some(Spanned {
-                    token: Token::Quoted(pieces),
-                    start,
-                    end,
-                }) if start == token.end => {
-                    self.pos += 1;
-                    ValueSpan { pieces, start, end }
-                }
-                _ => {
-                    return Err(ParseError::at(
-                        self.input,
-                        head.value_at,
-                        format!("a value after {}", quote(head.cmp.as_str())),
-                        super::error::describe_at(self.input, head.value_at),
-                    ));
-                }
-            }
-        };
-        if let Some(next) = self.peek() {
-            if next.start == value.end && next.token != Token::Close {
-                return Err(ParseError::at(
-                    self.input,
-                    next.start,
-                    "a space or ')' after the value (quote values that contain spaces, quotes or parentheses)",
-                    describe(self.input, next),
-                ));
-            }
-        }
-        term::compile(self.input, &head, value).map(Expr::Term)
-    }
-}
-
-fn flatten(mut items: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
-    if items.len() == 1 {
-        if let Some(only) = items.pop() {
-            return only;
-        }
-    }
-    make(items)
+    parser.value_ends(value.end)?;
+    term::compile(input, &head, value).map(Expr::Term)
 }
 
 #[cfg(test)]

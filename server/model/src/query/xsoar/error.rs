@@ -2,6 +2,9 @@
 
 use thiserror::Error;
 
+use crate::query::syntax::{column, SyntaxError};
+pub(crate) use crate::query::syntax::{describe_at, quote};
+
 /// Why an XSOAR indicator query cannot be translated into a Taxiway query.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("at column {column}: {message}")]
@@ -16,29 +19,15 @@ impl XsoarQueryError {
     /// An error at byte offset `at` of `input`.
     pub(crate) fn at(input: &str, at: usize, message: impl Into<String>) -> Self {
         XsoarQueryError {
-            column: input.get(..at).map_or(at, |s| s.chars().count()) + 1,
+            column: column(input, at),
             message: message.into(),
         }
     }
 }
 
-/// How to show a piece of the query in a message: quoted and shortened.
-pub(crate) fn quote(text: &str) -> String {
-    const MAX: usize = 40;
-    if text.chars().count() > MAX {
-        let head: String = text.chars().take(MAX).collect();
-        format!("'{head}…'")
-    } else {
-        format!("'{text}'")
-    }
-}
-
-/// What follows byte offset `at` of `input`, described for a message.
-pub(crate) fn describe_at(input: &str, at: usize) -> String {
-    match input.get(at..).and_then(|rest| rest.chars().next()) {
-        None => "end of query".to_owned(),
-        Some(c) if c.is_whitespace() => "a space".to_owned(),
-        Some(c) => quote(&c.to_string()),
+impl SyntaxError for XsoarQueryError {
+    fn expected(input: &str, at: usize, expected: String, found: String) -> Self {
+        XsoarQueryError::at(input, at, format!("expected {expected}, found {found}"))
     }
 }
 

@@ -7,8 +7,8 @@
 //! cannot be translated: a field Taxiway cannot honour is an error, never a
 //! collection that is quietly empty. The rules are in `docs/migrating.md`.
 //!
-//! - [`lexer`]: words, quoted strings and parentheses;
-//! - [`parser`]: `and`/`or`/`not`, parentheses, `-field:value`, comparisons;
+//! - [`parser`]: `-field:value` and comparisons, on the boolean structure
+//!   (`and`/`or`/`not`, parentheses) and the tokens the native language uses too;
 //! - [`fields`] and [`types`]: each XSOAR field and indicator type as native terms;
 //! - [`dates`]: XSOAR's ways of writing a time;
 //! - [`native`]: the native query written out.
@@ -16,7 +16,6 @@
 mod dates;
 mod error;
 mod fields;
-mod lexer;
 mod native;
 mod parser;
 mod types;

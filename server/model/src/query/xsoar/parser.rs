@@ -11,8 +11,9 @@
 //! translation (which adds a few levels of its own) always parses.
 
 use super::error::{describe_at, quote, XsoarQueryError};
-use super::lexer::{describe, lex, text, Spanned, Token};
 use crate::query::ast::Cmp;
+use crate::query::boolean::{self, Dialect, Parser};
+use crate::query::tokens::{describe, word as text, Spanned};
 
 /// How deeply parentheses, `not` and `-` may nest.
 pub(crate) const MAX_DEPTH: usize = 48;
@@ -65,298 +66,144 @@ impl Value {
 
 /// Parses a whole query.
 pub(crate) fn parse(input: &str) -> Result<Expr, XsoarQueryError> {
-    let mut parser = Parser {
-        input,
-        tokens: lex(input)?,
-        pos: 0,
-        depth: 0,
-    };
-    let expr = parser.or(None)?;
-    if let Some(token) = parser.peek() {
-        let found = match token.token {
-            Token::Close => "')' with no matching '('".to_owned(),
-            _ => describe(input, token),
-        };
-        return Err(XsoarQueryError::at(
-            input,
-            token.start,
-            format!("expected end of query, found {found}"),
-        ));
-    }
-    Ok(expr)
+    boolean::parse::<Xsoar>(input)
 }
 
-struct Parser<'a> {
-    input: &'a str,
-    tokens: Vec<Spanned>,
-    pos: usize,
-    depth: usize,
-}
+/// The XSOAR dialect's part of the grammar: `-field:value`, its terms and its wording.
+struct Xsoar;
 
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Spanned> {
-        self.tokens.get(self.pos)
+impl Dialect for Xsoar {
+    type Expr = Expr;
+    type Error = XsoarQueryError;
+    const MAX_DEPTH: usize = MAX_DEPTH;
+
+    fn and(items: Vec<Expr>) -> Expr {
+        Expr::And(items)
     }
 
-    fn is_keyword(&self, keyword: &str) -> bool {
-        self.peek().is_some_and(|t| {
-            t.token == Token::Word && text(self.input, t).eq_ignore_ascii_case(keyword)
-        })
+    fn or(items: Vec<Expr>) -> Expr {
+        Expr::Or(items)
     }
 
-    fn eat_keyword(&mut self, keyword: &str) -> bool {
-        let found = self.is_keyword(keyword);
-        if found {
-            self.pos += 1;
-        }
-        found
+    fn not(inner: Expr) -> Expr {
+        Expr::Not(Box::new(inner))
     }
 
-    fn starts_operand(&self) -> bool {
-        match self.peek().map(|t| &t.token) {
-            Some(Token::Open | Token::Quoted(_)) => true,
-            Some(Token::Word) => !self.is_keyword("and") && !self.is_keyword("or"),
-            Some(Token::Close) | None => false,
-        }
-    }
-
-    fn or(&mut self, after: Option<&str>) -> Result<Expr, XsoarQueryError> {
-        let mut items = vec![self.and(after)?];
-        while self.eat_keyword("or") {
-            items.push(self.and(Some("or"))?);
-        }
-        Ok(flatten(items, Expr::Or))
-    }
-
-    fn and(&mut self, after: Option<&str>) -> Result<Expr, XsoarQueryError> {
-        let mut items = vec![self.unary(after)?];
-        loop {
-            if self.eat_keyword("and") {
-                items.push(self.unary(Some("and"))?);
-            } else if self.starts_operand() {
-                items.push(self.unary(None)?);
-            } else {
-                return Ok(flatten(items, Expr::And));
-            }
-        }
-    }
-
-    fn unary(&mut self, after: Option<&str>) -> Result<Expr, XsoarQueryError> {
-        if !self.is_keyword("not") {
-            return self.primary(after);
-        }
-        self.enter()?;
-        self.pos += 1;
-        let inner = self.unary(Some("not"))?;
-        self.depth -= 1;
-        Ok(Expr::Not(Box::new(inner)))
-    }
-
-    fn enter(&mut self) -> Result<(), XsoarQueryError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            let at = self.peek().map_or(self.input.len(), |t| t.start);
-            return Err(XsoarQueryError::at(
-                self.input,
-                at,
-                format!(
-                    "expected at most {MAX_DEPTH} levels of parentheses and 'not', found one more"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn primary(&mut self, after: Option<&str>) -> Result<Expr, XsoarQueryError> {
-        let expected = match after {
-            Some(keyword) => format!("expected a term after '{keyword}'"),
-            None => "expected a term".to_owned(),
-        };
-        let Some(token) = self.peek().cloned() else {
-            return Err(XsoarQueryError::at(
-                self.input,
-                self.input.len(),
-                format!("{expected}, found end of query"),
-            ));
-        };
-        match token.token {
-            Token::Open => {
-                self.enter()?;
-                self.pos += 1;
-                let inner = self.or(None)?;
-                match self.peek() {
-                    Some(t) if t.token == Token::Close => self.pos += 1,
-                    next => {
-                        let (at, found) = match next {
-                            Some(t) => (t.start, describe(self.input, t)),
-                            None => (self.input.len(), "end of query".to_owned()),
-                        };
-                        let open_column = self.input[..token.start].chars().count() + 1;
-                        return Err(XsoarQueryError::at(
-                            self.input,
-                            at,
-                            format!("expected ')' to close the '(' at column {open_column}, found {found}"),
-                        ));
-                    }
-                }
-                self.depth -= 1;
-                Ok(inner)
-            }
-            Token::Word if !self.starts_operand() => Err(XsoarQueryError::at(
-                self.input,
-                token.start,
-                format!("{expected}, found {}", describe(self.input, &token)),
-            )),
-            Token::Word => {
-                self.pos += 1;
-                let word = text(self.input, &token);
-                if let Some(rest) = word.strip_prefix('-') {
-                    if rest.is_empty() {
-                        return Err(XsoarQueryError::at(
-                            self.input,
-                            token.end,
-                            format!(
-                                "expected field:value right after '-', found {}",
-                                describe_at(self.input, token.end)
-                            ),
-                        ));
-                    }
-                    self.enter()?;
-                    let term = self.term(token.start + 1, token.end)?;
-                    self.depth -= 1;
-                    Ok(Expr::Not(Box::new(Expr::Term(term))))
-                } else {
-                    self.term(token.start, token.end).map(Expr::Term)
-                }
-            }
-            Token::Close => Err(XsoarQueryError::at(
-                self.input,
-                token.start,
-                format!("{expected}, found ')'"),
-            )),
-            Token::Quoted(_) => Err(XsoarQueryError::at(
-                self.input,
-                token.start,
-                format!(
-                    "expected a field name and ':' before the string {} (free-text search is not supported: write value:\"…\")",
-                    describe(self.input, &token)
-                ),
-            )),
-        }
-    }
-
-    /// A `field:op value` term written from byte `start` to `end` (a word), with its
-    /// value in the word or in an adjacent string.
-    fn term(&mut self, start: usize, end: usize) -> Result<Term, XsoarQueryError> {
-        let input = self.input;
-        let word = input.get(start..end).unwrap_or("");
-        let Some(colon) = word.find(':') else {
-            return Err(XsoarQueryError::at(
-                input,
-                start,
-                format!(
-                    "expected field:value, found {} (free-text search is not supported: write value:{word}; \
-                     quote values that contain spaces, e.g. type:\"Threat Actor\")",
-                    quote(word)
-                ),
-            ));
-        };
-        let field = &word[..colon];
-        if field.is_empty() {
-            return Err(XsoarQueryError::at(
-                input,
-                start,
-                "expected a field name before ':'",
-            ));
-        }
-        if let Some(bad) = field
-            .char_indices()
-            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
-            return Err(XsoarQueryError::at(
-                input,
-                start + bad.0,
-                format!(
-                    "expected a field name of letters, digits, '_' or '.', found {} in {}",
-                    quote(&bad.1.to_string()),
-                    quote(field)
-                ),
-            ));
-        }
-        let after_colon = &word[colon + 1..];
-        let (cmp, op_len) = [
-            (">=", Cmp::Ge),
-            ("<=", Cmp::Le),
-            (">", Cmp::Gt),
-            ("<", Cmp::Lt),
-        ]
-        .into_iter()
-        .find(|(op, _)| after_colon.starts_with(op))
-        .map_or((Cmp::Eq, 0), |(op, cmp)| (cmp, op.len()));
-        let value_at = start + colon + 1 + op_len;
-        let bare = &after_colon[op_len..];
-        let value = if !bare.is_empty() {
-            Value {
-                pieces: bare.split('*').map(str::to_owned).collect(),
-                at: value_at,
-                written: bare.to_owned(),
-            }
-        } else {
-            match self.peek().cloned() {
-                Some(Spanned {
-                    token: Token::Quoted(pieces),
-                    start: s,
-                    end: e,
-                }) if s == end => {
-                    self.pos += 1;
-                    Value {
-                        pieces,
-                        at: s,
-                        written: input.get(s..e).unwrap_or("").to_owned(),
-                    }
-                }
-                _ => {
-                    return Err(XsoarQueryError::at(
-                        input,
-                        value_at,
-                        format!(
-                            "expected a value after {}, found {}",
-                            quote(&word[..colon + 1 + op_len]),
-                            describe_at(input, value_at)
-                        ),
-                    ));
-                }
-            }
-        };
-        if let Some(next) = self.peek() {
-            let value_end = value.at + value.written.len();
-            if next.start == value_end && next.token != Token::Close {
+    fn word(parser: &mut Parser<'_, Self>, token: &Spanned) -> Result<Expr, XsoarQueryError> {
+        let input = parser.input();
+        let word = text(input, token);
+        if let Some(rest) = word.strip_prefix('-') {
+            if rest.is_empty() {
                 return Err(XsoarQueryError::at(
                     input,
-                    next.start,
+                    token.end,
                     format!(
-                        "expected a space or ')' after the value (quote values that contain spaces, quotes or parentheses), found {}",
-                        describe(input, next)
+                        "expected field:value right after '-', found {}",
+                        describe_at(input, token.end)
                     ),
                 ));
             }
+            parser.enter()?;
+            let term = term(parser, token.start + 1, token.end)?;
+            parser.leave();
+            Ok(Expr::Not(Box::new(Expr::Term(term))))
+        } else {
+            term(parser, token.start, token.end).map(Expr::Term)
         }
-        Ok(Term {
-            field: field.to_owned(),
-            field_at: start,
-            cmp,
-            value,
-        })
+    }
+
+    fn string(input: &str, token: &Spanned) -> XsoarQueryError {
+        XsoarQueryError::at(
+            input,
+            token.start,
+            format!(
+                "expected a field name and ':' before the string {} (free-text search is not supported: write value:\"…\")",
+                describe(input, token)
+            ),
+        )
     }
 }
 
-fn flatten(mut items: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
-    if items.len() == 1 {
-        if let Some(only) = items.pop() {
-            return only;
-        }
+/// A `field:op value` term written from byte `start` to `end` (a word), with its
+/// value in the word or in an adjacent string.
+fn term(parser: &mut Parser<'_, Xsoar>, start: usize, end: usize) -> Result<Term, XsoarQueryError> {
+    let input = parser.input();
+    let word = input.get(start..end).unwrap_or("");
+    let Some(colon) = word.find(':') else {
+        return Err(XsoarQueryError::at(
+            input,
+            start,
+            format!(
+                "expected field:value, found {} (free-text search is not supported: write value:{word}; \
+                 quote values that contain spaces, e.g. type:\"Threat Actor\")",
+                quote(word)
+            ),
+        ));
+    };
+    let field = &word[..colon];
+    if field.is_empty() {
+        return Err(XsoarQueryError::at(
+            input,
+            start,
+            "expected a field name before ':'",
+        ));
     }
-    make(items)
+    if let Some(bad) = field
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(XsoarQueryError::at(
+            input,
+            start + bad.0,
+            format!(
+                "expected a field name of letters, digits, '_' or '.', found {} in {}",
+                quote(&bad.1.to_string()),
+                quote(field)
+            ),
+        ));
+    }
+    let after_colon = &word[colon + 1..];
+    let (cmp, op_len) = [
+        (">=", Cmp::Ge),
+        ("<=", Cmp::Le),
+        (">", Cmp::Gt),
+        ("<", Cmp::Lt),
+    ]
+    .into_iter()
+    .find(|(op, _)| after_colon.starts_with(op))
+    .map_or((Cmp::Eq, 0), |(op, cmp)| (cmp, op.len()));
+    let value_at = start + colon + 1 + op_len;
+    let bare = &after_colon[op_len..];
+    let value = if !bare.is_empty() {
+        Value {
+            pieces: bare.split('*').map(str::to_owned).collect(),
+            at: value_at,
+            written: bare.to_owned(),
+        }
+    } else if let Some((pieces, s, e)) = parser.adjacent_string(end) {
+        Value {
+            pieces,
+            at: s,
+            written: input.get(s..e).unwrap_or("").to_owned(),
+        }
+    } else {
+        return Err(XsoarQueryError::at(
+            input,
+            value_at,
+            format!(
+                "expected a value after {}, found {}",
+                quote(&word[..colon + 1 + op_len]),
+                describe_at(input, value_at)
+            ),
+        ));
+    };
+    parser.value_ends(value.at + value.written.len())?;
+    Ok(Term {
+        field: field.to_owned(),
+        field_at: start,
+        cmp,
+        value,
+    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! Splits query text into parentheses, bare words and quoted strings.
+//! The tokens both query dialects are written in: parentheses, bare words and
+//! quoted strings.
 //!
 //! A bare word runs until whitespace, a parenthesis or a `"`, so it can hold the
 //! characters IOC values are made of (`http://x/y?a=b`, `file:hashes.'SHA-256'`).
-//! A term like `field:>=value` is one word; the parser splits it.
+//! A term like `field:>=value` is one word; each dialect's parser splits it.
 
-use super::error::{quote, ParseError};
+use super::syntax::{column, quote, SyntaxError};
 
 /// One lexical unit of a query.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +28,8 @@ pub(crate) struct Spanned {
     pub end: usize,
 }
 
-/// Tokenises a whole query.
-pub(crate) fn lex(input: &str) -> Result<Vec<Spanned>, ParseError> {
+/// Tokenises a whole query; an unterminated string is the only error.
+pub(crate) fn scan<E: SyntaxError>(input: &str) -> Result<Vec<Spanned>, E> {
     let mut tokens = Vec::new();
     let mut chars = input.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
@@ -55,12 +56,13 @@ fn ends_word(c: char) -> bool {
 }
 
 /// Reads a string body after its opening quote: `\"`, `\\` and `\*` are escapes;
-/// any other backslash stays as written (so `"C:\Windows"` needs no doubling).
-fn quoted(
+/// any other backslash stays as written (so `"C:\Windows"` needs no doubling); an
+/// unescaped `*` is a wildcard.
+fn quoted<E: SyntaxError>(
     input: &str,
     open: usize,
     chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
-) -> Result<Vec<String>, ParseError> {
+) -> Result<Vec<String>, E> {
     let mut pieces = Vec::new();
     let mut piece = String::new();
     while let Some((_, c)) = chars.next() {
@@ -80,18 +82,18 @@ fn quoted(
             c => piece.push(c),
         }
     }
-    Err(ParseError::at(
+    Err(E::expected(
         input,
         input.len(),
         format!(
             "'\"' to close the string opened at column {}",
-            input[..open].chars().count() + 1
+            column(input, open)
         ),
-        "end of query",
+        "end of query".to_owned(),
     ))
 }
 
-/// The text of a word token.
+/// The text of a token as written.
 pub(crate) fn word<'a>(input: &'a str, token: &Spanned) -> &'a str {
     input.get(token.start..token.end).unwrap_or("")
 }
@@ -108,6 +110,12 @@ pub(crate) fn describe(input: &str, token: &Spanned) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::ParseError;
+
+    /// The tokens as the native dialect reads them.
+    fn lex(input: &str) -> Result<Vec<Spanned>, ParseError> {
+        scan(input)
+    }
 
     fn kinds(input: &str) -> Vec<(Token, &str)> {
         lex(input)
@@ -175,5 +183,46 @@ mod tests {
             [(Token::Word, "name:日本語"), (Token::Word, "x")]
         );
         assert_eq!(kinds("\u{3000}a:b\u{3000}"), [(Token::Word, "a:b")]);
+    }
+
+    /// The XSOAR dialect reads the same tokens, with its own error type.
+    mod xsoar {
+        use super::{kinds, scan, Spanned, Token};
+        use crate::query::xsoar::XsoarQueryError;
+
+        fn lex(input: &str) -> Result<Vec<Spanned>, XsoarQueryError> {
+            scan(input)
+        }
+
+        #[test]
+        fn words_strings_and_parentheses() {
+            assert_eq!(
+                kinds(r#"(type:IP -tags:x)lastSeen:>="7 days ago""#),
+                [
+                    (Token::Open, "("),
+                    (Token::Word, "type:IP"),
+                    (Token::Word, "-tags:x"),
+                    (Token::Close, ")"),
+                    (Token::Word, "lastSeen:>="),
+                    (Token::Quoted(vec!["7 days ago".into()]), r#""7 days ago""#),
+                ]
+            );
+        }
+
+        #[test]
+        fn strings_unescape_and_split_at_wildcards() {
+            let tokens = lex(r#""a \"b\" *c\*d C:\x""#).unwrap();
+            assert_eq!(
+                tokens[0].token,
+                Token::Quoted(vec![r#"a "b" "#.into(), r"c*d C:\x".into()])
+            );
+        }
+
+        #[test]
+        fn an_unterminated_string_names_where_it_opened() {
+            let e = lex(r#"tags:"abc"#).unwrap_err();
+            assert_eq!(e.column, 10);
+            assert!(e.message.contains("opened at column 6"), "{e}");
+        }
     }
 }
