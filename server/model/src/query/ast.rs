@@ -38,6 +38,20 @@ impl Cmp {
         }
     }
 
+    /// The comparison a term's text after its `:` starts with (`>=`, `<=`, `>`, `<`,
+    /// or none for equals), and how many bytes its operator takes.
+    pub(crate) fn after_colon(text: &str) -> (Cmp, usize) {
+        [
+            (">=", Cmp::Ge),
+            ("<=", Cmp::Le),
+            (">", Cmp::Gt),
+            ("<", Cmp::Lt),
+        ]
+        .into_iter()
+        .find(|(op, _)| text.starts_with(op))
+        .map_or((Cmp::Eq, 0), |(op, cmp)| (cmp, op.len()))
+    }
+
     /// As written after the field name.
     pub(crate) fn as_str(self) -> &'static str {
         match self {

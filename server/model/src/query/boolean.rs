@@ -39,6 +39,25 @@ pub(crate) trait Dialect: Sized {
     fn string(input: &str, token: &Spanned) -> Self::Error;
 }
 
+/// Writes [`Dialect::and`], [`Dialect::or`] and [`Dialect::not`] in a dialect's
+/// `impl`, for an expression enum with `And(Vec<_>)`, `Or(Vec<_>)` and `Not(Box<_>)`.
+macro_rules! connectives {
+    ($expr:ident) => {
+        fn and(items: Vec<$expr>) -> $expr {
+            $expr::And(items)
+        }
+
+        fn or(items: Vec<$expr>) -> $expr {
+            $expr::Or(items)
+        }
+
+        fn not(inner: $expr) -> $expr {
+            $expr::Not(Box::new(inner))
+        }
+    };
+}
+pub(crate) use connectives;
+
 /// Parses a whole query of dialect `D`.
 pub(crate) fn parse<D: Dialect>(input: &str) -> Result<D::Expr, D::Error> {
     let mut parser = Parser::<D> {

@@ -32,17 +32,7 @@ impl Dialect for Native {
     type Error = ParseError;
     const MAX_DEPTH: usize = MAX_DEPTH;
 
-    fn and(items: Vec<Expr>) -> Expr {
-        Expr::And(items)
-    }
-
-    fn or(items: Vec<Expr>) -> Expr {
-        Expr::Or(items)
-    }
-
-    fn not(inner: Expr) -> Expr {
-        Expr::Not(Box::new(inner))
-    }
+    boolean::connectives!(Expr);
 
     fn word(parser: &mut Parser<'_, Self>, token: &Spanned) -> Result<Expr, ParseError> {
         term(parser, token)

@@ -111,15 +111,7 @@ pub(crate) fn head(input: &str, start: usize, end: usize) -> Result<(Head<'_>, &
 
     let cmp_at = start + field_len;
     let after_colon = &word[field_len + 1..];
-    let (cmp, op_len) = [
-        (">=", Cmp::Ge),
-        ("<=", Cmp::Le),
-        (">", Cmp::Gt),
-        ("<", Cmp::Lt),
-    ]
-    .into_iter()
-    .find(|(op, _)| after_colon.starts_with(op))
-    .map_or((Cmp::Eq, 0), |(op, cmp)| (cmp, op.len()));
+    let (cmp, op_len) = Cmp::after_colon(after_colon);
     let value_at = cmp_at + 1 + op_len;
     let value = &after_colon[op_len..];
     if value.starts_with('=') {

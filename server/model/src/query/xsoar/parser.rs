@@ -77,17 +77,7 @@ impl Dialect for Xsoar {
     type Error = XsoarQueryError;
     const MAX_DEPTH: usize = MAX_DEPTH;
 
-    fn and(items: Vec<Expr>) -> Expr {
-        Expr::And(items)
-    }
-
-    fn or(items: Vec<Expr>) -> Expr {
-        Expr::Or(items)
-    }
-
-    fn not(inner: Expr) -> Expr {
-        Expr::Not(Box::new(inner))
-    }
+    boolean::connectives!(Expr);
 
     fn word(parser: &mut Parser<'_, Self>, token: &Spanned) -> Result<Expr, XsoarQueryError> {
         let input = parser.input();
@@ -163,15 +153,7 @@ fn term(parser: &mut Parser<'_, Xsoar>, start: usize, end: usize) -> Result<Term
         ));
     }
     let after_colon = &word[colon + 1..];
-    let (cmp, op_len) = [
-        (">=", Cmp::Ge),
-        ("<=", Cmp::Le),
-        (">", Cmp::Gt),
-        ("<", Cmp::Lt),
-    ]
-    .into_iter()
-    .find(|(op, _)| after_colon.starts_with(op))
-    .map_or((Cmp::Eq, 0), |(op, cmp)| (cmp, op.len()));
+    let (cmp, op_len) = Cmp::after_colon(after_colon);
     let value_at = start + colon + 1 + op_len;
     let bare = &after_colon[op_len..];
     let value = if !bare.is_empty() {
