@@ -154,8 +154,12 @@ class Taxiway:
         self.log = open(self.log_path, "w")
         cmd = [self.bin, "serve", "--config-dir", self.config_dir, "--data-dir", os.path.join(tmp, "data"),
                "--listen", "127.0.0.1:%d" % self.port, "--admin-listen", "127.0.0.1:%d" % self.admin_port]
+        # The server's settings come from the command line alone: the HTTPS run of the
+        # interop suite exports TAXIWAY_TLS_DIR / TAXIWAY_CREDENTIALS_DIR for its own
+        # server, which this plain-HTTP Taxiway must not pick up.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TAXIWAY_")}
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, RUST_LOG="info"))
+                                     env=dict(env, RUST_LOG="info"))
         wait_for("taxiway /readyz", lambda: requests.get(
             "http://127.0.0.1:%d/readyz" % self.admin_port, timeout=2).ok)
 
