@@ -38,16 +38,16 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::admin::{Phase, Readiness};
-use crate::crd::{TaxiiCollection, TaxiiService};
+use crate::crd::{TaxiiCollection, TaxiiFeed, TaxiiService};
 use crate::metrics::Metrics;
 use crate::names;
 use crate::reconcile::service::build::{
     GATEWAY_GROUP, HTTP_ROUTE_VERSION, MONITORING_GROUP, MONITORING_VERSION,
 };
 use crate::reconcile::service::inputs::{
-    referenced_config_maps, referenced_secrets, service_of, user_selector, Settings,
+    feed_secrets, referenced_config_maps, referenced_secrets, service_of, user_selector, Settings,
 };
-use crate::reconcile::{collection, service, Context};
+use crate::reconcile::{collection, feed, service, Context};
 
 /// Where and how the controllers run.
 #[derive(Clone, Debug)]
@@ -94,6 +94,15 @@ pub async fn run(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
+    let feed_resource = ApiResource::erase::<TaxiiFeed>(&());
+    let feed_writer = Writer::new(feed_resource.clone());
+    let feeds = feed_writer.as_reader();
+    let feed_specs = watcher(scope.dynamic(&feed_resource), watcher::Config::default())
+        .default_backoff()
+        .reflect(feed_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -105,6 +114,7 @@ pub async fn run(
         client.clone(),
         options.settings.clone(),
         collections.clone(),
+        feeds.clone(),
         recorder,
         metrics,
     ));
@@ -129,6 +139,14 @@ pub async fn run(
                 collection_to_services(service_resource.clone()),
                 collection_resource.clone(),
             )
+            .watches_stream_with(
+                spec_changes(
+                    watcher(scope.dynamic(&feed_resource), watcher::Config::default())
+                        .default_backoff(),
+                ),
+                collection_to_services(service_resource.clone()),
+                feed_resource.clone(),
+            )
             .watches_stream(
                 watcher(
                     scope.typed::<PartialObjectMeta<Secret>>(),
@@ -136,7 +154,7 @@ pub async fn run(
                 )
                 .default_backoff()
                 .touched_objects(),
-                secret_to_services(services.clone(), service_resource.clone()),
+                secret_to_services(services.clone(), feeds.clone(), service_resource.clone()),
             )
             .watches_stream(
                 watcher(
@@ -201,18 +219,40 @@ pub async fn run(
     .run(collection::reconcile, collection::error_policy, ctx.clone())
     .for_each(|result| async move { log_result(collection::CONTROLLER, result) });
 
+    // Feeds: status from the service's decision (`status.feeds`, so every status
+    // change of a service is heard, not only spec changes) and the server's report.
+    let feed_controller =
+        Controller::for_stream_with(feed_specs, feeds.clone(), feed_resource.clone())
+            .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
+            .watches_stream_with(
+                watcher(scope.dynamic(&service_resource), watcher::Config::default())
+                    .default_backoff()
+                    .touched_objects(),
+                service_to_collections(feeds.clone(), feed_resource.clone()),
+                service_resource.clone(),
+            )
+            .graceful_shutdown_on(stopped(shutdown.clone()))
+            .run(feed::reconcile, feed::error_policy, ctx.clone())
+            .for_each(|result| async move { log_result(feed::CONTROLLER, result) });
+
     let ready = {
-        let (services, collections) = (services.clone(), collections.clone());
+        let (services, collections, feeds) = (services.clone(), collections.clone(), feeds.clone());
         async move {
             if services.wait_until_ready().await.is_ok()
                 && collections.wait_until_ready().await.is_ok()
+                && feeds.wait_until_ready().await.is_ok()
             {
                 readiness.set(Phase::Running);
                 tracing::info!("watch caches synced; reconciling");
             }
         }
     };
-    tokio::join!(service_controller, collection_controller, ready);
+    tokio::join!(
+        service_controller,
+        collection_controller,
+        feed_controller,
+        ready
+    );
 }
 
 /// Builds `Api`s in the watched scope.
@@ -406,7 +446,8 @@ where
     })
 }
 
-/// A collection → the service it names, and the one it named before if it moved.
+/// A collection (or feed) → the service it names, and the one it named before if it
+/// moved.
 fn collection_to_services(
     resource: ApiResource,
 ) -> impl Fn(DynamicObject) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static {
@@ -430,7 +471,7 @@ fn collection_to_services(
     }
 }
 
-/// A service → every collection naming it (from the collection cache).
+/// A service → every collection (or feed) naming it (from that kind's cache).
 fn service_to_collections(
     collections: Store<DynamicObject>,
     resource: ApiResource,
@@ -495,6 +536,7 @@ where
 /// removing the label removes the user at once, not at the next resync).
 fn secret_to_services(
     services: Store<DynamicObject>,
+    feeds: Store<DynamicObject>,
     resource: ApiResource,
 ) -> impl Fn(PartialObjectMeta<Secret>) -> Vec<ObjectRef<DynamicObject>> + Send + Sync + 'static {
     let referencing =
@@ -505,6 +547,11 @@ fn secret_to_services(
         let Some(namespace) = secret.namespace() else {
             return refs;
         };
+        refs.extend(
+            services_of_feeds_using(&feeds, &namespace, &secret.name_any())
+                .iter()
+                .map(|n| ObjectRef::new_with(n, resource.clone()).within(&namespace)),
+        );
         let labels = secret.labels().clone();
         let now: Vec<String> = services
             .state()
@@ -545,6 +592,26 @@ fn secret_to_services(
         );
         refs
     }
+}
+
+/// The services of the TaxiiFeeds in `namespace` whose credentials, CA or client
+/// certificate is the Secret `secret`.
+fn services_of_feeds_using(
+    feeds: &Store<DynamicObject>,
+    namespace: &str,
+    secret: &str,
+) -> Vec<String> {
+    let mut names: Vec<String> = feeds
+        .state()
+        .iter()
+        .filter(|f| f.namespace().as_deref() == Some(namespace))
+        .filter_map(|f| f.as_ref().clone().try_parse::<TaxiiFeed>().ok())
+        .filter(|f| feed_secrets(f).iter().any(|s| s == secret))
+        .map(|f| f.spec.service)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 #[cfg(test)]
@@ -593,12 +660,26 @@ mod secret_mapping_tests {
         ] {
             writer.apply_watcher_event(&watcher::Event::Apply(s));
         }
-        let map = secret_to_services(writer.as_reader(), resource);
+        let mut feeds = Writer::new(ApiResource::erase::<TaxiiFeed>(&()));
+        feeds.apply_watcher_event(&watcher::Event::Apply(
+            serde_json::from_value(json!({
+                "apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiFeed",
+                "metadata": {"name": "partner", "namespace": "intel"},
+                "spec": {"service": "hub", "into": "inbox", "url": "https://p/",
+                         "credentials": {"secretName": "partner-login"}, "caSecretName": "partner-ca"},
+            }))
+            .expect("a TaxiiFeed"),
+        ));
+        let map = secret_to_services(writer.as_reader(), feeds.as_reader(), resource);
         let names = |refs: Vec<ObjectRef<DynamicObject>>| {
             let mut names: Vec<String> = refs.into_iter().map(|r| r.name).collect();
             names.sort();
             names
         };
+        for used in ["partner-login", "partner-ca"] {
+            assert_eq!(names(map(secret(used, "intel", &[]))), ["hub"], "{used}");
+        }
+        assert!(names(map(secret("partner-ca", "elsewhere", &[]))).is_empty());
         let labelled = [("taxiway.dev/user", "true"), ("team", "partners")];
         assert_eq!(
             names(map(secret("carol", "intel", &labelled))),

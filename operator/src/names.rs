@@ -23,6 +23,11 @@ pub fn credentials_secret(service: &str) -> String {
     format!("{service}-credentials")
 }
 
+/// The generated Secret holding the TaxiiFeeds' credential files.
+pub fn feeds_secret(service: &str) -> String {
+    format!("{service}-feeds")
+}
+
 /// The PersistentVolumeClaim of the embedded store.
 pub fn data_claim(service: &str) -> String {
     format!("{service}-data")

@@ -179,6 +179,9 @@ def main():
         for group, resource, verb in (
             ("taxiway.dev", "taxiiservices", "watch"),
             ("taxiway.dev", "taxiicollections/status", "patch"),
+            ("taxiway.dev", "taxiifeeds", "watch"),
+            ("taxiway.dev", "taxiifeeds/status", "patch"),
+            ("", "endpoints", "get"),
             ("", "secrets", "watch"),
             ("apps", "deployments", "create"),
             ("apps", "deployments", "patch"),

@@ -104,7 +104,7 @@ step "helm install"
 helm install "$release" "$chart" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" >"$work/install.log" \
   || { cat "$work/install.log"; fail "helm install"; }
 grep -q 'NOT YET CREATED' "$work/install.log" && fail "NOTES talk about examples that were not asked for"
-k wait --for=condition=Established --timeout=30s crd/taxiiservices.taxiway.dev crd/taxiicollections.taxiway.dev >/dev/null
+k wait --for=condition=Established --timeout=30s crd/taxiiservices.taxiway.dev crd/taxiicollections.taxiway.dev crd/taxiifeeds.taxiway.dev >/dev/null
 for obj in deployment/taxiway serviceaccount/taxiway service/taxiway-metrics role/taxiway-leader-election rolebinding/taxiway-leader-election configmap/taxiway-dashboard; do
   k -n "$ns" get "$obj" >/dev/null || fail "helm install did not create $obj"
 done
@@ -124,12 +124,13 @@ check_rbac() {
 # server-side apply, status patches, the Ingress delete, Events).
 operator_needs() {
   local where=$1 r v
-  for r in taxiiservices.taxiway.dev taxiicollections.taxiway.dev; do
+  for r in taxiiservices.taxiway.dev taxiicollections.taxiway.dev taxiifeeds.taxiway.dev; do
     for v in get list watch; do expect yes "$where" "$v" "$r"; done
   done
-  for r in taxiiservices.taxiway.dev/status taxiicollections.taxiway.dev/status; do
+  for r in taxiiservices.taxiway.dev/status taxiicollections.taxiway.dev/status taxiifeeds.taxiway.dev/status; do
     for v in get patch; do expect yes "$where" "$v" "$r"; done
   done
+  expect yes "$where" get endpoints
   expect yes "$where" update taxiiservices.taxiway.dev/finalizers
   for r in secrets configmaps services persistentvolumeclaims deployments.apps ingresses.networking.k8s.io; do
     for v in get list watch create patch; do expect yes "$where" "$v" "$r"; done
@@ -278,7 +279,7 @@ EOF
 helm uninstall "$release" -n "$ns" --kubeconfig "$kube_dir/kubeconfig" >"$work/uninstall.log"
 grep -q 'kept due to the resource policy' "$work/uninstall.log" \
   || { cat "$work/uninstall.log"; fail "helm uninstall did not report the kept CRDs"; }
-k get crd taxiiservices.taxiway.dev taxiicollections.taxiway.dev >/dev/null || fail "uninstall deleted the CRDs"
+k get crd taxiiservices.taxiway.dev taxiicollections.taxiway.dev taxiifeeds.taxiway.dev >/dev/null || fail "uninstall deleted the CRDs"
 k -n threat-intel get taxiicollection/users-own taxiiservice/intel >/dev/null || fail "uninstall deleted a user's TaxiiService or TaxiiCollection"
 for obj in deployment/taxiway-full serviceaccount/taxiway-operator service/taxiway-full-metrics \
     role/taxiway-full-leader-election taxiiservice/demo-feed secret/demo-feed-soc-reader; do

@@ -94,10 +94,10 @@ runs the operator with it.
 {{- define "taxiway.operatorRules" -}}
 # Its own resources: watched and read; status written with a merge patch.
 - apiGroups: ["taxiway.dev"]
-  resources: ["taxiiservices", "taxiicollections"]
+  resources: ["taxiiservices", "taxiicollections", "taxiifeeds"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["taxiway.dev"]
-  resources: ["taxiiservices/status", "taxiicollections/status"]
+  resources: ["taxiiservices/status", "taxiicollections/status", "taxiifeeds/status"]
   verbs: ["get", "patch"]
 # Rendered objects' owner references block the owner's deletion until they are gone;
 # setting that needs this where OwnerReferencesPermissionEnforcement is on (OpenShift).
@@ -138,6 +138,11 @@ runs the operator with it.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# TaxiiFeeds' status: how their pulls go is asked of a ready server pod's admin port,
+# found in the Endpoints of the service's own Service (by name).
+- apiGroups: [""]
+  resources: ["endpoints"]
+  verbs: ["get"]
 # Events about the resources it reconciles (events.k8s.io/v1, as kube's Recorder).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

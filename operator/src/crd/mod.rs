@@ -2,6 +2,7 @@
 
 mod collection;
 mod collections_from;
+mod feed;
 mod schema;
 mod service;
 
@@ -11,12 +12,16 @@ pub use collection::{
 pub use collections_from::{
     CollectionsFromSpec, CollectionsFromStatus, JsonCollectionStatus, DEFAULT_COLLECTIONS_KEY,
 };
+pub use feed::{
+    interval_seconds, FeedCredentials, FeedFormat, InvalidInterval, TaxiiFeed, TaxiiFeedSpec,
+    TaxiiFeedStatus,
+};
 pub use service::{
-    ApiRootSpec, AuthSpec, ClientCaSpec, ClientCertUser, Endpoints, GatewayParentRef,
-    GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, MonitoringSpec, PostgresSpec,
-    PostgresTlsMode, PullPolicy, ServiceExposure, ServiceNetworkPolicy, ServiceType, StorageSpec,
-    StorageType, TaxiiService, TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion, TlsSpec,
-    UserSelectorStatus, UserSpec, MONITORING_NAMESPACE_LABEL,
+    ApiRootSpec, AuthSpec, ClientCaSpec, ClientCertUser, Endpoints, FeedAdmission,
+    GatewayParentRef, GatewayScheme, GatewaySpec, IngressSpec, LimitsSpec, MonitoringSpec,
+    PostgresSpec, PostgresTlsMode, PullPolicy, ServiceExposure, ServiceNetworkPolicy, ServiceType,
+    StorageSpec, StorageType, TaxiiService, TaxiiServiceSpec, TaxiiServiceStatus, TaxiiVersion,
+    TlsSpec, UserSelectorStatus, UserSpec, MONITORING_NAMESPACE_LABEL,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -27,7 +32,11 @@ pub const GROUP: &str = "taxiway.dev";
 
 /// The CRDs, in the order they are written to `crds/`.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    vec![TaxiiService::crd(), TaxiiCollection::crd()]
+    vec![
+        TaxiiService::crd(),
+        TaxiiCollection::crd(),
+        TaxiiFeed::crd(),
+    ]
 }
 
 /// File name of a CRD under `crds/` (`taxiway.dev_taxiiservices.yaml`).

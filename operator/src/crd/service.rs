@@ -669,6 +669,11 @@ pub struct TaxiiServiceStatus {
     /// What became of `spec.collectionsFrom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collections_from: Option<CollectionsFromStatus>,
+    /// One entry per TaxiiFeed naming the service: whether it is rendered into the
+    /// server's configuration, and if not, why (each TaxiiFeed's own status says how
+    /// its pulls go).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<FeedAdmission>,
     /// Users who can sign in (valid Secrets, not disabled).
     #[serde(default)]
     pub users: i32,
@@ -689,6 +694,24 @@ pub struct TaxiiServiceStatus {
     /// `trustedProxies`), one line each; they do not make the service `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// Whether a TaxiiFeed is run by the service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedAdmission {
+    /// The TaxiiFeed's name.
+    pub name: String,
+    /// The TaxiiFeed's `metadata.generation` this decision is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Rendered into the server's configuration.
+    pub accepted: bool,
+    /// CamelCase reason: `Rendered`, or why not.
+    pub reason: String,
+    /// What is wrong, naming the field; empty when accepted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// URLs of the service.

@@ -13,7 +13,7 @@ use super::service::build::{
     GATEWAY_GROUP, HTTP_ROUTE_VERSION, MONITORING_GROUP, MONITORING_VERSION,
 };
 use super::service::inputs::Settings;
-use crate::crd::{TaxiiCollection, TaxiiService};
+use crate::crd::{TaxiiCollection, TaxiiFeed, TaxiiService};
 use crate::credentials::Argon2Hasher;
 use crate::metrics::Metrics;
 
@@ -31,11 +31,17 @@ pub struct Context {
     pub settings: Settings,
     /// Every TaxiiCollection the operator watches (the collection controller's cache).
     pub collections: Store<DynamicObject>,
+    /// Every TaxiiFeed the operator watches (the feed controller's cache).
+    pub feeds: Store<DynamicObject>,
     /// The TaxiiService resource (reconciled as untyped objects, so one object that does
     /// not fit the Rust types cannot stop a watch).
     pub service_resource: ApiResource,
     /// The TaxiiCollection resource.
     pub collection_resource: ApiResource,
+    /// The TaxiiFeed resource.
+    pub feed_resource: ApiResource,
+    /// Asks server pods how their feeds run (`Err`: why it could not be built).
+    pub http: Result<reqwest::Client, String>,
     /// Password hashing with its verification memory.
     pub hasher: Arc<Argon2Hasher>,
     /// Publishes Kubernetes Events.
@@ -56,6 +62,7 @@ impl Context {
         client: Client,
         settings: Settings,
         collections: Store<DynamicObject>,
+        feeds: Store<DynamicObject>,
         recorder: Recorder,
         metrics: Arc<Metrics>,
     ) -> Context {
@@ -63,8 +70,11 @@ impl Context {
             client,
             settings,
             collections,
+            feeds,
             service_resource: ApiResource::erase::<TaxiiService>(&()),
             collection_resource: ApiResource::erase::<TaxiiCollection>(&()),
+            feed_resource: ApiResource::erase::<TaxiiFeed>(&()),
+            http: super::feed::runtime::http_client().map_err(|e| e.to_string()),
             hasher: Arc::new(Argon2Hasher::default()),
             recorder,
             metrics,

@@ -200,16 +200,16 @@ def condition(obj, type_):
     return None
 
 
-def server_pods():
-    pods = kget("pods", selector=f"app.kubernetes.io/instance={SVC},"
+def server_pods(service=SVC):
+    pods = kget("pods", selector=f"app.kubernetes.io/instance={service},"
                                  "app.kubernetes.io/name=taxiway-server")["items"]
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
-def server_pod():
+def server_pod(service=SVC):
     """(uid, restartCount, name) of the one ready server pod, or None."""
     ready = []
-    for p in server_pods():
+    for p in server_pods(service):
         st = p.get("status") or {}
         cs = st.get("containerStatuses") or []
         if st.get("phase") == "Running" and cs and all(c.get("ready") for c in cs):
@@ -846,6 +846,112 @@ def test_5d_user_selector():
     finally:
         kubectl("delete", "secret", "e2e-selected", "-n", NS, "--ignore-not-found", check=False)
         patch("taxiiservice", SVC, {"spec": {"userSelector": None}})
+
+
+HUB = "e2e-hub"  # the TaxiiService test 5e pulls into
+
+
+def feed_condition(name, type_):
+    feed = kget("taxiifeed", name, check=False) or {}
+    status = feed.get("status") or {}
+    if status.get("observedGeneration") != feed.get("metadata", {}).get("generation"):
+        return None, {}
+    return condition(feed, type_), status
+
+
+def test_5e_taxii_feed():
+    """Issue 17: a TaxiiFeed in a second TaxiiService pulls the examples' inbox over
+    HTTPS with the private CA into its own writable collection; taxii2-client reads the
+    objects through the hub's Service; status Ready with the objects stored; a wrong
+    credential is Degraded/Unauthorized with nothing lost, and recovers once fixed."""
+    reader_password = "e2e-hub-reader-" + uuid.uuid4().hex[:12]
+    hub_inbox = str(uuid.uuid4())
+    alice = USERS["alice"]
+    with open(PKI.ca_crt) as f:
+        ca_pem = f.read()
+    apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+         "metadata": {"name": "e2e-hub-reader", "namespace": NS},
+         "stringData": {"username": "reader", "password": reader_password}},
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+         "metadata": {"name": "e2e-feed-login", "namespace": NS},
+         "stringData": {"username": alice.get("username", "alice"),
+                        "password": alice["password"]}},
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": "e2e-feed-ca", "namespace": NS},
+         "stringData": {"ca.crt": ca_pem}},
+        {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiService",
+         "metadata": {"name": HUB, "namespace": NS},
+         "spec": {"title": "E2E hub", "versions": ["2.1"],
+                  "apiRoots": [{"path": "hub", "title": "Hub"}],
+                  "users": [{"secretName": "e2e-hub-reader"}],
+                  "storage": {"size": "64Mi"},
+                  "image": f"taxiway/server:{TAG}", "imagePullPolicy": "Never"}},
+        {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiCollection",
+         "metadata": {"name": "e2e-hub-inbox", "namespace": NS},
+         "spec": {"service": HUB, "id": hub_inbox, "title": "Partner objects",
+                  "writable": True, "access": {"write": ["nobody"]}}},
+        {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiFeed",
+         "metadata": {"name": "e2e-partner", "namespace": NS},
+         "spec": {"service": HUB, "into": "e2e-hub-inbox",
+                  "url": f"https://{SVC_FQDN}/feeds/", "collection": IDS["inbox"],
+                  "interval": "20s", "credentials": {"secretName": "e2e-feed-login"},
+                  "caSecretName": "e2e-feed-ca"}},
+    ]}))
+    try:
+        def hub_ready():
+            d = kget("deployment", HUB, check=False) or {}
+            return (d.get("status") or {}).get("readyReplicas", 0) == 1
+        wait_for("the hub's pod", hub_ready, timeout=180)
+        hub_pod = server_pod(HUB)
+
+        def feed_ready():
+            ready, status = feed_condition("e2e-partner", "Ready")
+            return status if ready and ready["status"] == "True" else None
+        status, took = wait_for("the TaxiiFeed to be Ready", feed_ready, timeout=180)
+        check(status.get("objectsStored", 0) >= 3 and status.get("lastSuccessTime"),
+              f"TaxiiFeed Ready {took:.1f} s after the hub's pod, {status.get('objectsStored')} "
+              "objects stored, lastSuccessTime set")
+        ip = kget("service", HUB)["spec"]["clusterIP"]
+        collection = Collection(f"http://{ip}/hub/collections/{hub_inbox}/",
+                                user="reader", password=reader_password)
+        got = {o["id"] for o in all_objects(collection)}
+        check({SEEN["high"], SEEN["low"], SEEN["mal"]} <= got,
+              f"taxii2-client reads the pulled objects through the hub's Service ({len(got)})")
+        printed = kubectl("get", "taxiifeed", "e2e-partner", "-n", NS)
+        check("True" in printed and "e2e-hub-inbox" in printed,
+              "kubectl get taxiifeed shows Ready and the collection")
+
+        # A wrong user name: Degraded/Unauthorized; fixed, Ready again; no pod restart.
+        patch("secret", "e2e-feed-login", {"stringData": {"username": "e2e-nobody"}})
+
+        def degraded():
+            c, status = feed_condition("e2e-partner", "Degraded")
+            return c if c and c["status"] == "True" else None
+        c, took = wait_for("the feed to be Degraded", degraded, timeout=240)
+        check(c["reason"] == "Unauthorized" and "401" in c["message"],
+              f"a refused credential is Degraded/Unauthorized {took:.1f} s after the edit: "
+              f"{c['message']}")
+        check("e2e-nobody" not in c["message"] and alice["password"] not in c["message"],
+              "the status holds no credential")
+        patch("secret", "e2e-feed-login",
+              {"stringData": {"username": alice.get("username", "alice")}})
+        _, took = wait_for("the feed to recover", feed_ready, timeout=240)
+        check(True, f"fixed, the feed is Ready again {took:.1f} s later")
+        events = kubectl("get", "events", "-n", NS, "--field-selector",
+                         "involvedObject.name=e2e-partner", "-o", "json", check=False)
+        reasons = {e.get("reason") for e in json.loads(events or '{"items": []}')["items"]}
+        check("Unauthorized" in reasons, f"a Warning Event said so ({sorted(reasons)})")
+        got_after = {o["id"] for o in all_objects(collection)}
+        check(got <= got_after, "nothing pulled before is lost")
+        check(hub_pod and server_pod(HUB) == hub_pod, "no pod restart for any of it")
+    finally:
+        for kind, name in (("taxiifeed", "e2e-partner"), ("taxiicollection", "e2e-hub-inbox"),
+                           ("taxiiservice", HUB), ("secret", "e2e-feed-login"),
+                           ("secret", "e2e-feed-ca"), ("secret", "e2e-hub-reader")):
+            kubectl("delete", kind, name, "-n", NS, "--ignore-not-found", "--wait=false",
+                    check=False)
+
 
 
 def test_6_tls_rotation_and_users():
@@ -1626,6 +1732,9 @@ def main():
                      "without a restart", test_5c_xsoar_collections_from)
             run_test("5d", "spec.userSelector: a labelled Secret signs in, locked or deleted "
                      "it is refused", test_5d_user_selector)
+            run_test("5e", "a TaxiiFeed pulls the inbox over HTTPS into another service; "
+                     "Degraded on a refused credential, Ready again once fixed",
+                     test_5e_taxii_feed)
             run_test(6, "TLS rotation and user changes without a restart",
                      test_6_tls_rotation_and_users)
             run_test(8, "an invalid query: QueryValid=False, the old config keeps serving",

@@ -44,6 +44,13 @@ pub(super) async fn apply_all(
         secret.name_any(),
         apply(&api, secret, owner_uid).await?.0,
     ));
+    if let Some(secret) = &desired.feeds_secret {
+        changes.push((
+            "Secret",
+            secret.name_any(),
+            apply(&api, secret, owner_uid).await?.0,
+        ));
+    }
     // A claim no longer wanted (the service moved to PostgreSQL) is kept: it may hold
     // the data to migrate. It goes with the TaxiiService.
     if let Some(pvc) = &desired.data_claim {

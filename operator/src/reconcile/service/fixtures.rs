@@ -113,6 +113,7 @@ pub fn inputs(collections: Vec<TaxiiCollection>) -> Inputs {
     Inputs {
         service: service(full_spec()),
         collections,
+        feeds: Vec::new(),
         secrets: secrets
             .into_iter()
             .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use taxiway_model::config::{Collection, Config};
 
-use crate::crd::{StorageType, TaxiiCollection, TaxiiService};
+use crate::crd::{StorageType, TaxiiCollection, TaxiiFeed, TaxiiService};
 use crate::credentials::CredentialsFile;
 use crate::names;
 use crate::reconcile::apply::controlled_by;
@@ -55,7 +55,10 @@ pub struct Inputs {
     pub service: TaxiiService,
     /// Every readable TaxiiCollection naming it.
     pub collections: Vec<TaxiiCollection>,
-    /// Referenced Secrets that exist, by name (users, TLS, client CA).
+    /// Every readable TaxiiFeed naming it, by name.
+    pub feeds: Vec<TaxiiFeed>,
+    /// Referenced Secrets that exist, by name (users, TLS, client CA, the TaxiiFeeds'
+    /// credentials, CAs and client certificates).
     pub secrets: BTreeMap<String, Secret>,
     /// The Secrets `spec.userSelector` selects, by name order (only the type and
     /// metadata of those that are not `kubernetes.io/basic-auth`); empty without a
@@ -169,6 +172,18 @@ pub fn referenced_secrets(service: &TaxiiService) -> Vec<String> {
     names
 }
 
+/// Names of the Secrets a TaxiiFeed references.
+pub fn feed_secrets(feed: &TaxiiFeed) -> Vec<String> {
+    let spec = &feed.spec;
+    spec.credentials
+        .as_ref()
+        .map(|c| c.secret_name.clone())
+        .into_iter()
+        .chain(spec.ca_secret_name.clone())
+        .chain(spec.client_cert_secret_name.clone())
+        .collect()
+}
+
 /// `spec.userSelector`, when it is set and valid (an invalid one selects nothing and is
 /// reported by validation).
 pub fn user_selector(service: &TaxiiService) -> Option<Selector> {
@@ -195,7 +210,8 @@ pub fn referenced_config_maps(service: &TaxiiService) -> Vec<String> {
         .collect()
 }
 
-/// The name of the TaxiiService a (possibly malformed) TaxiiCollection names.
+/// The name of the TaxiiService a (possibly malformed) TaxiiCollection or TaxiiFeed
+/// names.
 pub fn service_of(collection: &DynamicObject) -> Option<&str> {
     collection.data.get("spec")?.get("service")?.as_str()
 }
@@ -206,6 +222,7 @@ pub async fn dereference(
     client: &kube::Client,
     service: TaxiiService,
     collections: &Store<DynamicObject>,
+    feed_objects: &Store<DynamicObject>,
 ) -> Result<Inputs, Error> {
     let namespace = service
         .namespace()
@@ -219,10 +236,22 @@ pub async fn dereference(
         .filter_map(|c| c.as_ref().clone().try_parse::<TaxiiCollection>().ok())
         .collect();
     mine.sort_by_key(|c| c.name_any());
+    let mut feeds: Vec<TaxiiFeed> = feed_objects
+        .state()
+        .iter()
+        .filter(|f| f.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|f| service_of(f) == Some(name.as_str()))
+        .filter_map(|f| f.as_ref().clone().try_parse::<TaxiiFeed>().ok())
+        .collect();
+    feeds.sort_by_key(|f| f.name_any());
 
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let mut secrets = BTreeMap::new();
-    for secret_name in referenced_secrets(&service) {
+    let mut wanted = referenced_secrets(&service);
+    wanted.extend(feeds.iter().flat_map(feed_secrets));
+    wanted.sort();
+    wanted.dedup();
+    for secret_name in wanted {
         if let Some(secret) = secret_api.get_opt(&secret_name).await? {
             secrets.insert(secret_name, secret);
         }
@@ -282,6 +311,7 @@ pub async fn dereference(
     Ok(Inputs {
         service,
         collections: mine,
+        feeds,
         secrets,
         selected_secrets,
         config_maps,

@@ -77,7 +77,7 @@ async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
-    let inputs = inputs::dereference(&ctx.client, service, &ctx.collections).await?;
+    let inputs = inputs::dereference(&ctx.client, service, &ctx.collections, &ctx.feeds).await?;
     let mut validated = validate::validate(&inputs, &ctx.settings);
     if inputs.service.spec.gateway.is_some() && ctx.http_routes().await.is_none() {
         validate::gateway_api_unavailable(&inputs.service, &mut validated);

@@ -145,6 +145,7 @@ pub fn service_status(
         }),
         collections: i32::try_from(validated.accepted()).unwrap_or(i32::MAX),
         collections_from: validated.collections_from.clone(),
+        feeds: validated.feeds.admissions.clone(),
         users: i32::try_from(
             validated
                 .users

@@ -3,6 +3,7 @@
 mod availability;
 mod data_path;
 mod examples;
+mod feeds;
 mod gateway;
 mod lifecycle;
 mod monitoring;
@@ -121,6 +122,10 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         (
             "xsoar: spec.collectionsFrom serves an XSOAR collections JSON and follows its edits",
             xsoar::collections_from,
+        ),
+        (
+            "feeds: a TaxiiFeed is rendered with its Secrets, waits for them, and goes",
+            feeds::rendered_with_their_secrets,
         ),
         (
             "lifecycle: an unreadable object does not stop the others",

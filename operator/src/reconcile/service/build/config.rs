@@ -1,4 +1,5 @@
-//! The rendered `config/taxiway.toml` ConfigMap and the generated `credentials/` Secret.
+//! The rendered `config/taxiway.toml` ConfigMap and the generated `credentials/` and
+//! `feeds/` Secrets.
 
 use std::collections::BTreeMap;
 
@@ -47,4 +48,17 @@ pub fn credentials_secret(
         data: Some(BTreeMap::from([(FILE_NAME.to_string(), ByteString(bytes))])),
         ..Secret::default()
     })
+}
+
+/// The feeds Secret: the credential files of the TaxiiFeeds run, copied from the
+/// Secrets they name (`<feed>.password`, `<feed>.api-key`, `<feed>.ca.crt`,
+/// `<feed>.tls.crt`, `<feed>.tls.key`), so the server reads them at each pull and a
+/// feed added or a Secret rotated never restarts a pod.
+pub fn feeds_secret(meta: ObjectMeta, files: &BTreeMap<String, ByteString>) -> Secret {
+    Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        data: Some(files.clone()),
+        ..Secret::default()
+    }
 }

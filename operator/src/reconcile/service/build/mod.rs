@@ -24,8 +24,8 @@ use crate::names;
 pub use monitoring::{MONITORING_GROUP, MONITORING_VERSION};
 pub use network::{GATEWAY_GROUP, HTTP_ROUTE_VERSION};
 pub use workload::{
-    ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATABASE_CA_DIR, DATABASE_DIR, DATA_DIR, TAXII_PORT,
-    TLS_DIR,
+    ADMIN_PORT, CONFIG_DIR, CREDENTIALS_DIR, DATABASE_CA_DIR, DATABASE_DIR, DATA_DIR, FEEDS_DIR,
+    TAXII_PORT, TLS_DIR,
 };
 
 /// Why the objects could not be built.
@@ -59,6 +59,10 @@ pub struct Desired {
     pub config_map: Option<ConfigMap>,
     /// The generated credentials Secret.
     pub credentials: Secret,
+    /// The generated feeds Secret (the TaxiiFeeds' credential files), rendered with the
+    /// ConfigMap: `None` when the spec is invalid (the live one is kept, as the
+    /// configuration naming its files is).
+    pub feeds_secret: Option<Secret>,
     /// The PVC of the embedded store; `None` on PostgreSQL (an existing claim is kept:
     /// it may hold data to migrate).
     pub data_claim: Option<PersistentVolumeClaim>,
@@ -162,6 +166,9 @@ pub fn build(
             meta(names::credentials_secret(&name)),
             credentials,
         )?,
+        feeds_secret: validated.config.as_ref().map(|_| {
+            config::feeds_secret(meta(names::feeds_secret(&name)), &validated.feeds.files)
+        }),
         data_claim: (service.spec.storage.type_ == StorageType::Embedded)
             .then(|| storage::data_claim(meta(names::data_claim(&name)), &service.spec.storage)),
         service: network::service(meta(names::workload(&name)), service, validated),

@@ -38,6 +38,9 @@ pub const ADMIN_PORT: i32 = 9090;
 pub const CONFIG_DIR: &str = "/etc/taxiway/config";
 /// Where the credentials Secret is mounted.
 pub const CREDENTIALS_DIR: &str = "/etc/taxiway/credentials";
+/// Where the generated feeds Secret (TaxiiFeeds' credentials, CAs, client
+/// certificates) is mounted.
+pub const FEEDS_DIR: &str = "/etc/taxiway/feeds";
 /// Where TLS material is mounted.
 pub const TLS_DIR: &str = "/etc/taxiway/tls";
 /// Where the store's volume is mounted.
@@ -211,6 +214,7 @@ fn container(service: &TaxiiService, validated: &Validated, settings: &Settings)
     let mut mounts = vec![
         mount("config", CONFIG_DIR, true),
         mount("credentials", CREDENTIALS_DIR, true),
+        mount("feeds", FEEDS_DIR, true),
         mount("data", DATA_DIR, false),
         mount("tmp", "/tmp", false),
     ];
@@ -338,6 +342,17 @@ fn volumes(taxii_service: &TaxiiService, tls: Option<&TlsPlan>) -> Vec<Volume> {
             secret: Some(SecretVolumeSource {
                 secret_name: Some(names::credentials_secret(service)),
                 default_mode: Some(SECRET_MODE),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "feeds".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names::feeds_secret(service)),
+                default_mode: Some(SECRET_MODE),
+                // Rendered with the configuration: a pod never waits for it.
+                optional: Some(true),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()

@@ -126,7 +126,7 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
             })
             .collect(),
         collections: vec![],
-        // TaxiiFeed resources are not rendered yet.
+        // Added by `admit_feeds`, after the collections they store into.
         feeds: vec![],
     }
 }

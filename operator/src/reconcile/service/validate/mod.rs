@@ -10,6 +10,7 @@ mod collections;
 mod collections_from;
 mod config;
 mod exposure;
+mod feeds;
 mod image;
 mod pod;
 mod selector;
@@ -30,6 +31,9 @@ pub use config::shutdown_delay_secs;
 pub use exposure::{
     gateway_api_unavailable, monitoring_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES,
 };
+pub use feeds::{
+    server_name as feed_server_name, FeedsPlan, API_KEY_KEY as FEED_API_KEY_KEY, RENDERED,
+};
 pub use image::image_allowed;
 pub use pod::PodSettings;
 pub use selector::{InvalidSelector, Selector};
@@ -43,6 +47,7 @@ use collections::{admit_collections, verdict};
 use collections_from::admit_collections_from;
 use config::{base_config, external_url, service_problems};
 use exposure::{exposure_warnings, validate_gateway, validate_network_policy};
+use feeds::admit_feeds;
 use image::validate_image;
 use pod::validate_pod;
 use storage::{validate_database, validate_replicas};
@@ -90,6 +95,8 @@ pub enum ProblemKind {
     RejectedCollections,
     /// The XSOAR collections JSON of `spec.collectionsFrom` cannot be read as a whole.
     InvalidCollectionsFrom,
+    /// One or more TaxiiFeeds are not run.
+    RejectedFeeds,
 }
 
 impl ProblemKind {
@@ -111,6 +118,7 @@ impl ProblemKind {
             ProblemKind::InvalidStorageSecret => "InvalidStorageSecret",
             ProblemKind::RejectedCollections => "RejectedCollections",
             ProblemKind::InvalidCollectionsFrom => "InvalidCollectionsFrom",
+            ProblemKind::RejectedFeeds => "RejectedFeeds",
         }
     }
 }
@@ -243,6 +251,8 @@ pub struct Validated {
     pub collections: Vec<CollectionVerdict>,
     /// What became of `spec.collectionsFrom`, when set (and the spec is valid).
     pub collections_from: Option<CollectionsFromStatus>,
+    /// One decision per TaxiiFeed naming the service, and the files of those run.
+    pub feeds: FeedsPlan,
     /// Users with usable Secrets: `spec.users` in spec order, then the selected ones.
     pub users: Vec<PlainUser>,
     /// What `spec.userSelector` selected; `None` without one.
@@ -348,6 +358,7 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
 
     let base = base_config(service, &urls);
     let mut collections_from = None;
+    let mut feeds = FeedsPlan::default();
     let (config, mut collections) = match server_config::validate(base.clone()) {
         Ok(_) => {
             let (config, verdicts) =
@@ -358,6 +369,13 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
                 admit_collections_from(config, inputs, &urls, &mut problems)
             };
             collections_from = from;
+            let config = if rejected {
+                config
+            } else {
+                let (config, plan) = admit_feeds(config, &inputs.feeds, &verdicts, &inputs.secrets);
+                feeds = plan;
+                config
+            };
             (Some(config), verdicts)
         }
         Err(e) => {
@@ -410,12 +428,35 @@ pub fn validate(inputs: &Inputs, settings: &Settings) -> Validated {
             message: format!("collections not served: {}", not_served.join(", ")),
         });
     }
+    if feeds.admissions.is_empty() && (config.is_none() || rejected) {
+        // The service cannot run feeds: every TaxiiFeed naming it waits.
+        feeds.admissions = inputs
+            .feeds
+            .iter()
+            .map(|feed| crate::crd::FeedAdmission {
+                name: feed.name_any(),
+                observed_generation: feed.metadata.generation,
+                accepted: false,
+                reason: "ServiceInvalid".into(),
+                message: format!(
+                    "TaxiiService {} cannot be rendered; see its status",
+                    service.name_any()
+                ),
+            })
+            .collect();
+    } else if !feeds.rejected().is_empty() {
+        problems.push(Problem {
+            kind: ProblemKind::RejectedFeeds,
+            message: format!("feeds not run: {}", feeds.rejected().join(", ")),
+        });
+    }
     problems.sort_by_key(|p| p.kind);
 
     Validated {
         config,
         collections,
         collections_from,
+        feeds,
         users,
         tls,
         replicas,
