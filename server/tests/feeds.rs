@@ -18,11 +18,11 @@ use axum::Router;
 use common::backend::{Backend, Place};
 use common::wait::eventually;
 use common::{indicator, malware, objects_url, TestApp, INBOX};
+use http_body_util::BodyExt;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use taxiway_model::feed_status::{FeedRun, FeedsReport, RunState, FEEDS_PATH};
 use taxiway_server::admin::{self, Admin};

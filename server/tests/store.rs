@@ -1166,7 +1166,11 @@ async fn pg_migrate_from_sqlite_carries_feeds_checkpoints_and_runs_not_leases() 
     let report = copy_from_sqlite(dir.path(), &target).await.expect("copy");
     assert_eq!(report.feeds, 2);
     assert_eq!(
-        target.feed_checkpoint("partner").await.expect("read").as_deref(),
+        target
+            .feed_checkpoint("partner")
+            .await
+            .expect("read")
+            .as_deref(),
         Some(r#"{"kind":"taxii"}"#)
     );
     assert_eq!(
@@ -1174,13 +1178,21 @@ async fn pg_migrate_from_sqlite_carries_feeds_checkpoints_and_runs_not_leases() 
         Some(run)
     );
     assert_eq!(
-        target.feed_checkpoint("list").await.expect("read").as_deref(),
+        target
+            .feed_checkpoint("list")
+            .await
+            .expect("read")
+            .as_deref(),
         Some(r#"{"kind":"list"}"#)
     );
     assert_eq!(target.feed_run("list").await.expect("read"), None);
     // The old server's lease stays behind: a replica takes the feed at once.
     assert!(target
-        .lease_feed("partner", "taxiway-0:8443", std::time::Duration::from_secs(60))
+        .lease_feed(
+            "partner",
+            "taxiway-0:8443",
+            std::time::Duration::from_secs(60)
+        )
         .await
         .expect("lease"));
 }

@@ -181,9 +181,14 @@ mod tests {
         let again = started(Some(&failed), "t2".into(), "b");
         assert_eq!(again.state, RunState::Syncing);
         assert_eq!(again.finished_at.as_deref(), Some("t1"));
-        assert_eq!((again.error, again.fetched), (None, 0));
+        assert_eq!((again.error.as_deref(), again.fetched), (None, 0));
         assert_eq!((again.consecutive_failures, again.stored_total), (1, 2));
-        let failed = finished(again, "t3".into(), &report(0, 0, 0), Some(&FeedError::Timeout));
+        let failed = finished(
+            again,
+            "t3".into(),
+            &report(0, 0, 0),
+            Some(&FeedError::Timeout),
+        );
         assert_eq!(failed.consecutive_failures, 2);
         assert_eq!(failed.holder, "b");
 
@@ -194,7 +199,10 @@ mod tests {
             None,
         );
         assert_eq!(ok.state, RunState::Ok);
-        assert_eq!((ok.error_kind, ok.error), (None, None));
+        assert_eq!(
+            (ok.error_kind.as_deref(), ok.error.as_deref()),
+            (None, None)
+        );
         assert_eq!(ok.consecutive_failures, 0);
         assert_eq!(ok.started_at, "t4");
         assert_eq!(ok.finished_at.as_deref(), Some("t5"));
@@ -229,6 +237,9 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc() {
         let t = now();
-        assert!(t.ends_with('Z') && t.len() == 27 && &t[10..11] == "T", "{t}");
+        assert!(
+            t.ends_with('Z') && t.len() == 27 && &t[10..11] == "T",
+            "{t}"
+        );
     }
 }
