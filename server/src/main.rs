@@ -311,12 +311,13 @@ async fn migrate(from: &std::path::Path, config_dir: &std::path::Path) -> anyhow
     let report = store::postgres::copy_from_sqlite(from, &target).await?;
     store::Store::close(&target).await?;
     println!(
-        "copied {} object versions, {} views ({} entries) and {} statuses from {} in {:.1}s; \
-         last date_added {}",
+        "copied {} object versions, {} views ({} entries), {} statuses and {} feeds' state \
+         from {} in {:.1}s; last date_added {}",
         report.object_versions,
         report.views,
         report.entries,
         report.statuses,
+        report.feeds,
         from.display(),
         started.elapsed().as_secs_f64(),
         report.last_stamp

@@ -1,13 +1,15 @@
 //! Feeds (`[[feeds]]`): Taxiway pulling from another Taxiway over TAXII 2.1 and 2.0,
 //! over plain HTTP and over HTTPS with a private CA; IOC lists, CSV and bundles
 //! served by a local HTTP server; wrong credentials; restarts resuming from the
-//! checkpoint; the runner following configuration reloads; leases on PostgreSQL.
+//! checkpoint; the runner following configuration reloads; leases on PostgreSQL; the
+//! record of each feed's runs on the admin listener's `GET /feeds`.
 
 mod common;
 mod fixtures;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use axum::response::IntoResponse;
@@ -16,11 +18,14 @@ use axum::Router;
 use common::backend::{Backend, Place};
 use common::wait::eventually;
 use common::{indicator, malware, objects_url, TestApp, INBOX};
+use http_body_util::BodyExt;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use serde_json::{json, Value};
+use taxiway_model::feed_status::{FeedRun, FeedsReport, RunState, FEEDS_PATH};
+use taxiway_server::admin::{self, Admin};
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::feeds::{pull_once, FeedError, Feeds, PullReport};
 use taxiway_server::serve;
@@ -30,6 +35,7 @@ use taxiway_server::taxii::envelope::parse_envelope;
 use taxiway_server::tls::Tls;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tower::ServiceExt;
 
 /// The upstream's collections: the common test config, serving TAXII 2.1 and 2.0.
 fn upstream_config() -> ServiceConfig {
@@ -525,6 +531,49 @@ async fn lease_is_exclusive(backend: Backend) {
         b.feed_checkpoint("partner").await.expect("read").as_deref(),
         Some("{\"x\":1}")
     );
+
+    // The record of a feed's runs is saved beside, leaving checkpoint and lease alone.
+    assert_eq!(a.feed_run("partner").await.expect("read"), None);
+    a.save_feed_run("partner", "{\"state\":\"syncing\"}")
+        .await
+        .expect("save run");
+    a.save_feed_run("partner", "{\"state\":\"ok\"}")
+        .await
+        .expect("replace run");
+    assert_eq!(
+        b.feed_run("partner").await.expect("read").as_deref(),
+        Some("{\"state\":\"ok\"}")
+    );
+    assert_eq!(
+        a.feed_checkpoint("partner").await.expect("read").as_deref(),
+        Some("{\"x\":1}"),
+        "the checkpoint is kept"
+    );
+    assert!(
+        !a.lease_feed("partner", "replica-a", ttl)
+            .await
+            .expect("lease"),
+        "replica-b's lease is kept"
+    );
+    assert!(b
+        .lease_feed("partner", "replica-b", ttl)
+        .await
+        .expect("renew"));
+    a.save_feed_checkpoint("partner", "{\"x\":2}")
+        .await
+        .expect("save");
+    assert_eq!(
+        b.feed_run("partner").await.expect("read").as_deref(),
+        Some("{\"state\":\"ok\"}"),
+        "a checkpoint leaves the run alone"
+    );
+    // A run saved for a feed nobody leased yet leaves it free, with no checkpoint.
+    b.save_feed_run("fresh", "{}").await.expect("save run");
+    assert_eq!(a.feed_checkpoint("fresh").await.expect("read"), None);
+    assert!(a
+        .lease_feed("fresh", "replica-a", ttl)
+        .await
+        .expect("a free lease"));
 }
 
 #[tokio::test]
@@ -662,4 +711,180 @@ async fn retry_after_is_honoured_and_bodies_are_bounded() {
     let small = downstream_config(&list_feed(addr, "lines", "max_response_bytes = 1024"));
     let err = pull(&down.store, &small).await.expect_err("too large");
     assert_eq!(err.kind(), "too_large");
+}
+
+/// `GET /feeds` on `app`'s admin listener: the status, the content type and the body.
+async fn admin_feeds(app: &TestApp) -> (u16, String, String) {
+    let admin = admin::router(Admin {
+        app: app.state.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+    });
+    let request = axum::http::Request::get(FEEDS_PATH)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = admin.oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).expect("UTF-8"),
+    )
+}
+
+/// The report of `GET /feeds`.
+async fn feeds_report(app: &TestApp) -> FeedsReport {
+    let (status, content_type, body) = admin_feeds(app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(content_type, "application/json");
+    serde_json::from_str(&body).expect("a FeedsReport")
+}
+
+/// The record of the first feed's runs, once it is in `state`.
+async fn run_in_state(app: &TestApp, state: RunState) -> FeedRun {
+    let mut found = None;
+    eventually(&format!("the feed's run to be {state:?}"), async || {
+        found = feeds_report(app).await.feeds[0]
+            .run
+            .clone()
+            .filter(|r| r.state == state);
+        found.is_some()
+    })
+    .await;
+    found.expect("a run")
+}
+
+#[tokio::test]
+async fn the_admin_listener_reports_each_feed_s_last_run() {
+    let (up, addr, _stop) = upstream().await;
+    seed(
+        &up.store,
+        INBOX,
+        vec![
+            indicator(1, 1, "10.0.0.1", 50),
+            indicator(2, 1, "10.0.0.2", 50),
+            malware(3),
+        ],
+    )
+    .await;
+    let config = downstream_config(&format!(
+        "[[feeds]]\nname = \"partner\"\ninto = \"inbox\"\nurl = \"http://{addr}/taxii2/\"\n\
+         collection = \"inbox\"\ninterval_secs = 600\n"
+    ));
+    let down = TestApp::with_config(config).await;
+
+    let before = feeds_report(&down).await;
+    assert_eq!(before.feeds.len(), 1);
+    let feed = &before.feeds[0];
+    assert_eq!(
+        (
+            feed.name.as_str(),
+            feed.into.as_str(),
+            feed.format.as_str(),
+            feed.interval_secs
+        ),
+        ("partner", "inbox", "taxii", 600)
+    );
+    assert_eq!(feed.run, None, "no pull has started yet");
+
+    let _feeds = Feeds::start(down.state.clone(), "test-replica".into());
+    let run = run_in_state(&down, RunState::Ok).await;
+    assert_eq!((run.fetched, run.stored, run.rejected), (3, 3, 0));
+    assert_eq!((run.stored_total, run.consecutive_failures), (3, 0));
+    assert_eq!((run.error_kind, run.error), (None, None));
+    assert_eq!(run.holder, "test-replica");
+    let finished = run.finished_at.expect("finishedAt");
+    assert_eq!(run.last_success_at.as_deref(), Some(finished.as_str()));
+    assert!(finished.ends_with('Z') && run.started_at <= finished);
+    let (_, _, body) = admin_feeds(&down).await;
+    assert!(body.contains("\"state\":\"ok\""), "{body}");
+    assert!(body.contains("\"lastSuccessAt\""), "{body}");
+    assert!(body.contains("\"intervalSecs\":600"), "{body}");
+}
+
+#[tokio::test]
+async fn a_refused_pull_reports_failed_and_a_fixed_one_ok_again() {
+    use std::sync::atomic::Ordering;
+    let refusing = Arc::new(AtomicBool::new(true));
+    let gate = refusing.clone();
+    let router = Router::new().route(
+        "/list",
+        get(move || {
+            let gate = gate.clone();
+            async move {
+                if gate.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::UNAUTHORIZED.into_response()
+                } else {
+                    "198.51.100.7\n".into_response()
+                }
+            }
+        }),
+    );
+    let (addr, _stop) = serve_on(router, None).await;
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let password = secrets.path().join("password");
+    std::fs::write(&password, "s3cret-pw\n").expect("write");
+    let feed = |interval: u32| {
+        format!(
+            "[[feeds]]\nname = \"blocklist\"\ninto = \"inbox-alias\"\nurl = \"http://{addr}/list\"\n\
+             format = \"lines\"\ninterval_secs = {interval}\nusername = \"alice\"\n\
+             password_file = {:?}\n",
+            password.display().to_string()
+        )
+    };
+    let down = TestApp::with_config(downstream_config(&feed(600))).await;
+    let _feeds = Feeds::start(down.state.clone(), "test-replica".into());
+
+    let failed = run_in_state(&down, RunState::Failed).await;
+    assert_eq!(failed.error_kind.as_deref(), Some("auth"));
+    assert!(failed.consecutive_failures >= 1);
+    assert!(
+        failed.error.as_deref().is_some_and(|e| e.contains("401")),
+        "{failed:?}"
+    );
+    assert_eq!((failed.stored, failed.stored_total), (0, 0));
+    assert_eq!(failed.last_success_at, None);
+    assert!(inbox(&down).await.is_empty(), "nothing stored");
+    let (_, _, body) = admin_feeds(&down).await;
+    assert!(body.contains("\"errorKind\":\"auth\""), "{body}");
+    assert!(!body.contains("s3cret-pw"), "{body}");
+    assert!(
+        !body.contains(&*secrets.path().display().to_string()),
+        "{body}"
+    );
+
+    // Fixed upstream; the reload restarts the feed, which pulls at once.
+    refusing.store(false, Ordering::SeqCst);
+    down.state
+        .config
+        .store(Arc::new(downstream_config(&feed(601))));
+    let ok = run_in_state(&down, RunState::Ok).await;
+    assert_eq!((ok.stored, ok.stored_total), (1, 1));
+    assert_eq!(ok.consecutive_failures, 0);
+    assert_eq!((ok.error_kind, ok.error), (None, None));
+    assert!(ok.last_success_at.is_some());
+    assert_eq!(inbox(&down).await.len(), 1);
+    assert_eq!(feeds_report(&down).await.feeds[0].interval_secs, 601);
+}
+
+#[test]
+fn failed_pulls_are_retried_sooner_but_never_later_than_the_interval() {
+    use std::time::Duration;
+    use taxiway_server::feeds::next_pull_in;
+    let interval = Duration::from_secs(900);
+    assert_eq!(next_pull_in(interval, 0), interval);
+    assert_eq!(next_pull_in(interval, 1), Duration::from_secs(30));
+    assert_eq!(next_pull_in(interval, 3), Duration::from_secs(120));
+    assert_eq!(next_pull_in(interval, 30), interval);
 }

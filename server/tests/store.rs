@@ -1140,6 +1140,65 @@ async fn pg_migrate_from_sqlite_keeps_bytes_stamps_and_statuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn pg_migrate_from_sqlite_carries_feeds_checkpoints_and_runs_not_leases() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = r#"{"state":"ok","startedAt":"2026-12-06T10:00:00Z","storedTotal":3}"#;
+    {
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), 2).expect("open"));
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(sqlite
+            .lease_feed("partner", "old-server:8443", hour)
+            .await
+            .expect("lease"));
+        sqlite
+            .save_feed_checkpoint("partner", r#"{"kind":"taxii"}"#)
+            .await
+            .expect("checkpoint");
+        sqlite.save_feed_run("partner", run).await.expect("run");
+        sqlite
+            .save_feed_checkpoint("list", r#"{"kind":"list"}"#)
+            .await
+            .expect("checkpoint");
+        sqlite.close().await.expect("close");
+    }
+    let target = db.open().await;
+    let report = copy_from_sqlite(dir.path(), &target).await.expect("copy");
+    assert_eq!(report.feeds, 2);
+    assert_eq!(
+        target
+            .feed_checkpoint("partner")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some(r#"{"kind":"taxii"}"#)
+    );
+    assert_eq!(
+        target.feed_run("partner").await.expect("read").as_deref(),
+        Some(run)
+    );
+    assert_eq!(
+        target
+            .feed_checkpoint("list")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some(r#"{"kind":"list"}"#)
+    );
+    assert_eq!(target.feed_run("list").await.expect("read"), None);
+    // The old server's lease stays behind: a replica takes the feed at once.
+    assert!(target
+        .lease_feed(
+            "partner",
+            "taxiway-0:8443",
+            std::time::Duration::from_secs(60)
+        )
+        .await
+        .expect("lease"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
     let db = TestDb::create().await;
     let dir = tempfile::tempdir().expect("tmp");

@@ -10,7 +10,8 @@
 //!   bounded bodies;
 //! - [`taxii`], [`bundle`], [`list`]: the pullers; [`lists`] and [`indicators`]: list
 //!   entries into indicators and the removal rule;
-//! - [`checkpoint`]: where the next pull starts, kept in the store;
+//! - [`checkpoint`]: where the next pull starts, kept in the store; [`status`]: the
+//!   record of each feed's runs beside it, which the admin listener reports;
 //! - [`sink`]: objects into the store's ingest path.
 
 pub mod bundle;
@@ -24,10 +25,11 @@ pub mod pull;
 pub mod run;
 pub mod schedule;
 pub mod sink;
+pub mod status;
 pub mod taxii;
 
 pub use self::error::FeedError;
 pub use self::pull::Lease;
 pub use self::run::pull_once;
-pub use self::schedule::{holder_name, Feeds};
+pub use self::schedule::{holder_name, next_pull_in, Feeds};
 pub use self::sink::PullReport;

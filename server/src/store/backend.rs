@@ -73,6 +73,14 @@ pub trait Store: Send + Sync {
     /// Save a feed's checkpoint (kept when the feed is removed from the configuration).
     async fn save_feed_checkpoint(&self, feed: &str, checkpoint: &str) -> Result<(), StoreError>;
 
+    /// The record of `feed`'s runs saved last (the JSON of a
+    /// [`taxiway_model::feed_status::FeedRun`]), if any.
+    async fn feed_run(&self, feed: &str) -> Result<Option<String>, StoreError>;
+
+    /// Save the record of `feed`'s runs (JSON), leaving its checkpoint and lease as
+    /// they are.
+    async fn save_feed_run(&self, feed: &str, run: &str) -> Result<(), StoreError>;
+
     /// Take or renew the lease on running `feed` for `holder` (one per process) for
     /// `ttl`: `true` when `holder` holds it now, `false` while another holder's lease
     /// runs. With several replicas on one database each feed runs on one at a time.

@@ -19,6 +19,7 @@ mod add_objects;
 mod backend;
 mod clock;
 mod error;
+pub mod feed_run;
 pub(crate) mod ingest;
 mod listing;
 pub(crate) mod membership;

@@ -192,6 +192,14 @@ impl Store for PostgresStore {
         self.write_feed_checkpoint(feed, checkpoint).await
     }
 
+    async fn feed_run(&self, feed: &str) -> Result<Option<String>, StoreError> {
+        self.read_feed_run(feed).await
+    }
+
+    async fn save_feed_run(&self, feed: &str, run: &str) -> Result<(), StoreError> {
+        self.write_feed_run(feed, run).await
+    }
+
     async fn lease_feed(
         &self,
         feed: &str,

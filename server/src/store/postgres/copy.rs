@@ -1,6 +1,6 @@
 //! `taxiway-server migrate --from-sqlite`: copy an embedded store into an empty
 //! PostgreSQL database, keeping object bytes, view membership with its exact
-//! `date_added`, view ids and status resources.
+//! `date_added`, view ids, status resources and feeds' checkpoints and run records.
 
 use std::path::Path;
 
@@ -27,6 +27,8 @@ pub struct CopyReport {
     pub entries: u64,
     /// Status resources copied.
     pub statuses: u64,
+    /// Feeds whose checkpoint and run record were copied.
+    pub feeds: u64,
     /// The clock after the copy (the largest stamp copied).
     pub last_stamp: i64,
 }
@@ -105,8 +107,8 @@ async fn ensure_empty(tx: &Tx<'_>) -> Result<(), StoreError> {
 }
 
 /// Copy every table, parents first: object versions, views (retired ones are not
-/// worth copying), their entries, status resources. `last_stamp` is the largest
-/// `date_added` copied.
+/// worth copying), their entries, status resources, feeds' state. `last_stamp` is the
+/// largest `date_added` copied.
 async fn copy_tables(source: &mut Connection, tx: &Tx<'_>) -> Result<CopyReport, StoreError> {
     let mut report = CopyReport {
         object_versions: copy_table::<VersionRecord>(source, tx, None, |_| ()).await?,
@@ -126,7 +128,50 @@ async fn copy_tables(source: &mut Connection, tx: &Tx<'_>) -> Result<CopyReport,
         .await?;
     }
     report.statuses = copy_table::<StatusRecord>(source, tx, None, |_| ()).await?;
+    report.feeds = copy_feed_state(read_feed_state(source)?, tx).await?;
     Ok(report)
+}
+
+/// A feed's row of `feed_state`, without its lease (the replicas take leases afresh).
+struct FeedStateRecord {
+    name: String,
+    checkpoint: Option<String>,
+    run: Option<String>,
+}
+
+/// Every feed's checkpoint and run record (one row per configured feed: few). A store
+/// older than feeds (schema 3) has none; one older than run records (4) has no `run`.
+fn read_feed_state(source: &Connection) -> Result<Vec<FeedStateRecord>, StoreError> {
+    let version: i64 = source.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let select = match version {
+        ..=2 => return Ok(Vec::new()),
+        3 => "SELECT name, checkpoint, NULL AS run FROM feed_state ORDER BY name",
+        _ => "SELECT name, checkpoint, run FROM feed_state ORDER BY name",
+    };
+    let mut select = source.prepare(select)?;
+    let rows = select.query_map([], |r| {
+        Ok(FeedStateRecord {
+            name: r.get("name")?,
+            checkpoint: r.get("checkpoint")?,
+            run: r.get("run")?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Write feeds' checkpoints and run records, so each feed resumes where it stopped.
+/// A feed a replica already leased in the target keeps its lease. Returns how many.
+async fn copy_feed_state(feeds: Vec<FeedStateRecord>, tx: &Tx<'_>) -> Result<u64, StoreError> {
+    for feed in &feeds {
+        tx.execute(
+            "INSERT INTO feed_state (name, checkpoint, run) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint, \
+               run = excluded.run",
+            &[&feed.name, &feed.checkpoint, &feed.run],
+        )
+        .await?;
+    }
+    Ok(feeds.len() as u64)
 }
 
 /// A row copied from the SQLite store to the same table in PostgreSQL.

@@ -1,4 +1,5 @@
-//! Feeds' rows in `feed_state`: checkpoints and leases (see [`crate::store::Store`]).
+//! Feeds' rows in `feed_state`: checkpoints, run records and leases (see
+//! [`crate::store::Store`]).
 //! A lease is measured by the database's clock, so replicas whose clocks differ still
 //! agree on when it ends.
 
@@ -36,6 +37,26 @@ impl PostgresStore {
                 "INSERT INTO feed_state (name, checkpoint) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint",
                 &[&feed, &checkpoint],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn read_feed_run(&self, feed: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT run FROM feed_state WHERE name = $1", &[&feed])
+            .await?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+
+    pub(super) async fn write_feed_run(&self, feed: &str, run: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO feed_state (name, run) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET run = excluded.run",
+                &[&feed, &run],
             )
             .await?;
         Ok(())

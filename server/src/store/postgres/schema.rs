@@ -121,6 +121,11 @@ const MIGRATIONS: &[&str] = &[
         lease_until_us bigint NOT NULL DEFAULT 0
     );
     "#,
+    // 4: the record of each feed's runs (JSON of `feed_status::FeedRun`), reported on
+    // the admin listener's `GET /feeds` by whichever replica is asked.
+    r#"
+    ALTER TABLE feed_state ADD COLUMN run text;
+    "#,
 ];
 
 /// The schema version this binary writes.

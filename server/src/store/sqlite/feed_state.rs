@@ -1,4 +1,5 @@
-//! Feeds' rows in `feed_state`: checkpoints and leases (see [`crate::store::Store`]).
+//! Feeds' rows in `feed_state`: checkpoints, run records and leases (see
+//! [`crate::store::Store`]).
 
 use std::time::Duration;
 
@@ -41,6 +42,36 @@ impl SqliteStore {
                 "INSERT INTO feed_state (name, checkpoint) VALUES (?1, ?2) \
                  ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint",
                 params![feed, checkpoint],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn read_feed_run(&self, feed: &str) -> Result<Option<String>, StoreError> {
+        let feed = feed.to_string();
+        self.blocking(move |inner| {
+            let conn = inner.readers.get()?;
+            let run: Option<Option<String>> = conn
+                .query_row(
+                    "SELECT run FROM feed_state WHERE name = ?1",
+                    params![feed],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(run.flatten())
+        })
+        .await
+    }
+
+    pub(super) async fn write_feed_run(&self, feed: &str, run: &str) -> Result<(), StoreError> {
+        let (feed, run) = (feed.to_string(), run.to_string());
+        self.blocking(move |inner| {
+            let writer = inner.writer.lock().map_err(poisoned)?;
+            writer.execute(
+                "INSERT INTO feed_state (name, run) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET run = excluded.run",
+                params![feed, run],
             )?;
             Ok(())
         })

@@ -94,6 +94,11 @@ const MIGRATIONS: &[&str] = &[
         lease_until_us INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 4: the record of each feed's runs (JSON of `feed_status::FeedRun`), reported on
+    // the admin listener's `GET /feeds`.
+    r#"
+    ALTER TABLE feed_state ADD COLUMN run TEXT;
+    "#,
 ];
 
 /// Open-time settings of every connection.
