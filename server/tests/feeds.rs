@@ -29,6 +29,7 @@ use taxiway_server::admin::{self, Admin};
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::feeds::{pull_once, FeedError, Feeds, PullReport};
 use taxiway_server::serve;
+use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
 use taxiway_server::store::SharedStore;
 use taxiway_server::taxii::envelope::parse_envelope;
@@ -714,9 +715,9 @@ async fn retry_after_is_honoured_and_bodies_are_bounded() {
 }
 
 /// `GET /feeds` on `app`'s admin listener: the status, the content type and the body.
-async fn admin_feeds(app: &TestApp) -> (u16, String, String) {
+async fn admin_feeds(state: &AppState) -> (u16, String, String) {
     let admin = admin::router(Admin {
-        app: app.state.clone(),
+        app: state.clone(),
         ready: Arc::new(AtomicBool::new(true)),
     });
     let request = axum::http::Request::get(FEEDS_PATH)
@@ -745,7 +746,7 @@ async fn admin_feeds(app: &TestApp) -> (u16, String, String) {
 
 /// The report of `GET /feeds`.
 async fn feeds_report(app: &TestApp) -> FeedsReport {
-    let (status, content_type, body) = admin_feeds(app).await;
+    let (status, content_type, body) = admin_feeds(&app.state).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(content_type, "application/json");
     serde_json::from_str(&body).expect("a FeedsReport")
@@ -807,7 +808,7 @@ async fn the_admin_listener_reports_each_feed_s_last_run() {
     let finished = run.finished_at.expect("finishedAt");
     assert_eq!(run.last_success_at.as_deref(), Some(finished.as_str()));
     assert!(finished.ends_with('Z') && run.started_at <= finished);
-    let (_, _, body) = admin_feeds(&down).await;
+    let (_, _, body) = admin_feeds(&down.state).await;
     assert!(body.contains("\"state\":\"ok\""), "{body}");
     assert!(body.contains("\"lastSuccessAt\""), "{body}");
     assert!(body.contains("\"intervalSecs\":600"), "{body}");
@@ -856,7 +857,7 @@ async fn a_refused_pull_reports_failed_and_a_fixed_one_ok_again() {
     assert_eq!((failed.stored, failed.stored_total), (0, 0));
     assert_eq!(failed.last_success_at, None);
     assert!(inbox(&down).await.is_empty(), "nothing stored");
-    let (_, _, body) = admin_feeds(&down).await;
+    let (_, _, body) = admin_feeds(&down.state).await;
     assert!(body.contains("\"errorKind\":\"auth\""), "{body}");
     assert!(!body.contains("s3cret-pw"), "{body}");
     assert!(
@@ -887,4 +888,79 @@ fn failed_pulls_are_retried_sooner_but_never_later_than_the_interval() {
     assert_eq!(next_pull_in(interval, 1), Duration::from_secs(30));
     assert_eq!(next_pull_in(interval, 3), Duration::from_secs(120));
     assert_eq!(next_pull_in(interval, 30), interval);
+}
+
+/// Two replicas on one PostgreSQL database, each running the feed runner: the feed is
+/// pulled by one of them only (one pull's page requests reach the upstream, not two),
+/// and both replicas' `GET /feeds` report that one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn postgres_two_replicas_pull_each_feed_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use taxiway_server::auth::Credentials;
+
+    let up = TestApp::with_config(upstream_config()).await;
+    seed(
+        &up.store,
+        INBOX,
+        vec![
+            indicator(1, 1, "10.0.0.1", 50),
+            indicator(2, 1, "10.0.0.2", 60),
+            malware(3),
+        ],
+    )
+    .await;
+    let pages = Arc::new(AtomicUsize::new(0));
+    let counted = up
+        .router
+        .clone()
+        .layer(axum::middleware::from_fn_with_state(
+            pages.clone(),
+            |axum::extract::State(pages): axum::extract::State<Arc<AtomicUsize>>,
+             request: axum::extract::Request,
+             next: axum::middleware::Next| async move {
+                if request.uri().path().ends_with("/objects/") {
+                    pages.fetch_add(1, Ordering::SeqCst);
+                }
+                next.run(request).await
+            },
+        ));
+    let (addr, _stop) = serve_on(counted, None).await;
+    // page_size 2: one pull of 3 objects asks for 2 pages.
+    let config = downstream_config(&taxii_feed(
+        "partner",
+        &format!("http://{addr}/taxii2/"),
+        "",
+    ));
+    let a = TestApp::on(Place::new(Backend::Postgres).await, config.clone()).await;
+    let b_store = a.db.as_ref().expect("db").open().await;
+    let b_store: SharedStore = b_store;
+    b_store
+        .apply_config(&common::store_setup(&config))
+        .await
+        .expect("apply");
+    let b = AppState::new(config.clone(), b_store, Credentials::none());
+    let _runner_a = Feeds::start(a.state.clone(), "replica-a".into());
+    let _runner_b = Feeds::start(b.clone(), "replica-b".into());
+    let run = run_in_state(&a, RunState::Ok).await;
+    // Both runners tried at once; give a second pull time to show up if there were one.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        pages.load(Ordering::SeqCst),
+        2,
+        "one pull of two pages, not two"
+    );
+    assert_eq!(inbox(&a).await.len(), 3);
+    assert!(
+        ["replica-a", "replica-b"].contains(&run.holder.as_str()),
+        "{run:?}"
+    );
+    // Either replica reports the run (it is read from the store).
+    let (status, _, body) = admin_feeds(&b).await;
+    assert_eq!(status, 200);
+    let report: FeedsReport = serde_json::from_str(&body).expect("report");
+    assert_eq!(
+        report.feeds[0].run.as_ref().map(|r| r.holder.clone()),
+        Some(run.holder)
+    );
 }
