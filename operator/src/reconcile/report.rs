@@ -30,10 +30,10 @@ pub async fn write_status<S: Serialize>(
         &Patch::Apply(&patch),
     )
     .await?;
-    ctx.metrics.wrote(if resource.kind == "TaxiiService" {
-        "TaxiiService/status"
-    } else {
-        "TaxiiCollection/status"
+    ctx.metrics.wrote(match resource.kind.as_str() {
+        "TaxiiService" => "TaxiiService/status",
+        "TaxiiFeed" => "TaxiiFeed/status",
+        _ => "TaxiiCollection/status",
     });
     Ok(())
 }

@@ -58,7 +58,27 @@ pub fn feeds_secret(meta: ObjectMeta, files: &BTreeMap<String, ByteString>) -> S
     Secret {
         metadata: meta,
         type_: Some("Opaque".into()),
-        data: Some(files.clone()),
+        // No files: no `data` at all (the API server stores an empty map as absent,
+        // and a desired `{}` would look like drift forever).
+        data: (!files.is_empty()).then(|| files.clone()),
         ..Secret::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feeds_secret_has_no_data_without_files() {
+        // An empty `data` map is stored as absent: rendering `{}` would be drift forever.
+        assert_eq!(
+            feeds_secret(ObjectMeta::default(), &BTreeMap::new()).data,
+            None
+        );
+        let files = BTreeMap::from([("partner.password".to_string(), ByteString(b"pw".to_vec()))]);
+        let secret = feeds_secret(ObjectMeta::default(), &files);
+        assert_eq!(secret.data, Some(files));
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
     }
 }
