@@ -663,7 +663,14 @@ async fn an_upstream_failing_midway_resumes_with_nothing_lost_or_twice() {
 
     failing.store(false, Ordering::SeqCst);
     let resumed = pull(&down.store, &config).await.expect("resumed");
-    assert_eq!(resumed.fetched, 3, "from the last page stored on");
+    // From the last checkpoint that splits no instant: the first page's last instant
+    // is confirmed only by a next page starting later, which never came, so the page
+    // in doubt may be fetched again (never skipped).
+    assert!(
+        (3..=5).contains(&resumed.fetched),
+        "fetched {} on resuming",
+        resumed.fetched
+    );
     let mut ids: Vec<String> = inbox(&down)
         .await
         .iter()

@@ -11,6 +11,14 @@ server, a real third-party implementation) into its `inbox`.
 4. The password file is made wrong and the configuration reloaded: the pull fails with
    `taxiway_feed_errors_total{kind="auth"}`, nothing is stored; fixed and reloaded, the
    object posted meanwhile arrives, nothing twice.
+5. medallion stops answering in the middle of a pull (a forwarder in front of it drops
+   every request after the first page): the pull fails (`GET /feeds` says so) with the
+   first page stored; once medallion answers again the next pull resumes from the last
+   checkpoint that splits no instant (the 4 objects were added at one instant, so the
+   first page's 2 are fetched again): nothing skipped, nothing stored twice.
+
+Taxiway reaches medallion through that forwarder from the start (its API root URL), so
+the checkpoint's source never changes.
 
 Environment: TAXIWAY_BIN (default target/debug/taxiway-server). Exits 1 with both
 servers' logs on failure; both are stopped at the end.
@@ -24,7 +32,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
@@ -139,6 +149,62 @@ class Medallion:
         self.log.close()
 
 
+class Forwarder:
+    """medallion as Taxiway sees it: every GET forwarded as is, until `cut()`: then
+    every objects request after the next one is dropped without an answer (medallion
+    "stopped" mid-pull), until `heal()`."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.pages_left = None  # None: forward everything
+        forwarder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if "/objects/" in self.path and not forwarder.take_page():
+                    self.close_connection = True
+                    return  # no answer at all: the connection just closes
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("accept", "authorization")}
+                r = requests.get(forwarder.upstream + self.path, headers=headers, timeout=10)
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() in ("content-type",) or k.lower().startswith("x-taxii"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take_page(self):
+        with self.lock:
+            if self.pages_left is None:
+                return True
+            if self.pages_left > 0:
+                self.pages_left -= 1
+                return True
+            return False
+
+    def cut(self, after_pages):
+        with self.lock:
+            self.pages_left = after_pages
+
+    def heal(self):
+        with self.lock:
+            self.pages_left = None
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Taxiway:
     def __init__(self, tmp, medallion_url):
         self.bin = os.environ.get("TAXIWAY_BIN", "target/debug/taxiway-server")
@@ -186,7 +252,7 @@ writable = true
 [[feeds]]
 name = "medallion"
 into = "inbox"
-url = "%s/taxii2/"
+url = "%s/api1/"
 collection = "Medallion indicators"
 interval_secs = 10
 timeout_secs = %d
@@ -205,6 +271,11 @@ password_file = "%s"
         r.raise_for_status()
         return r.json().get("objects", [])
 
+    def feed_run(self):
+        r = requests.get("http://127.0.0.1:%d/feeds" % self.admin_port, timeout=5)
+        r.raise_for_status()
+        return r.json()["feeds"][0].get("run") or {}
+
     def metric(self, name, labels):
         text = requests.get("http://127.0.0.1:%d/metrics" % self.admin_port, timeout=5).text
         m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
@@ -219,7 +290,7 @@ password_file = "%s"
         self.log.close()
 
 
-def check(taxiway, medallion):
+def check(taxiway, medallion, forwarder):
     fetched = 'feed="medallion",result="fetched"'
     medallion.post([indicator(n) for n in (1, 2, 3)])
     wait_for("the first pull to store 3 objects", lambda: len(taxiway.inbox()) == 3)
@@ -260,15 +331,34 @@ def check(taxiway, medallion):
         raise CheckFailed("no per-run log lines")
     print("ok: recovered once fixed; nothing lost or twice; no credential logged")
 
+    forwarder.cut(after_pages=1)
+    medallion.post([indicator(n) for n in (7, 8, 9, 10)])
+    wait_for("the pull to fail midway", lambda: taxiway.feed_run().get("state") == "failed",
+             timeout=90)
+    run = taxiway.feed_run()
+    if len(taxiway.inbox()) != 8 or taxiway.metric("taxiway_feed_objects_total", fetched) != 8:
+        raise CheckFailed("the first page was not kept: inbox %d, run %s" % (len(taxiway.inbox()), run))
+    print("ok: medallion gone mid-pull: the pull failed (%s), its first page kept" % run.get("errorKind"))
+    forwarder.heal()
+    wait_for("the rest after medallion is back", lambda: len(taxiway.inbox()) == 10, timeout=90)
+    wait_for("the run to be ok again", lambda: taxiway.feed_run().get("state") == "ok")
+    time.sleep(11)  # one more interval
+    ids = [o["id"] for o in taxiway.inbox()]
+    total = taxiway.metric("taxiway_feed_objects_total", fetched)
+    if len(set(ids)) != 10 or len(ids) != 10 or total > 12:
+        raise CheckFailed("after the cut: %d objects (%d distinct), %s fetched" % (len(ids), len(set(ids)), total))
+    print("ok: resumed after the cut: all 10 stored once (%d fetched: the page in doubt again)" % total)
+
 
 def main():
     tmp = tempfile.mkdtemp(prefix="taxiway-feeds-medallion-")
-    medallion = taxiway = None
+    medallion = taxiway = forwarder = None
     try:
         medallion = Medallion(tmp)
-        taxiway = Taxiway(tmp, medallion.url)
-        check(taxiway, medallion)
-        print("feeds interop against medallion: 4 passed, 0 failed")
+        forwarder = Forwarder(medallion.url)
+        taxiway = Taxiway(tmp, forwarder.url)
+        check(taxiway, medallion, forwarder)
+        print("feeds interop against medallion: 6 passed, 0 failed")
         return 0
     except (CheckFailed, requests.RequestException, OSError) as e:
         print("FAILED: %s" % e, file=sys.stderr)
@@ -279,7 +369,7 @@ def main():
                     print("--- %s ---\n%s" % (server.log_path, f.read()[-6000:]), file=sys.stderr)
         return 1
     finally:
-        for server in (taxiway, medallion):
+        for server in (taxiway, forwarder, medallion):
             if server is not None:
                 server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,8 +3,12 @@
 //! of objects added after the checkpoint. TAXII 2.1 follows `more`/`next` and takes
 //! its checkpoint from `X-TAXII-Date-Added-Last`; TAXII 2.0 pages with
 //! `Range: items a-b` (answered with `Content-Range`) and takes it from the same
-//! header. The checkpoint is saved after each stored page, so a pull stopped midway
-//! resumes after the last page stored.
+//! header. A pull stopped midway resumes from the last checkpoint that splits no
+//! instant: objects added at one instant may span two pages, so a page's
+//! `X-TAXII-Date-Added-Last` is saved only once the next page starts strictly later
+//! (`X-TAXII-Date-Added-First`) or the pull has seen its last page ([`Resume`]).
+//! Nothing is skipped; at most the objects since that checkpoint are fetched again
+//! (the store keeps one copy).
 
 use http::header::{HeaderName, RANGE};
 use reqwest::Url;
@@ -21,6 +25,7 @@ use crate::taxii::v20::bundle;
 const ACCEPT_21: &str = "application/taxii+json;version=2.1";
 const ACCEPT_20: &str = "application/vnd.oasis.taxii+json; version=2.0";
 const ACCEPT_STIX_20: &str = "application/vnd.oasis.stix+json; version=2.0";
+const DATE_ADDED_FIRST: &str = "x-taxii-date-added-first";
 const DATE_ADDED_LAST: &str = "x-taxii-date-added-last";
 
 /// The TAXII version an upstream speaks.
@@ -142,16 +147,55 @@ pub async fn pull(
     }
 }
 
-async fn checkpoint(pull: &Pull<'_>, page: &Fetched) -> Result<Option<String>, FeedError> {
-    let Some(last) = page.header(DATE_ADDED_LAST) else {
-        return Ok(None);
-    };
+/// Where a pull may resume, saved as its pages arrive (see the module docs).
+#[derive(Debug, Default)]
+struct Resume {
+    /// The last page's `X-TAXII-Date-Added-Last`, not known yet to split no instant.
+    pending: Option<String>,
+}
+
+impl Resume {
+    /// A page was stored: save the previous page's last instant if this page starts
+    /// strictly after it; keep this page's as pending. Returns this page's last.
+    async fn page_stored(
+        &mut self,
+        pull: &Pull<'_>,
+        page: &Fetched,
+    ) -> Result<Option<String>, FeedError> {
+        let first = page.header(DATE_ADDED_FIRST);
+        if let (Some(pending), Some(first)) = (&self.pending, first) {
+            if strictly_after(first, pending) {
+                save(pull, pending).await?;
+            }
+        }
+        let last = page.header(DATE_ADDED_LAST).map(str::to_string);
+        if last.is_some() {
+            self.pending = last.clone();
+        }
+        Ok(last)
+    }
+
+    /// The pull has seen its last page: everything up to the last instant is stored.
+    async fn finished(self, pull: &Pull<'_>) -> Result<(), FeedError> {
+        match &self.pending {
+            Some(last) => save(pull, last).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether timestamp `a` is strictly later than `b` (unreadable: not known to be).
+fn strictly_after(a: &str, b: &str) -> bool {
+    use crate::stix::timestamp::parse_timestamp;
+    matches!((parse_timestamp(a), parse_timestamp(b)), (Ok(a), Ok(b)) if a > b)
+}
+
+async fn save(pull: &Pull<'_>, added_after: &str) -> Result<(), FeedError> {
     pull.save(&Checkpoint::Taxii {
         source: crate::feeds::checkpoint::source_of(pull.feed),
-        added_after: last.to_string(),
+        added_after: added_after.to_string(),
     })
-    .await?;
-    Ok(Some(last.to_string()))
+    .await
 }
 
 async fn pull_21(
@@ -161,6 +205,7 @@ async fn pull_21(
     report: &mut PullReport,
 ) -> Result<(), FeedError> {
     let mut next: Option<String> = None;
+    let mut resume = Resume::default();
     loop {
         let mut url = objects.clone();
         {
@@ -179,11 +224,11 @@ async fn pull_21(
             .map_err(FeedError::Protocol)?;
         let received = request.objects.len() + request.failures.len();
         pull.sink.store(request, report).await?;
-        let last = checkpoint(pull, &page).await?;
+        let last = resume.page_stored(pull, &page).await?;
         pull.renew().await?;
         let more = envelope.get("more").and_then(Value::as_bool) == Some(true);
         if !more || received == 0 {
-            return Ok(());
+            return resume.finished(pull).await;
         }
         let following = envelope
             .get("next")
@@ -196,10 +241,12 @@ async fn pull_21(
         }
         next = following;
         if next.is_none() {
-            // No `next`: ask again from the last object's `date_added`.
+            // No `next`: ask again from the last object's `date_added` (objects
+            // added at that very instant beyond this page cannot be asked for: an
+            // upstream without `next` must not split an instant across pages).
             match last {
                 Some(last) if Some(&last) != added_after.as_ref() => added_after = Some(last),
-                _ => return Ok(()),
+                _ => return resume.finished(pull).await,
             }
         }
     }
@@ -226,6 +273,7 @@ async fn pull_20(
     }
     let size = pull.feed.page_size as u64;
     let mut start = 0u64;
+    let mut resume = Resume::default();
     loop {
         let range: [(HeaderName, String); 1] =
             [(RANGE, format!("items {start}-{}", start + size - 1))];
@@ -234,21 +282,21 @@ async fn pull_20(
             .get(url.as_str(), ACCEPT_STIX_20, &range)
             .await?;
         if page.status == 416 {
-            return Ok(());
+            return resume.finished(pull).await;
         }
         json(&page)?;
         let request =
             bundle::parse(&page.body, pull.max_object_bytes).map_err(FeedError::Protocol)?;
         let received = (request.objects.len() + request.failures.len()) as u64;
         pull.sink.store(request, report).await?;
-        checkpoint(pull, &page).await?;
+        resume.page_stored(pull, &page).await?;
         pull.renew().await?;
         if page.status != 206 || received == 0 {
-            return Ok(());
+            return resume.finished(pull).await;
         }
         match content_range(&page) {
             Some((end, Some(total))) if end + 1 < total => start = end + 1,
-            _ => return Ok(()),
+            _ => return resume.finished(pull).await,
         }
     }
 }
@@ -269,6 +317,23 @@ mod tests {
             headers,
             body: bytes::Bytes::new(),
         }
+    }
+
+    #[test]
+    fn instants_compare_as_times_not_text() {
+        assert!(strictly_after(
+            "2026-01-01T00:00:00.000001Z",
+            "2026-01-01T00:00:00Z"
+        ));
+        assert!(!strictly_after(
+            "2026-01-01T00:00:00.000Z",
+            "2026-01-01T00:00:00Z"
+        ));
+        assert!(!strictly_after(
+            "2025-12-31T23:59:59.9Z",
+            "2026-01-01T00:00:00Z"
+        ));
+        assert!(!strictly_after("not a time", "2026-01-01T00:00:00Z"));
     }
 
     #[test]
