@@ -33,6 +33,16 @@ plan "kube-scheduler, kubelet, kube-proxy 1.20 (Go build)" "[[ -x \$(ls -d $cach
 plan "Debian base image for the Dockerfile's build stage" "compgen -G '$cache/images/*'" "~2 min"
 plan "release build of server + operator for the images" "[[ -d ${CARGO_TARGET_DIR:-$cache/target-e2e}/release ]]" "~15-25 min"
 
+# A full run writes ~15 GiB (debug and release builds, images, the cluster): say so at
+# once when the disk cannot hold it, instead of a linker's bus error minutes later.
+need_gib=20
+free_gib=$(df -Pk "$repo" | awk 'NR == 2 { print int($4 / 1048576) }')
+if [[ -n $free_gib && $free_gib -lt $need_gib ]]; then
+    echo "WARNING: ${free_gib} GiB free under $repo; a full run needs about ${need_gib} GiB" \
+         "(builds, images, the test cluster). Free space (old target/ directories," \
+         "$cache/fuzz-target) if it fails with 'No space left on device'." >&2
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
