@@ -712,6 +712,11 @@ def measure_gzip(port, cpu, name, path, duration, work):
     target: at least twice nginx's pages/s)."""
     body_file, _, body, count = capture_page(port, path, work)
     coding, ours = get_coded(port, path, "gzip")
+    if coding is None:
+        # A server without compression (a build before issue 21, as in an A/B run
+        # against an older commit): no gzip figure to take.
+        log(f"  {name} start, gzip: the server answers identity; no gzip figure")
+        return None
     if coding != "gzip" or zlib.decompress(ours, 31) != body:
         raise SystemExit(f"{path}: Taxiway's gzip answer does not decode to the page")
     nginx, nport = start_nginx(work, body_file)
@@ -1065,7 +1070,9 @@ def measure_store(args, label, n, duration, corpus, imp, backend, work):
         if shutil.which("nginx"):
             for name, coll in (("stored", INBOX), ("query", QUERY_COLL)):
                 start = page_targets(coll, walks[name][0])[0][1]
-                gzip.append(measure_gzip(port, cpu, name, start, duration, work))
+                figure = measure_gzip(port, cpu, name, start, duration, work)
+                if figure is not None:
+                    gzip.append(figure)
         else:
             log(f"{label} {backend.name}: no nginx on PATH, skipping the gzip figures")
 
