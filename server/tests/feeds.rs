@@ -67,6 +67,15 @@ async fn seed(store: &SharedStore, collection: &str, objects: Vec<Value>) {
     assert_eq!(status.failure_count, 0);
 }
 
+/// Two indicators and a malware: what most pulls below start from.
+fn three_objects() -> Vec<Value> {
+    vec![
+        indicator(1, 1, "10.0.0.1", 50),
+        indicator(2, 1, "10.0.0.2", 50),
+        malware(3),
+    ]
+}
+
 /// Serve `router` on a local port (over TLS with `tls`) until the sender is dropped.
 async fn serve_on(router: Router, tls: Option<Arc<Tls>>) -> (SocketAddr, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -114,16 +123,7 @@ async fn inbox(app: &TestApp) -> Vec<Value> {
 #[tokio::test]
 async fn taxii21_pulls_a_collection_then_only_what_was_added_after() {
     let (up, addr, _stop) = upstream().await;
-    seed(
-        &up.store,
-        INBOX,
-        vec![
-            indicator(1, 1, "10.0.0.1", 50),
-            indicator(2, 1, "10.0.0.2", 50),
-            malware(3),
-        ],
-    )
-    .await;
+    seed(&up.store, INBOX, three_objects()).await;
     let config = downstream_config(&taxii_feed(
         "partner",
         &format!("http://{addr}/taxii2/"),
@@ -776,16 +776,7 @@ async fn run_in_state(app: &TestApp, state: RunState) -> FeedRun {
 #[tokio::test]
 async fn the_admin_listener_reports_each_feed_s_last_run() {
     let (up, addr, _stop) = upstream().await;
-    seed(
-        &up.store,
-        INBOX,
-        vec![
-            indicator(1, 1, "10.0.0.1", 50),
-            indicator(2, 1, "10.0.0.2", 50),
-            malware(3),
-        ],
-    )
-    .await;
+    seed(&up.store, INBOX, three_objects()).await;
     let config = downstream_config(&format!(
         "[[feeds]]\nname = \"partner\"\ninto = \"inbox\"\nurl = \"http://{addr}/taxii2/\"\n\
          collection = \"inbox\"\ninterval_secs = 600\n"
@@ -907,16 +898,7 @@ async fn postgres_two_replicas_pull_each_feed_once() {
     use taxiway_server::auth::Credentials;
 
     let up = TestApp::with_config(upstream_config()).await;
-    seed(
-        &up.store,
-        INBOX,
-        vec![
-            indicator(1, 1, "10.0.0.1", 50),
-            indicator(2, 1, "10.0.0.2", 60),
-            malware(3),
-        ],
-    )
-    .await;
+    seed(&up.store, INBOX, three_objects()).await;
     let pages = Arc::new(AtomicUsize::new(0));
     let counted = up
         .router

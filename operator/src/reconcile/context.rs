@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
@@ -13,6 +14,7 @@ use super::service::build::{
     GATEWAY_GROUP, HTTP_ROUTE_VERSION, MONITORING_GROUP, MONITORING_VERSION,
 };
 use super::service::inputs::Settings;
+use super::Error;
 use crate::crd::{TaxiiCollection, TaxiiFeed, TaxiiService};
 use crate::credentials::Argon2Hasher;
 use crate::metrics::Metrics;
@@ -181,6 +183,38 @@ impl Context {
             .checked_shl(count.saturating_sub(1).min(16))
             .unwrap_or(u64::MAX);
         Duration::from_secs(secs).min(MAX_BACKOFF)
+    }
+
+    /// One reconcile of `object` by `controller`: timed and counted in metrics, and
+    /// its failures forgotten when it succeeds.
+    pub async fn measured(
+        &self,
+        controller: &'static str,
+        object: &DynamicObject,
+        reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+    ) -> Result<Action, Error> {
+        let started = Instant::now();
+        let result = reconcile.await;
+        self.metrics.reconciled(controller, started.elapsed());
+        match &result {
+            Ok(_) => self.succeeded(object),
+            Err(e) => self.metrics.failed(controller, e.metric_label()),
+        }
+        result
+    }
+
+    /// After a failed reconcile of `object`: say so and retry with exponential backoff.
+    pub fn retry(&self, controller: &'static str, object: &DynamicObject, error: &Error) -> Action {
+        let delay = self.backoff(object);
+        tracing::warn!(
+            controller,
+            object = %object.name_any(),
+            namespace = %object.namespace().unwrap_or_default(),
+            %error,
+            retry_in = ?delay,
+            "reconcile failed"
+        );
+        Action::requeue(delay)
     }
 
     /// Forget the failures of `object` after a successful reconcile.

@@ -9,7 +9,6 @@
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use kube::api::Api;
 use kube::core::DynamicObject;
@@ -27,27 +26,12 @@ pub const CONTROLLER: &str = "taxiicollection";
 
 /// Reconcile one TaxiiCollection.
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = run(&object, &ctx).await;
-    ctx.metrics.reconciled(CONTROLLER, started.elapsed());
-    match &result {
-        Ok(_) => ctx.succeeded(&object),
-        Err(e) => ctx.metrics.failed(CONTROLLER, e.metric_label()),
-    }
-    result
+    ctx.measured(CONTROLLER, &object, run(&object, &ctx)).await
 }
 
 /// Retry a failed reconcile with exponential backoff.
 pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(&object);
-    tracing::warn!(
-        collection = %object.name_any(),
-        namespace = %object.namespace().unwrap_or_default(),
-        %error,
-        retry_in = ?delay,
-        "reconcile failed"
-    );
-    Action::requeue(delay)
+    ctx.retry(CONTROLLER, &object, error)
 }
 
 async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {

@@ -14,7 +14,7 @@ pub mod validate;
 pub(crate) mod fixtures;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
@@ -43,27 +43,12 @@ const API_RECHECK: Duration = Duration::from_secs(30);
 
 /// Reconcile one TaxiiService.
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = run(&object, &ctx).await;
-    ctx.metrics.reconciled(CONTROLLER, started.elapsed());
-    match &result {
-        Ok(_) => ctx.succeeded(&object),
-        Err(e) => ctx.metrics.failed(CONTROLLER, e.metric_label()),
-    }
-    result
+    ctx.measured(CONTROLLER, &object, run(&object, &ctx)).await
 }
 
 /// Retry a failed reconcile with exponential backoff.
 pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(&object);
-    tracing::warn!(
-        service = %object.name_any(),
-        namespace = %object.namespace().unwrap_or_default(),
-        %error,
-        retry_in = ?delay,
-        "reconcile failed"
-    );
-    Action::requeue(delay)
+    ctx.retry(CONTROLLER, &object, error)
 }
 
 async fn run(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
