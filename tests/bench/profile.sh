@@ -8,7 +8,8 @@
 # Needs a cached store from `tests/bench/run.sh <size>` (default 100k). Runs the server
 # from a copy of the store, zeroes the counters after a warm-up, runs the workload,
 # dumps, stops the server and prints the top functions (tests/bench/cgsum.py).
-# Honours CARGO_TARGET_DIR (or TAXIWAY_BIN for another server binary).
+# Honours CARGO_TARGET_DIR (or TAXIWAY_BIN for another server binary) and TAXIWAY_LOG
+# (default warn; info adds the access log line of each request).
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,7 +26,7 @@ mkdir "$work/config"
 cp "$cache/import-config/taxiway.toml" "$work/config/"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-NO_COLOR=1 TAXIWAY_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
+NO_COLOR=1 TAXIWAY_LOG="${TAXIWAY_LOG:-warn}" valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
     "$bin" serve --config-dir "$work/config" --data-dir "$work/data" \
     --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$work/valgrind.log" 2>&1 &
 pid=$!
