@@ -141,12 +141,21 @@ pub fn rendered_with_their_secrets(env: &Env) -> BoxFuture<'_, Result<()>> {
         })
         .await?;
 
-        // Creating the Secret is heard (a watch, not the next resync): the feed runs.
+        // Created without the opt-in label it is refused (a TaxiiFeed's author picks
+        // the URL its credentials go to); labelled, the change is heard (a watch, not
+        // the next resync) and the feed runs.
         apply(
             client,
             basic_auth(NS, "partner-login", "hub", PASSWORD, &[]),
         )
         .await?;
+        feed_status_where(&ns, "partner", "an unlabelled Secret is refused", |f| {
+            expect_condition(&conditions(f), "Accepted", "False", "SecretNotLabelled")
+        })
+        .await?;
+        let mut labelled = basic_auth(NS, "partner-login", "hub", PASSWORD, &[]);
+        labelled["metadata"]["labels"] = json!({"taxiway.dev/feed-credentials": "true"});
+        apply(client, labelled).await?;
         // A list feed pointing at a query collection is refused, naming the field.
         apply(
             client,

@@ -21,6 +21,13 @@ pub const API_KEY_KEY: &str = "api-key";
 /// The reason of an accepted feed.
 pub const RENDERED: &str = "Rendered";
 
+/// The label a Secret must carry (`"true"`) before a TaxiiFeed may send what it holds
+/// (a password, an API key, a client key) to its upstream. Whoever may create a
+/// TaxiiFeed chooses the URL: without this opt-in by whoever manages the Secret, a
+/// TaxiiFeed could make the server hand any basic-auth Secret of the namespace to a
+/// server of its author's choosing. CA bundles are public and need no label.
+pub const FEED_CREDENTIALS_LABEL: &str = "taxiway.dev/feed-credentials";
+
 /// What became of the TaxiiFeeds of a service.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeedsPlan {
@@ -151,6 +158,7 @@ fn render(
             &credentials.secret_name,
             "spec.credentials.secretName",
         )?;
+        labelled_for_feeds(secret, "spec.credentials.secretName")?;
         if secret.type_.as_deref() == Some(BASIC_AUTH) {
             let username = key(secret, "username", "spec.credentials.secretName")?;
             let password = key(secret, "password", "spec.credentials.secretName")?;
@@ -192,6 +200,7 @@ fn render(
     }
     if let Some(cert) = &spec.client_cert_secret_name {
         let secret = secret(secrets, cert, "spec.clientCertSecretName")?;
+        labelled_for_feeds(secret, "spec.clientCertSecretName")?;
         if secret.type_.as_deref() != Some(TLS) {
             return Err(refuse(
                 "InvalidSecret",
@@ -252,6 +261,27 @@ fn secret<'a>(
             format!("{field}: Secret {name} does not exist"),
         )
     })
+}
+
+/// Refuse a Secret holding something private that is not labelled for feeds.
+fn labelled_for_feeds(secret: &Secret, field: &str) -> Result<(), Refusal> {
+    let labelled = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(FEED_CREDENTIALS_LABEL))
+        .is_some_and(|v| v == "true");
+    if labelled {
+        return Ok(());
+    }
+    Err(refuse(
+        "SecretNotLabelled",
+        format!(
+            "{field}: Secret {} is not labelled {FEED_CREDENTIALS_LABEL}=true; label it to \
+             let TaxiiFeeds send what it holds to their upstream",
+            secret.name_any()
+        ),
+    ))
 }
 
 fn key<'a>(secret: &'a Secret, key: &str, field: &str) -> Result<&'a ByteString, Refusal> {
@@ -379,7 +409,15 @@ mod tests {
         }
     }
 
+    /// A Secret labelled for feeds (see [`unlabelled`]).
     fn secret(name: &str, type_: &str, data: &[(&str, &str)]) -> (String, Secret) {
+        let (name, mut secret) = unlabelled(name, type_, data);
+        secret.metadata.labels =
+            Some([(FEED_CREDENTIALS_LABEL.to_string(), "true".to_string())].into());
+        (name, secret)
+    }
+
+    fn unlabelled(name: &str, type_: &str, data: &[(&str, &str)]) -> (String, Secret) {
         (
             name.to_string(),
             Secret {
@@ -473,7 +511,11 @@ mod tests {
                 }),
             ),
         ];
-        let secrets = BTreeMap::from([secret("plain", "Opaque", &[("token", "t")])]);
+        let secrets = BTreeMap::from([
+            secret("plain", "Opaque", &[("token", "t")]),
+            unlabelled("login", BASIC_AUTH, &[("username", "u"), ("password", "p")]),
+            unlabelled("public-ca", "Opaque", &[("ca.crt", "PEM")]),
+        ]);
         let list = serde_json::json!({"url": "https://l/x.txt", "format": "lines"});
         let with = |extra: serde_json::Value| {
             let mut all = list.clone();
@@ -497,6 +539,14 @@ mod tests {
             ),
             feed("g-interval", with(serde_json::json!({"interval": "5s"}))),
             feed("h-taxii", serde_json::json!({"url": "https://t/taxii2/"})),
+            feed(
+                "i-unlabelled",
+                with(serde_json::json!({"credentials": {"secretName": "login"}})),
+            ),
+            feed(
+                "j-ca",
+                with(serde_json::json!({"caSecretName": "public-ca"})),
+            ),
         ];
         let (config, plan) = admit_feeds(base(), &feeds, &collections, &secrets);
         let reasons: Vec<(&str, &str)> = plan
@@ -515,9 +565,11 @@ mod tests {
                 ("f-keyless", "InvalidSecret"),
                 ("g-interval", "InvalidFeed"),
                 ("h-taxii", "InvalidFeed"),
+                ("i-unlabelled", "SecretNotLabelled"),
+                ("j-ca", RENDERED),
             ]
         );
-        assert_eq!(config.feeds.len(), 1);
+        assert_eq!(config.feeds.len(), 2, "a CA needs no label");
         let message = |name: &str| {
             plan.admissions
                 .iter()
@@ -533,6 +585,10 @@ mod tests {
             message("h-taxii").starts_with("spec.collection:"),
             "{plan:?}"
         );
-        assert_eq!(plan.rejected().len(), 7);
+        assert_eq!(plan.rejected().len(), 8);
+        assert!(
+            message("i-unlabelled").contains("taxiway.dev/feed-credentials=true"),
+            "{plan:?}"
+        );
     }
 }

@@ -32,7 +32,8 @@ pub use exposure::{
     gateway_api_unavailable, monitoring_api_unavailable, INGRESS_WITHOUT_TRUSTED_PROXIES,
 };
 pub use feeds::{
-    server_name as feed_server_name, FeedsPlan, API_KEY_KEY as FEED_API_KEY_KEY, RENDERED,
+    server_name as feed_server_name, FeedsPlan, API_KEY_KEY as FEED_API_KEY_KEY,
+    FEED_CREDENTIALS_LABEL, RENDERED,
 };
 pub use image::image_allowed;
 pub use pod::PodSettings;
