@@ -250,6 +250,9 @@ fn run_options(args: RunArgs) -> RunOptions {
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty())
                     .collect(),
+                operator_namespace: std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|ns| !ns.is_empty()),
             },
             instance,
         },

@@ -2,9 +2,9 @@
 //! ready server pod (from the Service's Endpoints). The server reads the record from
 //! the store, so any replica answers for every feed.
 //!
-//! With `spec.networkPolicy` on, the admin port is open only to `metricsFrom`: the
-//! operator's namespace must be among them (docs/feeds.md), or feeds show
-//! `ServerUnreachable`.
+//! With `spec.networkPolicy` on, the rendered policy opens the admin port to the
+//! operator's own namespace too (`$POD_NAMESPACE`, matched by the
+//! `kubernetes.io/metadata.name` label every namespace carries from Kubernetes 1.21).
 
 use std::time::Duration;
 

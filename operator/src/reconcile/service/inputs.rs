@@ -28,6 +28,10 @@ pub struct Settings {
     /// Image prefixes a TaxiiService's `spec.image` must start with; any image when
     /// empty (`server_image` is always allowed).
     pub allowed_image_prefixes: Vec<String>,
+    /// The namespace the operator runs in, when it runs in the cluster
+    /// (`$POD_NAMESPACE`): a server NetworkPolicy lets it reach the admin port, where
+    /// it asks how feeds run.
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -36,6 +40,7 @@ impl Default for Settings {
             server_image: default_server_image(),
             cluster_domain: "cluster.local".into(),
             allowed_image_prefixes: vec![],
+            operator_namespace: None,
         }
     }
 }

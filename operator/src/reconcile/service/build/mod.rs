@@ -196,6 +196,7 @@ pub fn build(
                 meta(names::workload(&name)),
                 &name,
                 policy,
+                settings.operator_namespace.as_deref(),
             )),
         },
         http_route: match &service.spec.gateway {

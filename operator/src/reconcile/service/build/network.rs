@@ -26,6 +26,9 @@ use crate::names;
 /// Name of the TAXII port on the pod and the Service.
 pub const TAXII_PORT_NAME: &str = "taxii";
 
+/// The label naming a namespace, set by the API server on every namespace.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// The Service: the TAXII port only (the admin port is for probes and Prometheus).
 pub fn service(mut meta: ObjectMeta, service: &TaxiiService, validated: &Validated) -> Service {
     let exposure = &service.spec.service;
@@ -152,12 +155,15 @@ pub fn http_route(
 
 /// The NetworkPolicy of the server pods: ingress only, the TAXII port from
 /// `spec.from` (anyone when empty), the admin port from `spec.metricsFrom` (namespaces
-/// labelled as the monitoring namespace when empty), nothing else. Ports are the
-/// pods' numbers, not names: every NetworkPolicy implementation supports those.
+/// labelled as the monitoring namespace when empty) and from the operator's own
+/// namespace when it runs in the cluster (it asks `GET /feeds` there for TaxiiFeeds'
+/// status), nothing else. Ports are the pods' numbers, not names: every NetworkPolicy
+/// implementation supports those.
 pub fn network_policy(
     meta: ObjectMeta,
     service_name: &str,
     spec: &ServiceNetworkPolicy,
+    operator_namespace: Option<&str>,
 ) -> NetworkPolicy {
     let port = |number: i32| {
         Some(vec![NetworkPolicyPort {
@@ -180,6 +186,20 @@ pub fn network_policy(
     } else {
         spec.metrics_from.clone()
     };
+    let mut admin_from = metrics_from;
+    if let Some(namespace) = operator_namespace {
+        // The label every namespace carries from Kubernetes 1.21 on.
+        admin_from.push(NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    NAMESPACE_NAME_LABEL.to_string(),
+                    namespace.to_string(),
+                )])),
+                match_expressions: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        });
+    }
     NetworkPolicy {
         metadata: meta,
         spec: Some(NetworkPolicySpec {
@@ -195,7 +215,7 @@ pub fn network_policy(
                 },
                 NetworkPolicyIngressRule {
                     ports: port(ADMIN_PORT),
-                    from: Some(metrics_from),
+                    from: Some(admin_from),
                 },
             ]),
             egress: None,

@@ -1177,3 +1177,59 @@ fn monitoring_switched_off_is_unwanted_and_unserved_unchanged() {
     assert_eq!(d.pod_monitor, Optional::Unchanged);
     assert_eq!(d.prometheus_rule, Optional::Unchanged);
 }
+
+#[test]
+fn an_operator_in_the_cluster_may_reach_the_admin_port_for_feed_status() {
+    use crate::reconcile::service::build::build;
+    use crate::reconcile::service::validate::validate;
+
+    let inputs = with_network_policy(json!({"enabled": true}));
+    let settings = Settings {
+        operator_namespace: Some("taxiway-system".into()),
+        ..Settings::default()
+    };
+    let validated = validate(&inputs, &settings);
+    let desired = build(
+        &inputs.service,
+        &validated,
+        &crate::credentials::CredentialsFile::default(),
+        &settings,
+    )
+    .expect("build");
+    let policy = desired.network_policy.wanted().expect("a NetworkPolicy");
+    let rules = policy
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress.clone())
+        .expect("rules");
+    let admin_from = rules[1].from.clone().expect("admin peers");
+    assert_eq!(
+        admin_from.len(),
+        2,
+        "metricsFrom's default and the operator"
+    );
+    let operator = admin_from[1]
+        .namespace_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .expect("namespace selector");
+    assert_eq!(
+        operator
+            .get("kubernetes.io/metadata.name")
+            .map(String::as_str),
+        Some("taxiway-system")
+    );
+    // Out of the cluster (no $POD_NAMESPACE): only metricsFrom.
+    let outside = desired_policy_peers(&inputs);
+    assert_eq!(outside, 1);
+}
+
+fn desired_policy_peers(inputs: &Inputs) -> usize {
+    desired(inputs)
+        .network_policy
+        .wanted()
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.ingress.as_ref())
+        .and_then(|r| r[1].from.as_ref())
+        .map_or(0, Vec::len)
+}
