@@ -18,8 +18,16 @@ pub enum StoreError {
 }
 
 impl From<rusqlite::Error> for StoreError {
+    /// The database still locked by another process's write after the busy timeout
+    /// (an `import` beside the server, a backup) is `Unavailable` (503, retry); the rest
+    /// are errors.
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(format!("the store is busy: {e}"))
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
     }
 }
 
@@ -69,5 +77,26 @@ impl From<deadpool_postgres::PoolError> for StoreError {
             },
             other => StoreError::Unavailable(format!("database unreachable: {other}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_store_locked_by_another_process_is_unavailable_not_an_error() {
+        let sqlite =
+            |code: i32| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        for busy in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
+            assert!(matches!(
+                StoreError::from(sqlite(busy)),
+                StoreError::Unavailable(_)
+            ));
+        }
+        assert!(matches!(
+            StoreError::from(sqlite(rusqlite::ffi::SQLITE_CORRUPT)),
+            StoreError::Database(_)
+        ));
     }
 }

@@ -103,7 +103,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// Open-time settings of every connection.
 pub fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // The writer waits longer for another process's write (an `import`'s batch on a
+    // loaded machine) before answering 503: well within the 60 s request timeout.
+    conn.busy_timeout(std::time::Duration::from_secs(if writer { 30 } else { 10 }))?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     // Page cache per connection: the writer gets more (ingest touches indexes all over);
     // readers scan narrow index ranges. No mmap: each connection's mapping would count
