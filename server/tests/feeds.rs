@@ -47,13 +47,28 @@ fn upstream_config() -> ServiceConfig {
     config::parse(&text).expect("upstream config")
 }
 
-/// The downstream: the common test config plus `feeds` (TOML of `[[feeds]]`).
+/// The downstream: the common test config plus `feeds` (TOML of `[[feeds]]`), its
+/// inbox granting write to each of those feeds (`feed:<name>`).
 fn downstream_config(feeds: &str) -> ServiceConfig {
-    config::parse(&format!(
-        "{}\n{feeds}",
-        common::config_text("type:indicator")
-    ))
-    .expect("downstream config")
+    config::parse(&downstream_text(feeds)).expect("downstream config")
+}
+
+/// [`downstream_config`]'s text.
+fn downstream_text(feeds: &str) -> String {
+    let grants: Vec<String> = feeds
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .map(|name| format!("\"feed:{name}\""))
+        .collect();
+    let base = common::config_text("type:indicator").replace(
+        "alias = \"inbox-alias\"\nwritable = true\n",
+        &format!(
+            "alias = \"inbox-alias\"\nwritable = true\naccess = {{ write = [{}] }}\n",
+            grants.join(", ")
+        ),
+    );
+    format!("{base}\n{feeds}")
 }
 
 /// Store `objects` in `collection` of `store` directly (as the upstream's producers would).

@@ -248,6 +248,7 @@ id = "%s"
 api_root = "feeds"
 title = "inbox"
 writable = true
+access = { write = ["feed:medallion"] }
 
 [[feeds]]
 name = "medallion"

@@ -36,15 +36,18 @@ impl<'a> Sink<'a> {
         config: &ServiceConfig,
         feed: &'a Feed,
     ) -> Result<Sink<'a>, FeedError> {
+        let owner = feed.owner();
+        // Validation refuses a feed its collection does not grant write; checked again
+        // here so that no path stores without the grant.
         let target = config
             .find_collection(&feed.into)
-            .filter(|c| c.is_writable())
+            .filter(|c| c.is_writable() && c.settings.access.write.contains(&owner))
             .ok_or_else(|| FeedError::Target(feed.into.clone()))?;
         Ok(Sink {
             store,
             api_root: target.settings.api_root.clone(),
             collection: target.id().to_string(),
-            owner: feed.owner(),
+            owner,
             match_types: &feed.match_types,
         })
     }

@@ -891,7 +891,7 @@ def test_5e_taxii_feed():
         {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiCollection",
          "metadata": {"name": "e2e-hub-inbox", "namespace": NS},
          "spec": {"service": HUB, "id": hub_inbox, "title": "Partner objects",
-                  "writable": True, "access": {"write": ["nobody"]}}},
+                  "writable": True, "access": {"write": ["feed:e2e-partner"]}}},
         {"apiVersion": "taxiway.dev/v1alpha1", "kind": "TaxiiFeed",
          "metadata": {"name": "e2e-partner", "namespace": NS},
          "spec": {"service": HUB, "into": "e2e-hub-inbox",

@@ -143,7 +143,7 @@ pub fn rendered_with_their_secrets(env: &Env) -> BoxFuture<'_, Result<()>> {
 
         // Created without the opt-in label it is refused (a TaxiiFeed's author picks
         // the URL its credentials go to); labelled, the change is heard (a watch, not
-        // the next resync) and the feed runs.
+        // the next resync); granted write by its collection, the feed runs.
         apply(
             client,
             basic_auth(NS, "partner-login", "hub", PASSWORD, &[]),
@@ -156,6 +156,26 @@ pub fn rendered_with_their_secrets(env: &Env) -> BoxFuture<'_, Result<()>> {
         let mut labelled = basic_auth(NS, "partner-login", "hub", PASSWORD, &[]);
         labelled["metadata"]["labels"] = json!({"taxiway.dev/feed-credentials": "true"});
         apply(client, labelled).await?;
+        // No grant, no write: the inbox names only its producer, so the feed is refused
+        // until the collection grants `feed:partner` write.
+        feed_status_where(&ns, "partner", "an ungranted feed is refused", |f| {
+            expect_condition(&conditions(f), "Accepted", "False", "CollectionNotGranted")
+        })
+        .await?;
+        ensure!(
+            !ns.config_text("hub").await?.contains("[[feeds]]"),
+            "an ungranted feed is rendered"
+        );
+        apply(
+            client,
+            taxii_collection(
+                NS,
+                "inbox",
+                json!({"service": "hub", "writable": true,
+                       "access": {"write": ["producer", "feed:partner"]}}),
+            ),
+        )
+        .await?;
         // A list feed pointing at a query collection is refused, naming the field.
         apply(
             client,

@@ -165,6 +165,7 @@ api_root = "feeds"
 title = "Inbox"
 alias = "inbox"
 writable = true
+access = { write = ["feed:partner", "feed:urlhaus", "feed:blocklist", "feed:dup", "feed:a"] }
 
 [[collections]]
 id = "3f1c9a4e-8b6d-4e3f-9a7b-1c2d3e4f5a6b"
@@ -248,6 +249,26 @@ query = "type:indicator"
             p.iter().all(|p| !p.contains("u:p@")),
             "a URL with credentials is not echoed: {p:?}"
         );
+    }
+
+    #[test]
+    fn a_feed_writes_only_where_it_is_granted_write() {
+        let p = problems(
+            "[[feeds]]\nname = \"stranger\"\ninto = \"inbox\"\nurl = \"https://h/\"\nformat = \"lines\"\n",
+        );
+        assert_eq!(
+            p,
+            [
+                "feeds[0].into: \"inbox\" does not grant this feed write: add \"feed:stranger\" \
+                 to its access.write"
+            ],
+        );
+        // A group grant does not name a feed: feeds belong to no group.
+        let granted = parse(&format!(
+            "{}\n[[feeds]]\nname = \"partner\"\ninto = \"inbox\"\nurl = \"https://h/\"\nformat = \"lines\"\n",
+            BASE.replace("\"feed:partner\"", "\"group:feed\"")
+        ));
+        assert!(granted.is_err(), "a group entry grants no feed");
     }
 
     #[test]

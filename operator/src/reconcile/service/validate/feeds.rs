@@ -71,7 +71,9 @@ pub fn admit_feeds(
             reason: reason.to_string(),
             message,
         };
-        let (entry, files) = match render(feed, collections, secrets) {
+        let rendered =
+            render(feed, collections, secrets).and_then(|r| granted(r, &feed.spec.into, &config));
+        let (entry, files) = match rendered {
             Ok(rendered) => rendered,
             Err(Refusal { reason, message }) => {
                 plan.admissions.push(decided(false, reason, message));
@@ -219,6 +221,32 @@ fn render(
     Ok((entry, files))
 }
 
+/// `rendered` when the collection it stores into grants it write (`feed:<name>` in the
+/// TaxiiCollection's `spec.access.write`): no grant, no write — whoever owns a
+/// collection decides who adds to it, a feed as much as a user.
+fn granted(
+    rendered: (Feed, BTreeMap<String, ByteString>),
+    into: &str,
+    config: &Config,
+) -> Result<(Feed, BTreeMap<String, ByteString>), Refusal> {
+    let owner = rendered.0.owner();
+    let grants = config
+        .collections
+        .iter()
+        .find(|c| c.id == rendered.0.into)
+        .is_some_and(|c| c.access.write.contains(&owner));
+    if grants {
+        return Ok(rendered);
+    }
+    Err(refuse(
+        "CollectionNotGranted",
+        format!(
+            "spec.into: TaxiiCollection {into} does not grant this feed write: add {owner:?} \
+             to its spec.access.write"
+        ),
+    ))
+}
+
 /// The collection id of the served, writable TaxiiCollection `name`.
 fn into_collection(name: &str, collections: &[CollectionVerdict]) -> Result<String, Refusal> {
     let Some(collection) = collections.iter().find(|c| c.name == name) else {
@@ -338,7 +366,7 @@ fn spec_field(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use taxiway_model::config::{ApiRoot, Collection, Service};
+    use taxiway_model::config::{Access, ApiRoot, Collection, Service};
 
     use super::*;
     use crate::crd::TaxiiFeedSpec;
@@ -370,7 +398,23 @@ mod tests {
             query: None,
             dialect: Default::default(),
             sources: None,
-            access: Default::default(),
+            access: Access {
+                write: [
+                    "partner_v2",
+                    "urls",
+                    "a-ok",
+                    "e-secret",
+                    "f-keyless",
+                    "g-interval",
+                    "h-taxii",
+                    "i-unlabelled",
+                    "j-ca",
+                ]
+                .iter()
+                .map(|f| format!("feed:{f}"))
+                .collect(),
+                ..Access::default()
+            },
         });
         config
     }
@@ -547,6 +591,7 @@ mod tests {
                 "j-ca",
                 with(serde_json::json!({"caSecretName": "public-ca"})),
             ),
+            feed("k-ungranted", list.clone()),
         ];
         let (config, plan) = admit_feeds(base(), &feeds, &collections, &secrets);
         let reasons: Vec<(&str, &str)> = plan
@@ -567,6 +612,7 @@ mod tests {
                 ("h-taxii", "InvalidFeed"),
                 ("i-unlabelled", "SecretNotLabelled"),
                 ("j-ca", RENDERED),
+                ("k-ungranted", "CollectionNotGranted"),
             ]
         );
         assert_eq!(config.feeds.len(), 2, "a CA needs no label");
@@ -585,7 +631,12 @@ mod tests {
             message("h-taxii").starts_with("spec.collection:"),
             "{plan:?}"
         );
-        assert_eq!(plan.rejected().len(), 8);
+        assert_eq!(plan.rejected().len(), 9);
+        assert_eq!(
+            message("k-ungranted"),
+            "spec.into: TaxiiCollection inbox does not grant this feed write: add \
+             \"feed:k-ungranted\" to its spec.access.write"
+        );
         assert!(
             message("i-unlabelled").contains("taxiway.dev/feed-credentials=true"),
             "{plan:?}"

@@ -1,4 +1,5 @@
-//! `[[feeds]]`: unique valid names, `into` naming a writable collection, an http(s)
+//! `[[feeds]]`: unique valid names, `into` naming a writable collection that grants
+//! the feed write (`feed:<name>` in its `access.write`), an http(s)
 //! URL without credentials, sane numbers, credentials from files only and in pairs,
 //! settings that fit the format.
 
@@ -14,7 +15,7 @@ fn at(i: usize, field: &str) -> String {
 }
 
 /// Every rule of `[[feeds]]`: unique valid names, `into` naming a writable
-/// collection, an http(s) URL, sane numbers, credentials from files only and in
+/// collection that grants the feed write, an http(s) URL, sane numbers, credentials from files only and in
 /// pairs, settings that fit the format.
 pub(super) fn validate(feeds: &[Feed], collections: &[Collection]) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -41,7 +42,7 @@ pub(super) fn validate(feeds: &[Feed], collections: &[Collection]) -> Vec<Proble
                 format!("duplicate feed name {:?}", feed.name),
             ));
         }
-        problems.extend(into(i, &feed.into, collections));
+        problems.extend(into(i, feed, collections));
         problems.extend(url(i, &feed.url));
         problems.extend(numbers(i, feed));
         problems.extend(credentials(i, feed));
@@ -63,7 +64,11 @@ fn into_collection<'a>(into: &str, collections: &'a [Collection]) -> Option<&'a 
         .or_else(|| collections.iter().find(|c| c.title == into))
 }
 
-fn into(i: usize, into: &str, collections: &[Collection]) -> Option<Problem> {
+/// A feed stores only into a writable collection that grants it write by name
+/// (`feed:<name>` in `access.write`): no grant, no write — a feed is a writer like any
+/// user, and whoever owns a collection decides who may add to it.
+fn into(i: usize, feed: &Feed, collections: &[Collection]) -> Option<Problem> {
+    let into = feed.into.as_str();
     match into_collection(into, collections) {
         None => Some(Problem::new(
             at(i, "into"),
@@ -72,6 +77,13 @@ fn into(i: usize, into: &str, collections: &[Collection]) -> Option<Problem> {
         Some(c) if !c.writable => Some(Problem::new(
             at(i, "into"),
             format!("{into:?} is a query collection; a feed stores into a writable collection"),
+        )),
+        Some(c) if !c.access.write.contains(&feed.owner()) => Some(Problem::new(
+            at(i, "into"),
+            format!(
+                "{into:?} does not grant this feed write: add {:?} to its access.write",
+                feed.owner()
+            ),
         )),
         Some(_) => None,
     }
