@@ -12,12 +12,14 @@
 pub mod admin;
 pub mod auth;
 pub mod clock;
+pub mod coding;
 pub mod config;
 pub mod feeds;
 pub mod import;
 pub mod limits;
 pub mod listener;
 pub(crate) mod metrics;
+pub mod page_cache;
 pub mod reload;
 pub mod serve;
 pub mod state;

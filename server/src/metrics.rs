@@ -1,6 +1,7 @@
 //! Prometheus metrics, served on the admin listener.
 
 mod feeds;
+mod page_cache;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use prometheus_client::registry::Registry;
 use crate::store::StoreStats;
 
 pub use self::feeds::FeedMetrics;
+pub use self::page_cache::PageCacheCounters;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -104,6 +106,7 @@ pub struct Metrics {
     response_body_bytes: Family<EncodingLabels, Counter>,
     compression_saved_bytes: Family<EncodingLabels, Counter>,
     feeds: FeedMetrics,
+    page_cache: PageCacheCounters,
 }
 
 impl Default for Metrics {
@@ -256,6 +259,27 @@ impl Metrics {
             compression_saved_bytes.clone(),
         );
         let feeds = FeedMetrics::register(&mut registry);
+        let page_cache = PageCacheCounters::default();
+        registry.register(
+            "page_cache_hits",
+            "Full objects pages served from the page cache",
+            page_cache.hits.clone(),
+        );
+        registry.register(
+            "page_cache_misses",
+            "Objects pages looked up in the page cache and read from the store",
+            page_cache.misses.clone(),
+        );
+        registry.register(
+            "page_cache_evictions",
+            "Pages dropped from the page cache to stay within page_cache_bytes",
+            page_cache.evictions.clone(),
+        );
+        registry.register(
+            "page_cache_bytes",
+            "Bytes the cached pages count against page_cache_bytes (their coded forms included)",
+            page_cache.bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -282,7 +306,13 @@ impl Metrics {
             response_body_bytes,
             compression_saved_bytes,
             feeds,
+            page_cache,
         }
+    }
+
+    /// The page cache's counters (`taxiway_page_cache_*`).
+    pub fn page_cache(&self) -> &PageCacheCounters {
+        &self.page_cache
     }
 
     /// Record one TAXII response sent in the content coding `encoding` (`identity`,

@@ -8,6 +8,7 @@ use crate::access::Policy;
 use crate::auth::{Auth, Credentials};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
+use crate::page_cache::PageCache;
 use crate::store::SharedStore;
 
 /// What every request handler shares.
@@ -21,13 +22,20 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Users, verified credentials and lockouts.
     pub auth: Arc<Auth>,
+    /// Bodies of full objects pages, for every caller.
+    pub pages: Arc<PageCache>,
 }
 
 impl AppState {
     /// A state serving `config` from `store` to these users (none: open to everyone).
     pub fn new(config: ServiceConfig, store: SharedStore, credentials: Credentials) -> AppState {
         let metrics = Arc::new(Metrics::new());
+        let pages = Arc::new(PageCache::new(
+            config.config.limits.page_cache_bytes,
+            metrics.page_cache().clone(),
+        ));
         AppState {
+            pages,
             config: Arc::new(ArcSwap::from_pointee(config)),
             store,
             auth: Arc::new(Auth::new(credentials, metrics.clone())),

@@ -17,6 +17,9 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["access", "config", "query", "stix", "clock"],
     &["store"],
     &["metrics"],
+    // Content codings (gzip, zstd) and the cache of page bodies coded with them.
+    &["coding"],
+    &["page_cache"],
     &["reload"],
     &["tls"],
     &["listener"],

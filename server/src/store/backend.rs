@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::store::add_objects::{AddObjects, Status};
 use crate::store::error::StoreError;
-use crate::store::listing::{Listing, Page, VersionMatch};
+use crate::store::listing::{Listing, Page, PageGeneration, VersionMatch};
 use crate::store::setup::StoreSetup;
 use crate::store::stats::StoreStats;
 
@@ -29,6 +29,16 @@ pub trait Store: Send + Sync {
 
     /// A page of a collection.
     async fn list(&self, collection: &str, listing: &Listing) -> Result<Page, StoreError>;
+
+    /// The generation of the view serving a collection now (`None` while it has none,
+    /// or when the backend cannot tell). Read it *before* the page it keys: the page
+    /// is then at least as new as its generation.
+    async fn page_generation(
+        &self,
+        _collection: &str,
+    ) -> Result<Option<PageGeneration>, StoreError> {
+        Ok(None)
+    }
 
     /// How many entries of a collection a listing selects, ignoring `limit` (the
     /// total TAXII 2.0 reports in `Content-Range`). Costs O(matches), unlike `list`.

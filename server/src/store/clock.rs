@@ -58,6 +58,12 @@ impl Clock {
         }
     }
 
+    /// Never hand out a stamp at or before `last` from now on (stamps another writer
+    /// of the same store handed out).
+    pub fn advance_past(&self, last: Micros) {
+        self.last.fetch_max(last, Ordering::AcqRel);
+    }
+
     /// The last stamp handed out.
     pub fn last(&self) -> Micros {
         self.last.load(Ordering::Acquire)

@@ -78,6 +78,19 @@ pub struct Entry {
     pub raw: String,
 }
 
+/// Which state of a collection's serving view a page was read from: the view (a
+/// rebuilt query collection gets a new one) and its change counter, which every
+/// change to existing entries moves in the changing transaction (appends do not:
+/// they are stamped after every entry, so a page that had `more` stays the same).
+/// Two reads under one generation return the same full page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageGeneration {
+    /// The serving view.
+    pub view_id: i64,
+    /// Its change counter.
+    pub change_seq: i64,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {

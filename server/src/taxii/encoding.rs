@@ -16,8 +16,6 @@
 //! - A response that carries an [`EncodedBody`] (a cached page, compressed once) is
 //!   sent in the coding it already holds, without compressing it again.
 
-use std::io::Write;
-
 use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
@@ -25,6 +23,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 
 use axum::response::IntoResponse;
+
+use std::sync::Arc;
+
+pub use crate::coding::{compress, CodedTail, Coding, GZIP_LEVEL, ZSTD_LEVEL};
 
 use super::error::TaxiiError;
 use crate::config::TaxiiVersion;
@@ -40,49 +42,6 @@ pub const MIN_BYTES: u64 = 1024;
 /// below: about what an async task may run between two awaits, and a few times what
 /// handing the work to another thread costs.
 pub const INLINE_MAX_BYTES: u64 = 16 * 1024;
-
-/// gzip's level. With the zlib-rs backend level 1 is the "quick" strategy (a 760 KB
-/// page of 1,000 STIX objects: 5.3× smaller, 1.9 ms of CPU) and level 2 zlib's own
-/// level-1 algorithm (7.1×, 2.7 ms): 2 sends a quarter fewer bytes, which is what
-/// consumers behind an Ingress wait for, and still costs less CPU than the C zlib at
-/// level 1 that nginx's `gzip_comp_level 1` uses (6.5×, 3.9 ms). Level 6 (8.6×) costs
-/// 6.1 ms. See docs/performance.md ("Compression on the wire").
-pub const GZIP_LEVEL: u32 = 2;
-
-/// zstd's level: 1, the fastest regular level and, on STIX pages, also the smallest
-/// of levels 1–3 (the same page: 9.2×, 1.1 ms of CPU; level 3: 9.0×, 1.6 ms). Its
-/// window stays far below the 8 MB that HTTP's `zstd` coding lets decoders refuse
-/// past (RFC 9659).
-pub const ZSTD_LEVEL: i32 = 1;
-
-/// A content coding this server sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Coding {
-    /// Zstandard (RFC 8878, RFC 9659).
-    Zstd,
-    /// gzip (RFC 1952).
-    Gzip,
-}
-
-impl Coding {
-    /// Every coding served, in the order preferred on equal weights.
-    pub const ALL: [Coding; 2] = [Coding::Zstd, Coding::Gzip];
-
-    /// The coding's token, as in `Content-Encoding`.
-    pub fn token(self) -> &'static str {
-        match self {
-            Coding::Zstd => "zstd",
-            Coding::Gzip => "gzip",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Coding::Zstd => 0,
-            Coding::Gzip => 1,
-        }
-    }
-}
 
 /// What a request's `Accept-Encoding` accepts, as far as this server is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +197,9 @@ pub struct EncodedBody {
     identity: Vec<Bytes>,
     identity_len: u64,
     coded: [Option<Bytes>; 2],
+    /// A cached page this body is the head of plus the page's tail: coded by putting
+    /// the head in front of the page's coded tail.
+    page: Option<(Bytes, Arc<dyn CodedTail>)>,
 }
 
 impl EncodedBody {
@@ -248,7 +210,16 @@ impl EncodedBody {
             identity,
             identity_len,
             coded: [None, None],
+            page: None,
         }
+    }
+
+    /// The body of a cached `page` under a per-request `head`: `head` and the page's
+    /// tail, coded by splicing `head` in front of the page's tail coded once.
+    pub fn of_page(head: Bytes, page: Arc<dyn CodedTail>) -> EncodedBody {
+        let mut body = EncodedBody::new(vec![head.clone(), page.tail()]);
+        body.page = Some((head, page));
+        body
     }
 
     /// The body without coding.
@@ -289,33 +260,6 @@ impl EncodedBody {
         let mut response = super::response::chunked(status, media_type, self.identity.clone());
         response.extensions_mut().insert(self);
         response
-    }
-}
-
-/// `chunks` compressed in `coding`, as one buffer.
-pub fn compress(coding: Coding, chunks: &[Bytes]) -> std::io::Result<Vec<u8>> {
-    let len: usize = chunks.iter().map(Bytes::len).sum();
-    // STIX pages shrink 7–10×: start with a quarter and let the buffer grow if not.
-    let out = Vec::with_capacity(len / 4 + 64);
-    match coding {
-        Coding::Gzip => {
-            let level = flate2::Compression::new(GZIP_LEVEL);
-            let mut encoder = flate2::write::GzEncoder::new(out, level);
-            for chunk in chunks {
-                encoder.write_all(chunk)?;
-            }
-            encoder.finish()
-        }
-        Coding::Zstd => {
-            let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
-            encoder.include_checksum(false)?;
-            encoder.set_pledged_src_size(Some(len as u64))?;
-            encoder.include_contentsize(true)?;
-            for chunk in chunks {
-                encoder.write_all(chunk)?;
-            }
-            encoder.finish()
-        }
     }
 }
 
@@ -404,10 +348,26 @@ async fn coded(
     identity_len: u64,
 ) -> Result<(Vec<Bytes>, std::io::Result<Bytes>), EncodeError> {
     let chunks = match parts.extensions.remove::<EncodedBody>() {
-        Some(held) => match held.coded(coding).cloned() {
-            Some(coded) => return Ok((held.identity, Ok(coded))),
-            None => held.identity,
-        },
+        Some(held) => {
+            if let Some(coded) = held.coded(coding).cloned() {
+                return Ok((held.identity, Ok(coded)));
+            }
+            if let Some((head, page)) = held.page {
+                let ready = page.has(coding);
+                let splice = move || page.coded(coding, &head).map(Bytes::from);
+                // The page's tail is coded once, on a blocking thread; then each
+                // response only copies it behind its head.
+                let spliced = if ready {
+                    splice()
+                } else {
+                    tokio::task::spawn_blocking(splice).await?
+                };
+                if let Some(coded) = spliced {
+                    return Ok((held.identity, Ok(coded)));
+                }
+            }
+            held.identity
+        }
         None => chunks_of(body).await?,
     };
     let run = move || {

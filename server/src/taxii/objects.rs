@@ -1,5 +1,7 @@
 //! Objects, object, versions and manifest resources.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -8,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::access_log::Objects;
 use super::budget::{self, Budget};
 use super::cursor::{self, Cursor, Resume};
+use super::encoding::EncodedBody;
 use super::envelope::{envelope_chunks, parse_envelope_within};
 use super::error::TaxiiError;
 use super::media::{self, taxii_media_type, STIX_21};
@@ -15,6 +18,7 @@ use super::params::{self, Allowed, Params};
 use super::response::{bytes, chunked, json, with_date_added};
 use crate::access::Caller;
 use crate::config::{CollectionConfig, TaxiiVersion};
+use crate::page_cache::{CachedPage, PageCache, PageKey};
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
 use crate::store::{Entry, Listing, Page, VersionMatch};
@@ -101,11 +105,48 @@ impl PageRequest {
         })
     }
 
-    /// A page of objects within the page byte budget, answered as an envelope.
+    /// A page of objects within the page byte budget, answered as an envelope: from
+    /// the page cache when this full page is held under the collection's current
+    /// generation, else read (and kept there when it is full).
     async fn objects(&self, ctx: &Ctx, c: &CollectionConfig) -> Result<Response, TaxiiError> {
-        let budget = Budget::new(&ctx.config.config.limits);
+        let limits = &ctx.config.config.limits;
+        let capacity = limits.page_cache_bytes;
+        let key = match capacity {
+            0 => None,
+            _ => ctx
+                .store()
+                .page_generation(c.id())
+                .await?
+                .map(|g| PageKey::new(c.id(), g, &self.listing, limits.max_page_bytes)),
+        };
+        if let Some(page) = key.as_ref().and_then(|k| ctx.state.pages.get(capacity, k)) {
+            return Ok(self.cached_envelope(ctx, page));
+        }
+        let budget = Budget::new(limits);
         let page = budget::list(ctx.store(), c.id(), &self.listing, budget).await?;
-        Ok(self.envelope(ctx, page))
+        let cacheable = key
+            .as_ref()
+            .and_then(|_| CachedPage::of(&page, PageCache::max_weight(capacity)));
+        match (key, cacheable) {
+            (Some(key), Some(cached)) => {
+                let cached = Arc::new(cached);
+                ctx.state.pages.insert(capacity, key, cached.clone());
+                Ok(self.cached_envelope(ctx, cached))
+            }
+            _ => Ok(self.envelope(ctx, page)),
+        }
+    }
+
+    /// The envelope of a cached full page: the head with this caller's `next`, then
+    /// the page's bytes (coded, if asked, by splicing: see `page_cache::splice`).
+    fn cached_envelope(&self, ctx: &Ctx, page: Arc<CachedPage>) -> Response {
+        let (first, last) = page.dates();
+        let next = Cursor::new(self.scope.clone(), last, self.resume.filters.clone()).encode();
+        let head = CachedPage::envelope_head(Some(&next));
+        let count = Objects::Served(page.count() as u64);
+        let body = EncodedBody::of_page(head, page);
+        let response = count.tag(body.respond(StatusCode::OK, taxii_media_type(ctx.version)));
+        with_date_added(response, Some(first), Some(last))
     }
 
     /// The envelope of a page of objects; the objects' buffers become the body.

@@ -94,6 +94,9 @@ pub struct Limits {
     /// Largest object accepted (bytes of its JSON); a larger one is a failure in the
     /// status resource, the rest of the envelope is stored.
     pub max_object_bytes: usize,
+    /// Memory for cached bodies of full objects pages (bytes, their compressed forms
+    /// counted); 0 turns the cache off.
+    pub page_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -104,6 +107,7 @@ impl Default for Limits {
             max_content_length: 10 * 1024 * 1024,
             max_page_bytes: 16 * 1024 * 1024,
             max_object_bytes: 1024 * 1024,
+            page_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

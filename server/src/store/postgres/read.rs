@@ -5,7 +5,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::store::add_objects::Status;
 use crate::store::error::StoreError;
-use crate::store::listing::{Entry, Listing, Page};
+use crate::store::listing::{Entry, Listing, Page, PageGeneration};
 
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 
@@ -21,6 +21,22 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
 /// orders them.
 const SERVING_VIEW: &str = "(SELECT v.view_id FROM views v WHERE v.collection = $1 \
      AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)";
+
+/// The generation of the view serving `collection` (`None` while it has none).
+pub async fn generation<C: GenericClient>(
+    client: &C,
+    collection: &str,
+) -> Result<Option<PageGeneration>, StoreError> {
+    let sql = format!("SELECT view_id, change_seq FROM views WHERE view_id = {SERVING_VIEW}");
+    let stmt = client.prepare_cached(&sql).await?;
+    Ok(client
+        .query_opt(&stmt, &[&collection])
+        .await?
+        .map(|row| PageGeneration {
+            view_id: row.get(0),
+            change_seq: row.get(1),
+        }))
+}
 
 /// One page of a collection: an index range scan from the listing's position.
 pub async fn list<C: GenericClient>(

@@ -126,6 +126,28 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feed_state ADD COLUMN run text;
     "#,
+    // 5: a view's change counter, moved by every change to its existing entries (an
+    // update — flags, a restamp — or a removal) in the changing transaction itself, so
+    // that a page body cached by any replica under a (view, change_seq) key is never
+    // served once the page could differ. Appends are stamped after every entry (the
+    // clock row) and leave full pages as they are. Statement triggers: one counter
+    // update per statement whatever the rows it touched.
+    r#"
+    ALTER TABLE views ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;
+    CREATE FUNCTION taxiway_entries_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        UPDATE views SET change_seq = change_seq + 1
+         WHERE view_id IN (SELECT DISTINCT view_id FROM changed_entries);
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER entries_updated AFTER UPDATE ON entries
+        REFERENCING OLD TABLE AS changed_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION taxiway_entries_changed();
+    CREATE TRIGGER entries_deleted AFTER DELETE ON entries
+        REFERENCING OLD TABLE AS changed_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION taxiway_entries_changed();
+    "#,
 ];
 
 /// The schema version this binary writes.

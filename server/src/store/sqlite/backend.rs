@@ -18,7 +18,7 @@ use crate::store::add_objects::{AddObjects, Status};
 use crate::store::backend::Store;
 use crate::store::error::StoreError;
 use crate::store::ingest::{self as write, run_ready, Target};
-use crate::store::listing::{Listing, Page, VersionMatch};
+use crate::store::listing::{Listing, Page, PageGeneration, VersionMatch};
 use crate::store::rebuild::{self, Filled};
 use crate::store::registry::ViewState;
 use crate::store::setup::StoreSetup;
@@ -116,7 +116,7 @@ impl Store for SqliteStore {
         let building = self
             .blocking(move |inner| {
                 let mut writer = inner.writer.lock().map_err(poisoned)?;
-                let tx = writer.transaction()?;
+                let tx = inner.write_transaction(&mut writer)?;
                 let (registry, building) = views::apply_config(&tx, &setup)?;
                 tx.commit()?;
                 // Swapped while still holding the writer lock: no ingest sees a view
@@ -147,7 +147,7 @@ impl Store for SqliteStore {
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
-            let tx = writer.transaction()?;
+            let tx = inner.write_transaction(&mut writer)?;
             let target = Target {
                 registry: &registry,
                 clock: &inner.clock,
@@ -177,6 +177,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn page_generation(
+        &self,
+        collection: &str,
+    ) -> Result<Option<PageGeneration>, StoreError> {
+        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+            return Ok(None);
+        };
+        self.blocking(move |inner| read::generation(&*inner.readers.get()?, view_id))
+            .await
+    }
+
     async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {
         let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
             return Ok(0);
@@ -201,7 +212,7 @@ impl Store for SqliteStore {
             let mut writer = inner.writer.lock().map_err(poisoned)?;
             let registry = inner.registry.read().map_err(poisoned)?.clone();
             let view_id = registry.stored_view(&collection)?;
-            let tx = writer.transaction()?;
+            let tx = inner.write_transaction(&mut writer)?;
             let target = Target {
                 registry: &registry,
                 clock: &inner.clock,
@@ -239,7 +250,7 @@ impl Store for SqliteStore {
         self.blocking(|inner| {
             let hours = inner.retention_hours.load(Ordering::Relaxed) as i64;
             let mut writer = inner.writer.lock().map_err(poisoned)?;
-            let tx = writer.transaction()?;
+            let tx = inner.write_transaction(&mut writer)?;
             views::purge_statuses(&tx, now_us() - hours * 3_600_000_000)?;
             tx.commit()?;
             schema::optimize(&writer)?;

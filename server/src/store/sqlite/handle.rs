@@ -10,7 +10,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use super::db_file::DB_FILE;
-use super::inner::{poisoned, Inner};
+use super::inner::{poisoned, Inner, LAST_STAMP};
 use super::schema;
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
@@ -38,14 +38,7 @@ impl SqliteStore {
         // writes (an `import` beside the server) instead of failing mid-transaction.
         writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         schema::migrate(&mut writer)?;
-        let last: Option<i64> = writer.query_row(
-            // One index probe per view and one for the newest version: no table scans at start-up.
-            "SELECT max(m) FROM ( \
-               SELECT (SELECT max(date_added) FROM entries e WHERE e.view_id = v.view_id) AS m FROM views v \
-               UNION ALL SELECT added_us FROM (SELECT added_us FROM object_versions ORDER BY vid DESC LIMIT 1))",
-            [],
-            |r| r.get(0),
-        )?;
+        let last: Option<i64> = writer.query_row(LAST_STAMP, [], |r| r.get(0))?;
         let manager = SqliteConnectionManager::file(&path).with_init(|c| {
             schema::configure(c, false).map_err(|e| match e {
                 StoreError::Database(m) | StoreError::Unavailable(m) => {

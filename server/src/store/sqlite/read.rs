@@ -5,7 +5,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::store::add_objects::Status;
 use crate::store::error::StoreError;
-use crate::store::listing::{Entry, Listing, Page};
+use crate::store::listing::{Entry, Listing, Page, PageGeneration};
 
 /// One page of a view: an index range scan from the listing's position.
 pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, StoreError> {
@@ -58,6 +58,18 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
         });
     }
     Ok(Page { entries, more })
+}
+
+/// The generation of `view_id` (`None` once it is gone).
+pub fn generation(conn: &Connection, view_id: i64) -> Result<Option<PageGeneration>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT change_seq FROM views WHERE view_id = ?1")?
+        .query_row(params![view_id], |r| r.get(0))
+        .optional()?
+        .map(|change_seq| PageGeneration {
+            view_id,
+            change_seq,
+        }))
 }
 
 /// How many entries of a view a listing selects, whatever its `limit`. It reads

@@ -65,7 +65,7 @@ impl Rebuilder for SqliteBatch<'_> {
         if view_in(&registry, view.view_id, ViewState::Building).is_none() {
             return Ok(Filled::Superseded);
         }
-        let tx = writer.transaction()?;
+        let tx = inner.write_transaction(&mut writer)?;
         if let Some(last) = batch.last_vid() {
             let matching: Vec<&Candidate> = batch
                 .candidates
@@ -105,7 +105,7 @@ impl Reevaluator for SqliteBatch<'_> {
         let Some(view) = view_in(&registry, view_id, ViewState::Active).cloned() else {
             return Ok(false);
         };
-        let tx = writer.transaction()?;
+        let tx = inner.write_transaction(&mut writer)?;
         views::reevaluate(&tx, &inner.clock, &view, batch, query, &registry, now_us())?;
         tx.commit()?;
         Ok(true)
@@ -121,7 +121,7 @@ impl Purger for SqliteStore {
     async fn purge_some(&mut self, view_id: i64) -> Result<bool, StoreError> {
         self.blocking(move |inner| {
             let mut writer = inner.writer.lock().map_err(poisoned)?;
-            let tx = writer.transaction()?;
+            let tx = inner.write_transaction(&mut writer)?;
             let gone = views::purge_some(&tx, view_id)?;
             tx.commit()?;
             Ok(gone)

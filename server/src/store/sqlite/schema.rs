@@ -99,6 +99,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feed_state ADD COLUMN run TEXT;
     "#,
+    // 5: a view's change counter, moved by every change to its existing entries (an
+    // update — flags, a restamp — or a removal) in the changing transaction itself, so
+    // a page body cached under a (view, change_seq) key is never served once the page
+    // could differ, whichever process changed it. Appends are stamped after every
+    // entry and leave full pages as they are.
+    r#"
+    ALTER TABLE views ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+    CREATE TRIGGER entries_updated AFTER UPDATE ON entries BEGIN
+        UPDATE views SET change_seq = change_seq + 1 WHERE view_id = OLD.view_id;
+    END;
+    CREATE TRIGGER entries_deleted AFTER DELETE ON entries BEGIN
+        UPDATE views SET change_seq = change_seq + 1 WHERE view_id = OLD.view_id;
+    END;
+    "#,
 ];
 
 /// Open-time settings of every connection.
