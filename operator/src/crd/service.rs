@@ -429,6 +429,11 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_content_length: Option<u64>,
+    /// Memory for cached bodies of full objects pages, in bytes, their gzip and zstd
+    /// forms counted (default 64 MiB; 0 turns the cache off). Part of the pod's
+    /// memory: raise `resources.limits.memory` with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_cache_bytes: Option<u64>,
     /// Connections each server pod serves at once (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000000))]

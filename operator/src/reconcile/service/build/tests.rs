@@ -626,8 +626,23 @@ fn a_hot_reloaded_limit_does_not_roll_the_pods() {
     };
     let a = annotation(json!({"maxConnections": 100, "maxPageSize": 500}));
     let b = annotation(json!({"maxConnections": 100, "maxPageSize": 200}));
+    let c = annotation(json!({"maxConnections": 100, "pageCacheBytes": 0}));
     assert!(a.is_some());
     assert_eq!(a, b);
+    assert_eq!(a, c, "the page cache is resized on reload");
+}
+
+#[test]
+fn the_page_cache_budget_is_rendered() {
+    let mut spec = fixtures::full_spec();
+    spec["limits"] = json!({"pageCacheBytes": 134217728});
+    let mut inputs = fixtures::inputs(vec![]);
+    inputs.service = fixtures::service(spec);
+    let parsed = taxiway_model::config::parse(&config_text(&desired(&inputs))).expect("accepted");
+    assert_eq!(parsed.config.limits.page_cache_bytes, 128 * 1024 * 1024);
+    let default = taxiway_model::config::parse(&config_text(&desired(&fixtures::inputs(vec![]))))
+        .expect("accepted");
+    assert_eq!(default.config.limits.page_cache_bytes, 64 * 1024 * 1024);
 }
 
 fn with_network_policy(policy: serde_json::Value) -> Inputs {

@@ -71,6 +71,7 @@ pub(super) fn base_config(service: &TaxiiService, urls: &Urls) -> Config {
         limits.max_page_size = size(l.max_page_size, limits.max_page_size);
         limits.default_page_size = size(l.default_page_size, limits.default_page_size);
         limits.max_content_length = size(l.max_content_length, limits.max_content_length);
+        limits.page_cache_bytes = size(l.page_cache_bytes, limits.page_cache_bytes);
     }
     let mut store = StoreSettings::default();
     if let Some(secs) = spec.storage.refresh_interval_seconds {
@@ -234,4 +235,5 @@ fn spec_path(at: &str) -> String {
         .replace("max_page_size", "maxPageSize")
         .replace("default_page_size", "defaultPageSize")
         .replace("max_content_length", "maxContentLength")
+        .replace("page_cache_bytes", "pageCacheBytes")
 }
