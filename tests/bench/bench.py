@@ -72,6 +72,7 @@ default_api_root = "feeds"
 max_page_size = 1000
 default_page_size = 1000
 max_content_length = 104857600
+{page_cache}
 
 [store]
 refresh_interval_secs = 86400
@@ -496,13 +497,47 @@ def post_all(port, bodies, conns, seconds):
 # the run
 
 
-def write_config(config_dir, query, store=""):
-    """The benchmark configuration; `store` adds lines to `[store]` (the backend)."""
+def write_config(config_dir, query, store="", page_cache=None):
+    """The benchmark configuration; `store` adds lines to `[store]` (the backend);
+    `page_cache` sets `[limits] page_cache_bytes` (None: the server's default)."""
     os.makedirs(config_dir, exist_ok=True)
     tmp = os.path.join(config_dir, ".taxiway.toml.tmp")
+    cache = "" if page_cache is None else f"page_cache_bytes = {page_cache}"
     with open(tmp, "w") as f:
-        f.write(CONFIG.format(inbox=INBOX, query_coll=QUERY_COLL, query=query, store=store))
+        f.write(CONFIG.format(inbox=INBOX, query_coll=QUERY_COLL, query=query, store=store,
+                              page_cache=cache))
     os.replace(tmp, os.path.join(config_dir, "taxiway.toml"))
+
+
+def reconfigure(config_dir, admin_port, store="", page_cache=None):
+    """Rewrite the configuration (`page_cache`) and wait for the server to reload it."""
+    key = 'taxiway_config_reloads_total{result="ok"}'
+    before = metrics(admin_port).get(key, 0)
+    write_config(config_dir, QUERY, store, page_cache)
+    started = time.monotonic()
+    while metrics(admin_port).get(key, 0) <= before:
+        if time.monotonic() - started > 60:
+            raise SystemExit("the server did not reload its configuration within 60 s")
+        time.sleep(0.1)
+
+
+def cache_counts(admin_port):
+    """(hits, misses) of the page cache so far; None from a server without one."""
+    m = metrics(admin_port)
+    hits = m.get("taxiway_page_cache_hits_total")
+    misses = m.get("taxiway_page_cache_misses_total")
+    return None if hits is None or misses is None else (hits, misses)
+
+
+def with_hit_rate(admin_port, measure):
+    """Run `measure()` (a wrk figure) and add the page cache's hit rate during it."""
+    before = cache_counts(admin_port)
+    r = measure()
+    after = cache_counts(admin_port)
+    if before is not None and after is not None:
+        hits, misses = after[0] - before[0], after[1] - before[1]
+        r["hit_rate"] = hits / (hits + misses) if hits + misses else float("nan")
+    return r
 
 
 def db_facts(db):
@@ -627,8 +662,9 @@ def start_static(args, body_file, head_file, path, body):
     return static, port
 
 
-def measure_pages(args, port, cpu, name, coll, pages, duration, work):
-    """wrk on start / deep-next / deep-added_after pages of one collection."""
+def measure_pages(args, port, admin_port, cpu, name, coll, pages, duration, work):
+    """wrk on start / deep-next / deep-added_after pages of one collection (the page
+    cache warm: every request after the first a hit), each against static_page."""
     rows = []
     for where, path, depth in page_targets(coll, pages):
         body_file, head_file, body, count = capture_page(port, path, work)
@@ -636,13 +672,29 @@ def measure_pages(args, port, cpu, name, coll, pages, duration, work):
         label = where if where == "start" else f"{where} (after {depth:,})"
         for conns in (1, 16):
             log(f"  {name} {where}: wrk -c{conns} ({count} objects, {len(body):,} bytes)")
-            t = run_wrk(f"http://127.0.0.1:{port}{path}", conns, duration, cpu)
+            t = with_hit_rate(admin_port, lambda: run_wrk(
+                f"http://127.0.0.1:{port}{path}", conns, duration, cpu))
             s = run_wrk(f"http://127.0.0.1:{sport}{path}", conns, duration,
                         CpuMeter([static.pid]))
             rows.append({"collection": name, "where": label, "conns": conns, "objects": count,
-                         "bytes": len(body), "t": t, "s": s})
+                         "bytes": len(body), "path": path, "t": t, "s": s})
         PROCS.stop(static)
     return rows
+
+
+def measure_cold(port, admin_port, cpu, rows, duration, config_dir, store):
+    """The same page figures with the page cache off (every page read from the store:
+    the cache-miss cost), put beside the warm ones as `cold`."""
+    if cache_counts(admin_port) is None:
+        return
+    reconfigure(config_dir, admin_port, store, page_cache=0)
+    try:
+        for row in rows:
+            log(f"  {row['collection']} {row['where']}: wrk -c{row['conns']}, page cache off")
+            row["cold"] = with_hit_rate(admin_port, lambda: run_wrk(
+                f"http://127.0.0.1:{port}{row['path']}", row["conns"], duration, cpu))
+    finally:
+        reconfigure(config_dir, admin_port, store)
 
 
 def start_nginx(work, body_file):
@@ -706,10 +758,10 @@ def get_coded(port, path, coding):
     return r.getheader("Content-Encoding"), body
 
 
-def measure_gzip(port, cpu, name, path, duration, work):
+def measure_gzip(port, admin_port, cpu, name, path, duration, work, config_dir, store):
     """The start page with `Accept-Encoding: gzip` at 16 connections: Taxiway coding it
     (issue 21) against nginx gzip-coding the same bytes at level 1 (the issue's
-    target: at least twice nginx's pages/s)."""
+    target: at least twice nginx's pages/s); the page cache warm, then off (`cold`)."""
     body_file, _, body, count = capture_page(port, path, work)
     coding, ours = get_coded(port, path, "gzip")
     if coding is None:
@@ -727,13 +779,23 @@ def measure_gzip(port, cpu, name, path, duration, work):
         log(f"  {name} start, gzip: wrk -c16 ({count} objects, {len(body):,} bytes; "
             f"Taxiway {len(ours):,}, nginx {len(theirs):,} gzip-coded)")
         gzip = ["Accept-Encoding: gzip"]
-        t = run_wrk(f"http://127.0.0.1:{port}{path}", 16, duration, cpu, headers=gzip)
+        t = with_hit_rate(admin_port, lambda: run_wrk(
+            f"http://127.0.0.1:{port}{path}", 16, duration, cpu, headers=gzip))
         n = run_wrk(f"http://127.0.0.1:{nport}{path}", 16, duration,
                     CpuMeter([], postmaster=nginx.pid), headers=gzip)
+        cold = None
+        if cache_counts(admin_port) is not None:
+            reconfigure(config_dir, admin_port, store, page_cache=0)
+            try:
+                log(f"  {name} start, gzip: wrk -c16, page cache off")
+                cold = with_hit_rate(admin_port, lambda: run_wrk(
+                    f"http://127.0.0.1:{port}{path}", 16, duration, cpu, headers=gzip))
+            finally:
+                reconfigure(config_dir, admin_port, store)
     finally:
         PROCS.stop(nginx)
     return {"collection": name, "objects": count, "bytes": len(body), "ours": len(ours),
-            "theirs": len(theirs), "t": t, "n": n}
+            "theirs": len(theirs), "t": t, "n": n, "cold": cold}
 
 
 def spread_script(work, ports):
@@ -1063,14 +1125,17 @@ def measure_store(args, label, n, duration, corpus, imp, backend, work):
         # 2. pages
         rows = []
         for name, coll in (("stored", INBOX), ("query", QUERY_COLL)):
-            rows += measure_pages(args, port, cpu, name, coll, walks[name][0], duration, work)
+            rows += measure_pages(args, port, admin_port, cpu, name, coll, walks[name][0],
+                                  duration, work)
+        measure_cold(port, admin_port, cpu, rows, duration, config_dir, backend.store_toml)
 
         # 2b. gzip-coded start pages against nginx compressing them (issue 21)
         gzip = []
         if shutil.which("nginx"):
             for name, coll in (("stored", INBOX), ("query", QUERY_COLL)):
                 start = page_targets(coll, walks[name][0])[0][1]
-                figure = measure_gzip(port, cpu, name, start, duration, work)
+                figure = measure_gzip(port, admin_port, cpu, name, start, duration, work,
+                                      config_dir, backend.store_toml)
                 if figure is not None:
                     gzip.append(figure)
         else:
@@ -1233,18 +1298,31 @@ def render_pages(r, w):
       "Taxiway and static; *CPU ratio* = static ÷ Taxiway CPU per page, the throughput ratio "
       "a CPU-bound dedicated machine would see — less sensitive to other load than "
       "wall-clock figures. *Others*: share of the machine's CPU used by processes other than "
-      "the server and wrk during the Taxiway figure.\n")
+      "the server and wrk during the Taxiway figure. *Hits*: the page cache's hit rate "
+      "during the figure. *Cold*: the same figure with the page cache off (every page read "
+      "from the store), measured after all warm figures, and its ratio to the same static "
+      "figure.\n")
     w("| collection | page | conns | objects | p50 ms | p99 ms | pages/s | objects/s | "
-      "static pages/s | **ratio** | static p50 / p99 ms | CPU ms/page | CPU ratio | others |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "static pages/s | **ratio** | static p50 / p99 ms | CPU ms/page | CPU ratio | hits | "
+      "cold pages/s (ratio) | cold CPU ms/page | others |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in r["rows"]:
         t, s = row["t"], row["s"]
+        cold = row.get("cold")
+        cold_rate = f"{cold['rps']:.0f} ({ratio(cold, s):.0%})" if cold else "–"
+        cold_cpu = f"{cold['cpu_ms']:.2f}" if cold else "–"
         w(f"| {row['collection']} | {row['where']} | {row['conns']} | {row['objects']:,} | "
           f"{fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | {t['rps']:.0f} | "
           f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | **{ratio(t, s):.0%}** | "
           f"{fmt_ms(s['p50'])} / {fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f} | "
-          f"{cpu_ratio(t, s):.0%} | {t['others']:.0%} |")
+          f"{cpu_ratio(t, s):.0%} | {fmt_rate(t)} | {cold_rate} | {cold_cpu} | "
+          f"{t['others']:.0%} |")
     w("")
+
+
+def fmt_rate(t):
+    rate = t.get("hit_rate")
+    return "–" if rate is None or rate != rate else f"{rate:.1%}"
 
 
 def render_gzip(r, w):
@@ -1252,21 +1330,26 @@ def render_gzip(r, w):
     if not rows:
         return
     w("### Compressed start pages (`Accept-Encoding: gzip`, 16 connections)\n")
-    w("Taxiway compressing the page itself (gzip level 2, every request: no page cache "
-      "yet) against nginx (`nginx-light`, `gzip_comp_level 1`, `worker_processes auto`) "
-      "gzip-coding the same bytes from a file on every request. *Ratio* = Taxiway pages/s "
-      "÷ nginx pages/s (issue 21's target: at least 200 %). "
-      f"*CPU ms/page*: {cpu_who(r)} per page, Taxiway and nginx (master and workers).\n")
+    w("Taxiway against nginx (`nginx-light`, `gzip_comp_level 1`, `worker_processes auto`) "
+      "gzip-coding the same bytes from a file on every request. Taxiway warm: the page "
+      "cache holds the page with its objects gzip-coded once (level 6), each answer splices "
+      "its head in front; *cold*: the cache off, the page read and compressed (level 2) on "
+      "every request. *Ratio* = Taxiway pages/s ÷ nginx pages/s (issue 21's target: at "
+      f"least 200 %). *CPU ms/page*: {cpu_who(r)} per page, Taxiway and nginx (master and "
+      "workers). *Hits*: the page cache's hit rate during the figure.\n")
     w("| collection | objects | bytes | gzip bytes, Taxiway / nginx | p50 ms | p99 ms | "
-      "pages/s | nginx pages/s | **ratio** | nginx p50 / p99 ms | CPU ms/page | others |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "pages/s | nginx pages/s | **ratio** | nginx p50 / p99 ms | CPU ms/page | hits | "
+      "cold pages/s (ratio) | cold CPU ms/page | others |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        t, n = row["t"], row["n"]
+        t, n, cold = row["t"], row["n"], row.get("cold")
+        cold_rate = f"{cold['rps']:.0f} ({ratio(cold, n):.0%})" if cold else "–"
+        cold_cpu = f"{cold['cpu_ms']:.2f}" if cold else "–"
         w(f"| {row['collection']} | {row['objects']:,} | {row['bytes']:,} | "
           f"{row['ours']:,} / {row['theirs']:,} | {fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | "
           f"{t['rps']:.0f} | {n['rps']:.0f} | **{ratio(t, n):.0%}** | "
           f"{fmt_ms(n['p50'])} / {fmt_ms(n['p99'])} | {t['cpu_ms']:.2f} / {n['cpu_ms']:.2f} | "
-          f"{t['others']:.0%} |")
+          f"{fmt_rate(t)} | {cold_rate} | {cold_cpu} | {t['others']:.0%} |")
     w("")
 
 

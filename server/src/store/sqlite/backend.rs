@@ -269,8 +269,12 @@ impl Store for SqliteStore {
         let registry = self.registry()?;
         self.blocking(move |inner| {
             let conn = inner.readers.get()?;
-            let object_versions: i64 =
-                conn.query_row("SELECT count(*) FROM object_versions", [], |r| r.get(0))?;
+            // Kept by triggers (schema step 6): one row, not a count of the table.
+            let object_versions: i64 = conn.query_row(
+                "SELECT n FROM counts WHERE name = 'object_versions'",
+                [],
+                |r| r.get(0),
+            )?;
             let mut collections = Vec::new();
             let mut rebuilding = 0;
             let mut size = conn.prepare_cached("SELECT size FROM views WHERE view_id = ?1")?;
