@@ -113,7 +113,11 @@ async fn a_bundle_file_of_20000_objects_is_streamed_in_and_served() {
     let expected: BTreeSet<String> = (0..COUNT)
         .map(|n| format!("indicator--{n:08x}-0000-4000-8000-000000000000"))
         .collect();
-    assert_eq!(served_ids(&app, INBOX).await, expected, "the inbox serves all");
+    assert_eq!(
+        served_ids(&app, INBOX).await,
+        expected,
+        "the inbox serves all"
+    );
     assert_eq!(
         served_ids(&app, INDICATORS).await,
         expected,

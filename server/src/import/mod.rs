@@ -120,10 +120,14 @@ pub async fn import(
             })
         });
         let mut read = 0u64;
+        let rejected_before = report.rejected;
         let mut write_error = None;
         while let Some(batch) = received.recv().await {
             read += batch.len() as u64;
-            tell_rejected(&name, &batch.failures);
+            if !batch.failures.is_empty() {
+                progress.end_line();
+                tell_rejected(&name, &batch.failures);
+            }
             report.rejected += batch.failures.len() as u64;
             if batch.objects.is_empty() {
                 continue;
@@ -148,15 +152,19 @@ pub async fn import(
         let outcome = reader
             .await
             .with_context(|| format!("{name}: the reading thread failed"))?;
-        progress.end_line();
         let stored = report.stored;
         if let Some(e) = write_error {
+            progress.end_line();
             return Err(anyhow::Error::new(e).context(format!(
                 "{name}: store write failed; {stored} objects were stored before the error"
             )));
         }
-        if let Err(e) = outcome {
-            bail!("{name}: {e}; {stored} objects were stored before the error");
+        match outcome {
+            Ok(_) => progress.input_done(&name, read, report.rejected - rejected_before),
+            Err(e) => {
+                progress.end_line();
+                bail!("{name}: {e}; {stored} objects were stored before the error");
+            }
         }
     }
     eprintln!(

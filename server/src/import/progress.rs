@@ -54,4 +54,16 @@ impl Progress {
             eprintln!();
         }
     }
+
+    /// Tell that `name` was read to its end: `read` objects, `rejected` of them
+    /// rejected. On a terminal the line replaces the progress line; elsewhere it is
+    /// the one line an input gets.
+    pub fn input_done(&mut self, name: &str, read: u64, rejected: u64) {
+        let erase = if self.last.take().is_some() {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        eprintln!("{erase}{name}: read {read} objects ({rejected} rejected)");
+    }
 }

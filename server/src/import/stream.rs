@@ -50,6 +50,9 @@ pub enum StreamError {
     /// error names the line and column.
     #[error("not a STIX bundle or TAXII envelope (a JSON object with an `objects` array): {0}")]
     Malformed(#[source] serde_json::Error),
+    /// The input could not be read (an I/O error, not the document's fault).
+    #[error("cannot read: {0}")]
+    Unreadable(#[source] serde_json::Error),
     /// Batches were no longer taken.
     #[error(transparent)]
     Stopped(#[from] Stopped),
@@ -82,7 +85,13 @@ where
     if reader.stopped {
         return Err(Stopped.into());
     }
-    outcome.map_err(StreamError::Malformed)?;
+    outcome.map_err(|e| {
+        if e.is_io() {
+            StreamError::Unreadable(e)
+        } else {
+            StreamError::Malformed(e)
+        }
+    })?;
     let last = std::mem::take(&mut reader.pending);
     if !last.is_empty() {
         (reader.hand_on)(last)?;
@@ -179,9 +188,7 @@ impl<'de, F: FnMut(Batch) -> Result<(), Stopped>> de::Visitor<'de> for Objects<'
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            self.reader
-                .take(raw)
-                .map_err(|stopped| de::Error::custom(stopped))?;
+            self.reader.take(raw).map_err(de::Error::custom)?;
         }
         Ok(())
     }
@@ -335,6 +342,28 @@ mod tests {
                 "{body}: the last batch waits for the end"
             );
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_malformed_and_a_failing_input_unreadable() {
+        let body = [&br#"{"objects": ["#[..], b"\"\xff\xfe\"", b"]}"].concat();
+        let outcome = read_objects(&body[..], 10, |_| Ok(()));
+        assert!(
+            matches!(outcome, Err(StreamError::Malformed(_))),
+            "{outcome:?}"
+        );
+
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk on fire"))
+            }
+        }
+        let outcome = read_objects(Failing, 10, |_| Ok(()));
+        let Err(e @ StreamError::Unreadable(_)) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(e.to_string().contains("disk on fire"), "{e}");
     }
 
     #[test]
