@@ -96,6 +96,7 @@ fn objects(values: Vec<Value>, owner: &str) -> AddObjects {
             .collect(),
         failures: Vec::new(),
         owner: owner.to_string(),
+        ..Default::default()
     }
 }
 

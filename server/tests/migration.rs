@@ -163,6 +163,7 @@ async fn the_upgraded_store_is_isolated(store: Arc<dyn Store>) {
                 }],
                 failures: vec![],
                 owner: "partner".into(),
+                ..Default::default()
             },
         )
         .await

@@ -35,6 +35,7 @@ fn new_objects(values: Vec<Value>) -> AddObjects {
             .collect(),
         failures: Vec::new(),
         owner: String::new(),
+        ..Default::default()
     }
 }
 

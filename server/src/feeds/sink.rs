@@ -4,7 +4,7 @@
 
 use crate::config::{Feed, ServiceConfig};
 use crate::feeds::error::FeedError;
-use crate::store::{AddObjects, NewObject, SharedStore};
+use crate::store::{AddObjects, NewObject, SharedStore, StatusResource};
 
 /// Objects stored per ingest transaction.
 const BATCH: usize = 500;
@@ -81,6 +81,7 @@ impl<'a> Sink<'a> {
                         objects: batch,
                         failures: Vec::new(),
                         owner: self.owner.clone(),
+                        status_resource: StatusResource::Record,
                     },
                 )
                 .await?;

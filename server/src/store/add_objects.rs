@@ -54,6 +54,18 @@ pub struct Status {
     pub pendings: Vec<StatusDetail>,
 }
 
+/// Whether an add-objects request leaves a TAXII status resource behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatusResource {
+    /// Keep the status resource, readable by the request's owner until it expires
+    /// (TAXII POST, feeds).
+    #[default]
+    Record,
+    /// Keep none: the request has no client that could ask for it (`import`). The
+    /// [`Status`] returned still counts the request's successes and failures.
+    Omit,
+}
+
 /// An add-objects request: validated objects plus the failures found while parsing.
 #[derive(Debug, Clone, Default)]
 pub struct AddObjects {
@@ -63,4 +75,6 @@ pub struct AddObjects {
     pub failures: Vec<StatusDetail>,
     /// Who sent it ([`crate::access::Caller::key`]): only they may read its status.
     pub owner: String,
+    /// Whether the store keeps the request's status resource.
+    pub status_resource: StatusResource,
 }

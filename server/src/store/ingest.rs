@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::query::{ObjectFacts, Query};
 use crate::stix::timestamp::now_us;
-use crate::store::add_objects::{AddObjects, NewObject, Status, StatusDetail};
+use crate::store::add_objects::{AddObjects, NewObject, Status, StatusDetail, StatusResource};
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
 use crate::store::listing::VersionMatch;
@@ -210,7 +210,8 @@ pub(crate) struct Target<'a> {
 }
 
 /// Store `request` (received at `request_timestamp`) in the target's stored view, keep
-/// every query view in step and record the status resource; returns it.
+/// every query view in step and record the status resource (unless the request omits
+/// it); returns it.
 pub(crate) async fn add_objects<T: IngestTx>(
     tx: &T,
     target: &Target<'_>,
@@ -220,6 +221,7 @@ pub(crate) async fn add_objects<T: IngestTx>(
 ) -> Result<Status, StoreError> {
     let total = (request.objects.len() + request.failures.len()) as u64;
     let owner = request.owner;
+    let status_resource = request.status_resource;
     let mut out = Ingested {
         failures: request.failures,
         ..Default::default()
@@ -237,8 +239,10 @@ pub(crate) async fn add_objects<T: IngestTx>(
     }
     tx.flush_sizes(w.sizes).await?;
     let (status, body) = out.into_status(request_timestamp, total)?;
-    tx.insert_status(&status.id, api_root, &body, &owner)
-        .await?;
+    if status_resource == StatusResource::Record {
+        tx.insert_status(&status.id, api_root, &body, &owner)
+            .await?;
+    }
     Ok(status)
 }
 

@@ -33,7 +33,7 @@ pub mod sqlite;
 mod stats;
 pub(crate) mod validate;
 
-pub use add_objects::{AddObjects, NewObject, Status, StatusDetail};
+pub use add_objects::{AddObjects, NewObject, Status, StatusDetail, StatusResource};
 pub use backend::{SharedStore, Store};
 pub use clock::Clock;
 pub use error::StoreError;

@@ -142,22 +142,30 @@ pub fn parse_envelope_within(
     let raws = posted_objects(body, "a TAXII envelope")?;
     let mut out = AddObjects::default();
     for raw in raws {
-        let value = match read_object(raw.get(), max_object_bytes) {
-            Ok(v) => v,
-            Err(detail) => {
-                out.failures.push(detail);
-                continue;
-            }
-        };
-        match validate_object(value, assumed_spec_version) {
-            Ok(object) => out.objects.push(NewObject {
-                object,
-                raw: raw.get().to_string(),
-            }),
-            Err(e) => out.failures.push(failure(e.id, e.version, e.message)),
+        match posted_object(raw.get(), assumed_spec_version, max_object_bytes) {
+            Ok(object) => out.objects.push(object),
+            Err(detail) => out.failures.push(detail),
         }
     }
     Ok(out)
+}
+
+/// One posted object (its JSON text `raw`, kept as the stored copy) read and
+/// validated: the object to store, or its status failure when it is over
+/// `max_object_bytes`, repeats a key or is not a valid STIX object.
+pub(crate) fn posted_object<S: AsRef<str> + Into<String>>(
+    raw: S,
+    assumed_spec_version: Option<&str>,
+    max_object_bytes: usize,
+) -> Result<NewObject, StatusDetail> {
+    let value = read_object(raw.as_ref(), max_object_bytes)?;
+    match validate_object(value, assumed_spec_version) {
+        Ok(object) => Ok(NewObject {
+            object,
+            raw: raw.into(),
+        }),
+        Err(e) => Err(failure(e.id, e.version, e.message)),
+    }
 }
 
 /// A TAXII 2.1 envelope around stored objects' raw JSON, as chunks to send in order:
