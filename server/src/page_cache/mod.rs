@@ -1,6 +1,6 @@
-//! A bounded cache of full objects pages (`GET …/objects/` answers with `more`),
-//! keyed by what the page was read from and asked with, so a page asked again costs
-//! what serving bytes costs — compressed or not.
+//! A bounded cache of objects pages (`GET …/objects/` answers), keyed by what the
+//! page was read from and asked with, so a page asked again costs what serving bytes
+//! costs — compressed or not.
 //!
 //! - **Key**: the collection, the [`PageGeneration`] of its serving view, and the
 //!   whole listing (position, limit, filters, the page byte budget). The generation
@@ -11,9 +11,10 @@
 //!   replica made it; a rebuilt query collection serves a new view. Appends are
 //!   stamped after every existing entry (commit order, across processes and
 //!   replicas), so they never land inside a page that had `more`, nor take its `more`
-//!   away. So a page found under the current generation is byte for byte the page the
-//!   store would give now. Pages without `more` (a collection's end) change with every
-//!   append and are never cached.
+//!   away. So a full page found under the current generation is byte for byte the
+//!   page the store would give now. A collection's last page (no `more`) changes with
+//!   every append: it is kept under the view's newest `date_added` too ([`PageKeys`]),
+//!   and serves until the next append.
 //! - **Not per caller**: the body's only caller-bound part, the `next` cursor, is in
 //!   the head built per request ([`CachedPage::envelope_head`]); who may read the
 //!   collection is decided before the cache is asked.
@@ -44,7 +45,10 @@ const SHARDS: usize = 2;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageKey {
     collection: String,
+    /// The generation, its `last_added` kept only for the last page.
     generation: PageGeneration,
+    /// Whether this is the key of a collection's last page (no `more`).
+    last: bool,
     ids: Vec<String>,
     types: Vec<String>,
     spec_versions: Vec<String>,
@@ -55,8 +59,9 @@ pub struct PageKey {
 }
 
 impl PageKey {
-    /// The key of `listing` read from `collection` at `generation` within a page byte
-    /// budget of `max_bytes`.
+    /// The key of a full page of `listing` read from `collection` at `generation`
+    /// within a page byte budget of `max_bytes`: appends leave such a page as it is,
+    /// so the generation's newest `date_added` is not part of it.
     pub fn new(
         collection: &str,
         generation: PageGeneration,
@@ -65,7 +70,11 @@ impl PageKey {
     ) -> PageKey {
         PageKey {
             collection: collection.to_string(),
-            generation,
+            generation: PageGeneration {
+                last_added: None,
+                ..generation
+            },
+            last: false,
             ids: listing.ids.clone(),
             types: listing.types.clone(),
             spec_versions: listing.spec_versions.clone(),
@@ -77,13 +86,61 @@ impl PageKey {
     }
 }
 
-/// A full page of objects, held for every caller.
+impl PageKey {
+    /// The key of the same listing's page when it is the collection's last (no
+    /// `more`): every append changes that page, so it is kept under the view's newest
+    /// `date_added` (`newest`) too.
+    pub fn of_last_page(&self, newest: Option<Micros>) -> PageKey {
+        PageKey {
+            generation: PageGeneration {
+                last_added: newest,
+                ..self.generation
+            },
+            last: true,
+            ..self.clone()
+        }
+    }
+}
+
+/// The keys a listing's page may be cached under: as a full page, or as the last.
+#[derive(Debug, Clone)]
+pub struct PageKeys {
+    full: PageKey,
+    last: PageKey,
+}
+
+impl PageKeys {
+    /// Both keys of `listing` read from `collection` at `generation`.
+    pub fn new(
+        collection: &str,
+        generation: PageGeneration,
+        listing: &Listing,
+        max_bytes: usize,
+    ) -> PageKeys {
+        let full = PageKey::new(collection, generation, listing, max_bytes);
+        let last = full.of_last_page(generation.last_added);
+        PageKeys { full, last }
+    }
+
+    /// The key a page read under these keys is kept under.
+    pub fn for_page(self, page: &CachedPage) -> PageKey {
+        if page.more {
+            self.full
+        } else {
+            self.last
+        }
+    }
+}
+
+/// A page of objects, held for every caller.
 #[derive(Debug)]
 pub struct CachedPage {
     /// The objects' JSON, comma-separated, then `]}`: the body after the head.
     tail: Bytes,
     /// Objects in the page.
     count: usize,
+    /// Whether more objects follow (`false`: the collection's last page).
+    more: bool,
     /// The page's first and last `date_added`.
     first: Micros,
     last: Micros,
@@ -92,13 +149,10 @@ pub struct CachedPage {
 }
 
 impl CachedPage {
-    /// A cacheable page: one with `more`, at least one object, and weighing no more
-    /// than `max_weight` (see [`PageCache::max_weight`]).
+    /// A cacheable page: one with at least one object, weighing no more than
+    /// `max_weight` (see [`PageCache::max_weight`]).
     pub fn of(page: &Page, max_weight: u64) -> Option<CachedPage> {
         let (first, last) = (page.entries.first()?, page.entries.last()?);
-        if !page.more {
-            return None;
-        }
         let len: usize = page.entries.iter().map(|e| e.raw.len() + 1).sum::<usize>() + 2;
         if weight_of(len) > max_weight {
             return None;
@@ -114,6 +168,7 @@ impl CachedPage {
         Some(CachedPage {
             tail: Bytes::from(tail),
             count: page.entries.len(),
+            more: page.more,
             first: first.date_added,
             last: last.date_added,
             gzip: OnceLock::new(),
@@ -126,15 +181,25 @@ impl CachedPage {
         self.count
     }
 
+    /// Whether more objects follow.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
     /// The first and last `date_added` of the page.
     pub fn dates(&self) -> (Micros, Micros) {
         (self.first, self.last)
     }
 
-    /// The head of the page's envelope: `{"more":true,"next":…,"objects":[`.
-    pub fn envelope_head(next: Option<&str>) -> Bytes {
+    /// The head of the page's envelope: `{"more":true,"next":…,"objects":[` (or
+    /// `{"more":false,"objects":[` for the last page).
+    pub fn envelope_head(&self, next: Option<&str>) -> Bytes {
         let mut head = Vec::with_capacity(96);
-        head.extend_from_slice(br#"{"more":true"#);
+        head.extend_from_slice(if self.more {
+            br#"{"more":true"#
+        } else {
+            br#"{"more":false"#
+        });
         if let Some(next) = next {
             head.extend_from_slice(br#","next":"#);
             head.extend_from_slice(serde_json::to_string(next).unwrap_or_default().as_bytes());
@@ -286,10 +351,10 @@ impl PageCache {
         capacity as u64 / MAX_SHARE
     }
 
-    /// The page cached under `key`, counting a hit or a miss.
-    pub fn get(&self, capacity: usize, key: &PageKey) -> Option<Arc<CachedPage>> {
+    /// The page cached under either of `keys`, counting a hit or a miss.
+    pub fn get(&self, capacity: usize, keys: &PageKeys) -> Option<Arc<CachedPage>> {
         let pages = self.at(capacity)?;
-        match pages.get(key) {
+        match pages.get(&keys.full).or_else(|| pages.get(&keys.last)) {
             Some(page) => {
                 self.counters.hits.inc();
                 Some(page)
@@ -368,51 +433,68 @@ mod tests {
         }
     }
 
-    fn generation(change_seq: i64) -> PageGeneration {
+    fn generation(change_seq: i64, last_added: i64) -> PageGeneration {
         PageGeneration {
             view_id: 1,
             change_seq,
+            last_added: Some(last_added),
+        }
+    }
+
+    fn keys(change_seq: i64, last_added: i64, after: Option<Micros>) -> PageKeys {
+        PageKeys::new(
+            "c",
+            generation(change_seq, last_added),
+            &listing(after),
+            100,
+        )
+    }
+
+    #[test]
+    fn pages_with_objects_are_cacheable_and_their_body_is_the_envelope() {
+        assert!(CachedPage::of(&page(0, true), u64::MAX).is_none());
+        for (more, next) in [(true, Some("abc")), (false, None)] {
+            let full = page(3, more);
+            let cached = CachedPage::of(&full, u64::MAX).expect("cacheable");
+            assert!(CachedPage::of(&full, 100).is_none(), "too heavy");
+            let body = [cached.envelope_head(next).as_ref(), &cached.tail()].concat();
+            assert_eq!(
+                body,
+                crate::taxii::envelope::write_envelope(&full.entries, more, next)
+            );
+            assert_eq!(cached.dates(), (1_000, 1_002));
+            assert_eq!((cached.count(), cached.more()), (3, more));
         }
     }
 
     #[test]
-    fn only_full_pages_are_cacheable_and_their_body_is_the_envelope() {
-        assert!(CachedPage::of(&page(3, false), u64::MAX).is_none());
-        assert!(CachedPage::of(&page(0, true), u64::MAX).is_none());
-        let full = page(3, true);
-        let cached = CachedPage::of(&full, u64::MAX).expect("cacheable");
-        assert!(CachedPage::of(&full, 100).is_none(), "too heavy");
-        let body = [
-            CachedPage::envelope_head(Some("abc")).as_ref(),
-            &cached.tail(),
-        ]
-        .concat();
-        assert_eq!(
-            body,
-            crate::taxii::envelope::write_envelope(&full.entries, true, Some("abc"))
-        );
-        assert_eq!(cached.dates(), (1_000, 1_002));
-        assert_eq!(cached.count(), 3);
-    }
-
-    #[test]
-    fn a_new_generation_or_another_listing_misses() {
+    fn appends_keep_full_pages_and_retire_last_pages() {
         let counters = PageCacheCounters::default();
         let cache = PageCache::new(1 << 20, counters.clone());
-        let key = PageKey::new("c", generation(1), &listing(None), 100);
-        let page = Arc::new(CachedPage::of(&page(3, true), u64::MAX).expect("page"));
-        cache.insert(1 << 20, key.clone(), page);
-        assert!(cache.get(1 << 20, &key).is_some());
+        let full = Arc::new(CachedPage::of(&page(3, true), u64::MAX).expect("page"));
+        let last = Arc::new(CachedPage::of(&page(2, false), u64::MAX).expect("page"));
+        cache.insert(1 << 20, keys(1, 50, None).for_page(&full), full);
+        cache.insert(1 << 20, keys(1, 50, Some(7)).for_page(&last), last);
+        // An append (newest date_added 60): the full page stays, the last one goes.
+        assert!(cache
+            .get(1 << 20, &keys(1, 60, None))
+            .is_some_and(|p| p.more()));
+        assert!(cache
+            .get(1 << 20, &keys(1, 50, Some(7)))
+            .is_some_and(|p| !p.more()));
+        assert!(cache.get(1 << 20, &keys(1, 60, Some(7))).is_none());
+        // A change to listed objects, another position, collection or budget: misses.
         for other in [
-            PageKey::new("c", generation(2), &listing(None), 100),
-            PageKey::new("c", generation(1), &listing(Some(5)), 100),
-            PageKey::new("d", generation(1), &listing(None), 100),
-            PageKey::new("c", generation(1), &listing(None), 99),
+            keys(2, 50, None),
+            keys(2, 50, Some(7)),
+            keys(1, 50, Some(5)),
+            PageKeys::new("d", generation(1, 50), &listing(None), 100),
+            PageKeys::new("c", generation(1, 50), &listing(None), 99),
         ] {
             assert!(cache.get(1 << 20, &other).is_none());
         }
-        assert_eq!(counters.hits.get(), 1);
-        assert_eq!(counters.misses.get(), 4);
+        assert_eq!(counters.hits.get(), 2);
+        assert_eq!(counters.misses.get(), 6);
     }
 
     #[test]
@@ -421,29 +503,21 @@ mod tests {
         let budget = 64 * 1024;
         let cache = PageCache::new(budget, counters.clone());
         for i in 0..100 {
-            let key = PageKey::new("c", generation(1), &listing(Some(i)), 100);
-            cache.insert(
-                budget,
-                key,
-                Arc::new(CachedPage::of(&page(20, true), u64::MAX).expect("page")),
-            );
+            let page = CachedPage::of(&page(20, true), u64::MAX).expect("page");
+            cache.insert(budget, keys(1, 50, Some(i)).for_page(&page), Arc::new(page));
         }
         assert!(cache.weight() <= budget as u64, "{}", cache.weight());
         assert!(counters.evictions.get() > 0);
-        let key = PageKey::new("c", generation(1), &listing(Some(99)), 100);
-        cache.insert(
-            0,
-            key.clone(),
-            Arc::new(CachedPage::of(&page(2, true), u64::MAX).expect("page")),
-        );
-        assert!(cache.get(0, &key).is_none());
+        let page = CachedPage::of(&page(2, true), u64::MAX).expect("page");
+        cache.insert(0, keys(1, 50, Some(99)).for_page(&page), Arc::new(page));
+        assert!(cache.get(0, &keys(1, 50, Some(99))).is_none());
         assert!(cache.is_empty());
     }
 
     #[test]
     fn coded_forms_decode_to_the_body() {
         let cached = CachedPage::of(&page(200, true), u64::MAX).expect("page");
-        let head = CachedPage::envelope_head(Some("n"));
+        let head = cached.envelope_head(Some("n"));
         let body = [head.as_ref(), &cached.tail()].concat();
         assert!(!cached.has(Coding::Gzip));
         let gz = cached.coded(Coding::Gzip, &head).expect("kept");

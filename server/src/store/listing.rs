@@ -79,16 +79,19 @@ pub struct Entry {
 }
 
 /// Which state of a collection's serving view a page was read from: the view (a
-/// rebuilt query collection gets a new one) and its change counter, which every
-/// change to existing entries moves in the changing transaction (appends do not:
-/// they are stamped after every entry, so a page that had `more` stays the same).
-/// Two reads under one generation return the same full page.
+/// rebuilt query collection gets a new one), its change counter, which every change
+/// to existing entries moves in the changing transaction, and its newest `date_added`.
+/// Appends do not move the counter: they are stamped after every entry, so a page
+/// that had `more` stays the same; the last page (no `more`) also needs the newest
+/// `date_added` to stay the same. Two reads under one generation return the same page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageGeneration {
     /// The serving view.
     pub view_id: i64,
     /// Its change counter.
     pub change_seq: i64,
+    /// Its newest `date_added` (`None` when empty).
+    pub last_added: Option<Micros>,
 }
 
 /// One page of a listing.

@@ -18,7 +18,7 @@ use super::params::{self, Allowed, Params};
 use super::response::{bytes, chunked, json, with_date_added};
 use crate::access::Caller;
 use crate::config::{CollectionConfig, TaxiiVersion};
-use crate::page_cache::{CachedPage, PageCache, PageKey};
+use crate::page_cache::{CachedPage, PageCache, PageKeys};
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
 use crate::store::{Entry, Listing, Page, VersionMatch};
@@ -106,30 +106,31 @@ impl PageRequest {
     }
 
     /// A page of objects within the page byte budget, answered as an envelope: from
-    /// the page cache when this full page is held under the collection's current
-    /// generation, else read (and kept there when it is full).
+    /// the page cache when this page is held under the collection's current
+    /// generation, else read (and kept there).
     async fn objects(&self, ctx: &Ctx, c: &CollectionConfig) -> Result<Response, TaxiiError> {
         let limits = &ctx.config.config.limits;
         let capacity = limits.page_cache_bytes;
-        let key = match capacity {
+        let keys = match capacity {
             0 => None,
             _ => ctx
                 .store()
                 .page_generation(c.id())
                 .await?
-                .map(|g| PageKey::new(c.id(), g, &self.listing, limits.max_page_bytes)),
+                .map(|g| PageKeys::new(c.id(), g, &self.listing, limits.max_page_bytes)),
         };
-        if let Some(page) = key.as_ref().and_then(|k| ctx.state.pages.get(capacity, k)) {
+        if let Some(page) = keys.as_ref().and_then(|k| ctx.state.pages.get(capacity, k)) {
             return Ok(self.cached_envelope(ctx, page));
         }
         let budget = Budget::new(limits);
         let page = budget::list(ctx.store(), c.id(), &self.listing, budget).await?;
-        let cacheable = key
+        let cacheable = keys
             .as_ref()
             .and_then(|_| CachedPage::of(&page, PageCache::max_weight(capacity)));
-        match (key, cacheable) {
-            (Some(key), Some(cached)) => {
+        match (keys, cacheable) {
+            (Some(keys), Some(cached)) => {
                 let cached = Arc::new(cached);
+                let key = keys.for_page(&cached);
                 ctx.state.pages.insert(capacity, key, cached.clone());
                 Ok(self.cached_envelope(ctx, cached))
             }
@@ -137,12 +138,14 @@ impl PageRequest {
         }
     }
 
-    /// The envelope of a cached full page: the head with this caller's `next`, then
-    /// the page's bytes (coded, if asked, by splicing: see `page_cache::splice`).
+    /// The envelope of a cached page: the head with this caller's `next`, then the
+    /// page's bytes (coded, if asked, by splicing: see `coding::splice`).
     fn cached_envelope(&self, ctx: &Ctx, page: Arc<CachedPage>) -> Response {
         let (first, last) = page.dates();
-        let next = Cursor::new(self.scope.clone(), last, self.resume.filters.clone()).encode();
-        let head = CachedPage::envelope_head(Some(&next));
+        let next = page
+            .more()
+            .then(|| Cursor::new(self.scope.clone(), last, self.resume.filters.clone()).encode());
+        let head = page.envelope_head(next.as_deref());
         let count = Objects::Served(page.count() as u64);
         let body = EncodedBody::of_page(head, page);
         let response = count.tag(body.respond(StatusCode::OK, taxii_media_type(ctx.version)));

@@ -27,7 +27,11 @@ pub async fn generation<C: GenericClient>(
     client: &C,
     collection: &str,
 ) -> Result<Option<PageGeneration>, StoreError> {
-    let sql = format!("SELECT view_id, change_seq FROM views WHERE view_id = {SERVING_VIEW}");
+    let sql = format!(
+        "SELECT v.view_id, v.change_seq, \
+                (SELECT max(e.date_added) FROM entries e WHERE e.view_id = v.view_id) \
+         FROM views v WHERE v.view_id = {SERVING_VIEW}"
+    );
     let stmt = client.prepare_cached(&sql).await?;
     Ok(client
         .query_opt(&stmt, &[&collection])
@@ -35,6 +39,7 @@ pub async fn generation<C: GenericClient>(
         .map(|row| PageGeneration {
             view_id: row.get(0),
             change_seq: row.get(1),
+            last_added: row.get(2),
         }))
 }
 

@@ -63,12 +63,16 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
 /// The generation of `view_id` (`None` once it is gone).
 pub fn generation(conn: &Connection, view_id: i64) -> Result<Option<PageGeneration>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT change_seq FROM views WHERE view_id = ?1")?
-        .query_row(params![view_id], |r| r.get(0))
+        .prepare_cached(
+            "SELECT change_seq, (SELECT max(date_added) FROM entries WHERE view_id = ?1) \
+             FROM views WHERE view_id = ?1",
+        )?
+        .query_row(params![view_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
-        .map(|change_seq| PageGeneration {
+        .map(|(change_seq, last_added)| PageGeneration {
             view_id,
             change_seq,
+            last_added,
         }))
 }
 
