@@ -194,18 +194,7 @@ impl CachedPage {
     /// The head of the page's envelope: `{"more":true,"next":…,"objects":[` (or
     /// `{"more":false,"objects":[` for the last page).
     pub fn envelope_head(&self, next: Option<&str>) -> Bytes {
-        let mut head = Vec::with_capacity(96);
-        head.extend_from_slice(if self.more {
-            br#"{"more":true"#
-        } else {
-            br#"{"more":false"#
-        });
-        if let Some(next) = next {
-            head.extend_from_slice(br#","next":"#);
-            head.extend_from_slice(serde_json::to_string(next).unwrap_or_default().as_bytes());
-        }
-        head.extend_from_slice(br#","objects":["#);
-        Bytes::from(head)
+        Bytes::from(envelope_head(self.more, next))
     }
 
     /// What the page counts against the cache's budget: its bytes and room for its
@@ -256,6 +245,24 @@ impl CodedTail for CachedPage {
                 .map(|t| t.zstd(head)),
         }
     }
+}
+
+/// The head of a TAXII 2.1 envelope of objects, up to the first object:
+/// `{"more":…[,"next":…],"objects":[`. What follows is the objects, comma-separated,
+/// and `]}`.
+pub fn envelope_head(more: bool, next: Option<&str>) -> Vec<u8> {
+    let mut head = Vec::with_capacity(96);
+    head.extend_from_slice(if more {
+        br#"{"more":true"#
+    } else {
+        br#"{"more":false"#
+    });
+    if let Some(next) = next {
+        head.extend_from_slice(br#","next":"#);
+        head.extend_from_slice(serde_json::to_string(next).unwrap_or_default().as_bytes());
+    }
+    head.extend_from_slice(br#","objects":["#);
+    head
 }
 
 /// The weight of a page whose tail is `len` bytes: see [`CachedPage::weight`].

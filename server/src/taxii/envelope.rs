@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::strict;
+use crate::page_cache::envelope_head;
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
 use crate::store::{validate_object, AddObjects, Entry, NewObject, StatusDetail};
@@ -174,17 +175,7 @@ pub fn envelope_chunks(entries: Vec<Entry>, more: bool, next: Option<&str>) -> V
     if entries.is_empty() {
         return vec![Bytes::from_static(br#"{"more":false}"#)];
     }
-    let mut head = Vec::with_capacity(64);
-    head.extend_from_slice(if more {
-        br#"{"more":true"#
-    } else {
-        br#"{"more":false"#
-    });
-    if let Some(next) = next {
-        head.extend_from_slice(br#","next":"#);
-        head.extend_from_slice(serde_json::to_string(next).unwrap_or_default().as_bytes());
-    }
-    head.extend_from_slice(br#","objects":["#);
+    let head = envelope_head(more, next);
     let mut chunks = Vec::with_capacity(entries.len() * 2 + 1);
     chunks.push(Bytes::from(head));
     for (i, e) in entries.into_iter().enumerate() {
