@@ -10,7 +10,6 @@ use std::process::{Command, Output, Stdio};
 use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
-use taxiway_server::store::{Listing, VersionMatch};
 
 /// Run `import --collection inbox -` over `app`'s data directory with `input` on stdin.
 fn import_stdin(app: &TestApp, input: &[u8]) -> Output {
@@ -149,16 +148,10 @@ async fn import_and_server_writes_take_turns() {
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{stderr}");
     assert!(stderr.contains("imported 12000 objects"), "{stderr}");
-    let everything = Listing {
-        ids: vec![],
-        types: vec![],
-        versions: VersionMatch::all(),
-        spec_versions: vec![],
-        after: None,
-        limit: 1,
-        with_raw: false,
-        max_bytes: None,
-    };
-    let stored = app.store.count(INBOX, &everything).await.expect("count");
+    let stored = app
+        .store
+        .count(INBOX, &common::every_version(1))
+        .await
+        .expect("count");
     assert_eq!(stored, 12_000 + u64::from(posted));
 }

@@ -18,7 +18,7 @@ use taxiway_server::clock::SharedClock;
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::state::AppState;
 use taxiway_server::store::sqlite::SqliteStore;
-use taxiway_server::store::{Store, StoreSetup};
+use taxiway_server::store::{Listing, Store, StoreSetup, VersionMatch};
 use taxiway_server::taxii;
 
 /// The store's part of a configuration.
@@ -249,4 +249,19 @@ pub fn ids(envelope: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Every version of every object, `limit` per page, without their JSON: for counting
+/// what a collection holds (`Store::count`) or listing it.
+pub fn every_version(limit: usize) -> Listing {
+    Listing {
+        ids: vec![],
+        types: vec![],
+        versions: VersionMatch::all(),
+        spec_versions: vec![],
+        after: None,
+        limit,
+        with_raw: false,
+        max_bytes: None,
+    }
 }
