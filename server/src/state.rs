@@ -8,6 +8,7 @@ use crate::access::Policy;
 use crate::auth::{Auth, Credentials};
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
+use crate::page_cache::positions::ItemPositions;
 use crate::page_cache::PageCache;
 use crate::store::SharedStore;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Bodies of full objects pages, for every caller.
     pub pages: Arc<PageCache>,
+    /// What TAXII 2.0 listings learned of item totals and offsets.
+    pub item_positions: Arc<ItemPositions>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
         ));
         AppState {
             pages,
+            item_positions: Arc::new(ItemPositions::default()),
             config: Arc::new(ArcSwap::from_pointee(config)),
             store,
             auth: Arc::new(Auth::new(credentials, metrics.clone())),

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use taxiway_server::auth::Credentials;
 use taxiway_server::config;
 use taxiway_server::state::AppState;
-use taxiway_server::store::Store;
+use taxiway_server::store::{Store, VersionMatch};
 use taxiway_server::taxii::envelope::parse_envelope;
 use taxiway_server::taxii::{self, media};
 
@@ -27,6 +27,7 @@ on_every_backend!(
     api_roots_are_shared_and_answer_in_the_accepted_version,
     collections_in_the_2_0_shape,
     objects_page_by_range_in_both_spellings,
+    totals_and_offsets_follow_appends_new_versions_and_removals,
     out_of_range_malformed_and_empty_pages,
     without_range_everything_that_fits_is_a_200,
     date_added_headers_and_added_after_polling,
@@ -583,6 +584,83 @@ async fn objects_page_by_range_in_both_spellings(place: Place) {
         }
     }
     assert_eq!(seen, all);
+}
+
+/// Every ranged page, walked in steps of `step` to the end, and the total each said.
+async fn walk20(s: &Server, url: &str, step: u64) -> (Vec<String>, Vec<String>) {
+    let (mut ids, mut totals, mut start) = (Vec::new(), Vec::new(), 0u64);
+    loop {
+        let r = s
+            .get20(url, Some(&format!("items {}-{}", start, start + step - 1)))
+            .await;
+        assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{start}");
+        let range = r.header("content-range").unwrap_or_default().to_string();
+        let total: u64 = range
+            .rsplit('/')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        totals.push(range);
+        ids.extend(r.ids());
+        start += step;
+        if start >= total {
+            return (ids, totals);
+        }
+    }
+}
+
+/// Totals and offsets are remembered between requests (page_cache::positions): what
+/// every page says stays what a fresh count and walk give, across appends (the total
+/// grows by what was added), new versions of listed objects and removals (which
+/// retire what was remembered).
+async fn totals_and_offsets_follow_appends_new_versions_and_removals(place: Place) {
+    let s = with_indicators(place, r#"["2.0"]"#).await;
+    let url = objects_url(INBOX);
+    let id = |n: u32| indicator(n)["id"].as_str().unwrap_or("").to_string();
+    let (ids, totals) = walk20(&s, &url, 5).await;
+    assert_eq!(ids, (0..12).map(id).collect::<Vec<_>>());
+    assert_eq!(totals, ["items 0-4/12", "items 5-9/12", "items 10-11/12"]);
+    // The same walk again: the same answers (now from what was remembered).
+    assert_eq!(walk20(&s, &url, 5).await, (ids.clone(), totals));
+
+    // Appends: the total grows by them, pages go on where they were.
+    s.add21(INBOX, (12..15).map(indicator).collect()).await;
+    let r = s.get20(&url, Some("items 10-14")).await;
+    assert_eq!(r.header("content-range"), Some("items 10-14/15"));
+    assert_eq!(r.ids(), (10..15).map(id).collect::<Vec<_>>());
+    let r = s
+        .get20(&format!("{url}?match[type]=indicator"), Some("items 0-0"))
+        .await;
+    assert_eq!(
+        r.header("content-range"),
+        Some("items 0-0/15"),
+        "another selection"
+    );
+
+    // A new version of object 1: it moves to the end, the total stays.
+    let mut newer = indicator(1);
+    newer["modified"] = json!("2024-06-01T00:00:00.000Z");
+    s.add21(INBOX, vec![newer]).await;
+    let mut expected: Vec<String> = (0..15).filter(|n| *n != 1).map(id).collect();
+    expected.push(id(1));
+    let (ids, totals) = walk20(&s, &url, 4).await;
+    assert_eq!(ids, expected);
+    assert!(totals.iter().all(|t| t.ends_with("/15")), "{totals:?}");
+
+    // A removal: one fewer, and the offsets after it shift.
+    let removed = s
+        .store
+        .delete_object(INBOX, &id(3), &VersionMatch::all(), &[])
+        .await
+        .expect("delete");
+    assert_eq!(removed, 1);
+    expected.retain(|i| *i != id(3));
+    let r = s.get20(&url, Some("items 4-7")).await;
+    assert_eq!(r.header("content-range"), Some("items 4-7/14"));
+    assert_eq!(r.ids(), expected[4..8]);
+    let (ids, totals) = walk20(&s, &url, 4).await;
+    assert_eq!(ids, expected);
+    assert!(totals.iter().all(|t| t.ends_with("/14")), "{totals:?}");
 }
 
 async fn out_of_range_malformed_and_empty_pages(place: Place) {

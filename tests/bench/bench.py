@@ -32,6 +32,7 @@ Results go to stdout and tests/bench/results/<size>.md as Markdown
 """
 
 import argparse
+import base64
 import datetime as dt
 import glob
 import hashlib
@@ -62,6 +63,12 @@ QUERY_CHANGED = "type:indicator and ioc_type:ipv4-addr and confidence:>=96"
 STIX_MEDIA = "application/taxii+json;version=2.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+# Every request authenticates with HTTP Basic as this user (as TAXII clients do), unless
+# --open runs the server without users. AUTH holds the header (empty when open).
+USER = "bench"
+PASSWORD = "bench-password-for-the-benchmark-only"
+AUTH = {}
+
 CONFIG = """\
 # Benchmark configuration (written by tests/bench/bench.py).
 [service]
@@ -88,6 +95,7 @@ api_root = "feeds"
 title = "inbox"
 alias = "inbox"
 writable = true
+{access}
 
 [[collections]]
 id = "{query_coll}"
@@ -284,7 +292,7 @@ def run_child(argv, logfile, env=None):
 
 def http_get(port, path, conn=None):
     c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    c.request("GET", path, headers={"Accept": STIX_MEDIA})
+    c.request("GET", path, headers={"Accept": STIX_MEDIA, **AUTH})
     r = c.getresponse()
     body = r.read()
     if conn is None:
@@ -376,6 +384,8 @@ def run_wrk(url, conns, duration, cpu, threads=None, script=None, headers=()):
     threads = threads or (1 if conns == 1 else 2)
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "30s",
             "--latency", "-H", f"Accept: {STIX_MEDIA}"]
+    for name, value in AUTH.items():
+        argv += ["-H", f"{name}: {value}"]
     for header in headers:
         argv += ["-H", header]
     if script:
@@ -457,7 +467,7 @@ def post_all(port, bodies, conns, seconds):
                 break
             t0 = time.monotonic()
             c.request("POST", path, body=body,
-                      headers={"Content-Type": STIX_MEDIA, "Accept": STIX_MEDIA})
+                      headers={"Content-Type": STIX_MEDIA, "Accept": STIX_MEDIA, **AUTH})
             r = c.getresponse()
             data = r.read()
             lat = time.monotonic() - t0
@@ -504,8 +514,9 @@ def write_config(config_dir, query, store="", page_cache=None):
     tmp = os.path.join(config_dir, ".taxiway.toml.tmp")
     cache = "" if page_cache is None else f"page_cache_bytes = {page_cache}"
     with open(tmp, "w") as f:
+        access = f'[collections.access]\nwrite = ["{USER}"]' if AUTH else ""
         f.write(CONFIG.format(inbox=INBOX, query_coll=QUERY_COLL, query=query, store=store,
-                              page_cache=cache))
+                              page_cache=cache, access=access))
     os.replace(tmp, os.path.join(config_dir, "taxiway.toml"))
 
 
@@ -749,7 +760,7 @@ http {{
 def get_coded(port, path, coding):
     """GET `path` asking for `coding`: (Content-Encoding, body as sent)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    c.request("GET", path, headers={"Accept": STIX_MEDIA, "Accept-Encoding": coding})
+    c.request("GET", path, headers={"Accept": STIX_MEDIA, "Accept-Encoding": coding, **AUTH})
     r = c.getresponse()
     body = r.read()
     c.close()
@@ -1031,6 +1042,20 @@ def backends(args, store):
             cluster.stop()
 
 
+def credentials_args(args, work):
+    """`--credentials-dir` with the benchmark's one user (none with --open)."""
+    if not AUTH:
+        return []
+    directory = os.path.join(work, "credentials")
+    if not os.path.exists(os.path.join(directory, "users.toml")):
+        os.makedirs(directory, exist_ok=True)
+        hashed = subprocess.run([args.bin, "hash-password"], input=PASSWORD + "\n",
+                                capture_output=True, text=True, check=True).stdout.strip()
+        with open(os.path.join(directory, "users.toml"), "w") as f:
+            f.write(f'[[users]]\nname = "{USER}"\npassword_hash = "{hashed}"\n')
+    return ["--credentials-dir", directory]
+
+
 def start_server(args, backend, config_dir, work, index):
     """One `taxiway-server serve` (replica `index`); returns (process, port, admin port, log)."""
     port, admin_port = free_port(), free_port()
@@ -1039,7 +1064,8 @@ def start_server(args, backend, config_dir, work, index):
     with open(server_log, "wb") as out:
         server = PROCS.start([args.bin, "serve", "--config-dir", config_dir, "--data-dir", data,
                               "--listen", f"127.0.0.1:{port}",
-                              "--admin-listen", f"127.0.0.1:{admin_port}"],
+                              "--admin-listen", f"127.0.0.1:{admin_port}",
+                              *credentials_args(args, work)],
                              stdout=out, stderr=subprocess.STDOUT, env=backend.server_env())
     return server, port, admin_port, server_log
 
@@ -1176,7 +1202,7 @@ def measure_store(args, label, n, duration, corpus, imp, backend, work):
         "posts": posts,
         "mem": {"start": mem_start, "reads": mem_reads, "rebuild": mem_rebuild,
                 "ingest": mem_ingest},
-        "load": (load_start, load_end), "duration": duration,
+        "load": (load_start, load_end), "duration": duration, "auth": bool(AUTH),
     }
 
 
@@ -1281,6 +1307,8 @@ def render_header(args, r, w):
     w(f"- store: {facts['versions']:,} object versions; stored collection lists "
       f"{facts['stored']:,} (latest versions), query collection "
       f"`{QUERY}` {facts['query']:,} ({100 * facts['query'] / max(facts['stored'], 1):.2f} %)")
+    w("- requests: " + ("authenticated, HTTP Basic (one user, verified once, then cached)"
+                        if r.get("auth") else "unauthenticated (server without users, `--open`)"))
     w(f"- corpus: {imp['json_bytes'] / 1e6:.0f} MB of STIX JSON "
       f"({imp['json_bytes'] / max(n, 1):.0f} bytes/object)\n")
 
@@ -1540,6 +1568,8 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--duration", type=int, default=0, help="wrk seconds per figure")
     ap.add_argument("--fresh-store", action="store_true", help="re-import even if cached")
+    ap.add_argument("--open", action="store_true",
+                    help="serve without users (default: every request authenticates, Basic)")
     ap.add_argument("--keep", action="store_true", help="keep the run's data directory")
     ap.add_argument("--import-bin", help="binary that builds the cached store (default --bin)")
     ap.add_argument("--post-seconds", type=float, default=120,
@@ -1558,6 +1588,9 @@ def main():
                     help="database created (dropped first) for the run")
     args = ap.parse_args()
     args.import_bin = args.import_bin or args.bin
+    if not args.open:
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        AUTH["Authorization"] = f"Basic {token}"
     args.commit = source_state(args.repo)
     args.gen_source = os.path.join(args.repo, "server/examples/gen_corpus.rs")
 

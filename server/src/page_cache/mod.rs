@@ -24,6 +24,8 @@
 //!   eighth of the budget is not kept at all. Hits, misses, evictions and the bytes held are
 //!   in `/metrics`.
 
+pub mod positions;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -35,7 +37,7 @@ use quick_cache::{Lifecycle, OptionsBuilder, Weighter};
 use crate::coding::splice::{DeflatedTail, ZstdTail};
 use crate::coding::{CodedTail, Coding, ZSTD_LEVEL};
 pub use crate::metrics::PageCacheCounters;
-use crate::store::{Listing, Micros, Page, PageGeneration};
+use crate::store::{Listing, Micros, ObjectsPage, PageGeneration};
 
 /// Cache shards: few, so that a large page (up to `max_page_bytes`) still fits the
 /// share of the budget one shard holds.
@@ -150,27 +152,25 @@ pub struct CachedPage {
 
 impl CachedPage {
     /// A cacheable page: one with at least one object, weighing no more than
-    /// `max_weight` (see [`PageCache::max_weight`]).
-    pub fn of(page: &Page, max_weight: u64) -> Option<CachedPage> {
-        let (first, last) = (page.entries.first()?, page.entries.last()?);
-        let len: usize = page.entries.iter().map(|e| e.raw.len() + 1).sum::<usize>() + 2;
-        if weight_of(len) > max_weight {
-            return None;
+    /// `max_weight` (see [`PageCache::max_weight`]); else the page as it was. Its
+    /// buffer becomes the cached tail (no copy).
+    pub fn of(page: ObjectsPage, max_weight: u64) -> Result<CachedPage, ObjectsPage> {
+        let (Some(first), Some(last)) = (page.first_added, page.last_added) else {
+            return Err(page);
+        };
+        if weight_of(page.objects.len() + 2) > max_weight {
+            return Err(page);
         }
-        let mut tail = Vec::with_capacity(len);
-        for (i, e) in page.entries.iter().enumerate() {
-            if i > 0 {
-                tail.push(b',');
-            }
-            tail.extend_from_slice(e.raw.as_bytes());
-        }
+        let mut tail = page.objects;
         tail.extend_from_slice(b"]}");
-        Some(CachedPage {
+        // Held for long: no room for what the read did not fill.
+        tail.shrink_to_fit();
+        Ok(CachedPage {
             tail: Bytes::from(tail),
-            count: page.entries.len(),
+            count: page.count,
             more: page.more,
-            first: first.date_added,
-            last: last.date_added,
+            first,
+            last,
             gzip: OnceLock::new(),
             zstd: OnceLock::new(),
         })
@@ -420,11 +420,26 @@ mod tests {
         }
     }
 
-    fn page(n: i64, more: bool) -> Page {
-        Page {
-            entries: (0..n).map(entry).collect(),
-            more,
+    fn entries(n: i64) -> Vec<Entry> {
+        (0..n).map(entry).collect()
+    }
+
+    /// The objects page of `entries`, as a store reads it.
+    fn objects(entries: &[Entry], more: bool) -> ObjectsPage {
+        let all = Listing {
+            limit: usize::MAX,
+            ..listing(None)
+        };
+        let mut page = ObjectsPage::for_listing(&listing(None));
+        for e in entries {
+            assert!(page.admit(&all, e.date_added, e.raw.as_bytes()));
         }
+        page.more = more;
+        page
+    }
+
+    fn page(n: i64, more: bool) -> ObjectsPage {
+        objects(&entries(n), more)
     }
 
     fn listing(after: Option<Micros>) -> Listing {
@@ -459,15 +474,18 @@ mod tests {
 
     #[test]
     fn pages_with_objects_are_cacheable_and_their_body_is_the_envelope() {
-        assert!(CachedPage::of(&page(0, true), u64::MAX).is_none());
+        assert!(CachedPage::of(page(0, true), u64::MAX).is_err());
         for (more, next) in [(true, Some("abc")), (false, None)] {
-            let full = page(3, more);
-            let cached = CachedPage::of(&full, u64::MAX).expect("cacheable");
-            assert!(CachedPage::of(&full, 100).is_none(), "too heavy");
+            let full = entries(3);
+            assert!(
+                CachedPage::of(objects(&full, more), 100).is_err(),
+                "too heavy"
+            );
+            let cached = CachedPage::of(objects(&full, more), u64::MAX).expect("cacheable");
             let body = [cached.envelope_head(next).as_ref(), &cached.tail()].concat();
             assert_eq!(
                 body,
-                crate::taxii::envelope::write_envelope(&full.entries, more, next)
+                crate::taxii::envelope::write_envelope(&full, more, next)
             );
             assert_eq!(cached.dates(), (1_000, 1_002));
             assert_eq!((cached.count(), cached.more()), (3, more));
@@ -478,8 +496,8 @@ mod tests {
     fn appends_keep_full_pages_and_retire_last_pages() {
         let counters = PageCacheCounters::default();
         let cache = PageCache::new(1 << 20, counters.clone());
-        let full = Arc::new(CachedPage::of(&page(3, true), u64::MAX).expect("page"));
-        let last = Arc::new(CachedPage::of(&page(2, false), u64::MAX).expect("page"));
+        let full = Arc::new(CachedPage::of(page(3, true), u64::MAX).expect("page"));
+        let last = Arc::new(CachedPage::of(page(2, false), u64::MAX).expect("page"));
         cache.insert(1 << 20, keys(1, 50, None).for_page(&full), full);
         cache.insert(1 << 20, keys(1, 50, Some(7)).for_page(&last), last);
         // An append (newest date_added 60): the full page stays, the last one goes.
@@ -510,12 +528,12 @@ mod tests {
         let budget = 64 * 1024;
         let cache = PageCache::new(budget, counters.clone());
         for i in 0..100 {
-            let page = CachedPage::of(&page(20, true), u64::MAX).expect("page");
+            let page = CachedPage::of(page(20, true), u64::MAX).expect("page");
             cache.insert(budget, keys(1, 50, Some(i)).for_page(&page), Arc::new(page));
         }
         assert!(cache.weight() <= budget as u64, "{}", cache.weight());
         assert!(counters.evictions.get() > 0);
-        let page = CachedPage::of(&page(2, true), u64::MAX).expect("page");
+        let page = CachedPage::of(page(2, true), u64::MAX).expect("page");
         cache.insert(0, keys(1, 50, Some(99)).for_page(&page), Arc::new(page));
         assert!(cache.get(0, &keys(1, 50, Some(99))).is_none());
         assert!(cache.is_empty());
@@ -523,7 +541,7 @@ mod tests {
 
     #[test]
     fn coded_forms_decode_to_the_body() {
-        let cached = CachedPage::of(&page(200, true), u64::MAX).expect("page");
+        let cached = CachedPage::of(page(200, true), u64::MAX).expect("page");
         let head = cached.envelope_head(Some("n"));
         let body = [head.as_ref(), &cached.tail()].concat();
         assert!(!cached.has(Coding::Gzip));

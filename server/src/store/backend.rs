@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::store::add_objects::{AddObjects, Status};
 use crate::store::error::StoreError;
-use crate::store::listing::{Listing, Page, PageGeneration, VersionMatch};
+use crate::store::listing::{Listing, ObjectsPage, Page, PageGeneration, VersionMatch};
 use crate::store::setup::StoreSetup;
 use crate::store::stats::StoreStats;
 
@@ -29,6 +29,15 @@ pub trait Store: Send + Sync {
 
     /// A page of a collection.
     async fn list(&self, collection: &str, listing: &Listing) -> Result<Page, StoreError>;
+
+    /// A page of a collection's objects as bytes (the objects endpoints): only the
+    /// objects' JSON, cut at the listing's `limit` and `max_bytes` (see
+    /// [`ObjectsPage::admit`]), copied once from the database's buffers.
+    async fn list_objects(
+        &self,
+        collection: &str,
+        listing: &Listing,
+    ) -> Result<ObjectsPage, StoreError>;
 
     /// The generation of the view serving a collection now (`None` while it has none,
     /// or when the backend cannot tell). Read it *before* the page it keys: the page

@@ -37,7 +37,7 @@ pub use add_objects::{AddObjects, NewObject, Status, StatusDetail, StatusResourc
 pub use backend::{SharedStore, Store};
 pub use clock::Clock;
 pub use error::StoreError;
-pub use listing::{Entry, Listing, Page, PageGeneration, VersionMatch};
+pub use listing::{Entry, Listing, ObjectsPage, Page, PageGeneration, VersionMatch};
 pub use micros::Micros;
 pub use setup::{CollectionSetup, StoreSetup};
 pub use stats::{CollectionSize, StoreStats};

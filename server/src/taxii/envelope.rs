@@ -18,7 +18,7 @@ use super::strict;
 use crate::page_cache::envelope_head;
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
-use crate::store::{validate_object, AddObjects, Entry, NewObject, StatusDetail};
+use crate::store::{validate_object, AddObjects, Entry, NewObject, ObjectsPage, StatusDetail};
 
 #[derive(Deserialize)]
 struct IncomingEnvelope<'a> {
@@ -169,28 +169,30 @@ pub(crate) fn posted_object<S: AsRef<str> + Into<String>>(
     }
 }
 
-/// A TAXII 2.1 envelope around stored objects' raw JSON, as chunks to send in order:
-/// each object's own buffer (moved, not copied) between small separators.
-pub fn envelope_chunks(entries: Vec<Entry>, more: bool, next: Option<&str>) -> Vec<Bytes> {
-    if entries.is_empty() {
+/// A TAXII 2.1 envelope around a page of objects read as bytes: its head, then the
+/// page's own buffer (moved, not copied) closed with `]}`.
+pub fn objects_envelope(page: ObjectsPage, next: Option<&str>) -> Vec<Bytes> {
+    if page.count == 0 {
         return vec![Bytes::from_static(br#"{"more":false}"#)];
     }
-    let head = envelope_head(more, next);
-    let mut chunks = Vec::with_capacity(entries.len() * 2 + 1);
-    chunks.push(Bytes::from(head));
-    for (i, e) in entries.into_iter().enumerate() {
-        if i > 0 {
-            chunks.push(Bytes::from_static(b","));
-        }
-        chunks.push(Bytes::from(e.raw));
-    }
-    chunks.push(Bytes::from_static(b"]}"));
-    chunks
+    let head = envelope_head(page.more, next);
+    let mut objects = page.objects;
+    objects.extend_from_slice(b"]}");
+    vec![Bytes::from(head), Bytes::from(objects)]
 }
 
 /// Write a TAXII 2.1 envelope around stored objects' raw JSON into one buffer.
 pub fn write_envelope(entries: &[Entry], more: bool, next: Option<&str>) -> Vec<u8> {
-    envelope_chunks(entries.to_vec(), more, next).concat()
+    let mut page = ObjectsPage::default();
+    for e in entries {
+        if page.count > 0 {
+            page.objects.push(b',');
+        }
+        page.objects.extend_from_slice(e.raw.as_bytes());
+        page.count += 1;
+    }
+    page.more = more;
+    objects_envelope(page, next).concat()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::access_log::Objects;
 use super::budget::{self, Budget};
 use super::cursor::{self, Cursor, Resume};
 use super::encoding::EncodedBody;
-use super::envelope::{envelope_chunks, parse_envelope_within};
+use super::envelope::{objects_envelope, parse_envelope_within};
 use super::error::TaxiiError;
 use super::media::{self, taxii_media_type, STIX_21};
 use super::params::{self, Allowed, Params};
@@ -21,7 +21,7 @@ use crate::config::{CollectionConfig, TaxiiVersion};
 use crate::page_cache::{CachedPage, PageCache, PageKeys};
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
 use crate::store::validate::is_stix_id;
-use crate::store::{Entry, Listing, Page, VersionMatch};
+use crate::store::{Entry, Listing, Micros, ObjectsPage, Page, VersionMatch};
 use crate::taxii::context::Ctx;
 use crate::taxii::request_body::read_body;
 
@@ -94,15 +94,14 @@ fn page_request(
 impl PageRequest {
     /// The `next` cursor after this page, if more follow.
     fn next(&self, page: &Page) -> Option<String> {
-        let last = page.entries.last()?;
-        page.more.then(|| {
-            Cursor::new(
-                self.scope.clone(),
-                last.date_added,
-                self.resume.filters.clone(),
-            )
-            .encode()
-        })
+        self.next_after(page.more, page.entries.last().map(|e| e.date_added))
+    }
+
+    /// The `next` cursor after a page whose last entry was added at `last`, if `more`
+    /// follow.
+    fn next_after(&self, more: bool, last: Option<Micros>) -> Option<String> {
+        let last = last.filter(|_| more)?;
+        Some(Cursor::new(self.scope.clone(), last, self.resume.filters.clone()).encode())
     }
 
     /// A page of objects within the page byte budget, answered as an envelope: from
@@ -122,29 +121,39 @@ impl PageRequest {
         if let Some(page) = keys.as_ref().and_then(|k| ctx.state.pages.get(capacity, k)) {
             return Ok(self.cached_envelope(ctx, page));
         }
-        let budget = Budget::new(limits);
-        let page = budget::list(ctx.store(), c.id(), &self.listing, budget).await?;
-        let cacheable = keys
-            .as_ref()
-            .and_then(|_| CachedPage::of(&page, PageCache::max_weight(capacity)));
-        match (keys, cacheable) {
-            (Some(keys), Some(cached)) => {
+        let page = self.read_objects(ctx, c).await?;
+        let Some(keys) = keys else {
+            return Ok(self.envelope(ctx, page));
+        };
+        match CachedPage::of(page, PageCache::max_weight(capacity)) {
+            Ok(cached) => {
                 let cached = Arc::new(cached);
                 let key = keys.for_page(&cached);
                 ctx.state.pages.insert(capacity, key, cached.clone());
                 Ok(self.cached_envelope(ctx, cached))
             }
-            _ => Ok(self.envelope(ctx, page)),
+            Err(page) => Ok(self.envelope(ctx, page)),
         }
+    }
+
+    /// The page of objects from the store, within the page byte budget.
+    async fn read_objects(
+        &self,
+        ctx: &Ctx,
+        c: &CollectionConfig,
+    ) -> Result<ObjectsPage, TaxiiError> {
+        let read = Listing {
+            max_bytes: Some(ctx.config.config.limits.max_page_bytes),
+            ..self.listing.clone()
+        };
+        Ok(ctx.store().list_objects(c.id(), &read).await?)
     }
 
     /// The envelope of a cached page: the head with this caller's `next`, then the
     /// page's bytes (coded, if asked, by splicing: see `coding::splice`).
     fn cached_envelope(&self, ctx: &Ctx, page: Arc<CachedPage>) -> Response {
         let (first, last) = page.dates();
-        let next = page
-            .more()
-            .then(|| Cursor::new(self.scope.clone(), last, self.resume.filters.clone()).encode());
+        let next = self.next_after(page.more(), Some(last));
         let head = page.envelope_head(next.as_deref());
         let count = Objects::Served(page.count() as u64);
         let body = EncodedBody::of_page(head, page);
@@ -152,13 +161,12 @@ impl PageRequest {
         with_date_added(response, Some(first), Some(last))
     }
 
-    /// The envelope of a page of objects; the objects' buffers become the body.
-    fn envelope(&self, ctx: &Ctx, page: Page) -> Response {
-        let next = self.next(&page);
-        let count = Objects::Served(page.entries.len() as u64);
-        let (first, last) = (page.entries.first(), page.entries.last());
-        let dates = (first.map(|e| e.date_added), last.map(|e| e.date_added));
-        let body = envelope_chunks(page.entries, page.more, next.as_deref());
+    /// The envelope of a page of objects; the page's buffer becomes the body.
+    fn envelope(&self, ctx: &Ctx, page: ObjectsPage) -> Response {
+        let next = self.next_after(page.more, page.last_added);
+        let count = Objects::Served(page.count as u64);
+        let dates = (page.first_added, page.last_added);
+        let body = objects_envelope(page, next.as_deref());
         let response = count.tag(chunked(StatusCode::OK, taxii_media_type(ctx.version), body));
         match dates {
             (Some(first), Some(last)) => with_date_added(response, Some(first), Some(last)),
@@ -211,9 +219,8 @@ pub async fn get_object(
         VersionMatch::last(),
         true,
     )?;
-    let budget = Budget::new(&ctx.config.config.limits);
-    let page = budget::list(ctx.store(), c.id(), &req.listing, budget).await?;
-    if page.entries.is_empty() && params.next.is_none() {
+    let page = req.read_objects(ctx, c).await?;
+    if page.count == 0 && params.next.is_none() {
         ensure_exists(ctx, c, object).await?;
     }
     Ok(req.envelope(ctx, page))

@@ -18,7 +18,7 @@ use crate::store::add_objects::{AddObjects, Status};
 use crate::store::backend::Store;
 use crate::store::error::StoreError;
 use crate::store::ingest::{self as write, Target};
-use crate::store::listing::{Listing, Page, PageGeneration, VersionMatch};
+use crate::store::listing::{Listing, ObjectsPage, Page, PageGeneration, VersionMatch};
 use crate::store::rebuild::{self, Filled};
 use crate::store::registry::ViewState;
 use crate::store::setup::StoreSetup;
@@ -266,6 +266,15 @@ impl Store for PostgresStore {
         // The serving view is resolved in the query itself: never a stale registry.
         let client = self.client().await?;
         read::list(&client, collection, listing).await
+    }
+
+    async fn list_objects(
+        &self,
+        collection: &str,
+        listing: &Listing,
+    ) -> Result<ObjectsPage, StoreError> {
+        let client = self.client().await?;
+        read::list_objects(&client, collection, listing).await
     }
 
     async fn page_generation(

@@ -5,7 +5,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::store::add_objects::Status;
 use crate::store::error::StoreError;
-use crate::store::listing::{Entry, Listing, Page, PageGeneration};
+use crate::store::listing::{Entry, Listing, ObjectsPage, Page, PageGeneration};
 
 type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 
@@ -101,6 +101,47 @@ pub async fn list<C: GenericClient>(
         });
     }
     Ok(Page { entries, more })
+}
+
+/// One page of objects as bytes: only `date_added` and the object's JSON are read.
+/// The byte budget is applied in the database, so what crosses the wire is the page
+/// plus at most the one object that did not fit (which tells `more`).
+pub async fn list_objects<C: GenericClient>(
+    client: &C,
+    collection: &str,
+    listing: &Listing,
+) -> Result<ObjectsPage, StoreError> {
+    let mut sql = String::from(
+        "SELECT e.date_added, v.raw FROM entries e JOIN object_versions v ON v.vid = e.vid",
+    );
+    let mut page = ObjectsPage::for_listing(listing);
+    let Some(mut args) = filter(&mut sql, collection, listing) else {
+        return Ok(page);
+    };
+    let fetch = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    args.push(Box::new(fetch));
+    sql.push_str(&format!(" ORDER BY e.date_added LIMIT ${}", args.len()));
+    if let Some(max) = listing.max_bytes {
+        // Every row that starts within the budget: the page, and the one that
+        // would bring it over (refused by `admit`, which then says `more`).
+        args.push(Box::new(i64::try_from(max).unwrap_or(i64::MAX)));
+        sql = format!(
+            "SELECT date_added, raw FROM ( \
+               SELECT p.*, (sum(len) OVER (ORDER BY date_added))::bigint - len AS before FROM ( \
+                 SELECT page.*, octet_length(page.raw)::bigint + 1 AS len FROM ({sql}) page \
+               ) p \
+             ) q WHERE before <= ${}::bigint ORDER BY date_added",
+            args.len()
+        );
+    }
+    let stmt = client.prepare_cached(&sql).await?;
+    for row in client.query(&stmt, &refs(&args)).await? {
+        let raw: &str = row.try_get(1)?;
+        if !page.admit(listing, row.try_get(0)?, raw.as_bytes()) {
+            break;
+        }
+    }
+    Ok(page)
 }
 
 /// How many entries of a collection a listing selects, whatever its `limit`.

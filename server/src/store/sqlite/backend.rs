@@ -18,7 +18,7 @@ use crate::store::add_objects::{AddObjects, Status};
 use crate::store::backend::Store;
 use crate::store::error::StoreError;
 use crate::store::ingest::{self as write, run_ready, Target};
-use crate::store::listing::{Listing, Page, PageGeneration, VersionMatch};
+use crate::store::listing::{Listing, ObjectsPage, Page, PageGeneration, VersionMatch};
 use crate::store::rebuild::{self, Filled};
 use crate::store::registry::ViewState;
 use crate::store::setup::StoreSetup;
@@ -174,6 +174,19 @@ impl Store for SqliteStore {
         };
         let listing = listing.clone();
         self.blocking(move |inner| read::list(&*inner.readers.get()?, view_id, &listing))
+            .await
+    }
+
+    async fn list_objects(
+        &self,
+        collection: &str,
+        listing: &Listing,
+    ) -> Result<ObjectsPage, StoreError> {
+        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+            return Ok(ObjectsPage::default());
+        };
+        let listing = listing.clone();
+        self.blocking(move |inner| read::list_objects(&*inner.readers.get()?, view_id, &listing))
             .await
     }
 

@@ -1,11 +1,11 @@
 //! Reads: a page of a view, the size of a listing, a status resource.
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::store::add_objects::Status;
 use crate::store::error::StoreError;
-use crate::store::listing::{Entry, Listing, Page, PageGeneration};
+use crate::store::listing::{Entry, Listing, ObjectsPage, Page, PageGeneration};
 
 /// One page of a view: an index range scan from the listing's position.
 pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, StoreError> {
@@ -58,6 +58,47 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
         });
     }
     Ok(Page { entries, more })
+}
+
+/// One page of objects as bytes: only `date_added` and the object's JSON are read,
+/// and the JSON goes from SQLite's buffer straight into the page's.
+pub fn list_objects(
+    conn: &Connection,
+    view_id: i64,
+    listing: &Listing,
+) -> Result<ObjectsPage, StoreError> {
+    let hint = if listing.ids.is_empty() {
+        ""
+    } else {
+        " INDEXED BY entries_by_object"
+    };
+    let mut sql = format!(
+        "SELECT e.date_added, v.raw FROM entries e{hint} JOIN object_versions v ON v.vid = e.vid"
+    );
+    let mut page = ObjectsPage::for_listing(listing);
+    let Some(mut args) = filter(&mut sql, view_id, listing) else {
+        return Ok(page);
+    };
+    sql.push_str(" ORDER BY e.date_added LIMIT ?");
+    let fetch = listing.limit.saturating_add(1);
+    args.push(SqlValue::Integer(i64::try_from(fetch).unwrap_or(i64::MAX)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    while let Some(row) = rows.next()? {
+        let raw = row.get_ref(1)?;
+        let raw = match raw {
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes,
+            _ => {
+                return Err(StoreError::Database(
+                    "an object version without JSON".into(),
+                ))
+            }
+        };
+        if !page.admit(listing, row.get(0)?, raw) {
+            break;
+        }
+    }
+    Ok(page)
 }
 
 /// The generation of `view_id` (`None` once it is gone).

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::range::{self, ItemRange};
-use super::selection::{Items, Selection};
+use super::selection::{Items, Known, Selection};
 use crate::taxii::budget::Budget;
 use crate::taxii::context::Ctx;
 use crate::taxii::error::TaxiiError;
@@ -40,7 +40,15 @@ pub async fn fetch(
 ) -> Result<Paged, TaxiiError> {
     let limits = &ctx.config.config.limits;
     let store = ctx.store();
-    let total = selection.total(store, collection).await?;
+    let known = store
+        .page_generation(collection)
+        .await?
+        .map(|generation| Known {
+            positions: &ctx.state.item_positions,
+            key: selection.positions_key(collection, generation),
+            generation,
+        });
+    let total = selection.total(store, collection, known.as_ref()).await?;
     let (start, want) = match range {
         Some(r) => (r.first, r.len(limits.max_page_size)),
         None => (
@@ -58,12 +66,18 @@ pub async fn fetch(
     } else {
         let after = match start {
             0 => selection.added_after(),
-            n => selection.seek(store, collection, n).await?,
+            n => selection.seek(store, collection, n, known.as_ref()).await?,
         };
         let budget = Budget::new(limits);
-        selection
+        let items = selection
             .page(store, collection, after, want, budget)
-            .await?
+            .await?;
+        if let (Some(k), Some(last)) = (&known, items.last) {
+            // Where the next page starts.
+            let offset = start.saturating_add(items.count);
+            k.positions.keep_position(&k.key, offset, last);
+        }
+        items
     };
     // Objects may have arrived between counting and reading.
     let total = match items.count {

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::bundle::object_json;
+use crate::page_cache::positions::{ItemPositions, KnownTotal, PositionsKey};
 use crate::stix::convert::{id_candidates, servable_as_stix20, to_stix20, type_of, NOT_IN_STIX20};
-use crate::store::{Listing, Micros, Store, StoreError, VersionMatch};
+use crate::store::{Listing, Micros, PageGeneration, Store, StoreError, VersionMatch};
 use crate::taxii::budget::Budget;
 use crate::taxii::params::Filters;
 
@@ -43,6 +44,17 @@ pub struct Items {
     pub first: Option<Micros>,
     /// `date_added` of the last item covered.
     pub last: Option<Micros>,
+}
+
+/// What is known of a selection's items at the generation read before its page
+/// (see [`ItemPositions`]).
+pub struct Known<'a> {
+    /// Where the facts are kept.
+    pub positions: &'a ItemPositions,
+    /// The selection's key at `generation`.
+    pub key: PositionsKey,
+    /// The collection's generation, read before anything else.
+    pub generation: PageGeneration,
 }
 
 /// The filters of one 2.0 request, in store terms.
@@ -116,22 +128,68 @@ impl Selection {
         }
     }
 
-    /// How many items the selection holds.
-    pub async fn total(&self, store: &dyn Store, collection: &str) -> Result<u64, StoreError> {
+    /// What [`ItemPositions`] keeps this selection's facts under, at `generation`.
+    pub fn positions_key(&self, collection: &str, generation: PageGeneration) -> PositionsKey {
+        PositionsKey::new(
+            collection,
+            generation,
+            format!("{:?}|{:?}", self.listing, self.types),
+        )
+    }
+
+    /// How many items the selection holds: from what is known (plus what was added
+    /// since it was counted), else counted.
+    pub async fn total(
+        &self,
+        store: &dyn Store,
+        collection: &str,
+        known: Option<&Known<'_>>,
+    ) -> Result<u64, StoreError> {
+        let Some(k) = known else {
+            return self.count(store, collection, None).await;
+        };
+        let total = match k.positions.total(&k.key) {
+            Some(t) if t.at == k.generation.last_added => return Ok(t.items),
+            Some(t) => t.items + self.count(store, collection, t.at).await?,
+            None => self.count(store, collection, None).await?,
+        };
+        // Exact at the generation read before only if nothing changed meanwhile.
+        if store.page_generation(collection).await? == Some(k.generation) {
+            let total = KnownTotal {
+                at: k.generation.last_added,
+                items: total,
+            };
+            k.positions.keep_total(&k.key, total);
+        }
+        Ok(total)
+    }
+
+    /// The items the selection holds among the entries added after `since` (all of
+    /// them with `None`). O(matches).
+    async fn count(
+        &self,
+        store: &dyn Store,
+        collection: &str,
+        since: Option<Micros>,
+    ) -> Result<u64, StoreError> {
+        let listing = Listing {
+            after: self.listing.after.max(since),
+            ..self.listing.clone()
+        };
         match &self.types {
             Some(types) if types.is_empty() => Ok(0),
             Some(types) => {
                 let listing = Listing {
                     types: types.clone(),
-                    ..self.listing.clone()
+                    ..listing
                 };
                 store.count(collection, &listing).await
             }
             None => {
-                let all = store.count(collection, &self.listing).await?;
+                let all = store.count(collection, &listing).await?;
                 let lacking = Listing {
                     types: NOT_IN_STIX20.iter().map(|t| t.to_string()).collect(),
-                    ..self.listing.clone()
+                    ..listing
                 };
                 let lacking = store.count(collection, &lacking).await?;
                 Ok(all.saturating_sub(lacking))
@@ -139,15 +197,20 @@ impl Selection {
         }
     }
 
-    /// The position after the first `offset` items (where a page at `offset` starts).
+    /// The position after the first `offset` items (where a page at `offset` starts),
+    /// walked from the nearest position known before it.
     pub async fn seek(
         &self,
         store: &dyn Store,
         collection: &str,
         offset: u64,
+        known: Option<&Known<'_>>,
     ) -> Result<Option<Micros>, StoreError> {
-        let mut after = self.listing.after;
-        let mut remaining = offset;
+        let nearest = known.and_then(|k| k.positions.position_before(&k.key, offset));
+        let (mut after, mut remaining) = match nearest {
+            Some((at, position)) => (Some(position), offset - at),
+            None => (self.listing.after, offset),
+        };
         while remaining > 0 {
             let page = store
                 .list(collection, &self.scan(after, SEEK_CHUNK, false))
@@ -164,6 +227,9 @@ impl Selection {
             if !page.more {
                 break;
             }
+        }
+        if let (Some(k), 0, Some(position)) = (known, remaining, after) {
+            k.positions.keep_position(&k.key, offset, position);
         }
         Ok(after)
     }
