@@ -111,8 +111,13 @@ pub async fn list_objects<C: GenericClient>(
     collection: &str,
     listing: &Listing,
 ) -> Result<ObjectsPage, StoreError> {
+    // A query view's own copy of the JSON, else (a stored view) the version's; the
+    // second lookup only runs when the first found nothing.
     let mut sql = String::from(
-        "SELECT e.date_added, v.raw FROM entries e JOIN object_versions v ON v.vid = e.vid",
+        "SELECT e.date_added, COALESCE( \
+           (SELECT o.raw FROM view_objects o WHERE o.view_id = e.view_id AND o.vid = e.vid), \
+           (SELECT v.raw FROM object_versions v WHERE v.vid = e.vid)) AS raw \
+         FROM entries e",
     );
     let mut page = ObjectsPage::for_listing(listing);
     let Some(mut args) = filter(&mut sql, collection, listing) else {
@@ -122,15 +127,17 @@ pub async fn list_objects<C: GenericClient>(
     args.push(Box::new(fetch));
     sql.push_str(&format!(" ORDER BY e.date_added LIMIT ${}", args.len()));
     if let Some(max) = listing.max_bytes {
-        // Every row that starts within the budget: the page, and the one that
-        // would bring it over (refused by `admit`, which then says `more`).
+        // Every row that starts within the budget (the page, and the one that would
+        // bring it over), and the first two whatever their size (the first always
+        // joins; the second tells `more`): what `admit` needs to cut the page.
         args.push(Box::new(i64::try_from(max).unwrap_or(i64::MAX)));
         sql = format!(
             "SELECT date_added, raw FROM ( \
-               SELECT p.*, (sum(len) OVER (ORDER BY date_added))::bigint - len AS before FROM ( \
+               SELECT p.*, (sum(len) OVER (ORDER BY date_added))::bigint - len AS before, \
+                      row_number() OVER (ORDER BY date_added) AS n FROM ( \
                  SELECT page.*, octet_length(page.raw)::bigint + 1 AS len FROM ({sql}) page \
                ) p \
-             ) q WHERE before <= ${}::bigint ORDER BY date_added",
+             ) q WHERE before <= ${}::bigint OR n <= 2 ORDER BY date_added",
             args.len()
         );
     }

@@ -148,6 +148,46 @@ const MIGRATIONS: &[&str] = &[
         REFERENCING OLD TABLE AS changed_entries
         FOR EACH STATEMENT EXECUTE FUNCTION taxiway_entries_changed();
     "#,
+    // 6: a query view keeps its own copy of its objects' JSON (as SQLite's migration
+    // 7), so a query page reads its view's rows instead of one lookup per object into
+    // the whole `object_versions` table. Kept by statement triggers on `entries`,
+    // whatever path adds or removes an entry, on any replica.
+    r#"
+    CREATE TABLE view_objects (
+        view_id bigint NOT NULL,
+        vid     bigint NOT NULL,
+        raw     text   NOT NULL,
+        PRIMARY KEY (view_id, vid)
+    );
+    CREATE FUNCTION taxiway_view_objects_added() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        INSERT INTO view_objects (view_id, vid, raw)
+        SELECT n.view_id, n.vid, o.raw FROM added_entries n
+          JOIN views w ON w.view_id = n.view_id AND w.kind = 'query'
+          JOIN object_versions o ON o.vid = n.vid;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE FUNCTION taxiway_view_objects_removed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        DELETE FROM view_objects vo USING removed_entries r
+         WHERE vo.view_id = r.view_id AND vo.vid = r.vid;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER view_objects_added AFTER INSERT ON entries
+        REFERENCING NEW TABLE AS added_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION taxiway_view_objects_added();
+    CREATE TRIGGER view_objects_removed AFTER DELETE ON entries
+        REFERENCING OLD TABLE AS removed_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION taxiway_view_objects_removed();
+    INSERT INTO view_objects (view_id, vid, raw)
+    SELECT e.view_id, e.vid, o.raw FROM views w
+      JOIN entries e ON e.view_id = w.view_id
+      JOIN object_versions o ON o.vid = e.vid
+     WHERE w.kind = 'query'
+     ORDER BY e.view_id, e.vid;
+    "#,
 ];
 
 /// The schema version this binary writes.

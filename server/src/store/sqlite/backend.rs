@@ -182,12 +182,20 @@ impl Store for SqliteStore {
         collection: &str,
         listing: &Listing,
     ) -> Result<ObjectsPage, StoreError> {
-        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+        let Some((view_id, kind)) = self.registry()?.active(collection).map(|v| {
+            let kind = match v.query {
+                Some(_) => read::ViewKind::Query,
+                None => read::ViewKind::Stored,
+            };
+            (v.view_id, kind)
+        }) else {
             return Ok(ObjectsPage::default());
         };
         let listing = listing.clone();
-        self.blocking(move |inner| read::list_objects(&*inner.readers.get()?, view_id, &listing))
-            .await
+        self.blocking(move |inner| {
+            read::list_objects(&*inner.readers.get()?, view_id, kind, &listing)
+        })
+        .await
     }
 
     async fn page_generation(

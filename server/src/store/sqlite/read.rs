@@ -60,33 +60,32 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
     Ok(Page { entries, more })
 }
 
+/// Where a view's objects' JSON is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// A stored collection: its entries point at `object_versions` in the order they
+    /// were stored.
+    Stored,
+    /// A query collection: its own copy, `view_objects`, clustered by view.
+    Query,
+}
+
 /// One page of objects as bytes: only `date_added` and the object's JSON are read,
 /// and the JSON goes from SQLite's buffer straight into the page's.
 pub fn list_objects(
     conn: &Connection,
     view_id: i64,
+    kind: ViewKind,
     listing: &Listing,
 ) -> Result<ObjectsPage, StoreError> {
-    let hint = if listing.ids.is_empty() {
-        ""
-    } else {
-        " INDEXED BY entries_by_object"
-    };
-    let mut sql = format!(
-        "SELECT e.date_added, v.raw FROM entries e{hint} JOIN object_versions v ON v.vid = e.vid"
-    );
     let mut page = ObjectsPage::for_listing(listing);
-    let Some(mut args) = filter(&mut sql, view_id, listing) else {
+    let Some((sql, args)) = objects_query(view_id, kind, listing) else {
         return Ok(page);
     };
-    sql.push_str(" ORDER BY e.date_added LIMIT ?");
-    let fetch = listing.limit.saturating_add(1);
-    args.push(SqlValue::Integer(i64::try_from(fetch).unwrap_or(i64::MAX)));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args))?;
     while let Some(row) = rows.next()? {
-        let raw = row.get_ref(1)?;
-        let raw = match raw {
+        let raw = match row.get_ref(1)? {
             ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes,
             _ => {
                 return Err(StoreError::Database(
@@ -99,6 +98,30 @@ pub fn list_objects(
         }
     }
     Ok(page)
+}
+
+/// The statement of an objects page and its arguments (`None`: it selects nothing).
+fn objects_query(
+    view_id: i64,
+    kind: ViewKind,
+    listing: &Listing,
+) -> Option<(String, Vec<SqlValue>)> {
+    let hint = if listing.ids.is_empty() {
+        ""
+    } else {
+        " INDEXED BY entries_by_object"
+    };
+    // `CROSS JOIN`: entries first, in page order, then one probe per row.
+    let objects = match kind {
+        ViewKind::Stored => "object_versions v ON v.vid = e.vid",
+        ViewKind::Query => "view_objects v ON v.view_id = e.view_id AND v.vid = e.vid",
+    };
+    let mut sql = format!("SELECT e.date_added, v.raw FROM entries e{hint} CROSS JOIN {objects}");
+    let mut args = filter(&mut sql, view_id, listing)?;
+    sql.push_str(" ORDER BY e.date_added LIMIT ?");
+    let fetch = listing.limit.saturating_add(1);
+    args.push(SqlValue::Integer(i64::try_from(fetch).unwrap_or(i64::MAX)));
+    Some((sql, args))
 }
 
 /// The generation of `view_id` (`None` once it is gone).
@@ -244,6 +267,105 @@ mod tests {
             limit: 1_000_000,
             with_raw: false,
             max_bytes: None,
+        }
+    }
+
+    /// A stored view (1) of `n` objects and a query view (2) holding the odd ones,
+    /// written as the store writes them (the triggers fill `view_objects`).
+    fn store_and_query_views(n: i64) -> Connection {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        conn.execute_batch(
+            "INSERT INTO views (view_id, collection, kind, state, created_us) VALUES \
+             (1, 'inbox', 'stored', 'active', 0), (2, 'odd', 'query', 'active', 0);",
+        )
+        .expect("views");
+        for k in 0..n {
+            conn.execute(
+                "INSERT INTO object_versions (vid, stix_id, type, spec_version, version_key, \
+                 version_us, added_us, sources, is_latest, raw) \
+                 VALUES (?1, ?2, 'indicator', '2.1', 1, 1, ?1, '', 1, ?3)",
+                params![k + 1, format!("indicator--{k}"), format!(r#"{{"n":{k}}}"#)],
+            )
+            .expect("version");
+            let views: &[i64] = if k % 2 == 1 { &[1, 2] } else { &[1] };
+            for view in views {
+                conn.execute(
+                    "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
+                     version_us, is_first, is_last) VALUES (?1, ?2, ?2, ?3, 'indicator', '2.1', 1, 1, 1)",
+                    params![view, k + 1, format!("indicator--{k}")],
+                )
+                .expect("entry");
+            }
+        }
+        conn
+    }
+
+    fn objects_listing() -> Listing {
+        Listing {
+            with_raw: true,
+            limit: 100,
+            ..listing()
+        }
+    }
+
+    #[test]
+    fn query_views_serve_their_own_copy_of_the_objects() {
+        let conn = store_and_query_views(10);
+        let page = list_objects(&conn, 2, ViewKind::Query, &objects_listing()).expect("page");
+        assert_eq!(page.objects, br#"{"n":1},{"n":3},{"n":5},{"n":7},{"n":9}"#);
+        assert_eq!((page.first_added, page.last_added), (Some(2), Some(10)));
+        let stored = list_objects(&conn, 1, ViewKind::Stored, &objects_listing()).expect("page");
+        assert_eq!(stored.count, 10);
+        // Removing entries removes their copies; a stored view has none.
+        conn.execute("DELETE FROM entries WHERE view_id = 2 AND vid = 4", [])
+            .expect("delete");
+        let page = list_objects(&conn, 2, ViewKind::Query, &objects_listing()).expect("page");
+        assert_eq!(page.objects, br#"{"n":1},{"n":5},{"n":7},{"n":9}"#);
+        let copies: i64 = conn
+            .query_row("SELECT count(*) FROM view_objects", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(copies, 4);
+    }
+
+    #[test]
+    fn objects_pages_walk_entries_in_order_and_probe_one_row_each() {
+        let conn = store_and_query_views(0);
+        for (kind, table) in [
+            (ViewKind::Stored, "object_versions"),
+            (ViewKind::Query, "view_objects"),
+        ] {
+            for l in [
+                objects_listing(),
+                Listing {
+                    ids: vec!["indicator--1".into()],
+                    ..objects_listing()
+                },
+            ] {
+                let (sql, args) = objects_query(2, kind, &l).expect("query");
+                let mut stmt = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .expect("plan");
+                let plan: Vec<String> = stmt
+                    .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+                    .expect("rows")
+                    .collect::<Result<_, _>>()
+                    .expect("plan rows");
+                assert!(plan[0].starts_with("SEARCH e"), "{plan:?}");
+                assert!(
+                    plan[1].starts_with("SEARCH v USING ") && plan[1].contains("PRIMARY KEY"),
+                    "{plan:?}"
+                );
+                assert!(!plan.iter().any(|p| p.contains("SCAN")), "{plan:?}");
+                assert!(
+                    !sql.contains(if table == "view_objects" {
+                        "object_versions"
+                    } else {
+                        "view_objects"
+                    }),
+                    "{sql}"
+                );
+            }
         }
     }
 

@@ -126,6 +126,34 @@ const MIGRATIONS: &[&str] = &[
         UPDATE counts SET n = n - 1 WHERE name = 'object_versions';
     END;
     "#,
+    // 7: a query view keeps its own copy of its objects' JSON, clustered by view, so a
+    // query page reads one run of rows like a stored page does instead of one random
+    // lookup into `object_versions` per object (and stays so when the store is larger
+    // than memory). Kept by triggers on `entries`, whatever path adds or removes an
+    // entry (ingest, rebuild, import, retiring a view). Costs the view's share of the
+    // store on disk.
+    r#"
+    CREATE TABLE view_objects (
+        view_id INTEGER NOT NULL,
+        vid     INTEGER NOT NULL,
+        raw     TEXT    NOT NULL,
+        PRIMARY KEY (view_id, vid)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER view_objects_added AFTER INSERT ON entries
+    WHEN (SELECT kind FROM views WHERE view_id = NEW.view_id) = 'query' BEGIN
+        INSERT INTO view_objects (view_id, vid, raw)
+        SELECT NEW.view_id, NEW.vid, raw FROM object_versions WHERE vid = NEW.vid;
+    END;
+    CREATE TRIGGER view_objects_removed AFTER DELETE ON entries BEGIN
+        DELETE FROM view_objects WHERE view_id = OLD.view_id AND vid = OLD.vid;
+    END;
+    INSERT INTO view_objects (view_id, vid, raw)
+    SELECT e.view_id, e.vid, v.raw FROM views w
+    JOIN entries e ON e.view_id = w.view_id
+    JOIN object_versions v ON v.vid = e.vid
+    WHERE w.kind = 'query'
+    ORDER BY e.view_id, e.vid;
+    "#,
 ];
 
 /// Open-time settings of every connection.
