@@ -1,5 +1,6 @@
 //! A response body of chunks already in memory (a page of stored objects and the
-//! envelope around them), sent joined into frames of up to 1 MiB.
+//! envelope around them): runs of small chunks sent joined into frames of up to 1 MiB,
+//! large chunks as they are.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -15,6 +16,11 @@ use hyper::body::{Frame, SizeHint};
 /// buffer; a typical page (under 1 MiB) goes out as one frame, as before pages were
 /// sent as stored buffers, while a large page is still copied at most 1 MiB at a time.
 const FRAME_BYTES: usize = 1024 * 1024;
+
+/// A chunk this large is a frame of its own, as it is: a page read as one buffer (see
+/// `Store::list_objects`) is sent without a copy behind its small head (the HTTP
+/// layer writes both with one vectored write).
+const SMALL_CHUNK: usize = 64 * 1024;
 
 /// A body made of `chunks`, sent in order (small ones joined into frames of up to
 /// 1 MiB), each released once written; its exact length is known, so it gets a
@@ -43,20 +49,32 @@ impl HttpBody for Chunks {
         let Some(first) = self.chunks.pop_front() else {
             return Poll::Ready(None);
         };
-        let joins = |len: usize, next: Option<&Bytes>| {
-            next.is_some_and(|n| len.saturating_add(n.len()) <= FRAME_BYTES)
+        // A run of small chunks is joined into one frame (sized to fit it); a large
+        // chunk goes out as it is, never copied.
+        let small = |c: &Bytes| c.len() < SMALL_CHUNK;
+        let run = match small(&first) {
+            false => 0,
+            true => {
+                let mut len = first.len();
+                self.chunks
+                    .iter()
+                    .take_while(|c| {
+                        len = len.saturating_add(c.len());
+                        small(c) && len <= FRAME_BYTES
+                    })
+                    .count()
+            }
         };
-        let frame = if joins(first.len(), self.chunks.front()) {
-            let mut frame = bytes::BytesMut::with_capacity(FRAME_BYTES);
+        let frame = if run == 0 {
+            first
+        } else {
+            let len = first.len() + self.chunks.iter().take(run).map(Bytes::len).sum::<usize>();
+            let mut frame = bytes::BytesMut::with_capacity(len);
             frame.extend_from_slice(&first);
-            while joins(frame.len(), self.chunks.front()) {
-                if let Some(next) = self.chunks.pop_front() {
-                    frame.extend_from_slice(&next);
-                }
+            for next in self.chunks.drain(..run) {
+                frame.extend_from_slice(&next);
             }
             frame.freeze()
-        } else {
-            first
         };
         self.remaining = self.remaining.saturating_sub(frame.len() as u64);
         Poll::Ready(Some(Ok(Frame::data(frame))))
@@ -122,5 +140,14 @@ mod tests {
             vec![1, FRAME_BYTES * 2, 1],
             "a large chunk is not copied"
         );
+        // A page read as one buffer, behind its head: the buffer is sent as it is.
+        let page = Bytes::from(vec![b'o'; 600 * 1024]);
+        let mut body = chunks(vec![Bytes::from_static(b"{\"objects\":["), page.clone()]);
+        let head = body.frame().await.expect("head").expect("frame");
+        assert_eq!(head.into_data().expect("data").len(), 12);
+        let sent = body.frame().await.expect("page").expect("frame");
+        let sent = sent.into_data().expect("data");
+        assert_eq!(sent.as_ptr(), page.as_ptr(), "the page's own buffer");
+        assert!(body.frame().await.is_none());
     }
 }
