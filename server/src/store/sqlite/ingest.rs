@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::entries::{date_added_in, flush_sizes, insert_entry, remove_entry};
+use super::entries::{date_added_in, flush_sizes, insert_entry, insert_first_entry, remove_entry};
 
 /// Whether a version is the latest of its object in some stored collection. Views
 /// first (a handful), then one probe of each view's entry for this version: left to
@@ -35,6 +35,14 @@ impl IngestTx for SqliteIngest<'_, '_> {
         raw: &str,
     ) -> Result<Probe, StoreError> {
         let tx = self.0;
+        // A brand-new object (the common case of a feed) is told by one index probe:
+        // no version row, so no view holds any of it and no bytes are shared.
+        if !stored_anywhere(tx, &obj.id)? {
+            return Ok(Probe {
+                fresh: true,
+                ..Probe::default()
+            });
+        }
         if holds_version(tx, view_id, &obj.id, obj.version)? {
             return Ok(Probe {
                 held: true,
@@ -56,7 +64,6 @@ impl IngestTx for SqliteIngest<'_, '_> {
                 })
             })
             .optional()?;
-        // Whether the object is stored elsewhere would cost one more statement.
         Ok(Probe {
             held: false,
             previous,
@@ -107,10 +114,14 @@ impl IngestTx for SqliteIngest<'_, '_> {
         row: &VersionRow,
         date_added: Micros,
         provisional: bool,
-        _view_empty: bool,
+        view_empty: bool,
     ) -> Result<(), StoreError> {
-        insert_entry(self.0, sizes, view_id, row, date_added, provisional)?;
-        Ok(())
+        if view_empty {
+            insert_first_entry(self.0, sizes, view_id, row, date_added, provisional)
+        } else {
+            insert_entry(self.0, sizes, view_id, row, date_added, provisional)?;
+            Ok(())
+        }
     }
 
     async fn remove_entry(
@@ -229,6 +240,13 @@ impl IngestTx for SqliteIngest<'_, '_> {
             .execute(params![status_id, api_root, now_us(), body, owner])?;
         Ok(())
     }
+}
+
+/// Whether any version of the object is stored (in any collection).
+fn stored_anywhere(tx: &Transaction<'_>, stix_id: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM object_versions WHERE stix_id = ?1")?
+        .exists(params![stix_id])?)
 }
 
 /// Whether the stored view holds this version of the object (any version of an
