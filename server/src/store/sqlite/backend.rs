@@ -155,7 +155,7 @@ impl Store for SqliteStore {
                 view_id,
             };
             let status = run_ready(write::add_objects(
-                &SqliteIngest(&tx),
+                &SqliteIngest::new(&tx),
                 &target,
                 &api_root,
                 request,
@@ -220,7 +220,7 @@ impl Store for SqliteStore {
                 view_id,
             };
             let n = run_ready(write::delete_object(
-                &SqliteIngest(&tx),
+                &SqliteIngest::new(&tx),
                 &target,
                 &object_id,
                 &versions,
@@ -269,7 +269,8 @@ impl Store for SqliteStore {
         let registry = self.registry()?;
         self.blocking(move |inner| {
             let conn = inner.readers.get()?;
-            // Kept by triggers (schema step 6): one row, not a count of the table.
+            // Kept by the writing transactions (schema steps 6, 7): one row, not a count
+            // of the table.
             let object_versions: i64 = conn.query_row(
                 "SELECT n FROM counts WHERE name = 'object_versions'",
                 [],

@@ -2,6 +2,7 @@
 //! synchronous, one prepared statement each, run in the writer's transaction.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -24,7 +25,23 @@ use crate::store::micros::Micros;
 use crate::store::validate::ValidObject;
 
 /// A write transaction of the SQLite store.
-pub struct SqliteIngest<'a, 't>(pub &'a Transaction<'t>);
+pub struct SqliteIngest<'a, 't> {
+    tx: &'a Transaction<'t>,
+    /// Version rows added less those removed so far, written to `counts` once, by
+    /// [`IngestTx::flush_sizes`] (a trigger per row made every insert keep a statement
+    /// journal: a copy of each page it touched).
+    versions: Cell<i64>,
+}
+
+impl<'a, 't> SqliteIngest<'a, 't> {
+    /// The statements of a write, in `tx`.
+    pub fn new(tx: &'a Transaction<'t>) -> Self {
+        SqliteIngest {
+            tx,
+            versions: Cell::new(0),
+        }
+    }
+}
 
 impl IngestTx for SqliteIngest<'_, '_> {
     async fn probe(
@@ -34,7 +51,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
         version_key: i64,
         raw: &str,
     ) -> Result<Probe, StoreError> {
-        let tx = self.0;
+        let tx = self.tx;
         // A brand-new object (the common case of a feed) is told by one index probe:
         // no version row, so no view holds any of it and no bytes are shared.
         if !stored_anywhere(tx, &obj.id)? {
@@ -78,7 +95,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
         sources: &str,
         becomes_last: bool,
     ) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(
                 "UPDATE object_versions SET sources = ?2, is_latest = is_latest OR ?3 WHERE vid = ?1",
             )?
@@ -88,7 +105,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
 
     async fn insert_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError> {
         let obj = new.object;
-        self.0
+        self.tx
             .prepare_cached(
                 "INSERT INTO object_versions (stix_id, type, spec_version, version_key, version_us, \
                  added_us, sources, is_latest, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -104,7 +121,8 @@ impl IngestTx for SqliteIngest<'_, '_> {
                 new.is_latest,
                 new.raw
             ])?;
-        Ok(self.0.last_insert_rowid())
+        self.versions.set(self.versions.get() + 1);
+        Ok(self.tx.last_insert_rowid())
     }
 
     async fn insert_entry(
@@ -117,9 +135,9 @@ impl IngestTx for SqliteIngest<'_, '_> {
         view_empty: bool,
     ) -> Result<(), StoreError> {
         if view_empty {
-            insert_first_entry(self.0, sizes, view_id, row, date_added, provisional)
+            insert_first_entry(self.tx, sizes, view_id, row, date_added, provisional)
         } else {
-            insert_entry(self.0, sizes, view_id, row, date_added, provisional)?;
+            insert_entry(self.tx, sizes, view_id, row, date_added, provisional)?;
             Ok(())
         }
     }
@@ -131,15 +149,15 @@ impl IngestTx for SqliteIngest<'_, '_> {
         vid: i64,
         stix_id: &str,
     ) -> Result<bool, StoreError> {
-        remove_entry(self.0, sizes, view_id, vid, stix_id)
+        remove_entry(self.tx, sizes, view_id, vid, stix_id)
     }
 
     async fn date_added_in(&self, view_id: i64, vid: i64) -> Result<Option<Micros>, StoreError> {
-        date_added_in(self.0, view_id, vid)
+        date_added_in(self.tx, view_id, vid)
     }
 
     async fn last_in(&self, view_id: i64, stix_id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(last_in(self.0, view_id, stix_id)?.map(|(vid, _)| vid))
+        Ok(last_in(self.tx, view_id, stix_id)?.map(|(vid, _)| vid))
     }
 
     async fn last_in_each(
@@ -149,7 +167,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut latest = Vec::with_capacity(views.len());
         for view_id in views {
-            if let Some((vid, _)) = last_in(self.0, *view_id, stix_id)? {
+            if let Some((vid, _)) = last_in(self.tx, *view_id, stix_id)? {
                 latest.push((*view_id, vid));
             }
         }
@@ -157,7 +175,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
     }
 
     async fn held_in(&self, views: &[i64], stix_id: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
         )?;
         let mut held = Vec::new();
@@ -170,11 +188,11 @@ impl IngestTx for SqliteIngest<'_, '_> {
     }
 
     async fn load(&self, vids: &[i64]) -> Result<Vec<Evaluated<'static>>, StoreError> {
-        vids.iter().map(|vid| load(self.0, *vid)).collect()
+        vids.iter().map(|vid| load(self.tx, *vid)).collect()
     }
 
     async fn refresh_latest(&self, vid: i64) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(REFRESH_LATEST)?
             .execute(params![vid])?;
         Ok(())
@@ -185,7 +203,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
         view_id: i64,
         stix_id: &str,
     ) -> Result<Vec<HeldVersion>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "SELECT vid, version_us, spec_version, is_first, is_last FROM entries INDEXED BY entries_by_object \
              WHERE view_id = ?1 AND stix_id = ?2",
         )?;
@@ -203,27 +221,35 @@ impl IngestTx for SqliteIngest<'_, '_> {
 
     async fn sources_of(&self, vid: i64) -> Result<String, StoreError> {
         Ok(self
-            .0
+            .tx
             .prepare_cached("SELECT sources FROM object_versions WHERE vid = ?1")?
             .query_row(params![vid], |r| r.get(0))?)
     }
 
     async fn set_sources(&self, vid: i64, sources: &str) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
             .execute(params![vid, sources])?;
         Ok(())
     }
 
     async fn delete_version(&self, vid: i64) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached("DELETE FROM object_versions WHERE vid = ?1")?
             .execute(params![vid])?;
+        self.versions.set(self.versions.get() - 1);
         Ok(())
     }
 
     async fn flush_sizes(&self, sizes: SizeChanges) -> Result<(), StoreError> {
-        flush_sizes(self.0, sizes)
+        flush_sizes(self.tx, sizes)?;
+        let versions = self.versions.replace(0);
+        if versions != 0 {
+            self.tx
+                .prepare_cached("UPDATE counts SET n = n + ?1 WHERE name = 'object_versions'")?
+                .execute(params![versions])?;
+        }
+        Ok(())
     }
 
     async fn insert_status(
@@ -233,7 +259,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
         body: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(
                 "INSERT INTO status (id, api_root, created_us, body, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
