@@ -211,36 +211,34 @@ pub(crate) struct Target<'a> {
 
 /// Store `request` (received at `request_timestamp`) in the target's stored view, keep
 /// every query view in step and record the status resource (unless the request omits
-/// it); returns it.
+/// it); returns it. The request's objects are left to the caller, to drop once its
+/// transaction (and the writer's lock) is over: freeing a thousand parsed objects is
+/// not work for the one writer. Its failures move into the status.
 pub(crate) async fn add_objects<T: IngestTx>(
     tx: &T,
     target: &Target<'_>,
     api_root: &str,
-    request: AddObjects,
+    request: &mut AddObjects,
     request_timestamp: String,
 ) -> Result<Status, StoreError> {
     let total = (request.objects.len() + request.failures.len()) as u64;
-    let owner = request.owner;
-    let status_resource = request.status_resource;
     let mut out = Ingested {
-        failures: request.failures,
-        ..Default::default()
+        failures: std::mem::take(&mut request.failures),
+        successes: Vec::with_capacity(request.objects.len()),
     };
     let mut w = Writer::new(tx, target, SizeChanges::default());
-    for object in request.objects {
-        let version = object.object.version_text();
-        let id = object.object.id.clone();
+    for object in &request.objects {
         w.store_one(object).await?;
         out.successes.push(StatusDetail {
-            id,
-            version,
+            id: object.object.id.clone(),
+            version: object.object.version_text(),
             message: None,
         });
     }
     tx.flush_sizes(w.sizes).await?;
     let (status, body) = out.into_status(request_timestamp, total)?;
-    if status_resource == StatusResource::Record {
-        tx.insert_status(&status.id, api_root, &body, &owner)
+    if request.status_resource == StatusResource::Record {
+        tx.insert_status(&status.id, api_root, &body, &request.owner)
             .await?;
     }
     Ok(status)
@@ -348,7 +346,7 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         }
     }
 
-    async fn store_one(&mut self, new: NewObject) -> Result<(), StoreError> {
+    async fn store_one(&mut self, new: &NewObject) -> Result<(), StoreError> {
         let (tx, view_id) = (self.tx, self.target.view_id);
         let obj = &new.object;
         let version_key = obj.version.unwrap_or(-1);
@@ -363,7 +361,7 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         // older version arriving late does not).
         let becomes_last = previous.is_none_or(|(_, v)| obj.version.is_none_or(|k| k > v));
         let posted = self
-            .store_version(&new, version_key, probe.same_bytes, becomes_last)
+            .store_version(new, version_key, probe.same_bytes, becomes_last)
             .await?;
         let stamp = self.target.clock.stamp();
         // `previous.is_none()`: the collection holds nothing of the object.

@@ -138,7 +138,7 @@ impl Store for SqliteStore {
         &self,
         api_root: &str,
         collection: &str,
-        request: AddObjects,
+        mut request: AddObjects,
     ) -> Result<Status, StoreError> {
         let api_root = api_root.to_string();
         let collection = collection.to_string();
@@ -158,10 +158,13 @@ impl Store for SqliteStore {
                 &SqliteIngest::new(&tx),
                 &target,
                 &api_root,
-                request,
+                &mut request,
                 request_timestamp,
             ))??;
             tx.commit()?;
+            // The parsed objects are freed after the writer's lock is released.
+            drop(writer);
+            drop(request);
             Ok(status)
         })
         .await
