@@ -407,7 +407,9 @@ impl<'a, T: IngestTx> Writer<'a, T> {
             None => {
                 let added_us = self.target.clock.stamp();
                 let version_us = obj.version.unwrap_or(added_us);
-                let sources = format!("{collection}\n");
+                let mut sources = String::with_capacity(collection.len() + 1);
+                sources.push_str(collection);
+                sources.push('\n');
                 let vid = self
                     .tx
                     .insert_version(&NewVersion {
@@ -450,12 +452,10 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         fresh: bool,
     ) -> Result<(), StoreError> {
         let changed = self.target.view_id;
-        let views: Vec<(View, Arc<Query>)> = self
-            .target
-            .registry
+        let registry: &'a Registry = self.target.registry;
+        let views: Vec<(&'a View, &'a Arc<Query>)> = registry
             .query_views()
             .filter(|(v, _)| v.draws_from(changed))
-            .map(|(v, q)| (v.clone(), q.clone()))
             .collect();
         if views.is_empty() {
             return Ok(());
@@ -510,7 +510,7 @@ impl<'a, T: IngestTx> Writer<'a, T> {
     /// A version of an object stored nowhere else enters every query view it matches.
     async fn add_fresh(
         &mut self,
-        views: &[(View, Arc<Query>)],
+        views: &[(&View, &Arc<Query>)],
         posted: &Evaluated<'_>,
     ) -> Result<(), StoreError> {
         for (view, query) in views {
