@@ -211,36 +211,34 @@ pub(crate) struct Target<'a> {
 
 /// Store `request` (received at `request_timestamp`) in the target's stored view, keep
 /// every query view in step and record the status resource (unless the request omits
-/// it); returns it.
+/// it); returns it. The request's objects are left to the caller, to drop once its
+/// transaction (and the writer's lock) is over: freeing a thousand parsed objects is
+/// not work for the one writer. Its failures move into the status.
 pub(crate) async fn add_objects<T: IngestTx>(
     tx: &T,
     target: &Target<'_>,
     api_root: &str,
-    request: AddObjects,
+    request: &mut AddObjects,
     request_timestamp: String,
 ) -> Result<Status, StoreError> {
     let total = (request.objects.len() + request.failures.len()) as u64;
-    let owner = request.owner;
-    let status_resource = request.status_resource;
     let mut out = Ingested {
-        failures: request.failures,
-        ..Default::default()
+        failures: std::mem::take(&mut request.failures),
+        successes: Vec::with_capacity(request.objects.len()),
     };
     let mut w = Writer::new(tx, target, SizeChanges::default());
-    for object in request.objects {
-        let version = object.object.version_text();
-        let id = object.object.id.clone();
+    for object in &request.objects {
         w.store_one(object).await?;
         out.successes.push(StatusDetail {
-            id,
-            version,
+            id: object.object.id.clone(),
+            version: object.object.version_text(),
             message: None,
         });
     }
     tx.flush_sizes(w.sizes).await?;
     let (status, body) = out.into_status(request_timestamp, total)?;
-    if status_resource == StatusResource::Record {
-        tx.insert_status(&status.id, api_root, &body, &owner)
+    if request.status_resource == StatusResource::Record {
+        tx.insert_status(&status.id, api_root, &body, &request.owner)
             .await?;
     }
     Ok(status)
@@ -348,7 +346,7 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         }
     }
 
-    async fn store_one(&mut self, new: NewObject) -> Result<(), StoreError> {
+    async fn store_one(&mut self, new: &NewObject) -> Result<(), StoreError> {
         let (tx, view_id) = (self.tx, self.target.view_id);
         let obj = &new.object;
         let version_key = obj.version.unwrap_or(-1);
@@ -363,7 +361,7 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         // older version arriving late does not).
         let becomes_last = previous.is_none_or(|(_, v)| obj.version.is_none_or(|k| k > v));
         let posted = self
-            .store_version(&new, version_key, probe.same_bytes, becomes_last)
+            .store_version(new, version_key, probe.same_bytes, becomes_last)
             .await?;
         let stamp = self.target.clock.stamp();
         // `previous.is_none()`: the collection holds nothing of the object.
@@ -409,7 +407,9 @@ impl<'a, T: IngestTx> Writer<'a, T> {
             None => {
                 let added_us = self.target.clock.stamp();
                 let version_us = obj.version.unwrap_or(added_us);
-                let sources = format!("{collection}\n");
+                let mut sources = String::with_capacity(collection.len() + 1);
+                sources.push_str(collection);
+                sources.push('\n');
                 let vid = self
                     .tx
                     .insert_version(&NewVersion {
@@ -452,12 +452,10 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         fresh: bool,
     ) -> Result<(), StoreError> {
         let changed = self.target.view_id;
-        let views: Vec<(View, Arc<Query>)> = self
-            .target
-            .registry
+        let registry: &'a Registry = self.target.registry;
+        let views: Vec<(&'a View, &'a Arc<Query>)> = registry
             .query_views()
             .filter(|(v, _)| v.draws_from(changed))
-            .map(|(v, q)| (v.clone(), q.clone()))
             .collect();
         if views.is_empty() {
             return Ok(());
@@ -512,7 +510,7 @@ impl<'a, T: IngestTx> Writer<'a, T> {
     /// A version of an object stored nowhere else enters every query view it matches.
     async fn add_fresh(
         &mut self,
-        views: &[(View, Arc<Query>)],
+        views: &[(&View, &Arc<Query>)],
         posted: &Evaluated<'_>,
     ) -> Result<(), StoreError> {
         for (view, query) in views {

@@ -78,6 +78,14 @@ impl Registry {
         Ok(view.view_id)
     }
 
+    /// Whether `view_id` is a query view (one that keeps its own copy of its objects'
+    /// JSON).
+    pub fn is_query_view(&self, view_id: i64) -> bool {
+        self.views
+            .iter()
+            .any(|v| v.view_id == view_id && v.query.is_some())
+    }
+
     /// Query views (active and building) that ingest must evaluate.
     pub fn query_views(&self) -> impl Iterator<Item = (&View, &Arc<Query>)> {
         self.views
@@ -111,14 +119,14 @@ impl Registry {
 
     /// Names of the stored collections listed in a version's `sources` column.
     pub fn names_of<'a>(&'a self, sources: &'a str) -> Vec<&'a str> {
-        sources
-            .split('\n')
-            .filter(|s| !s.is_empty())
-            .flat_map(|id| match self.source_names.get(id) {
-                Some(names) => names.iter().map(String::as_str).collect::<Vec<_>>(),
-                None => vec![id],
-            })
-            .collect()
+        let mut out = Vec::new();
+        for id in sources.split('\n').filter(|s| !s.is_empty()) {
+            match self.source_names.get(id) {
+                Some(names) => out.extend(names.iter().map(String::as_str)),
+                None => out.push(id),
+            }
+        }
+        out
     }
 
     /// The registry once the building view `view` is switched live: it is active and

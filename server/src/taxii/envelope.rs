@@ -9,11 +9,13 @@
 
 use std::borrow::Cow;
 
+use axum::http::StatusCode;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::error::TaxiiError;
 use super::strict;
 use crate::page_cache::envelope_head;
 use crate::stix::timestamp::{format_taxii, parse_timestamp};
@@ -120,6 +122,23 @@ pub(crate) fn read_object(raw: &str, max_object_bytes: usize) -> Result<Value, S
             serde_json::to_string(&shown).unwrap_or_default()
         ),
     ))
+}
+
+/// Parse a posted body with `parse` on a blocking thread: reading and validating a
+/// 1,000-object envelope is milliseconds of CPU, which on an async worker would stall
+/// every other connection it serves. The body is dropped there too, once parsed (each
+/// object holds its own bytes). A parse error is the request's 400.
+pub(crate) async fn parse_off_runtime<F>(body: Bytes, parse: F) -> Result<AddObjects, TaxiiError>
+where
+    F: FnOnce(&[u8]) -> Result<AddObjects, String> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || parse(&body))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "parsing a posted body failed");
+            TaxiiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        })?
+        .map_err(TaxiiError::bad_request)
 }
 
 /// Split a posted envelope (or STIX bundle: both carry `objects`) into validated

@@ -11,7 +11,7 @@ use super::access_log::Objects;
 use super::budget::{self, Budget};
 use super::cursor::{self, Cursor, Resume};
 use super::encoding::EncodedBody;
-use super::envelope::{objects_envelope, parse_envelope_within};
+use super::envelope::{objects_envelope, parse_envelope_within, parse_off_runtime};
 use super::error::TaxiiError;
 use super::media::{self, taxii_media_type, STIX_21};
 use super::params::{self, Allowed, Params};
@@ -430,10 +430,12 @@ pub async fn add_objects(
     }
     let limits = &ctx.config.config.limits;
     let body = read_body(headers, body, limits.max_content_length).await?;
-    let mut request = parse_envelope_within(&body, None, limits.max_object_bytes)
-        .map_err(TaxiiError::bad_request)?;
-    // Each object holds its own bytes now: the body is not kept while storing.
-    drop(body);
+    let max_object_bytes = limits.max_object_bytes;
+    // Each object holds its own bytes once parsed: the body is not kept while storing.
+    let mut request = parse_off_runtime(body, move |body| {
+        parse_envelope_within(body, None, max_object_bytes)
+    })
+    .await?;
     request.owner = ctx.caller.key().to_string();
     let status = ctx.store().add_objects(root, c.id(), request).await?;
     ctx.state

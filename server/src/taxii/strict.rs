@@ -9,6 +9,7 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 /// One object's JSON, parsed.
@@ -124,14 +125,21 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 found: &mut *found,
                 top: false,
             })?;
-            if object.contains_key(&key) {
-                if self.top && !found.top.contains(&key) {
-                    found.top.push(key.clone());
+            // One search of the map per key: a new key is inserted where it was not found.
+            match object.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
                 }
-                found.first.get_or_insert(key);
-                continue;
+                Entry::Occupied(held) => {
+                    let key = held.key();
+                    if self.top && !found.top.contains(key) {
+                        found.top.push(key.clone());
+                    }
+                    if found.first.is_none() {
+                        found.first = Some(key.clone());
+                    }
+                }
             }
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }

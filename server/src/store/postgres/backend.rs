@@ -239,7 +239,7 @@ impl Store for PostgresStore {
         &self,
         api_root: &str,
         collection: &str,
-        request: AddObjects,
+        mut request: AddObjects,
     ) -> Result<Status, StoreError> {
         let request_timestamp = format_taxii(now_us());
         let (_permit, mut client) = self.write_client().await?;
@@ -254,7 +254,7 @@ impl Store for PostgresStore {
             &PgIngest(&w.tx),
             &target,
             api_root,
-            request,
+            &mut request,
             request_timestamp,
         )
         .await?;

@@ -138,7 +138,7 @@ impl Store for SqliteStore {
         &self,
         api_root: &str,
         collection: &str,
-        request: AddObjects,
+        mut request: AddObjects,
     ) -> Result<Status, StoreError> {
         let api_root = api_root.to_string();
         let collection = collection.to_string();
@@ -155,13 +155,16 @@ impl Store for SqliteStore {
                 view_id,
             };
             let status = run_ready(write::add_objects(
-                &SqliteIngest(&tx),
+                &SqliteIngest::new(&tx, &registry),
                 &target,
                 &api_root,
-                request,
+                &mut request,
                 request_timestamp,
             ))??;
             tx.commit()?;
+            // The parsed objects are freed after the writer's lock is released.
+            drop(writer);
+            drop(request);
             Ok(status)
         })
         .await
@@ -241,7 +244,7 @@ impl Store for SqliteStore {
                 view_id,
             };
             let n = run_ready(write::delete_object(
-                &SqliteIngest(&tx),
+                &SqliteIngest::new(&tx, &registry),
                 &target,
                 &object_id,
                 &versions,
@@ -290,7 +293,8 @@ impl Store for SqliteStore {
         let registry = self.registry()?;
         self.blocking(move |inner| {
             let conn = inner.readers.get()?;
-            // Kept by triggers (schema step 6): one row, not a count of the table.
+            // Kept by the writing transactions (schema steps 6, 7): one row, not a count
+            // of the table.
             let object_versions: i64 = conn.query_row(
                 "SELECT n FROM counts WHERE name = 'object_versions'",
                 [],

@@ -1,7 +1,7 @@
 //! Membership rows: adding and removing object versions in views, keeping the
 //! `is_first`/`is_last` flags and view sizes right.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::store::error::StoreError;
 use crate::store::membership::first_and_last;
@@ -61,6 +61,42 @@ pub fn insert_entry(
         )?
         .execute(params![view_id, row.stix_id])?;
     }
+    write_entry(
+        tx,
+        view_id,
+        row,
+        date_added,
+        (is_first, is_last),
+        provisional,
+    )?;
+    sizes.add(view_id, 1);
+    Ok(true)
+}
+
+/// Add a version to a view known to hold nothing of its object (so not the version
+/// either): first and last, no flags to move, nothing to check.
+pub fn insert_first_entry(
+    tx: &Transaction<'_>,
+    sizes: &mut SizeChanges,
+    view_id: i64,
+    row: &VersionRow,
+    date_added: Micros,
+    provisional: bool,
+) -> Result<(), StoreError> {
+    write_entry(tx, view_id, row, date_added, (true, true), provisional)?;
+    sizes.add(view_id, 1);
+    Ok(())
+}
+
+/// The entry row itself, with its `(is_first, is_last)` flags.
+fn write_entry(
+    tx: &Transaction<'_>,
+    view_id: i64,
+    row: &VersionRow,
+    date_added: Micros,
+    (is_first, is_last): (bool, bool),
+    provisional: bool,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
          is_first, is_last, provisional) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -77,8 +113,18 @@ pub fn insert_entry(
         is_last,
         provisional
     ])?;
-    sizes.add(view_id, 1);
-    Ok(true)
+    Ok(())
+}
+
+/// Keep a query view's own copy of a new member's JSON (`view_objects`, which its
+/// pages read). Removed with the entry, by a trigger (schema step 8).
+pub fn copy_json(conn: &Connection, view_id: i64, vid: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO view_objects (view_id, vid, raw) \
+         SELECT ?1, vid, raw FROM object_versions WHERE vid = ?2",
+    )?
+    .execute(params![view_id, vid])?;
+    Ok(())
 }
 
 /// Remove a version from a view; returns whether it was a member.

@@ -2,10 +2,13 @@
 //! synchronous, one prepared statement each, run in the writer's transaction.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::entries::{date_added_in, flush_sizes, insert_entry, remove_entry};
+use super::entries::{
+    copy_json, date_added_in, flush_sizes, insert_entry, insert_first_entry, remove_entry,
+};
 
 /// Whether a version is the latest of its object in some stored collection. Views
 /// first (a handful), then one probe of each view's entry for this version: left to
@@ -21,10 +24,30 @@ use crate::store::error::StoreError;
 use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
 use crate::store::membership::{SizeChanges, VersionRow};
 use crate::store::micros::Micros;
+use crate::store::registry::Registry;
 use crate::store::validate::ValidObject;
 
 /// A write transaction of the SQLite store.
-pub struct SqliteIngest<'a, 't>(pub &'a Transaction<'t>);
+pub struct SqliteIngest<'a, 't> {
+    tx: &'a Transaction<'t>,
+    /// The views as the write sees them (which are query views).
+    registry: &'a Registry,
+    /// Version rows added less those removed so far, written to `counts` once, by
+    /// [`IngestTx::flush_sizes`] (a trigger per row made every insert keep a statement
+    /// journal: a copy of each page it touched).
+    versions: Cell<i64>,
+}
+
+impl<'a, 't> SqliteIngest<'a, 't> {
+    /// The statements of a write, in `tx`.
+    pub fn new(tx: &'a Transaction<'t>, registry: &'a Registry) -> Self {
+        SqliteIngest {
+            tx,
+            registry,
+            versions: Cell::new(0),
+        }
+    }
+}
 
 impl IngestTx for SqliteIngest<'_, '_> {
     async fn probe(
@@ -34,7 +57,15 @@ impl IngestTx for SqliteIngest<'_, '_> {
         version_key: i64,
         raw: &str,
     ) -> Result<Probe, StoreError> {
-        let tx = self.0;
+        let tx = self.tx;
+        // A brand-new object (the common case of a feed) is told by one index probe:
+        // no version row, so no view holds any of it and no bytes are shared.
+        if !stored_anywhere(tx, &obj.id)? {
+            return Ok(Probe {
+                fresh: true,
+                ..Probe::default()
+            });
+        }
         if holds_version(tx, view_id, &obj.id, obj.version)? {
             return Ok(Probe {
                 held: true,
@@ -56,7 +87,6 @@ impl IngestTx for SqliteIngest<'_, '_> {
                 })
             })
             .optional()?;
-        // Whether the object is stored elsewhere would cost one more statement.
         Ok(Probe {
             held: false,
             previous,
@@ -71,7 +101,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
         sources: &str,
         becomes_last: bool,
     ) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(
                 "UPDATE object_versions SET sources = ?2, is_latest = is_latest OR ?3 WHERE vid = ?1",
             )?
@@ -81,7 +111,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
 
     async fn insert_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError> {
         let obj = new.object;
-        self.0
+        self.tx
             .prepare_cached(
                 "INSERT INTO object_versions (stix_id, type, spec_version, version_key, version_us, \
                  added_us, sources, is_latest, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -97,7 +127,8 @@ impl IngestTx for SqliteIngest<'_, '_> {
                 new.is_latest,
                 new.raw
             ])?;
-        Ok(self.0.last_insert_rowid())
+        self.versions.set(self.versions.get() + 1);
+        Ok(self.tx.last_insert_rowid())
     }
 
     async fn insert_entry(
@@ -107,9 +138,17 @@ impl IngestTx for SqliteIngest<'_, '_> {
         row: &VersionRow,
         date_added: Micros,
         provisional: bool,
-        _view_empty: bool,
+        view_empty: bool,
     ) -> Result<(), StoreError> {
-        insert_entry(self.0, sizes, view_id, row, date_added, provisional)?;
+        let added = if view_empty {
+            insert_first_entry(self.tx, sizes, view_id, row, date_added, provisional)?;
+            true
+        } else {
+            insert_entry(self.tx, sizes, view_id, row, date_added, provisional)?
+        };
+        if added && self.registry.is_query_view(view_id) {
+            copy_json(self.tx, view_id, row.vid)?;
+        }
         Ok(())
     }
 
@@ -120,15 +159,15 @@ impl IngestTx for SqliteIngest<'_, '_> {
         vid: i64,
         stix_id: &str,
     ) -> Result<bool, StoreError> {
-        remove_entry(self.0, sizes, view_id, vid, stix_id)
+        remove_entry(self.tx, sizes, view_id, vid, stix_id)
     }
 
     async fn date_added_in(&self, view_id: i64, vid: i64) -> Result<Option<Micros>, StoreError> {
-        date_added_in(self.0, view_id, vid)
+        date_added_in(self.tx, view_id, vid)
     }
 
     async fn last_in(&self, view_id: i64, stix_id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(last_in(self.0, view_id, stix_id)?.map(|(vid, _)| vid))
+        Ok(last_in(self.tx, view_id, stix_id)?.map(|(vid, _)| vid))
     }
 
     async fn last_in_each(
@@ -138,7 +177,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut latest = Vec::with_capacity(views.len());
         for view_id in views {
-            if let Some((vid, _)) = last_in(self.0, *view_id, stix_id)? {
+            if let Some((vid, _)) = last_in(self.tx, *view_id, stix_id)? {
                 latest.push((*view_id, vid));
             }
         }
@@ -146,7 +185,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
     }
 
     async fn held_in(&self, views: &[i64], stix_id: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
         )?;
         let mut held = Vec::new();
@@ -159,11 +198,11 @@ impl IngestTx for SqliteIngest<'_, '_> {
     }
 
     async fn load(&self, vids: &[i64]) -> Result<Vec<Evaluated<'static>>, StoreError> {
-        vids.iter().map(|vid| load(self.0, *vid)).collect()
+        vids.iter().map(|vid| load(self.tx, *vid)).collect()
     }
 
     async fn refresh_latest(&self, vid: i64) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(REFRESH_LATEST)?
             .execute(params![vid])?;
         Ok(())
@@ -174,7 +213,7 @@ impl IngestTx for SqliteIngest<'_, '_> {
         view_id: i64,
         stix_id: &str,
     ) -> Result<Vec<HeldVersion>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
+        let mut stmt = self.tx.prepare_cached(
             "SELECT vid, version_us, spec_version, is_first, is_last FROM entries INDEXED BY entries_by_object \
              WHERE view_id = ?1 AND stix_id = ?2",
         )?;
@@ -192,27 +231,35 @@ impl IngestTx for SqliteIngest<'_, '_> {
 
     async fn sources_of(&self, vid: i64) -> Result<String, StoreError> {
         Ok(self
-            .0
+            .tx
             .prepare_cached("SELECT sources FROM object_versions WHERE vid = ?1")?
             .query_row(params![vid], |r| r.get(0))?)
     }
 
     async fn set_sources(&self, vid: i64, sources: &str) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached("UPDATE object_versions SET sources = ?2 WHERE vid = ?1")?
             .execute(params![vid, sources])?;
         Ok(())
     }
 
     async fn delete_version(&self, vid: i64) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached("DELETE FROM object_versions WHERE vid = ?1")?
             .execute(params![vid])?;
+        self.versions.set(self.versions.get() - 1);
         Ok(())
     }
 
     async fn flush_sizes(&self, sizes: SizeChanges) -> Result<(), StoreError> {
-        flush_sizes(self.0, sizes)
+        flush_sizes(self.tx, sizes)?;
+        let versions = self.versions.replace(0);
+        if versions != 0 {
+            self.tx
+                .prepare_cached("UPDATE counts SET n = n + ?1 WHERE name = 'object_versions'")?
+                .execute(params![versions])?;
+        }
+        Ok(())
     }
 
     async fn insert_status(
@@ -222,13 +269,20 @@ impl IngestTx for SqliteIngest<'_, '_> {
         body: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
-        self.0
+        self.tx
             .prepare_cached(
                 "INSERT INTO status (id, api_root, created_us, body, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![status_id, api_root, now_us(), body, owner])?;
         Ok(())
     }
+}
+
+/// Whether any version of the object is stored (in any collection).
+fn stored_anywhere(tx: &Transaction<'_>, stix_id: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM object_versions WHERE stix_id = ?1")?
+        .exists(params![stix_id])?)
 }
 
 /// Whether the stored view holds this version of the object (any version of an

@@ -270,8 +270,8 @@ mod tests {
         }
     }
 
-    /// A stored view (1) of `n` objects and a query view (2) holding the odd ones,
-    /// written as the store writes them (the triggers fill `view_objects`).
+    /// A stored view (1) of `n` objects and a query view (2) holding the odd ones, with
+    /// the query view's copies (`entries::copy_json`).
     fn store_and_query_views(n: i64) -> Connection {
         let mut conn = Connection::open_in_memory().expect("sqlite");
         super::super::schema::migrate(&mut conn).expect("schema");
@@ -290,6 +290,9 @@ mod tests {
             .expect("version");
             let views: &[i64] = if k % 2 == 1 { &[1, 2] } else { &[1] };
             for view in views {
+                if *view == 2 {
+                    super::super::entries::copy_json(&conn, 2, k + 1).expect("copy");
+                }
                 conn.execute(
                     "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
                      version_us, is_first, is_last) VALUES (?1, ?2, ?2, ?3, 'indicator', '2.1', 1, 1, 1)",

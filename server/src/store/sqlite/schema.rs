@@ -126,12 +126,21 @@ const MIGRATIONS: &[&str] = &[
         UPDATE counts SET n = n - 1 WHERE name = 'object_versions';
     END;
     "#,
-    // 7: a query view keeps its own copy of its objects' JSON, clustered by view, so a
+    // 7: the version count is written once per transaction by the transaction itself
+    // (`SqliteIngest::flush_sizes`), not by a trigger per row: a trigger makes each
+    // insert a multi-row write that keeps a statement journal (a copy of every page
+    // it touches), about a tenth of the CPU of an ingest.
+    r#"
+    DROP TRIGGER object_versions_added;
+    DROP TRIGGER object_versions_removed;
+    "#,
+    // 8: a query view keeps its own copy of its objects' JSON, clustered by view, so a
     // query page reads one run of rows like a stored page does instead of one random
     // lookup into `object_versions` per object (and stays so when the store is larger
-    // than memory). Kept by triggers on `entries`, whatever path adds or removes an
-    // entry (ingest, rebuild, import, retiring a view). Costs the view's share of the
-    // store on disk.
+    // than memory). Written with each entry of a query view (`entries::write_entry`: no
+    // insert trigger, which would make every entry insert keep a statement journal, see
+    // 7); removed by a trigger with the entry, whatever removes it (a removal, a
+    // rebuild's switch, retiring a view). Costs the view's share of the store on disk.
     r#"
     CREATE TABLE view_objects (
         view_id INTEGER NOT NULL,
@@ -139,11 +148,6 @@ const MIGRATIONS: &[&str] = &[
         raw     TEXT    NOT NULL,
         PRIMARY KEY (view_id, vid)
     ) WITHOUT ROWID;
-    CREATE TRIGGER view_objects_added AFTER INSERT ON entries
-    WHEN (SELECT kind FROM views WHERE view_id = NEW.view_id) = 'query' BEGIN
-        INSERT INTO view_objects (view_id, vid, raw)
-        SELECT NEW.view_id, NEW.vid, raw FROM object_versions WHERE vid = NEW.vid;
-    END;
     CREATE TRIGGER view_objects_removed AFTER DELETE ON entries BEGIN
         DELETE FROM view_objects WHERE view_id = OLD.view_id AND vid = OLD.vid;
     END;

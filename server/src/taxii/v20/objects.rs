@@ -14,6 +14,7 @@ use crate::config::TaxiiVersion;
 use crate::store::validate::is_stix_id;
 use crate::taxii::access_log::Objects;
 use crate::taxii::context::Ctx;
+use crate::taxii::envelope::parse_off_runtime;
 use crate::taxii::error::TaxiiError;
 use crate::taxii::media::{self, STIX_20};
 use crate::taxii::params::Allowed;
@@ -88,10 +89,10 @@ pub async fn add_objects(
     }
     let limits = &ctx.config.config.limits;
     let body = read_body(headers, body, limits.max_content_length).await?;
+    let max_object_bytes = limits.max_object_bytes;
+    // Each object holds its own bytes once parsed: the body is not kept while storing.
     let mut request =
-        bundle::parse(&body, limits.max_object_bytes).map_err(TaxiiError::bad_request)?;
-    // Each object holds its own bytes now: the body is not kept while storing.
-    drop(body);
+        parse_off_runtime(body, move |body| bundle::parse(body, max_object_bytes)).await?;
     request.owner = ctx.caller.key().to_string();
     let stored = ctx.store().add_objects(root, c.id(), request).await?;
     ctx.state
