@@ -325,7 +325,31 @@ async fn migrate(from: &std::path::Path, config_dir: &std::path::Path) -> anyhow
     Ok(())
 }
 
+/// glibc's malloc gives each thread that contends for the heap an arena of its own (up
+/// to eight per core), and memory freed into one arena serves only that arena: the
+/// blocking threads that parse POSTed envelopes and read pages leave tens of MiB
+/// spread over arenas. One arena per core keeps the heap compact (measured on 2 cores
+/// after page walks and 50,000 POSTed objects over 4 connections: peak RSS 177 → 149
+/// MiB, ingest within noise). `MALLOC_ARENA_MAX` in the environment still decides.
+/// Called before any thread is started.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bound_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `mallopt` sets a tunable of the allocator; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    bound_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_json);
     // Exactly one rustls provider is compiled in; make it the process default before
