@@ -355,6 +355,13 @@ mod tests {
                     .collect::<Result<_, _>>()
                     .expect("plan rows");
                 assert!(plan[0].starts_with("SEARCH e"), "{plan:?}");
+                if l.ids.is_empty() {
+                    // The latest versions, in order, from the index alone.
+                    assert!(
+                        plan[0].starts_with("SEARCH e USING COVERING INDEX entries_latest"),
+                        "{plan:?}"
+                    );
+                }
                 assert!(
                     plan[1].starts_with("SEARCH v USING ") && plan[1].contains("PRIMARY KEY"),
                     "{plan:?}"
