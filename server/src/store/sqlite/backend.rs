@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::params;
 
+use super::entries::ViewKind;
 use super::handle::SqliteStore;
 use super::ingest::SqliteIngest;
 use super::inner::poisoned;
@@ -187,8 +188,8 @@ impl Store for SqliteStore {
     ) -> Result<ObjectsPage, StoreError> {
         let Some((view_id, kind)) = self.registry()?.active(collection).map(|v| {
             let kind = match v.query {
-                Some(_) => read::ViewKind::Query,
-                None => read::ViewKind::Stored,
+                Some(_) => ViewKind::Query,
+                None => ViewKind::Stored,
             };
             (v.view_id, kind)
         }) else {

@@ -1,13 +1,24 @@
 //! Membership rows: adding and removing object versions in views, keeping the
 //! `is_first`/`is_last` flags and view sizes right.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::store::error::StoreError;
 use crate::store::membership::first_and_last;
 use crate::store::micros::Micros;
 
 pub use crate::store::membership::{SizeChanges, VersionRow};
+
+/// A view's kind, as its entries are written and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// A stored collection: its entries point at `object_versions`, in the order they
+    /// were stored.
+    Stored,
+    /// A query collection: its entries carry their object's JSON (`entries.raw`), so
+    /// its pages read one range of its own rows.
+    Query,
+}
 
 /// Write the per-view size changes accumulated during a transaction.
 pub fn flush_sizes(tx: &Transaction<'_>, sizes: SizeChanges) -> Result<(), StoreError> {
@@ -35,7 +46,7 @@ pub fn date_added_in(
 pub fn insert_entry(
     tx: &Transaction<'_>,
     sizes: &mut SizeChanges,
-    view_id: i64,
+    (view_id, kind): (i64, ViewKind),
     row: &VersionRow,
     date_added: Micros,
     provisional: bool,
@@ -63,7 +74,7 @@ pub fn insert_entry(
     }
     write_entry(
         tx,
-        view_id,
+        (view_id, kind),
         row,
         date_added,
         (is_first, is_last),
@@ -78,29 +89,46 @@ pub fn insert_entry(
 pub fn insert_first_entry(
     tx: &Transaction<'_>,
     sizes: &mut SizeChanges,
-    view_id: i64,
+    (view_id, kind): (i64, ViewKind),
     row: &VersionRow,
     date_added: Micros,
     provisional: bool,
 ) -> Result<(), StoreError> {
-    write_entry(tx, view_id, row, date_added, (true, true), provisional)?;
+    write_entry(
+        tx,
+        (view_id, kind),
+        row,
+        date_added,
+        (true, true),
+        provisional,
+    )?;
     sizes.add(view_id, 1);
     Ok(())
 }
 
-/// The entry row itself, with its `(is_first, is_last)` flags.
+/// The entry row itself, with its `(is_first, is_last)` flags; a query view's entry
+/// with its object's JSON.
 fn write_entry(
     tx: &Transaction<'_>,
-    view_id: i64,
+    (view_id, kind): (i64, ViewKind),
     row: &VersionRow,
     date_added: Micros,
     (is_first, is_last): (bool, bool),
     provisional: bool,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
-         is_first, is_last, provisional) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
+    tx.prepare_cached(match kind {
+        ViewKind::Stored => {
+            "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
+             version_us, is_first, is_last, provisional) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        }
+        ViewKind::Query => {
+            "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
+             version_us, is_first, is_last, provisional, raw) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+                     (SELECT raw FROM object_versions WHERE vid = ?3))"
+        }
+    })?
     .execute(params![
         view_id,
         date_added,
@@ -113,17 +141,6 @@ fn write_entry(
         is_last,
         provisional
     ])?;
-    Ok(())
-}
-
-/// Keep a query view's own copy of a new member's JSON (`view_objects`, which its
-/// pages read). Removed with the entry, by a trigger (schema step 8).
-pub fn copy_json(conn: &Connection, view_id: i64, vid: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO view_objects (view_id, vid, raw) \
-         SELECT ?1, vid, raw FROM object_versions WHERE vid = ?2",
-    )?
-    .execute(params![view_id, vid])?;
     Ok(())
 }
 

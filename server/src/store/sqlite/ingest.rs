@@ -7,7 +7,7 @@ use std::cell::Cell;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::entries::{
-    copy_json, date_added_in, flush_sizes, insert_entry, insert_first_entry, remove_entry,
+    date_added_in, flush_sizes, insert_entry, insert_first_entry, remove_entry, ViewKind,
 };
 
 /// Whether a version is the latest of its object in some stored collection. Views
@@ -140,14 +140,14 @@ impl IngestTx for SqliteIngest<'_, '_> {
         provisional: bool,
         view_empty: bool,
     ) -> Result<(), StoreError> {
-        let added = if view_empty {
-            insert_first_entry(self.tx, sizes, view_id, row, date_added, provisional)?;
-            true
-        } else {
-            insert_entry(self.tx, sizes, view_id, row, date_added, provisional)?
+        let view = match self.registry.is_query_view(view_id) {
+            true => (view_id, ViewKind::Query),
+            false => (view_id, ViewKind::Stored),
         };
-        if added && self.registry.is_query_view(view_id) {
-            copy_json(self.tx, view_id, row.vid)?;
+        if view_empty {
+            insert_first_entry(self.tx, sizes, view, row, date_added, provisional)?;
+        } else {
+            insert_entry(self.tx, sizes, view, row, date_added, provisional)?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
+use super::entries::ViewKind;
 use crate::store::add_objects::Status;
 use crate::store::error::StoreError;
 use crate::store::listing::{Entry, Listing, ObjectsPage, Page, PageGeneration};
@@ -60,16 +61,6 @@ pub fn list(conn: &Connection, view_id: i64, listing: &Listing) -> Result<Page, 
     Ok(Page { entries, more })
 }
 
-/// Where a view's objects' JSON is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ViewKind {
-    /// A stored collection: its entries point at `object_versions` in the order they
-    /// were stored.
-    Stored,
-    /// A query collection: its own copy, `view_objects`, clustered by view.
-    Query,
-}
-
 /// One page of objects as bytes: only `date_added` and the object's JSON are read,
 /// and the JSON goes from SQLite's buffer straight into the page's.
 pub fn list_objects(
@@ -106,17 +97,31 @@ fn objects_query(
     kind: ViewKind,
     listing: &Listing,
 ) -> Option<(String, Vec<SqlValue>)> {
-    let hint = if listing.ids.is_empty() {
-        ""
-    } else {
-        " INDEXED BY entries_by_object"
+    let mut sql = match kind {
+        // The entries in order, each followed by its object (`CROSS JOIN`: entries
+        // first, one probe per row).
+        ViewKind::Stored => {
+            let hint = if listing.ids.is_empty() {
+                ""
+            } else {
+                " INDEXED BY entries_by_object"
+            };
+            format!(
+                "SELECT e.date_added, v.raw FROM entries e{hint} \
+                 CROSS JOIN object_versions v ON v.vid = e.vid"
+            )
+        }
+        // The view's own rows carry the JSON: one range of them, in order (the
+        // table itself, not an index, unless ids or types narrow the page).
+        ViewKind::Query => {
+            let hint = match (listing.ids.is_empty(), listing.types.is_empty()) {
+                (false, _) => " INDEXED BY entries_by_object",
+                (true, true) => " NOT INDEXED",
+                (true, false) => "",
+            };
+            format!("SELECT e.date_added, e.raw FROM entries e{hint}")
+        }
     };
-    // `CROSS JOIN`: entries first, in page order, then one probe per row.
-    let objects = match kind {
-        ViewKind::Stored => "object_versions v ON v.vid = e.vid",
-        ViewKind::Query => "view_objects v ON v.view_id = e.view_id AND v.vid = e.vid",
-    };
-    let mut sql = format!("SELECT e.date_added, v.raw FROM entries e{hint} CROSS JOIN {objects}");
     let mut args = filter(&mut sql, view_id, listing)?;
     sql.push_str(" ORDER BY e.date_added LIMIT ?");
     let fetch = listing.limit.saturating_add(1);
@@ -270,8 +275,8 @@ mod tests {
         }
     }
 
-    /// A stored view (1) of `n` objects and a query view (2) holding the odd ones, with
-    /// the query view's copies (`entries::copy_json`).
+    /// A stored view (1) of `n` objects and a query view (2) holding the odd ones, whose
+    /// entries carry their JSON.
     fn store_and_query_views(n: i64) -> Connection {
         let mut conn = Connection::open_in_memory().expect("sqlite");
         super::super::schema::migrate(&mut conn).expect("schema");
@@ -290,13 +295,12 @@ mod tests {
             .expect("version");
             let views: &[i64] = if k % 2 == 1 { &[1, 2] } else { &[1] };
             for view in views {
-                if *view == 2 {
-                    super::super::entries::copy_json(&conn, 2, k + 1).expect("copy");
-                }
+                let raw = (*view == 2).then(|| format!(r#"{{"n":{k}}}"#));
                 conn.execute(
                     "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
-                     version_us, is_first, is_last) VALUES (?1, ?2, ?2, ?3, 'indicator', '2.1', 1, 1, 1)",
-                    params![view, k + 1, format!("indicator--{k}")],
+                     version_us, is_first, is_last, raw) \
+                     VALUES (?1, ?2, ?2, ?3, 'indicator', '2.1', 1, 1, 1, ?4)",
+                    params![view, k + 1, format!("indicator--{k}"), raw],
                 )
                 .expect("entry");
             }
@@ -320,62 +324,64 @@ mod tests {
         assert_eq!((page.first_added, page.last_added), (Some(2), Some(10)));
         let stored = list_objects(&conn, 1, ViewKind::Stored, &objects_listing()).expect("page");
         assert_eq!(stored.count, 10);
-        // Removing entries removes their copies; a stored view has none.
-        conn.execute("DELETE FROM entries WHERE view_id = 2 AND vid = 4", [])
-            .expect("delete");
-        let page = list_objects(&conn, 2, ViewKind::Query, &objects_listing()).expect("page");
-        assert_eq!(page.objects, br#"{"n":1},{"n":5},{"n":7},{"n":9}"#);
-        let copies: i64 = conn
-            .query_row("SELECT count(*) FROM view_objects", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(copies, 4);
+        let typed = Listing {
+            types: vec!["indicator".into()],
+            ..objects_listing()
+        };
+        let page = list_objects(&conn, 2, ViewKind::Query, &typed).expect("page");
+        assert_eq!(page.count, 5, "narrowed by type");
     }
 
     #[test]
-    fn objects_pages_walk_entries_in_order_and_probe_one_row_each() {
+    fn objects_pages_are_ranges_of_entries_with_at_most_one_probe_per_row() {
         let conn = store_and_query_views(0);
-        for (kind, table) in [
-            (ViewKind::Stored, "object_versions"),
-            (ViewKind::Query, "view_objects"),
-        ] {
-            for l in [
-                objects_listing(),
-                Listing {
-                    ids: vec!["indicator--1".into()],
-                    ..objects_listing()
-                },
-            ] {
-                let (sql, args) = objects_query(2, kind, &l).expect("query");
-                let mut stmt = conn
-                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .expect("plan");
-                let plan: Vec<String> = stmt
-                    .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
-                    .expect("rows")
-                    .collect::<Result<_, _>>()
-                    .expect("plan rows");
-                assert!(plan[0].starts_with("SEARCH e"), "{plan:?}");
-                if l.ids.is_empty() {
-                    // The latest versions, in order, from the index alone.
-                    assert!(
-                        plan[0].starts_with("SEARCH e USING COVERING INDEX entries_latest"),
-                        "{plan:?}"
-                    );
-                }
-                assert!(
-                    plan[1].starts_with("SEARCH v USING ") && plan[1].contains("PRIMARY KEY"),
-                    "{plan:?}"
-                );
-                assert!(!plan.iter().any(|p| p.contains("SCAN")), "{plan:?}");
-                assert!(
-                    !sql.contains(if table == "view_objects" {
-                        "object_versions"
-                    } else {
-                        "view_objects"
-                    }),
-                    "{sql}"
-                );
-            }
+        let plan_of = |kind, l: &Listing| -> Vec<String> {
+            let (sql, args) = objects_query(2, kind, l).expect("query");
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let plan = stmt
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("plan rows");
+            assert!(!plan.iter().any(|p| p.contains("SCAN")), "{plan:?}");
+            plan
+        };
+        let by_id = Listing {
+            ids: vec!["indicator--1".into()],
+            ..objects_listing()
+        };
+        let by_type = Listing {
+            types: vec!["indicator".into()],
+            ..objects_listing()
+        };
+        // A stored view: the latest versions in order from the index alone, then one
+        // lookup of each object.
+        let plan = plan_of(ViewKind::Stored, &objects_listing());
+        assert!(
+            plan[0].starts_with("SEARCH e USING COVERING INDEX entries_latest"),
+            "{plan:?}"
+        );
+        for l in [objects_listing(), by_id.clone(), by_type.clone()] {
+            let plan = plan_of(ViewKind::Stored, &l);
+            assert!(plan[0].starts_with("SEARCH e"), "{plan:?}");
+            assert!(
+                plan[1].starts_with("SEARCH v USING INTEGER PRIMARY KEY"),
+                "{plan:?}"
+            );
+        }
+        // A query view: one range of its own rows, nothing else.
+        let plan = plan_of(ViewKind::Query, &objects_listing());
+        assert_eq!(
+            plan,
+            ["SEARCH e USING PRIMARY KEY (view_id=? AND date_added>?)"]
+        );
+        for l in [by_id, by_type] {
+            // Narrowed: whichever index the planner likes, still no other table.
+            let plan = plan_of(ViewKind::Query, &l);
+            assert!(plan[0].starts_with("SEARCH e USING "), "{plan:?}");
+            assert!(!plan.iter().any(|p| p.starts_with("SEARCH v")), "{plan:?}");
         }
     }
 

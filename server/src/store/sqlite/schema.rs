@@ -134,29 +134,16 @@ const MIGRATIONS: &[&str] = &[
     DROP TRIGGER object_versions_added;
     DROP TRIGGER object_versions_removed;
     "#,
-    // 8: a query view keeps its own copy of its objects' JSON, clustered by view, so a
-    // query page reads one run of rows like a stored page does instead of one random
-    // lookup into `object_versions` per object (and stays so when the store is larger
-    // than memory). Written with each entry of a query view (`entries::write_entry`: no
-    // insert trigger, which would make every entry insert keep a statement journal, see
-    // 7); removed by a trigger with the entry, whatever removes it (a removal, a
-    // rebuild's switch, retiring a view). Costs the view's share of the store on disk.
+    // 8: a query view's entries carry their object's JSON (`raw`, NULL in stored
+    // views), so a query page is one range of the view's own rows, read in order like
+    // a stored page's entries — no lookup per object into `object_versions`, whose
+    // rows for one query view are spread over the whole table (and stay so when the
+    // store is larger than memory). Written with the entry (`entries::write_entry`),
+    // moved with it on a restamp, gone with it. Costs the view's share of the store.
     r#"
-    CREATE TABLE view_objects (
-        view_id INTEGER NOT NULL,
-        vid     INTEGER NOT NULL,
-        raw     TEXT    NOT NULL,
-        PRIMARY KEY (view_id, vid)
-    ) WITHOUT ROWID;
-    CREATE TRIGGER view_objects_removed AFTER DELETE ON entries BEGIN
-        DELETE FROM view_objects WHERE view_id = OLD.view_id AND vid = OLD.vid;
-    END;
-    INSERT INTO view_objects (view_id, vid, raw)
-    SELECT e.view_id, e.vid, v.raw FROM views w
-    JOIN entries e ON e.view_id = w.view_id
-    JOIN object_versions v ON v.vid = e.vid
-    WHERE w.kind = 'query'
-    ORDER BY e.view_id, e.vid;
+    ALTER TABLE entries ADD COLUMN raw TEXT;
+    UPDATE entries SET raw = (SELECT v.raw FROM object_versions v WHERE v.vid = entries.vid)
+    WHERE view_id IN (SELECT view_id FROM views WHERE kind = 'query');
     "#,
     // 9: the index of latest versions (what a page lists by default) covers what such
     // a page needs of an entry (its `vid`, and `is_last` itself, which the planner

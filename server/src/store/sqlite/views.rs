@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, Transaction};
 
 use super::entries::{
-    copy_json, date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow,
+    date_added_in, flush_sizes, insert_entry, remove_entry, SizeChanges, VersionRow, ViewKind,
 };
 use crate::query::Query;
 use crate::stix::timestamp::now_us;
@@ -281,9 +281,8 @@ pub fn fill(
             None => None,
         };
         let (stamp, provisional) = member_stamp(clock, view.replaces, kept);
-        if insert_entry(tx, &mut sizes, view.view_id, &c.row, stamp, provisional)? {
-            copy_json(tx, view.view_id, c.row.vid)?;
-        }
+        let query_view = (view.view_id, ViewKind::Query);
+        insert_entry(tx, &mut sizes, query_view, &c.row, stamp, provisional)?;
     }
     flush_sizes(tx, sizes)?;
     tx.prepare_cached("UPDATE views SET progress_vid = ?2 WHERE view_id = ?1")?
@@ -330,9 +329,8 @@ pub fn reevaluate(
         let member = date_added_in(tx, view_id, c.row.vid)?.is_some();
         let wanted = matches(registry, query, c, now);
         if wanted && !member && latest_in_sources(tx, view, c.row.vid)? {
-            if insert_entry(tx, &mut sizes, view_id, &c.row, clock.stamp(), false)? {
-                copy_json(tx, view_id, c.row.vid)?;
-            }
+            let query_view = (view_id, ViewKind::Query);
+            insert_entry(tx, &mut sizes, query_view, &c.row, clock.stamp(), false)?;
             changed += 1;
         } else if !wanted && member {
             remove_entry(tx, &mut sizes, view_id, c.row.vid, &c.row.stix_id)?;
