@@ -102,14 +102,8 @@ fn objects(values: Vec<Value>, owner: &str) -> AddObjects {
 
 fn all_versions() -> Listing {
     Listing {
-        ids: vec![],
-        types: vec![],
-        versions: VersionMatch::all(),
-        spec_versions: vec![],
-        after: None,
-        limit: 1000,
         with_raw: true,
-        max_bytes: None,
+        ..common::every_version(1000)
     }
 }
 

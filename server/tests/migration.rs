@@ -15,7 +15,7 @@ use common::wait_built;
 use serde_json::{json, Value};
 use taxiway_server::config::{self, ServiceConfig};
 use taxiway_server::store::sqlite::SqliteStore;
-use taxiway_server::store::{validate_object, AddObjects, Listing, NewObject, Store, VersionMatch};
+use taxiway_server::store::{validate_object, AddObjects, Listing, NewObject, Store};
 
 const CERT: &str = "0b7f0a6e-1111-4111-8111-111111111111";
 const PARTNER: &str = "0b7f0a6e-2222-4222-8222-222222222222";
@@ -68,14 +68,8 @@ sources = ["cert-inbox"]
 
 fn all() -> Listing {
     Listing {
-        ids: vec![],
-        types: vec![],
-        versions: VersionMatch::all(),
-        spec_versions: vec![],
-        after: None,
-        limit: 100,
         with_raw: true,
-        max_bytes: None,
+        ..common::every_version(100)
     }
 }
 

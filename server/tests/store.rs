@@ -41,14 +41,8 @@ fn new_objects(values: Vec<Value>) -> AddObjects {
 
 fn everything(limit: usize) -> Listing {
     Listing {
-        ids: vec![],
-        types: vec![],
-        versions: VersionMatch::all(),
-        spec_versions: vec![],
-        after: None,
-        limit,
         with_raw: true,
-        max_bytes: None,
+        ..common::every_version(limit)
     }
 }
 

@@ -63,6 +63,23 @@ pub struct Listing {
     pub max_bytes: Option<usize>,
 }
 
+#[cfg(test)]
+impl Listing {
+    /// The TAXII default listing from the start: latest versions, no filters, no JSON.
+    pub(crate) fn latest(limit: usize) -> Listing {
+        Listing {
+            ids: Vec::new(),
+            types: Vec::new(),
+            versions: VersionMatch::last(),
+            spec_versions: Vec::new(),
+            after: None,
+            limit,
+            with_raw: false,
+            max_bytes: None,
+        }
+    }
+}
+
 /// One object version as listed in a collection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -172,14 +189,9 @@ mod tests {
 
     fn listing(limit: usize, max_bytes: Option<usize>) -> Listing {
         Listing {
-            ids: Vec::new(),
-            types: Vec::new(),
-            versions: VersionMatch::last(),
-            spec_versions: Vec::new(),
-            after: None,
-            limit,
             with_raw: true,
             max_bytes,
+            ..Listing::latest(limit)
         }
     }
 

@@ -263,16 +263,7 @@ mod tests {
     }
 
     fn listing() -> Listing {
-        Listing {
-            ids: Vec::new(),
-            types: Vec::new(),
-            versions: VersionMatch::last(),
-            spec_versions: Vec::new(),
-            after: None,
-            limit: 1_000_000,
-            with_raw: false,
-            max_bytes: None,
-        }
+        Listing::latest(1_000_000)
     }
 
     /// A stored view (1) of `n` objects and a query view (2) holding the odd ones, whose
