@@ -9,6 +9,27 @@ use crate::store::micros::Micros;
 
 pub use crate::store::membership::{SizeChanges, VersionRow};
 
+/// The entries (`e`) of the object `?2` in the view `?1`, found through the object's
+/// version rows (`o`, by `object_versions_by_version`) with one `entries_by_version`
+/// probe each. There is no index of entries by object id (schema step 10): object ids
+/// are random, so such an index cost every entry a write (and a read) of a page of its
+/// own, about a third of the pages an ingest wrote.
+macro_rules! object_entries {
+    () => {
+        "object_versions o CROSS JOIN entries e INDEXED BY entries_by_version \
+         ON e.view_id = ?1 AND e.vid = o.vid WHERE o.stix_id = ?2"
+    };
+}
+pub(super) use object_entries;
+
+/// The `vid`s of the object `?2`'s version rows, to narrow a statement on entries by
+/// `(view_id, vid)` to one object.
+macro_rules! object_vids {
+    () => {
+        "(SELECT vid FROM object_versions WHERE stix_id = ?2)"
+    };
+}
+
 /// A view's kind, as its entries are written and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewKind {
@@ -55,21 +76,28 @@ pub fn insert_entry(
         return Ok(false);
     }
     let (min, max): (Option<Micros>, Option<Micros>) = tx
-        .prepare_cached(
-            "SELECT min(version_us), max(version_us) FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
-        )?
-        .query_row(params![view_id, row.stix_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .prepare_cached(concat!(
+            "SELECT min(e.version_us), max(e.version_us) FROM ",
+            object_entries!()
+        ))?
+        .query_row(params![view_id, row.stix_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     let (is_first, is_last) = first_and_last(row.version_us, min, max);
     if is_first && min.is_some_and(|m| row.version_us < m) {
-        tx.prepare_cached(
-            "UPDATE entries INDEXED BY entries_by_object SET is_first = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_first = 1",
-        )?
+        tx.prepare_cached(concat!(
+            "UPDATE entries INDEXED BY entries_by_version SET is_first = 0 \
+             WHERE view_id = ?1 AND is_first = 1 AND vid IN ",
+            object_vids!()
+        ))?
         .execute(params![view_id, row.stix_id])?;
     }
     if is_last && max.is_some_and(|m| row.version_us > m) {
-        tx.prepare_cached(
-            "UPDATE entries INDEXED BY entries_by_object SET is_last = 0 WHERE view_id = ?1 AND stix_id = ?2 AND is_last = 1",
-        )?
+        tx.prepare_cached(concat!(
+            "UPDATE entries INDEXED BY entries_by_version SET is_last = 0 \
+             WHERE view_id = ?1 AND is_last = 1 AND vid IN ",
+            object_vids!()
+        ))?
         .execute(params![view_id, row.stix_id])?;
     }
     write_entry(
@@ -165,12 +193,15 @@ pub fn remove_entry(
 
 /// Recompute `is_first`/`is_last` of one object's versions in a view.
 pub fn refresh_flags(tx: &Transaction<'_>, view_id: i64, stix_id: &str) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE entries INDEXED BY entries_by_object SET \
-           is_first = (version_us = (SELECT min(version_us) FROM entries e WHERE e.view_id = ?1 AND e.stix_id = ?2)), \
-           is_last  = (version_us = (SELECT max(version_us) FROM entries e WHERE e.view_id = ?1 AND e.stix_id = ?2)) \
-         WHERE view_id = ?1 AND stix_id = ?2",
-    )?
+    tx.prepare_cached(concat!(
+        "UPDATE entries INDEXED BY entries_by_version SET \
+           is_first = (version_us = (SELECT min(e.version_us) FROM ",
+        object_entries!(),
+        ")), is_last = (version_us = (SELECT max(e.version_us) FROM ",
+        object_entries!(),
+        ")) WHERE view_id = ?1 AND vid IN ",
+        object_vids!()
+    ))?
     .execute(params![view_id, stix_id])?;
     Ok(())
 }

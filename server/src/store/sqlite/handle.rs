@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
+use super::checkpointer::{Checkpointer, BACKSTOP_PAGES};
 use super::db_file::DB_FILE;
 use super::inner::{poisoned, Inner, LAST_STAMP};
 use super::schema;
@@ -34,6 +35,8 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let mut writer = Connection::open(&path)?;
         schema::configure(&writer, true)?;
+        // The checkpointer copies the log; the writer only if it falls far behind.
+        writer.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
         // Take the write lock at BEGIN, waiting (busy_timeout) for another process's
         // writes (an `import` beside the server) instead of failing mid-transaction.
         writer.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
@@ -51,16 +54,18 @@ impl SqliteStore {
             .max_size(readers.max(1))
             .min_idle(Some(1))
             .build(manager)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers,
-                clock: Clock::starting_after(last.unwrap_or(0)),
-                registry: RwLock::new(Arc::new(Registry::default())),
-                running: Mutex::new(HashSet::new()),
-                retention_hours: AtomicU64::new(48),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(writer),
+            readers,
+            clock: Clock::starting_after(last.unwrap_or(0)),
+            registry: RwLock::new(Arc::new(Registry::default())),
+            running: Mutex::new(HashSet::new()),
+            retention_hours: AtomicU64::new(48),
+            checkpointer: OnceLock::new(),
+        });
+        let checkpointer = Checkpointer::start(&path, Arc::downgrade(&inner))?;
+        let _ = inner.checkpointer.set(checkpointer);
+        Ok(SqliteStore { inner })
     }
 
     pub(super) fn registry(&self) -> Result<Arc<Registry>, StoreError> {

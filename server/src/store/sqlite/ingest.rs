@@ -7,7 +7,8 @@ use std::cell::Cell;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::entries::{
-    date_added_in, flush_sizes, insert_entry, insert_first_entry, remove_entry, ViewKind,
+    date_added_in, flush_sizes, insert_entry, insert_first_entry, object_entries, remove_entry,
+    ViewKind,
 };
 
 /// Whether a version is the latest of its object in some stored collection. Views
@@ -185,9 +186,9 @@ impl IngestTx for SqliteIngest<'_, '_> {
     }
 
     async fn held_in(&self, views: &[i64], stix_id: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT vid FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
-        )?;
+        let mut stmt = self
+            .tx
+            .prepare_cached(concat!("SELECT e.vid FROM ", object_entries!()))?;
         let mut held = Vec::new();
         for view_id in views {
             for vid in stmt.query_map(params![view_id, stix_id], |r| r.get(0))? {
@@ -213,10 +214,10 @@ impl IngestTx for SqliteIngest<'_, '_> {
         view_id: i64,
         stix_id: &str,
     ) -> Result<Vec<HeldVersion>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT vid, version_us, spec_version, is_first, is_last FROM entries INDEXED BY entries_by_object \
-             WHERE view_id = ?1 AND stix_id = ?2",
-        )?;
+        let mut stmt = self.tx.prepare_cached(concat!(
+            "SELECT e.vid, e.version_us, e.spec_version, e.is_first, e.is_last FROM ",
+            object_entries!()
+        ))?;
         let rows = stmt.query_map(params![view_id, stix_id], |r| {
             Ok(HeldVersion {
                 vid: r.get(0)?,
@@ -295,15 +296,14 @@ fn holds_version(
 ) -> Result<bool, StoreError> {
     Ok(match version {
         Some(v) => tx
-            .prepare_cached(
-                "SELECT 1 FROM entries INDEXED BY entries_by_object \
-                 WHERE view_id = ?1 AND stix_id = ?2 AND version_us = ?3",
-            )?
+            .prepare_cached(concat!(
+                "SELECT 1 FROM ",
+                object_entries!(),
+                " AND e.version_us = ?3"
+            ))?
             .exists(params![view_id, stix_id, v])?,
         None => tx
-            .prepare_cached(
-                "SELECT 1 FROM entries INDEXED BY entries_by_object WHERE view_id = ?1 AND stix_id = ?2",
-            )?
+            .prepare_cached(concat!("SELECT 1 FROM ", object_entries!()))?
             .exists(params![view_id, stix_id])?,
     })
 }
@@ -315,10 +315,11 @@ fn last_in(
     stix_id: &str,
 ) -> Result<Option<(i64, Micros)>, StoreError> {
     Ok(tx
-        .prepare_cached(
-            "SELECT vid, version_us FROM entries INDEXED BY entries_by_object \
-             WHERE view_id = ?1 AND stix_id = ?2 ORDER BY version_us DESC LIMIT 1",
-        )?
+        .prepare_cached(concat!(
+            "SELECT e.vid, e.version_us FROM ",
+            object_entries!(),
+            " ORDER BY e.version_us DESC LIMIT 1"
+        ))?
         .query_row(params![view_id, stix_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }

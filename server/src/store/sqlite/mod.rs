@@ -6,6 +6,7 @@
 
 mod backend;
 mod backup;
+mod checkpointer;
 pub(crate) mod db_file;
 mod entries;
 mod feed_state;
