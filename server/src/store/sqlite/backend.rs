@@ -363,10 +363,9 @@ impl Store for SqliteStore {
     /// Checkpoint the write-ahead log into `taxiway.db` and truncate it, so the data
     /// directory is complete in one file (the last connection's close removes the WAL).
     async fn close(&self) -> Result<(), StoreError> {
-        self.blocking(|inner| {
-            if let Some(checkpointer) = inner.checkpointer.get() {
-                checkpointer.stop();
-            }
+        let checkpointer = self.checkpointer.clone();
+        self.blocking(move |inner| {
+            checkpointer.stop();
             let writer = inner.writer.lock().map_err(poisoned)?;
             let (busy, _, _): (i64, i64, i64) =
                 writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {

@@ -172,7 +172,7 @@ mod tests {
         let store = crate::store::sqlite::SqliteStore::open(dir.path(), 1).expect("open");
         let inner = store.inner.clone();
         // Steps taken by hand, not by the thread's clock.
-        inner.checkpointer.get().expect("a checkpointer").stop();
+        store.checkpointer.stop();
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).expect("open");
         let mut last = None;
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -21,6 +21,9 @@ use crate::store::registry::Registry;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(super) inner: Arc<Inner>,
+    /// Copies the write-ahead log into the database beside the writer; stopped when
+    /// the last handle goes, or by `close`.
+    pub(super) checkpointer: Arc<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -61,11 +64,12 @@ impl SqliteStore {
             registry: RwLock::new(Arc::new(Registry::default())),
             running: Mutex::new(HashSet::new()),
             retention_hours: AtomicU64::new(48),
-            checkpointer: OnceLock::new(),
         });
         let checkpointer = Checkpointer::start(&path, Arc::downgrade(&inner))?;
-        let _ = inner.checkpointer.set(checkpointer);
-        Ok(SqliteStore { inner })
+        Ok(SqliteStore {
+            inner,
+            checkpointer: Arc::new(checkpointer),
+        })
     }
 
     pub(super) fn registry(&self) -> Result<Arc<Registry>, StoreError> {

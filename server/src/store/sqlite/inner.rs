@@ -3,12 +3,11 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Transaction};
 
-use super::checkpointer::Checkpointer;
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
 use crate::store::registry::Registry;
@@ -21,9 +20,6 @@ pub(super) struct Inner {
     pub(super) registry: RwLock<Arc<Registry>>,
     pub(super) running: Mutex<HashSet<i64>>,
     pub(super) retention_hours: AtomicU64,
-    /// Copies the write-ahead log into the database beside the writer (set once the
-    /// store is built; it holds a weak reference to it).
-    pub(super) checkpointer: OnceLock<Checkpointer>,
 }
 
 /// The newest `date_added` of the store: one index probe per view, and the newest
