@@ -22,6 +22,7 @@ on_every_backend!(
     removed_query_collections_stop_being_maintained_and_stored_data_is_kept,
     deletes_and_versions_keep_query_collections_in_step,
     a_stored_collection_turned_query_is_read_through_its_query,
+    a_request_mixing_new_stored_and_repeated_objects_keeps_its_order,
 );
 
 fn new_objects(values: Vec<Value>) -> AddObjects {
@@ -338,6 +339,14 @@ async fn deletes_and_versions_keep_query_collections_in_step(place: Place) {
         .expect("list");
     assert_eq!(q.entries.len(), 1);
     assert_eq!(q.entries[0].raw, raw, "the older version replaced it");
+    assert_eq!(
+        store
+            .count(INDICATORS, &everything(100))
+            .await
+            .expect("count"),
+        1,
+        "no entry is left behind for the deleted version"
+    );
     // Paging: limit 1 walks the collection with `more`.
     let mut after = None;
     let mut seen = 0;
@@ -1292,4 +1301,89 @@ async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     compare("after a query change").await;
+}
+
+/// Brand-new objects of a request are written together (`ingest::FreshBatch`); the
+/// others one by one. Mixed in one request — new ones around a new version of a
+/// stored object and an object posted twice — the collection lists them in the
+/// request's order with increasing stamps, flags and the query view as if each had
+/// been posted alone.
+async fn a_request_mixing_new_stored_and_repeated_objects_keeps_its_order(place: Place) {
+    let store = open(&place, &config("type:indicator and confidence:>=50")).await;
+    store
+        .add_objects(
+            "feeds",
+            INBOX,
+            new_objects(vec![indicator(1, 1, "198.51.100.1", 80)]),
+        )
+        .await
+        .expect("add");
+    let request = vec![
+        indicator(2, 1, "198.51.100.2", 80), // new, matches
+        indicator(3, 1, "198.51.100.3", 10), // new, does not match
+        indicator(1, 2, "198.51.100.1", 90), // a new version of a stored object
+        indicator(4, 1, "198.51.100.4", 70), // new, matches
+        indicator(5, 1, "198.51.100.5", 60), // posted twice: the second is newer
+        indicator(5, 2, "198.51.100.5", 20),
+        indicator(6, 1, "198.51.100.6", 99), // new, matches
+    ];
+    let expected: Vec<String> = request.iter().map(|v| v.to_string()).collect();
+    let status = store
+        .add_objects("feeds", INBOX, new_objects(request))
+        .await
+        .expect("add");
+    assert_eq!(status.success_count, 7);
+
+    let all = store.list(INBOX, &everything(100)).await.expect("list");
+    let listed: Vec<&str> = all.entries[1..].iter().map(|e| e.raw.as_str()).collect();
+    assert_eq!(listed, expected, "the request's order");
+    assert!(
+        all.entries
+            .windows(2)
+            .all(|w| w[0].date_added < w[1].date_added),
+        "increasing stamps"
+    );
+    let latest = Listing {
+        versions: VersionMatch::last(),
+        ..everything(100)
+    };
+    let last: Vec<String> = store
+        .list(INBOX, &latest)
+        .await
+        .expect("list")
+        .entries
+        .into_iter()
+        .map(|e| e.raw)
+        .collect();
+    let want: Vec<String> = [&expected[0], &expected[1], &expected[2], &expected[3]]
+        .into_iter()
+        .chain([&expected[5], &expected[6]])
+        .cloned()
+        .collect();
+    assert_eq!(last, want, "one latest version per object");
+
+    let query = store
+        .list(INDICATORS, &everything(100))
+        .await
+        .expect("list");
+    let ids: Vec<&str> = query.entries.iter().map(|e| &e.id[..19]).collect();
+    assert_eq!(
+        ids,
+        [
+            "indicator--00000002",
+            "indicator--00000001",
+            "indicator--00000004",
+            "indicator--00000006",
+        ],
+        "the matching latest versions, in the order they arrived"
+    );
+    assert_eq!(
+        store
+            .count(INDICATORS, &everything(100))
+            .await
+            .expect("count"),
+        4
+    );
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(stats.object_versions, 8);
 }

@@ -110,6 +110,8 @@ SIZES = {
     "smoke": (2_000, 2_000, 1),
     "100k": (100_000, 50_000, 10),
     "1m": (1_000_000, 100_000, 10),
+    # POSTs of 100k on top, as at 1M (a tenth would be a million objects to POST).
+    "10m": (10_000_000, 100_000, 10),
 }
 
 

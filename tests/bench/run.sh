@@ -2,7 +2,7 @@
 # Taxiway benchmark: millions of objects, quoted against a static-bytes baseline.
 #
 #   bash tests/bench/run.sh                 # 100k then 1m (the default)
-#   bash tests/bench/run.sh 100k            # one size: smoke (2k, seconds), 100k, 1m, or e.g. 250k
+#   bash tests/bench/run.sh 100k            # one size: smoke (2k, seconds), 100k, 1m, 10m, or e.g. 250k
 #   bash tests/bench/run.sh 1m --duration 20 --fresh-store --keep
 #   bash tests/bench/run.sh 100k --store postgres   # PostgreSQL beside SQLite, one run
 #

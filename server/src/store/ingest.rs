@@ -11,7 +11,7 @@
 //! update.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -106,6 +106,47 @@ pub(crate) trait IngestTx {
     /// Store a new version row; returns its `vid`.
     async fn insert_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError>;
 
+    /// Of `ids`, those with a version stored in any collection (one question for a
+    /// whole request: every other id is brand-new).
+    async fn stored_among(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError>;
+
+    /// Store brand-new objects together ([`FreshBatch`]): each one's version row, then
+    /// its entries. One by one here; a backend where each statement is a round trip
+    /// writes them with a statement per table.
+    async fn insert_fresh(
+        &self,
+        sizes: &mut SizeChanges,
+        batch: &FreshBatch<'_>,
+    ) -> Result<(), StoreError> {
+        let mut entries = batch.entries.iter().peekable();
+        for (i, v) in batch.versions.iter().enumerate() {
+            let obj = &v.new.object;
+            let vid = self
+                .insert_version(&NewVersion {
+                    object: obj,
+                    version_key: v.version_key,
+                    version_us: v.version_us,
+                    added_us: v.added_us,
+                    sources: &batch.sources,
+                    is_latest: true,
+                    raw: &v.new.raw,
+                })
+                .await?;
+            let row = VersionRow {
+                vid,
+                stix_id: obj.id.clone(),
+                kind: obj.kind.clone(),
+                spec_version: obj.spec_version.clone(),
+                version_us: v.version_us,
+            };
+            while let Some(e) = entries.next_if(|e| e.version == i) {
+                self.insert_entry(sizes, e.view_id, &row, e.date_added, e.provisional, true)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Add a version to a view unless it is a member. `view_empty`: the view is known to
     /// hold nothing of the object (a backend may then skip the flag bookkeeping).
     async fn insert_entry(
@@ -196,6 +237,45 @@ pub(crate) struct NewVersion<'a> {
     pub raw: &'a str,
 }
 
+/// Brand-new objects of a request — stored nowhere before, each posted once in it —
+/// waiting to be written together, with the stamps and query-view memberships they
+/// would have been given one by one. A run of them is written before any other
+/// object of the request, so version rows and stamps keep the request's order.
+#[derive(Default)]
+pub(crate) struct FreshBatch<'n> {
+    /// The stored collection's id, `\n`-terminated: every row's sources.
+    pub sources: String,
+    /// The version rows, in the request's order (all of them their object's latest).
+    pub versions: Vec<FreshVersion<'n>>,
+    /// Their entries, in order of `version`: each the first and last version of its
+    /// object in its view.
+    pub entries: Vec<FreshEntry>,
+}
+
+/// A version row of a [`FreshBatch`].
+pub(crate) struct FreshVersion<'n> {
+    /// The object as posted.
+    pub new: &'n NewObject,
+    /// Its version, `-1` when unversioned.
+    pub version_key: i64,
+    /// The version as listed.
+    pub version_us: Micros,
+    /// When it entered the store.
+    pub added_us: Micros,
+}
+
+/// An entry of a [`FreshBatch`].
+pub(crate) struct FreshEntry {
+    /// Index of its version in [`FreshBatch::versions`].
+    pub version: usize,
+    /// The view.
+    pub view_id: i64,
+    /// Its stamp.
+    pub date_added: Micros,
+    /// A new member of a view being rebuilt.
+    pub provisional: bool,
+}
+
 /// Where a write goes: the registry and clock of its transaction, and the stored
 /// collection.
 pub(crate) struct Target<'a> {
@@ -227,14 +307,25 @@ pub(crate) async fn add_objects<T: IngestTx>(
         successes: Vec::with_capacity(request.objects.len()),
     };
     let mut w = Writer::new(tx, target, SizeChanges::default());
-    for object in &request.objects {
-        w.store_one(object).await?;
+    let fresh = brand_new(tx, &request.objects).await?;
+    let mut batch = FreshBatch {
+        sources: format!("{}\n", target.collection),
+        ..FreshBatch::default()
+    };
+    for (object, fresh) in request.objects.iter().zip(fresh) {
+        if fresh {
+            w.plan_fresh(&mut batch, object);
+        } else {
+            w.write_fresh(&mut batch).await?;
+            w.store_one(object).await?;
+        }
         out.successes.push(StatusDetail {
             id: object.object.id.clone(),
             version: object.object.version_text(),
             message: None,
         });
     }
+    w.write_fresh(&mut batch).await?;
     tx.flush_sizes(w.sizes).await?;
     let (status, body) = out.into_status(request_timestamp, total)?;
     if request.status_resource == StatusResource::Record {
@@ -242,6 +333,29 @@ pub(crate) async fn add_objects<T: IngestTx>(
             .await?;
     }
     Ok(status)
+}
+
+/// Which of a request's objects are brand-new: no version of the object is stored in
+/// any collection, and the request posts it once (a second version in the same
+/// request finds the first, so it takes the object-by-object path).
+async fn brand_new<T: IngestTx>(tx: &T, objects: &[NewObject]) -> Result<Vec<bool>, StoreError> {
+    let mut posted: HashMap<&str, usize> = HashMap::with_capacity(objects.len());
+    for o in objects {
+        *posted.entry(o.object.id.as_str()).or_default() += 1;
+    }
+    let ids: Vec<&str> = posted.keys().copied().collect();
+    let stored = if ids.is_empty() {
+        HashSet::new()
+    } else {
+        tx.stored_among(&ids).await?
+    };
+    Ok(objects
+        .iter()
+        .map(|o| {
+            let id = o.object.id.as_str();
+            posted.get(id) == Some(&1) && !stored.contains(id)
+        })
+        .collect())
 }
 
 /// Delete the versions of `stix_id` a request selects from the target's stored view;
@@ -265,13 +379,17 @@ pub(crate) async fn delete_object<T: IngestTx>(
     let mut sizes = SizeChanges::default();
     let mut removed = 0;
     let before = tx.last_in(view_id, stix_id).await?;
+    // Version rows no stored collection holds any more: dropped last, once the query
+    // views have let go of them (a backend may find an object's entries through its
+    // version rows).
+    let mut unheld = Vec::new();
     for vid in doomed {
         if tx.remove_entry(&mut sizes, view_id, vid, stix_id).await? {
             removed += 1;
         }
         let remaining = without(&tx.sources_of(vid).await?, target.collection);
         if remaining.is_empty() {
-            tx.delete_version(vid).await?;
+            unheld.push(vid);
         } else {
             tx.set_sources(vid, &remaining).await?;
             tx.refresh_latest(vid).await?;
@@ -285,6 +403,9 @@ pub(crate) async fn delete_object<T: IngestTx>(
         let mut w = Writer::new(tx, target, sizes);
         w.sync_query_views(stix_id, None, false).await?;
         sizes = w.sizes;
+    }
+    for vid in unheld {
+        tx.delete_version(vid).await?;
     }
     tx.flush_sizes(sizes).await?;
     Ok(removed)
@@ -344,6 +465,54 @@ impl<'a, T: IngestTx> Writer<'a, T> {
             sizes,
             now: now_us(),
         }
+    }
+
+    /// Give a brand-new object (see [`brand_new`]) what [`Self::store_one`] would —
+    /// its version row, its entry in the stored view, an entry in each query view
+    /// drawing from it that it matches, stamped in that order — into `batch`.
+    fn plan_fresh<'n>(&self, batch: &mut FreshBatch<'n>, new: &'n NewObject) {
+        let obj = &new.object;
+        let clock = self.target.clock;
+        let added_us = clock.stamp();
+        let version = batch.versions.len();
+        batch.versions.push(FreshVersion {
+            new,
+            version_key: obj.version.unwrap_or(-1),
+            version_us: obj.version.unwrap_or(added_us),
+            added_us,
+        });
+        batch.entries.push(FreshEntry {
+            version,
+            view_id: self.target.view_id,
+            date_added: clock.stamp(),
+            provisional: false,
+        });
+        let changed = self.target.view_id;
+        for (view, query) in self.target.registry.query_views() {
+            if view.draws_from(changed)
+                && self.matches_object(query, &obj.value, &batch.sources, added_us)
+            {
+                // Not in the view it replaces either: a new member, provisional while
+                // the view builds.
+                batch.entries.push(FreshEntry {
+                    version,
+                    view_id: view.view_id,
+                    date_added: clock.stamp(),
+                    provisional: view.state == ViewState::Building && view.replaces.is_some(),
+                });
+            }
+        }
+    }
+
+    /// Write the brand-new objects planned so far, and empty `batch`.
+    async fn write_fresh(&mut self, batch: &mut FreshBatch<'_>) -> Result<(), StoreError> {
+        if batch.versions.is_empty() {
+            return Ok(());
+        }
+        self.tx.insert_fresh(&mut self.sizes, batch).await?;
+        batch.versions.clear();
+        batch.entries.clear();
+        Ok(())
     }
 
     async fn store_one(&mut self, new: &NewObject) -> Result<(), StoreError> {
@@ -558,12 +727,23 @@ impl<'a, T: IngestTx> Writer<'a, T> {
     }
 
     fn matches(&self, query: &Query, e: &Evaluated<'_>) -> bool {
-        let names = self.target.registry.names_of(&e.sources);
+        self.matches_object(query, &e.value, &e.sources, e.added_us)
+    }
+
+    /// Whether a version (its JSON, the collections holding it, its arrival) matches.
+    fn matches_object(
+        &self,
+        query: &Query,
+        object: &serde_json::Value,
+        sources: &str,
+        added_us: Micros,
+    ) -> bool {
+        let names = self.target.registry.names_of(sources);
         query.matches(
             &ObjectFacts {
-                object: &e.value,
+                object,
                 sources: &names,
-                added_us: e.added_us,
+                added_us,
             },
             self.now,
         )

@@ -5,6 +5,7 @@
 //! and one entry per query view it matches.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use super::entries::{
     date_added_in, exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows,
@@ -12,7 +13,9 @@ use super::entries::{
 use super::tx::Tx;
 use crate::stix::timestamp::now_us;
 use crate::store::error::StoreError;
-use crate::store::ingest::{Evaluated, HeldVersion, IngestTx, NewVersion, Probe, SameBytes};
+use crate::store::ingest::{
+    Evaluated, FreshBatch, HeldVersion, IngestTx, NewVersion, Probe, SameBytes,
+};
 use crate::store::membership::{SizeChanges, VersionRow};
 use crate::store::micros::Micros;
 use crate::store::validate::ValidObject;
@@ -103,6 +106,119 @@ impl IngestTx for PgIngest<'_, '_> {
         .await?
         .map(|r| r.get(0))
         .ok_or_else(|| StoreError::Database("INSERT returned no row".into()))
+    }
+
+    async fn stored_among(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        Ok(rows(
+            self.0,
+            "SELECT DISTINCT stix_id FROM object_versions WHERE stix_id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    /// Two statements for the whole batch, whatever its size: the version rows, then
+    /// the entries (their `view_objects` copies follow by the statement trigger).
+    async fn insert_fresh(
+        &self,
+        sizes: &mut SizeChanges,
+        batch: &FreshBatch<'_>,
+    ) -> Result<(), StoreError> {
+        let versions = &batch.versions;
+        let ids: Vec<&str> = versions.iter().map(|v| v.new.object.id.as_str()).collect();
+        let kinds: Vec<&str> = versions
+            .iter()
+            .map(|v| v.new.object.kind.as_str())
+            .collect();
+        let specs: Vec<&str> = versions
+            .iter()
+            .map(|v| v.new.object.spec_version.as_str())
+            .collect();
+        let raws: Vec<&str> = versions.iter().map(|v| v.new.raw.as_str()).collect();
+        let keys: Vec<i64> = versions.iter().map(|v| v.version_key).collect();
+        let version_us: Vec<i64> = versions.iter().map(|v| v.version_us).collect();
+        let added_us: Vec<i64> = versions.iter().map(|v| v.added_us).collect();
+        let inserted = rows(
+            self.0,
+            "INSERT INTO object_versions (stix_id, type, spec_version, version_key, version_us, \
+             added_us, sources, is_latest, raw) \
+             SELECT u.stix_id, u.type, u.spec_version, u.version_key, u.version_us, u.added_us, \
+                    $7, true, u.raw \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+                         $6::bigint[], $8::text[]) WITH ORDINALITY \
+                  AS u(stix_id, type, spec_version, version_key, version_us, added_us, raw, n) \
+             ORDER BY u.n RETURNING vid, stix_id",
+            &[
+                &ids,
+                &kinds,
+                &specs,
+                &keys,
+                &version_us,
+                &added_us,
+                &batch.sources,
+                &raws,
+            ],
+        )
+        .await?;
+        // Ids are distinct in a batch: each row is found by its id.
+        let vid_of: HashMap<&str, i64> = inserted
+            .iter()
+            .map(|r| (r.get::<_, &str>(1), r.get::<_, i64>(0)))
+            .collect();
+        let mut vids = Vec::with_capacity(versions.len());
+        for id in &ids {
+            vids.push(*vid_of.get(id).ok_or_else(|| {
+                StoreError::Database(format!("no version row was stored for {id}"))
+            })?);
+        }
+        let entries = &batch.entries;
+        // Each entry's columns from its version.
+        let of = |i: usize| &versions[i].new.object;
+        let entry_ids: Vec<&str> = entries.iter().map(|e| of(e.version).id.as_str()).collect();
+        let entry_kinds: Vec<&str> = entries
+            .iter()
+            .map(|e| of(e.version).kind.as_str())
+            .collect();
+        let entry_specs: Vec<&str> = entries
+            .iter()
+            .map(|e| of(e.version).spec_version.as_str())
+            .collect();
+        let view_ids: Vec<i64> = entries.iter().map(|e| e.view_id).collect();
+        let stamps: Vec<i64> = entries.iter().map(|e| e.date_added).collect();
+        let entry_vids: Vec<i64> = entries.iter().map(|e| vids[e.version]).collect();
+        let entry_version_us: Vec<i64> = entries
+            .iter()
+            .map(|e| versions[e.version].version_us)
+            .collect();
+        let provisional: Vec<bool> = entries.iter().map(|e| e.provisional).collect();
+        exec(
+            self.0,
+            "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, \
+             version_us, is_first, is_last, provisional) \
+             SELECT u.view_id, u.date_added, u.vid, u.stix_id, u.type, u.spec_version, \
+                    u.version_us, true, true, u.provisional \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+                         $6::text[], $7::bigint[], $8::boolean[]) \
+                  AS u(view_id, date_added, vid, stix_id, type, spec_version, version_us, provisional)",
+            &[
+                &view_ids,
+                &stamps,
+                &entry_vids,
+                &entry_ids,
+                &entry_kinds,
+                &entry_specs,
+                &entry_version_us,
+                &provisional,
+            ],
+        )
+        .await?;
+        for view_id in view_ids {
+            sizes.add(view_id, 1);
+        }
+        Ok(())
     }
 
     async fn insert_entry(

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -130,6 +131,16 @@ impl IngestTx for SqliteIngest<'_, '_> {
             ])?;
         self.versions.set(self.versions.get() + 1);
         Ok(self.tx.last_insert_rowid())
+    }
+
+    async fn stored_among(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        let mut stored = HashSet::new();
+        for id in ids {
+            if stored_anywhere(self.tx, id)? {
+                stored.insert((*id).to_string());
+            }
+        }
+        Ok(stored)
     }
 
     async fn insert_entry(
