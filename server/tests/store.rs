@@ -1310,12 +1310,8 @@ async fn pg_gives_the_same_answers_as_sqlite_for_the_same_history() {
 /// been posted alone.
 async fn a_request_mixing_new_stored_and_repeated_objects_keeps_its_order(place: Place) {
     let store = open(&place, &config("type:indicator and confidence:>=50")).await;
-    store
-        .add_objects(
-            "feeds",
-            INBOX,
-            new_objects(vec![indicator(1, 1, "198.51.100.1", 80)]),
-        )
+    let post = |objects: Vec<Value>| store.add_objects("feeds", INBOX, new_objects(objects));
+    post(vec![indicator(1, 1, "198.51.100.1", 80)])
         .await
         .expect("add");
     let request = vec![
@@ -1328,10 +1324,7 @@ async fn a_request_mixing_new_stored_and_repeated_objects_keeps_its_order(place:
         indicator(6, 1, "198.51.100.6", 99), // new, matches
     ];
     let expected: Vec<String> = request.iter().map(|v| v.to_string()).collect();
-    let status = store
-        .add_objects("feeds", INBOX, new_objects(request))
-        .await
-        .expect("add");
+    let status = post(request).await.expect("add");
     assert_eq!(status.success_count, 7);
 
     let all = store.list(INBOX, &everything(100)).await.expect("list");
