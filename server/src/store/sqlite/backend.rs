@@ -12,7 +12,7 @@ use super::ingest::SqliteIngest;
 use super::inner::poisoned;
 use super::read;
 use super::rebuilder::SqliteBatch;
-use super::schema;
+use super::statistics;
 use super::views;
 use crate::stix::timestamp::{format_taxii, now_us};
 use crate::store::add_objects::{AddObjects, Status};
@@ -278,7 +278,7 @@ impl Store for SqliteStore {
             let tx = inner.write_transaction(&mut writer)?;
             views::purge_statuses(&tx, now_us() - hours * 3_600_000_000)?;
             tx.commit()?;
-            schema::optimize(&writer)?;
+            statistics::refresh(&writer)?;
             Ok(())
         })
         .await?;

@@ -16,6 +16,7 @@ mod inner;
 mod read;
 mod rebuilder;
 mod schema;
+mod statistics;
 mod views;
 
 pub use backup::{backup, backup_to_writer, restore};

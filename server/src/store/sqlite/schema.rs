@@ -201,11 +201,6 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
-    optimize(conn)
-}
-
-/// Refresh the planner's statistics where they are stale (cheap; SQLite decides).
-pub fn optimize(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("PRAGMA optimize")?;
+    super::statistics::refresh(conn)?;
     Ok(())
 }
