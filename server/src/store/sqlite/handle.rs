@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use super::checkpointer::{Checkpointer, BACKSTOP_PAGES};
 use super::db_file::DB_FILE;
 use super::inner::{poisoned, Inner, LAST_STAMP};
+use super::log_restart::LogRestart;
 use super::schema;
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
@@ -64,6 +65,7 @@ impl SqliteStore {
             registry: RwLock::new(Arc::new(Registry::default())),
             running: Mutex::new(HashSet::new()),
             retention_hours: AtomicU64::new(48),
+            log_restart: LogRestart::default(),
         });
         let checkpointer = Checkpointer::start(&path, Arc::downgrade(&inner))?;
         Ok(SqliteStore {

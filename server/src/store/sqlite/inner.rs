@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, Transaction};
 
+use super::log_restart::LogRestart;
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
 use crate::store::registry::Registry;
@@ -20,6 +21,9 @@ pub(super) struct Inner {
     pub(super) registry: RwLock<Arc<Registry>>,
     pub(super) running: Mutex<HashSet<i64>>,
     pub(super) retention_hours: AtomicU64,
+    /// The checkpointer's request that the next write transaction first finish the
+    /// write-ahead log so that it restarts.
+    pub(super) log_restart: LogRestart,
 }
 
 /// The newest `date_added` of the store: one index probe per view, and the newest
@@ -39,6 +43,7 @@ impl Inner {
         &self,
         writer: &'c mut Connection,
     ) -> Result<Transaction<'c>, StoreError> {
+        self.log_restart.serve(writer);
         let tx = writer.transaction()?;
         let last: Option<i64> = tx.prepare_cached(LAST_STAMP)?.query_row([], |r| r.get(0))?;
         self.clock.advance_past(last.unwrap_or(0));

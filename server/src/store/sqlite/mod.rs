@@ -13,6 +13,7 @@ mod feed_state;
 mod handle;
 mod ingest;
 mod inner;
+mod log_restart;
 mod read;
 mod rebuilder;
 mod schema;

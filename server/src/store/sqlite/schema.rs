@@ -1,5 +1,7 @@
 //! The SQLite schema and its migrations.
 
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 use crate::store::error::StoreError;
@@ -163,11 +165,21 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// How long the writer waits for another process's write lock.
+pub const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a reader waits for a lock (recovery of the log by another connection).
+const READER_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Open-time settings of every connection.
 pub fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
     // The writer waits longer for another process's write (an `import`'s batch on a
     // loaded machine) before answering 503: well within the 60 s request timeout.
-    conn.busy_timeout(std::time::Duration::from_secs(if writer { 30 } else { 10 }))?;
+    conn.busy_timeout(if writer {
+        WRITER_BUSY_TIMEOUT
+    } else {
+        READER_BUSY_TIMEOUT
+    })?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     // Page cache per connection: the writer gets more (ingest touches indexes all over);
     // readers scan narrow index ranges. No mmap: each connection's mapping would count
