@@ -274,6 +274,18 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
+def schema_key(path):
+    """A cached store's key: the schema's migrations (`MIGRATIONS` in schema.rs), not
+    the rest of the file, so an edit elsewhere in it keeps the cached stores."""
+    with open(path) as f:
+        text = f.read()
+    start = text.find("const MIGRATIONS")
+    end = text.find("\n];", start)
+    if start < 0 or end < 0:
+        return sha(path)
+    return hashlib.sha256(text[start:end].encode()).hexdigest()[:12]
+
+
 def run_child(argv, logfile, env=None):
     """Run to completion; returns (seconds, rusage)."""
     with open(logfile, "ab") as out:
@@ -596,7 +608,7 @@ def build_corpus(args, label, n, delta, base):
 
 def build_store(args, label, n, corpus, base):
     """Import the corpus into a cached store; returns (store dir, import facts)."""
-    key = sha(os.path.join(args.repo, "server/src/store/sqlite/schema.rs"))
+    key = schema_key(os.path.join(args.repo, "server/src/store/sqlite/schema.rs"))
     store = os.path.join(base, f"store-{key}")
     facts_file = os.path.join(store, "import.json")
     if os.path.exists(facts_file) and not args.fresh_store:
