@@ -189,15 +189,24 @@ mod tests {
         tx.commit().expect("commit");
     }
 
+    /// A store whose checkpointer steps are taken by hand, not by the thread's clock.
+    fn by_hand() -> (
+        tempfile::TempDir,
+        crate::store::sqlite::SqliteStore,
+        Arc<Inner>,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::sqlite::SqliteStore::open(dir.path(), 1).expect("open");
+        store.checkpointer.stop();
+        let inner = store.inner.clone();
+        (dir, store, inner)
+    }
+
     /// The writer only appends to the log; the checkpointer copies it, and once it is
     /// long enough makes the next write start it afresh — every row still there.
     #[test]
     fn the_checkpointer_copies_the_log_and_has_the_next_write_restart_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::store::sqlite::SqliteStore::open(dir.path(), 1).expect("open");
-        let inner = store.inner.clone();
-        // Steps taken by hand, not by the thread's clock.
-        store.checkpointer.stop();
+        let (dir, _store, inner) = by_hand();
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).expect("open");
         let mut watch = Watch::default();
 
@@ -238,10 +247,7 @@ mod tests {
     /// never the write itself beyond 50 ms.
     #[test]
     fn a_reader_in_the_log_postpones_the_restart_not_the_write() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::store::sqlite::SqliteStore::open(dir.path(), 1).expect("open");
-        let inner = store.inner.clone();
-        store.checkpointer.stop();
+        let (dir, _store, inner) = by_hand();
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).expect("open");
         let mut watch = Watch::default();
         fill(&inner, 200);
