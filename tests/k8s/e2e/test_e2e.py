@@ -1486,7 +1486,9 @@ def test_12b_restore_on_kubernetes():
                 "--wait=false", check=False)
         kubectl("-n", NS, "scale", f"taxiiservice/{SVC}", "--replicas=1")
     wait_for("the server pod back", server_pod, timeout=120)
-    inbox_now = {o["id"] for o in all_objects(inbox())}
+    # Reachable through the Service once kube-proxy has the new endpoint.
+    inbox_now, _ = wait_for("the Service to route to the pod",
+                            lambda: {o["id"] for o in all_objects(inbox())}, timeout=60)
     check(inbox_now == BACKUP["objects"][IDS["inbox"]],
           f"the pod serves the backup's inbox ({len(inbox_now)} objects), without the later one")
 
@@ -1675,7 +1677,10 @@ def test_9_rollout_upgrade_gc_uninstall():
     check(pod["spec"]["containers"][0]["resources"]["limits"]["memory"] == "900Mi",
           f"a resources change rolled the Deployment ({took:.1f} s)")
     if SEEN:
-        objs = {o["id"] for o in all_objects(inbox())}
+        # The Service reaches the rolled pod once kube-proxy has its endpoint, a moment
+        # after the pod is ready (until then: "No route to host" to the old pod's IP).
+        objs, _ = wait_for("the Service to route to the rolled pod",
+                           lambda: {o["id"] for o in all_objects(inbox())}, timeout=60)
         check(SEEN["high"] in objs, "the rolled pod serves the stored objects")
 
     chart = os.path.join(REPO, "charts", "taxiway")
