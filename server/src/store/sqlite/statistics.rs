@@ -136,14 +136,11 @@ pub fn refresh(conn: &Connection) -> Result<bool, StoreError> {
 
 /// Replace every statistic (SQLite's own included) with those of `census`.
 pub fn write(conn: &Connection, census: &Census) -> Result<(), StoreError> {
-    // Creates the statistics tables if the store has none (analysing only the schema
-    // table, a few rows).
-    conn.execute_batch("ANALYZE sqlite_schema")?;
-    let has_stat4: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_stat4'",
-        [],
-        |r| r.get(0),
-    )?;
+    if !has_table(conn, "sqlite_stat1")? {
+        // Creates the statistics tables (analysing only the schema table, a few rows).
+        conn.execute_batch("ANALYZE sqlite_schema")?;
+    }
+    let has_stat4 = has_table(conn, "sqlite_stat4")?;
     conn.execute_batch("SAVEPOINT statistics")?;
     let written = (|| -> Result<(), StoreError> {
         conn.execute("DELETE FROM sqlite_stat1", [])?;
@@ -172,12 +169,7 @@ pub fn write(conn: &Connection, census: &Census) -> Result<(), StoreError> {
 
 /// The census the recorded statistics were made from, if they are this module's.
 fn recorded(conn: &Connection) -> Result<Option<Census>, StoreError> {
-    let has_stat1: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'sqlite_stat1'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_stat1 {
+    if !has_table(conn, "sqlite_stat1")? {
         return Ok(None);
     }
     let leading = |idx: &str| -> Result<Option<u64>, StoreError> {
@@ -200,6 +192,15 @@ fn recorded(conn: &Connection) -> Result<Option<Census>, StoreError> {
         entries,
         views,
     }))
+}
+
+/// Whether the database has a table named `name`.
+fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?)
 }
 
 #[cfg(test)]
