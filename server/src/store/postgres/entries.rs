@@ -6,7 +6,6 @@ use tokio_postgres::Row;
 
 use super::tx::Tx;
 use crate::store::error::StoreError;
-use crate::store::membership::first_and_last;
 use crate::store::micros::Micros;
 
 /// Run a cached statement, returning its rows.
@@ -69,6 +68,25 @@ pub async fn date_added_in(
     .map(|r| r.get(0)))
 }
 
+/// [`insert_entry`] in one statement: the object's bounds in the view, the flags the
+/// other versions lose to the new one and the new entry with its own (as
+/// [`crate::store::membership::first_and_last`] gives them). The updates' statement
+/// triggers fire with empty transition tables when no flag moves, which changes nothing.
+const INSERT_ENTRY: &str = "WITH b AS ( \
+       SELECT min(version_us) AS lo, max(version_us) AS hi, coalesce(bool_or(vid = $3), false) AS held \
+       FROM entries WHERE view_id = $1 AND stix_id = $4), \
+     f AS (UPDATE entries SET is_first = false \
+       WHERE view_id = $1 AND stix_id = $4 AND is_first \
+         AND (SELECT NOT held AND $7 < lo FROM b)), \
+     l AS (UPDATE entries SET is_last = false \
+       WHERE view_id = $1 AND stix_id = $4 AND is_last \
+         AND (SELECT NOT held AND $7 > hi FROM b)) \
+     INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
+       is_first, is_last, provisional) \
+     SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::text, $7::bigint, \
+       lo IS NULL OR $7 <= lo, hi IS NULL OR $7 >= hi, $8::boolean \
+     FROM b WHERE NOT held";
+
 /// Add a version to a view at `date_added` unless it is already a member; returns
 /// whether it was added.
 pub async fn insert_entry(
@@ -79,40 +97,9 @@ pub async fn insert_entry(
     date_added: Micros,
     provisional: bool,
 ) -> Result<bool, StoreError> {
-    if date_added_in(tx, view_id, r.vid).await?.is_some() {
-        return Ok(false);
-    }
-    let bounds = row(
+    let added = exec(
         tx,
-        "SELECT min(version_us), max(version_us) FROM entries WHERE view_id = $1 AND stix_id = $2",
-        &[&view_id, &r.stix_id],
-    )
-    .await?;
-    let (min, max): (Option<Micros>, Option<Micros>) = match bounds {
-        Some(b) => (b.get(0), b.get(1)),
-        None => (None, None),
-    };
-    let (is_first, is_last) = first_and_last(r.version_us, min, max);
-    if is_first && min.is_some_and(|m| r.version_us < m) {
-        exec(
-            tx,
-            "UPDATE entries SET is_first = false WHERE view_id = $1 AND stix_id = $2 AND is_first",
-            &[&view_id, &r.stix_id],
-        )
-        .await?;
-    }
-    if is_last && max.is_some_and(|m| r.version_us > m) {
-        exec(
-            tx,
-            "UPDATE entries SET is_last = false WHERE view_id = $1 AND stix_id = $2 AND is_last",
-            &[&view_id, &r.stix_id],
-        )
-        .await?;
-    }
-    exec(
-        tx,
-        "INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
-         is_first, is_last, provisional) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        INSERT_ENTRY,
         &[
             &view_id,
             &date_added,
@@ -121,14 +108,15 @@ pub async fn insert_entry(
             &r.kind,
             &r.spec_version,
             &r.version_us,
-            &is_first,
-            &is_last,
             &provisional,
         ],
     )
-    .await?;
-    sizes.add(view_id, 1);
-    Ok(true)
+    .await?
+        == 1;
+    if added {
+        sizes.add(view_id, 1);
+    }
+    Ok(added)
 }
 
 /// Add the first version of an object that no view holds yet: no flags to update.
@@ -160,7 +148,21 @@ pub async fn insert_first_entry(
     Ok(())
 }
 
-/// Remove a version from a view; returns whether it was a member.
+/// [`remove_entry`] in one statement: the update reads the entries as they were before the delete, so it leaves the removed
+/// row out itself, and writes only rows whose flags change (the delete already moves
+/// the view's change counter).
+const REMOVE_ENTRY: &str = "WITH d AS (DELETE FROM entries WHERE view_id = $1 AND vid = $2 \
+       RETURNING vid), \
+     r AS (SELECT min(version_us) AS lo, max(version_us) AS hi FROM entries \
+       WHERE view_id = $1 AND stix_id = $3 AND vid <> $2), \
+     u AS (UPDATE entries e SET is_first = (e.version_us = r.lo), is_last = (e.version_us = r.hi) \
+       FROM r WHERE e.view_id = $1 AND e.stix_id = $3 AND e.vid <> $2 \
+         AND EXISTS (SELECT 1 FROM d) \
+         AND (e.is_first <> (e.version_us = r.lo) OR e.is_last <> (e.version_us = r.hi))) \
+     SELECT count(*) FROM d";
+
+/// Remove a version from a view and set the flags of the object's other versions
+/// there from what is left; returns whether it was a member.
 pub async fn remove_entry(
     tx: &Tx<'_>,
     sizes: &mut SizeChanges,
@@ -168,30 +170,13 @@ pub async fn remove_entry(
     vid: i64,
     stix_id: &str,
 ) -> Result<bool, StoreError> {
-    let removed = exec(
-        tx,
-        "DELETE FROM entries WHERE view_id = $1 AND vid = $2",
-        &[&view_id, &vid],
-    )
-    .await?;
+    let removed: i64 = row(tx, REMOVE_ENTRY, &[&view_id, &vid, &stix_id])
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(0);
     if removed == 0 {
         return Ok(false);
     }
     sizes.add(view_id, -1);
-    refresh_flags(tx, view_id, stix_id).await?;
     Ok(true)
-}
-
-/// Recompute `is_first`/`is_last` of one object's versions in a view.
-pub async fn refresh_flags(tx: &Tx<'_>, view_id: i64, stix_id: &str) -> Result<(), StoreError> {
-    exec(
-        tx,
-        "UPDATE entries SET \
-           is_first = (version_us = (SELECT min(version_us) FROM entries e WHERE e.view_id = $1 AND e.stix_id = $2)), \
-           is_last  = (version_us = (SELECT max(version_us) FROM entries e WHERE e.view_id = $1 AND e.stix_id = $2)) \
-         WHERE view_id = $1 AND stix_id = $2",
-        &[&view_id, &stix_id],
-    )
-    .await?;
-    Ok(())
 }
