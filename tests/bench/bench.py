@@ -55,6 +55,10 @@ import urllib.parse
 import zlib
 
 PAGE = 1000
+# The benchmark's PostgreSQL settings: what a production cluster on this machine would
+# set (the tests' cluster keeps 64 MB of shared buffers). 2 GB of 23 GiB RAM; WAL
+# compression for the full-page images a checkpoint makes every touched page write.
+PG_SETTINGS = "shared_buffers=2GB wal_compression=lz4 max_wal_size=4GB"
 ROOT = "feeds"
 INBOX = "5b2d7a43-3e0c-4f8e-9d61-0c2f5a9b8e11"
 QUERY_COLL = "8f14e45f-ceea-467f-a8f5-7c0d2b6a9e32"
@@ -921,7 +925,19 @@ class SqliteBackend:
         return {}
 
     def close(self):
-        pass
+        # The copy goes before the next backend fills the disk (12 GB at 10M).
+        if self.data and not self.args.keep:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+
+def parse_pg_value(text):
+    """A PostgreSQL setting as written (`2GB`, `262144` + unit `8kB`, `lz4`), memory in
+    bytes, anything else as its lowercase text."""
+    m = re.fullmatch(r"(\d+)\s*(\d*)(kB|MB|GB|TB)?", text.strip())
+    if not m:
+        return text.strip().lower()
+    scale = {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}.get(m.group(3), 1)
+    return int(m.group(1)) * int(m.group(2) or 1) * scale
 
 
 class PgCluster:
@@ -930,8 +946,20 @@ class PgCluster:
 
     def __init__(self, args):
         self.args = args
-        self.env = dict(os.environ, TAXIWAY_PG_NAME=args.pg_name)
-        script = os.path.join(args.repo, "tests/pg/provision.sh")
+        self.env = dict(os.environ, TAXIWAY_PG_NAME=args.pg_name,
+                        TAXIWAY_PG_SETTINGS=args.pg_settings)
+        self.provision()
+        if not self.started and not self.has_settings():
+            # A cluster left running with other settings: restart it with ours.
+            log(f"PostgreSQL cluster {args.pg_name!r} runs with other settings; restarting")
+            subprocess.run(["bash", os.path.join(args.repo, "tests/pg/stop.sh")],
+                           env=self.env, check=False)
+            self.provision()
+        log(f"PostgreSQL cluster {args.pg_name!r}: {self.url} "
+            f"({'started' if self.started else 'already running'}; {args.pg_settings})")
+
+    def provision(self):
+        script = os.path.join(self.args.repo, "tests/pg/provision.sh")
         p = subprocess.run(["bash", script], capture_output=True, text=True, env=self.env)
         if p.returncode != 0:
             raise SystemExit(f"tests/pg/provision.sh failed:\n{p.stderr}")
@@ -940,8 +968,22 @@ class PgCluster:
         self.bin = exports["TAXIWAY_PG_BIN"]
         self.data = exports["TAXIWAY_PG_DATA"]
         self.started = "reusing the running cluster" not in p.stderr
-        log(f"PostgreSQL cluster {args.pg_name!r}: {self.url} "
-            f"({'started' if self.started else 'already running'})")
+
+    def has_settings(self):
+        """Whether the running cluster has every --pg-settings value."""
+        for setting in self.args.pg_settings.split():
+            name, value = setting.split("=", 1)
+            p = subprocess.run([os.path.join(self.bin, "psql"), "-X", "-A", "-t", "-d",
+                                self.url, "-c", f"SELECT setting, unit FROM pg_settings "
+                                f"WHERE name = '{name}'"],
+                               capture_output=True, text=True)
+            if p.returncode != 0 or not p.stdout.strip():
+                return False
+            # pg_settings gives memory in units (8kB pages, MB): compare in bytes.
+            got = p.stdout.strip().split("|")
+            if parse_pg_value(value) != parse_pg_value(" ".join(got)):
+                return False
+        return True
 
     def url_for(self, db):
         return self.url.rsplit("/", 1)[0] + "/" + db
@@ -967,7 +1009,7 @@ class PgCluster:
 
     def settings(self):
         names = ("server_version", "shared_buffers", "synchronous_commit", "fsync",
-                 "max_connections")
+                 "max_connections", "wal_compression", "max_wal_size")
         return {n: self.psql(f"SHOW {n}")[0][0] for n in names}
 
     def stop(self):
@@ -993,14 +1035,14 @@ class PostgresBackend:
         self.db = args.pg_database
 
     def prepare(self, work, config_dir):
-        source = os.path.join(work, "sqlite-copy")
-        shutil.copytree(os.path.join(self.store, "data"), source)
+        # `migrate` opens the store read-only: the cached store itself is the source
+        # (a copy would need another 12 GB at 10M).
+        source = os.path.join(self.store, "data")
         self.cluster.recreate(self.db)
         log(f"postgres: `taxiway-server migrate --from-sqlite` into database {self.db!r}")
         secs, ru = run_child([self.args.bin, "migrate", "--from-sqlite", source,
                               "--config-dir", config_dir],
                              os.path.join(work, "migrate.log"), self.server_env())
-        shutil.rmtree(source)
         started = time.monotonic()
         self.cluster.psql("ANALYZE", self.db)
         analyze = time.monotonic() - started
@@ -1316,6 +1358,8 @@ def render_header(args, r, w):
         st = r["settings"]
         w(f"- PostgreSQL {st['server_version']} on loopback, same machine (throwaway cluster "
           f"of `tests/pg/provision.sh`): shared_buffers {st['shared_buffers']}, "
+          f"wal_compression {st.get('wal_compression', 'off')}, max_wal_size "
+          f"{st.get('max_wal_size', '1GB')}, "
           f"synchronous_commit {st['synchronous_commit']}, fsync {st['fsync']}; server "
           f"`pool_size` 16 (default), `tls = \"disable\"`")
     w(f"- store: {facts['versions']:,} object versions; stored collection lists "
@@ -1598,6 +1642,9 @@ def main():
                     help="wrk connections of the throughput figures (all servers together)")
     ap.add_argument("--pg-name", default="bench",
                     help="cluster name for tests/pg/provision.sh (TAXIWAY_PG_NAME)")
+    ap.add_argument("--pg-settings", default=PG_SETTINGS,
+                    help="server settings of the benchmark's PostgreSQL cluster "
+                         "(space-separated name=value)")
     ap.add_argument("--pg-database", default="taxiway_bench",
                     help="database created (dropped first) for the run")
     args = ap.parse_args()

@@ -21,6 +21,9 @@
 # Environment:
 #   TAXIWAY_CACHE     cache root (default ~/.cache/taxiway)
 #   TAXIWAY_PG_NAME   cluster name (default `test`); several names = several clusters
+#   TAXIWAY_PG_SETTINGS  extra server settings as space-separated name=value pairs
+#                     (e.g. "shared_buffers=2GB wal_compression=lz4"), applied when
+#                     the cluster starts (a running cluster is reused as it is)
 set -euo pipefail
 
 CACHE=${TAXIWAY_CACHE:-$HOME/.cache/taxiway}
@@ -120,6 +123,14 @@ if command -v openssl >/dev/null 2>&1; then
   SSL_OPTS="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key"
 fi
 
+# Extra settings: each name=value becomes a `-c` after the defaults (the last wins).
+EXTRA_OPTS=""
+for setting in ${TAXIWAY_PG_SETTINGS:-}; do
+  [[ $setting =~ ^[a-z_]+=[A-Za-z0-9._]+$ ]] \
+    || die "TAXIWAY_PG_SETTINGS: '$setting' is not name=value (letters, digits, . and _)"
+  EXTRA_OPTS+=" -c $setting"
+done
+
 alive() {
   local pid
   [[ -f $DATA/postmaster.pid ]] || return 1
@@ -150,7 +161,7 @@ else
   fi
   log "starting on 127.0.0.1:$PORT"
   run "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/server.log" -w -t 60 \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $ROOT -c max_connections=300 -c shared_buffers=64MB $SSL_OPTS" \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $ROOT -c max_connections=300 -c shared_buffers=64MB$EXTRA_OPTS $SSL_OPTS" \
     start >&2 || { tail -n 30 "$ROOT/server.log" >&2 || true; die "pg_ctl start failed"; }
 fi
 echo "$PORT" >"$ROOT/port"
