@@ -18,6 +18,7 @@ on_every_backend!(
     a_newer_version_elsewhere_does_not_hide_an_object,
     scos_are_isolated_too,
     identical_bytes_are_shared_and_deletes_stay_in_their_collection,
+    a_request_of_known_objects_is_stored_as_if_each_came_alone,
     a_query_collection_reads_only_its_sources_and_unions_them,
     a_rebuild_and_relative_time_maintenance_respect_sources,
     status_resources_belong_to_who_created_them,
@@ -360,6 +361,66 @@ async fn identical_bytes_are_shared_and_deletes_stay_in_their_collection(place: 
         read(&*store, BOTH_VIEW, &all_versions()).await,
         vec![shared],
         "still in the union through partner-inbox"
+    );
+}
+
+/// A request of objects that its own or another collection holds already — asked
+/// about together (`IngestTx::probe_each`) — is stored as if each came alone: the very
+/// same bytes share a row, other bytes of the same version stay apart, a version the
+/// collection holds is a duplicate, and newer and late older versions take their place
+/// in the posting collection only.
+async fn a_request_of_known_objects_is_stored_as_if_each_came_alone(place: Place) {
+    let store = open(&place, &isolation_config()).await;
+    let a = indicator(1, 2, "192.0.2.1", 80);
+    let b = indicator(2, 2, "192.0.2.2", 80);
+    let c = indicator(3, 2, "192.0.2.3", 80);
+    let d = indicator(4, 2, "192.0.2.4", 80);
+    let first = vec![a.clone(), b.clone(), c.clone(), d.clone()];
+    store
+        .add_objects("feeds", CERT, objects(first, "cert"))
+        .await
+        .expect("cert");
+    // Same id and version as `b`, other bytes; a newer `c`; a new object.
+    let b_partner = indicator(2, 2, "198.51.100.2", 80);
+    let c_newer = indicator(3, 3, "192.0.2.3", 80);
+    let e = indicator(5, 2, "192.0.2.5", 80);
+    let partner = vec![a.clone(), b_partner.clone(), c_newer.clone(), e.clone()];
+    let status = store
+        .add_objects("feeds", PARTNER, objects(partner, "partner"))
+        .await
+        .expect("partner");
+    assert_eq!(status.success_count, 4);
+    // A version cert holds, a late older one, a newer one.
+    let c_older = indicator(3, 1, "192.0.2.3", 80);
+    let d_newer = indicator(4, 3, "192.0.2.4", 80);
+    let again = vec![a.clone(), c_older.clone(), d_newer.clone()];
+    let status = store
+        .add_objects("feeds", CERT, objects(again, "cert"))
+        .await
+        .expect("cert again");
+    assert_eq!(status.success_count, 3);
+
+    assert_eq!(
+        read(&*store, CERT, &all_versions()).await,
+        vec![a.clone(), b.clone(), c.clone(), d, c_older, d_newer.clone()],
+        "cert: its own bytes, the held version once, the older and newer versions"
+    );
+    let cert_latest = vec![a.clone(), b, c, d_newer];
+    assert_eq!(read(&*store, CERT, &latest_only()).await, cert_latest);
+    assert_eq!(
+        read(&*store, CERT_VIEW, &all_versions()).await,
+        cert_latest,
+        "the query view over cert holds cert's latest versions"
+    );
+    assert_eq!(
+        read(&*store, PARTNER, &all_versions()).await,
+        vec![a, b_partner, c_newer, e],
+        "partner: its own bytes of b, its newer c"
+    );
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        stats.object_versions, 9,
+        "the very same bytes of a are one row"
     );
 }
 
