@@ -528,6 +528,13 @@ pub async fn fill(
 /// meanwhile, so this is a write outage): they are restamped `base + 1µs, base + 2µs, …`
 /// in their provisional order, `base` being the clock's last stamp (or now, if later). Every new stamp is above every stamp ever handed
 /// out, so none clashes with a row of the view (primary key `(view_id, date_added)`).
+///
+/// Each row is found again by its `ctid`, never by joining on the view: the planner
+/// knows nothing of a view created since the table was last analysed (at 10M objects
+/// autovacuum's threshold is a million changed rows) and estimates one row for it, and
+/// a nested loop over the view's rows with that join as a filter was quadratic — the
+/// first rebuild at 10M on PostgreSQL ran into the statement timeout here. A row
+/// found by `ctid` costs one lookup whatever the plan.
 pub async fn switch(tx: &Tx<'_>, clock: &Clock, view: &View) -> Result<(), StoreError> {
     let n: i64 = rows(
         tx,
@@ -541,10 +548,10 @@ pub async fn switch(tx: &Tx<'_>, clock: &Clock, view: &View) -> Result<(), Store
     let base = clock.reserve(n);
     exec(
         tx,
-        "WITH p AS (SELECT date_added, row_number() OVER (ORDER BY date_added) AS rn \
-                    FROM entries WHERE view_id = $1 AND provisional) \
-         UPDATE entries e SET date_added = $2 + p.rn, provisional = false \
-         FROM p WHERE e.view_id = $1 AND e.date_added = p.date_added",
+        "UPDATE entries e SET date_added = $2 + p.rn, provisional = false \
+         FROM (SELECT ctid AS row, row_number() OVER (ORDER BY date_added) AS rn \
+               FROM entries WHERE view_id = $1 AND provisional) p \
+         WHERE e.ctid = p.row",
         &[&view.view_id, &base],
     )
     .await?;
@@ -606,13 +613,14 @@ pub async fn retired<C: GenericClient>(client: &C, before: Micros) -> Result<Vec
 }
 
 /// Delete some rows of a retired view; drops the view when it is empty. Returns
-/// whether the view is gone.
+/// whether the view is gone. The rows are picked by `ctid` (a TID scan whatever the
+/// planner thinks the view holds: see [`switch`]).
 pub async fn purge_some(tx: &Tx<'_>, view_id: i64) -> Result<bool, StoreError> {
     let limit = (BATCH * 5) as i64;
     let n = exec(
         tx,
-        "DELETE FROM entries WHERE view_id = $1 AND date_added IN \
-         (SELECT date_added FROM entries WHERE view_id = $1 LIMIT $2)",
+        "DELETE FROM entries WHERE ctid = ANY(ARRAY( \
+           SELECT ctid FROM entries WHERE view_id = $1 LIMIT $2))",
         &[&view_id, &limit],
     )
     .await?;
