@@ -21,7 +21,9 @@
 # --store postgres (also measure PostgreSQL on the same corpus: a throwaway cluster from
 # tests/pg/provision.sh named `bench`, filled by `taxiway-server migrate --from-sqlite`;
 # results in tests/bench/results/postgres-<size>.md), --replicas 1,2,3 (PostgreSQL server
-# counts of the read-throughput figures), --wrk-threads / --wrk-conns (their client).
+# counts of the read-throughput figures), --pg-settings 'name=value …' (that cluster's
+# settings; default shared_buffers=2GB wal_compression=lz4 max_wal_size=4GB),
+# --wrk-threads / --wrk-conns (their client).
 #
 # Not part of CI: a 1m run takes 15-20 minutes once its store is cached (building it
 # with today's server takes hours: see docs/performance.md); `smoke` runs the whole
