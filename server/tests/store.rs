@@ -844,6 +844,42 @@ async fn pg_stats_count_small_tables_and_estimate_large_ones() {
     assert_eq!(a.stats().await.expect("stats").object_versions, 250_000);
 }
 
+/// A view put live by a rebuild is known to the planner at once: the rebuilding
+/// replica analyses `entries` (without statistics PostgreSQL plans lookups in a new
+/// view as for one row and scans all of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn pg_a_rebuilt_view_is_analysed() {
+    let db = TestDb::create().await;
+    let a = db.open().await;
+    let reltuples = "SELECT reltuples::bigint FROM pg_class WHERE oid = 'entries'::regclass";
+    assert_eq!(
+        db.query_i64(reltuples).await,
+        -1,
+        "a new table: never analysed"
+    );
+    a.apply_config(&common::store_setup(&config(
+        "type:indicator and confidence:>=50",
+    )))
+    .await
+    .expect("apply");
+    wait_built(&*a).await;
+    let objects = (0..4u32)
+        .map(|n| indicator(n, 1, "192.0.2.1", 25 * n))
+        .collect();
+    a.add_objects("feeds", INBOX, new_objects(objects))
+        .await
+        .expect("add");
+    a.apply_config(&common::store_setup(&config("type:indicator")))
+        .await
+        .expect("apply");
+    wait_built(&*a).await;
+    assert!(
+        db.query_i64(reltuples).await >= 4,
+        "entries analysed after the rebuild"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
 async fn pg_connects_with_a_secret_directory_of_files() {
