@@ -94,6 +94,21 @@ pub(crate) trait IngestTx {
         raw: &str,
     ) -> Result<Probe, StoreError>;
 
+    /// [`Self::probe`] for several versions of distinct objects at once (`versions`:
+    /// each one's object, version key and exact JSON), in their order. One by one here;
+    /// a backend where each statement is a round trip asks once.
+    async fn probe_each(
+        &self,
+        view_id: i64,
+        versions: &[(&ValidObject, i64, &str)],
+    ) -> Result<Vec<Probe>, StoreError> {
+        let mut probes = Vec::with_capacity(versions.len());
+        for (object, version_key, raw) in versions {
+            probes.push(self.probe(view_id, object, *version_key, raw).await?);
+        }
+        Ok(probes)
+    }
+
     /// A collection was posted bytes already stored: record it among the row's sources
     /// (`sources`, already extended), and mark the row latest if `becomes_last`.
     async fn share_version(
@@ -238,9 +253,11 @@ pub(crate) struct NewVersion<'a> {
 }
 
 /// Brand-new objects of a request — stored nowhere before, each posted once in it —
-/// waiting to be written together, with the stamps and query-view memberships they
-/// would have been given one by one. A run of them is written before any other
-/// object of the request, so version rows and stamps keep the request's order.
+/// written together after the request's other objects, with the stamps and
+/// query-view memberships they would have been given one by one: stamps are taken
+/// when an object is planned, so entries keep the request's order. No other object of
+/// the request reads their rows (each is the only one with its id), so only the
+/// numbering of version rows differs — the batch's come after the request's others.
 #[derive(Default)]
 pub(crate) struct FreshBatch<'n> {
     /// The stored collection's id, `\n`-terminated: every row's sources.
@@ -307,17 +324,16 @@ pub(crate) async fn add_objects<T: IngestTx>(
         successes: Vec::with_capacity(request.objects.len()),
     };
     let mut w = Writer::new(tx, target, SizeChanges::default());
-    let fresh = brand_new(tx, &request.objects).await?;
+    let (fresh, mut probes) = brand_new(tx, target.view_id, &request.objects).await?;
     let mut batch = FreshBatch {
         sources: format!("{}\n", target.collection),
         ..FreshBatch::default()
     };
-    for (object, fresh) in request.objects.iter().zip(fresh) {
+    for ((object, fresh), probe) in request.objects.iter().zip(fresh).zip(probes.iter_mut()) {
         if fresh {
             w.plan_fresh(&mut batch, object);
         } else {
-            w.write_fresh(&mut batch).await?;
-            w.store_one(object).await?;
+            w.store_one(object, probe.take()).await?;
         }
         out.successes.push(StatusDetail {
             id: object.object.id.clone(),
@@ -325,7 +341,7 @@ pub(crate) async fn add_objects<T: IngestTx>(
             message: None,
         });
     }
-    w.write_fresh(&mut batch).await?;
+    w.write_fresh(batch).await?;
     tx.flush_sizes(w.sizes).await?;
     let (status, body) = out.into_status(request_timestamp, total)?;
     if request.status_resource == StatusResource::Record {
@@ -337,8 +353,15 @@ pub(crate) async fn add_objects<T: IngestTx>(
 
 /// Which of a request's objects are brand-new: no version of the object is stored in
 /// any collection, and the request posts it once (a second version in the same
-/// request finds the first, so it takes the object-by-object path).
-async fn brand_new<T: IngestTx>(tx: &T, objects: &[NewObject]) -> Result<Vec<bool>, StoreError> {
+/// request finds the first, so it takes the object-by-object path). And, probed
+/// together, what the stored view `view_id` holds of the others the request posts once:
+/// nothing the request writes before them changes that (every other object written
+/// has another id), so their probes are asked at once.
+async fn brand_new<T: IngestTx>(
+    tx: &T,
+    view_id: i64,
+    objects: &[NewObject],
+) -> Result<(Vec<bool>, Vec<Option<Probe>>), StoreError> {
     let mut posted: HashMap<&str, usize> = HashMap::with_capacity(objects.len());
     for o in objects {
         *posted.entry(o.object.id.as_str()).or_default() += 1;
@@ -349,13 +372,33 @@ async fn brand_new<T: IngestTx>(tx: &T, objects: &[NewObject]) -> Result<Vec<boo
     } else {
         tx.stored_among(&ids).await?
     };
-    Ok(objects
+    let fresh: Vec<bool> = objects
         .iter()
         .map(|o| {
             let id = o.object.id.as_str();
             posted.get(id) == Some(&1) && !stored.contains(id)
         })
-        .collect())
+        .collect();
+    let mut probes: Vec<Option<Probe>> = objects.iter().map(|_| None).collect();
+    let once: Vec<usize> = (0..objects.len())
+        .filter(|&i| !fresh[i] && posted.get(objects[i].object.id.as_str()) == Some(&1))
+        .collect();
+    if !once.is_empty() {
+        let versions: Vec<(&ValidObject, i64, &str)> = once
+            .iter()
+            .map(|&i| {
+                let o = &objects[i];
+                (&o.object, o.object.version.unwrap_or(-1), o.raw.as_str())
+            })
+            .collect();
+        for (i, probe) in once
+            .into_iter()
+            .zip(tx.probe_each(view_id, &versions).await?)
+        {
+            probes[i] = Some(probe);
+        }
+    }
+    Ok((fresh, probes))
 }
 
 /// Delete the versions of `stix_id` a request selects from the target's stored view;
@@ -504,22 +547,23 @@ impl<'a, T: IngestTx> Writer<'a, T> {
         }
     }
 
-    /// Write the brand-new objects planned so far, and empty `batch`.
-    async fn write_fresh(&mut self, batch: &mut FreshBatch<'_>) -> Result<(), StoreError> {
+    /// Write the brand-new objects planned.
+    async fn write_fresh(&mut self, batch: FreshBatch<'_>) -> Result<(), StoreError> {
         if batch.versions.is_empty() {
             return Ok(());
         }
-        self.tx.insert_fresh(&mut self.sizes, batch).await?;
-        batch.versions.clear();
-        batch.entries.clear();
-        Ok(())
+        self.tx.insert_fresh(&mut self.sizes, &batch).await
     }
 
-    async fn store_one(&mut self, new: &NewObject) -> Result<(), StoreError> {
+    /// Store one version (`probe`: what was asked of it already, if it was).
+    async fn store_one(&mut self, new: &NewObject, probe: Option<Probe>) -> Result<(), StoreError> {
         let (tx, view_id) = (self.tx, self.target.view_id);
         let obj = &new.object;
         let version_key = obj.version.unwrap_or(-1);
-        let probe = tx.probe(view_id, obj, version_key, &new.raw).await?;
+        let probe = match probe {
+            Some(probe) => probe,
+            None => tx.probe(view_id, obj, version_key, &new.raw).await?,
+        };
         // A version this collection already holds (an SCO: the object) is a duplicate,
         // not an error; the first write of a version wins, within its collection only.
         if probe.held {

@@ -23,21 +23,26 @@ use crate::store::validate::ValidObject;
 /// A write transaction of the PostgreSQL store (holding the clock row).
 pub struct PgIngest<'a, 't>(pub &'a Tx<'t>);
 
-/// Everything ingest needs to know before writing one version, in one round trip:
-/// whether the stored view already holds the version (an unversioned object: any
-/// version), the object's latest version there, the version row with the very same
-/// bytes, and whether any version of the object is stored at all.
+/// Everything ingest needs to know before writing a version, for several versions of
+/// distinct objects in one round trip (`$2`–`$5`: ids, versions — null when
+/// unversioned —, version keys, exact JSON): whether the stored view already holds the
+/// version (an unversioned object: any version), the object's latest version there,
+/// the version row with the very same bytes, and whether any version of the object is
+/// stored at all; in the order given.
 const PROBE: &str = "SELECT \
-       EXISTS (SELECT 1 FROM entries WHERE view_id = $1 AND stix_id = $2 \
-               AND ($3::bigint IS NULL OR version_us = $3)), \
+       EXISTS (SELECT 1 FROM entries WHERE view_id = $1 AND stix_id = u.id \
+               AND (u.version IS NULL OR version_us = u.version)), \
        l.vid, l.version_us, \
        o.vid, o.sources, o.version_us, o.added_us, \
-       EXISTS (SELECT 1 FROM object_versions WHERE stix_id = $2) \
-     FROM (SELECT 1) AS one \
-     LEFT JOIN LATERAL (SELECT vid, version_us FROM entries WHERE view_id = $1 AND stix_id = $2 \
+       EXISTS (SELECT 1 FROM object_versions WHERE stix_id = u.id) \
+     FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY \
+          AS u(id, version, version_key, raw, n) \
+     LEFT JOIN LATERAL (SELECT vid, version_us FROM entries WHERE view_id = $1 AND stix_id = u.id \
                         ORDER BY version_us DESC LIMIT 1) l ON true \
      LEFT JOIN LATERAL (SELECT vid, sources, version_us, added_us FROM object_versions \
-                        WHERE stix_id = $2 AND version_key = $4 AND raw = $5 LIMIT 1) o ON true";
+                        WHERE stix_id = u.id AND version_key = u.version_key AND raw = u.raw \
+                        LIMIT 1) o ON true \
+     ORDER BY u.n";
 
 impl IngestTx for PgIngest<'_, '_> {
     async fn probe(
@@ -47,26 +52,46 @@ impl IngestTx for PgIngest<'_, '_> {
         version_key: i64,
         raw: &str,
     ) -> Result<Probe, StoreError> {
-        let probe = row(
-            self.0,
-            PROBE,
-            &[&view_id, &obj.id, &obj.version, &version_key, &raw],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Database("the ingest probe returned no row".into()))?;
-        Ok(Probe {
-            held: probe.get(0),
-            previous: probe
-                .get::<_, Option<i64>>(1)
-                .map(|vid| (vid, probe.get(2))),
-            same_bytes: probe.get::<_, Option<i64>>(3).map(|vid| SameBytes {
-                vid,
-                sources: probe.get(4),
-                version_us: probe.get(5),
-                added_us: probe.get(6),
-            }),
-            fresh: !probe.get::<_, bool>(7),
-        })
+        self.probe_each(view_id, &[(obj, version_key, raw)])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Database("the ingest probe returned no row".into()))
+    }
+
+    async fn probe_each(
+        &self,
+        view_id: i64,
+        versions: &[(&ValidObject, i64, &str)],
+    ) -> Result<Vec<Probe>, StoreError> {
+        let ids: Vec<&str> = versions.iter().map(|(o, _, _)| o.id.as_str()).collect();
+        let listed: Vec<Option<i64>> = versions.iter().map(|(o, _, _)| o.version).collect();
+        let keys: Vec<i64> = versions.iter().map(|(_, k, _)| *k).collect();
+        let raws: Vec<&str> = versions.iter().map(|(_, _, r)| *r).collect();
+        let probes: Vec<Probe> = rows(self.0, PROBE, &[&view_id, &ids, &listed, &keys, &raws])
+            .await?
+            .iter()
+            .map(|probe| Probe {
+                held: probe.get(0),
+                previous: probe
+                    .get::<_, Option<i64>>(1)
+                    .map(|vid| (vid, probe.get(2))),
+                same_bytes: probe.get::<_, Option<i64>>(3).map(|vid| SameBytes {
+                    vid,
+                    sources: probe.get(4),
+                    version_us: probe.get(5),
+                    added_us: probe.get(6),
+                }),
+                fresh: !probe.get::<_, bool>(7),
+            })
+            .collect();
+        if probes.len() != versions.len() {
+            return Err(StoreError::Database(format!(
+                "the ingest probe returned {} rows for {} versions",
+                probes.len(),
+                versions.len()
+            )));
+        }
+        Ok(probes)
     }
 
     async fn share_version(
