@@ -1416,3 +1416,104 @@ async fn a_request_mixing_new_stored_and_repeated_objects_keeps_its_order(place:
     let stats = store.stats().await.expect("stats");
     assert_eq!(stats.object_versions, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn pg_an_objects_entries_are_found_by_version() {
+    // Entries have no index by object id (schema step 7): every statement asking for
+    // one object's entries must reach them through its version rows and
+    // `entries_by_version`. Seq scans are switched off so that a plan with no usable
+    // index shows as one (a table this small would be scanned anyway), and the generic
+    // plan is the one checked: what a prepared statement runs after five executions.
+    let db = TestDb::create().await;
+    let store = db.open().await;
+    store
+        .apply_config(&common::store_setup(&config("type:indicator")))
+        .await
+        .expect("apply");
+    wait_built(&*store).await;
+    for batch in 0..4u32 {
+        let objects = (0..500u32)
+            .map(|n| indicator(batch * 500 + n, 1, "192.0.2.1", 80))
+            .collect();
+        store
+            .add_objects("feeds", INBOX, new_objects(objects))
+            .await
+            .expect("add");
+    }
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "ANALYZE; SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan",
+        )
+        .await
+        .expect("settings");
+    for (n, statement) in taxiway_server::store::postgres::object_statements()
+        .into_iter()
+        .enumerate()
+    {
+        client
+            .batch_execute(&format!("PREPARE s{n} AS {}", statement.sql))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", statement.name));
+        // The text protocol: the plan is `json`, read here as its text.
+        let plan = client
+            .simple_query(&format!(
+                "EXPLAIN (FORMAT JSON) EXECUTE s{n}({})",
+                statement.args
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", statement.name))
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })
+            .expect("a plan");
+        let plan: Value = serde_json::from_str(&plan).expect("a JSON plan");
+        let mut scans = Vec::new();
+        entries_scans(&plan, &mut scans);
+        assert!(
+            !scans.is_empty(),
+            "{}: no scan of entries\n{plan:#}",
+            statement.name
+        );
+        for scan in scans {
+            let (index, cond) = match scan["Node Type"].as_str() {
+                // A bitmap scan: the index its bitmap comes from, the condition rechecked.
+                Some("Bitmap Heap Scan") => (
+                    scan["Plans"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p["Node Type"] == "Bitmap Index Scan")
+                        .and_then(|p| p["Index Name"].as_str()),
+                    scan["Recheck Cond"].as_str(),
+                ),
+                _ => (scan["Index Name"].as_str(), scan["Index Cond"].as_str()),
+            };
+            assert!(
+                index == Some("entries_by_version") && cond.is_some_and(|c| c.contains("vid")),
+                "{} must reach the object's entries by version, not scan {index:?} on {cond:?}:\n{plan:#}",
+                statement.name
+            );
+        }
+    }
+}
+
+/// The scans of `entries` in an `EXPLAIN (FORMAT JSON)` plan (not its inserts, updates
+/// and deletes themselves).
+fn entries_scans<'p>(plan: &'p Value, out: &mut Vec<&'p Value>) {
+    match plan {
+        Value::Array(items) => items.iter().for_each(|i| entries_scans(i, out)),
+        Value::Object(node) => {
+            if node.get("Relation Name").and_then(Value::as_str) == Some("entries")
+                && node.get("Node Type").and_then(Value::as_str) != Some("ModifyTable")
+            {
+                out.push(plan);
+            }
+            node.values().for_each(|v| entries_scans(v, out));
+        }
+        _ => {}
+    }
+}

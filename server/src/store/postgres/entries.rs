@@ -40,6 +40,24 @@ pub async fn exec(
 
 pub use crate::store::membership::{SizeChanges, VersionRow};
 
+/// The `vid`s of one object's version rows (by `object_versions_by_version`), the id
+/// given as the statement parameter or column named by the argument: a statement on an
+/// object's entries in a view asks `entries_by_version (view_id, vid)` for these.
+/// There is no index of entries by object id (schema step 7, as SQLite's step 10):
+/// ids are random, so such an index cost every new entry a leaf page of its own —
+/// written into the WAL whole after each checkpoint, and read back once the database
+/// outgrew its buffers.
+macro_rules! object_vids {
+    ($id:literal) => {
+        concat!(
+            "ARRAY(SELECT vid FROM object_versions WHERE stix_id = ",
+            $id,
+            ")"
+        )
+    };
+}
+pub(super) use object_vids;
+
 /// Write the per-view size changes accumulated during a transaction.
 pub async fn flush_sizes(tx: &Tx<'_>, sizes: SizeChanges) -> Result<(), StoreError> {
     for (view_id, delta) in sizes.into_changes() {
@@ -72,20 +90,28 @@ pub async fn date_added_in(
 /// other versions lose to the new one and the new entry with its own (as
 /// [`crate::store::membership::first_and_last`] gives them). The updates' statement
 /// triggers fire with empty transition tables when no flag moves, which changes nothing.
-const INSERT_ENTRY: &str = "WITH b AS ( \
+pub(super) const INSERT_ENTRY: &str = concat!(
+    "WITH b AS ( \
        SELECT min(version_us) AS lo, max(version_us) AS hi, coalesce(bool_or(vid = $3), false) AS held \
-       FROM entries WHERE view_id = $1 AND stix_id = $4), \
+       FROM entries WHERE view_id = $1 AND vid = ANY(",
+    object_vids!("$4"),
+    ")), \
      f AS (UPDATE entries SET is_first = false \
-       WHERE view_id = $1 AND stix_id = $4 AND is_first \
+       WHERE view_id = $1 AND vid = ANY(",
+    object_vids!("$4"),
+    ") AND is_first \
          AND (SELECT NOT held AND $7 < lo FROM b)), \
      l AS (UPDATE entries SET is_last = false \
-       WHERE view_id = $1 AND stix_id = $4 AND is_last \
+       WHERE view_id = $1 AND vid = ANY(",
+    object_vids!("$4"),
+    ") AND is_last \
          AND (SELECT NOT held AND $7 > hi FROM b)) \
      INSERT INTO entries (view_id, date_added, vid, stix_id, type, spec_version, version_us, \
        is_first, is_last, provisional) \
      SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::text, $7::bigint, \
        lo IS NULL OR $7 <= lo, hi IS NULL OR $7 >= hi, $8::boolean \
-     FROM b WHERE NOT held";
+     FROM b WHERE NOT held"
+);
 
 /// Add a version to a view at `date_added` unless it is already a member; returns
 /// whether it was added.
@@ -151,15 +177,21 @@ pub async fn insert_first_entry(
 /// [`remove_entry`] in one statement: the update reads the entries as they were before the delete, so it leaves the removed
 /// row out itself, and writes only rows whose flags change (the delete already moves
 /// the view's change counter).
-const REMOVE_ENTRY: &str = "WITH d AS (DELETE FROM entries WHERE view_id = $1 AND vid = $2 \
+pub(super) const REMOVE_ENTRY: &str = concat!(
+    "WITH d AS (DELETE FROM entries WHERE view_id = $1 AND vid = $2 \
        RETURNING vid), \
      r AS (SELECT min(version_us) AS lo, max(version_us) AS hi FROM entries \
-       WHERE view_id = $1 AND stix_id = $3 AND vid <> $2), \
+       WHERE view_id = $1 AND vid = ANY(",
+    object_vids!("$3"),
+    ") AND vid <> $2), \
      u AS (UPDATE entries e SET is_first = (e.version_us = r.lo), is_last = (e.version_us = r.hi) \
-       FROM r WHERE e.view_id = $1 AND e.stix_id = $3 AND e.vid <> $2 \
+       FROM r WHERE e.view_id = $1 AND e.vid = ANY(",
+    object_vids!("$3"),
+    ") AND e.vid <> $2 \
          AND EXISTS (SELECT 1 FROM d) \
          AND (e.is_first <> (e.version_us = r.lo) OR e.is_last <> (e.version_us = r.hi))) \
-     SELECT count(*) FROM d";
+     SELECT count(*) FROM d"
+);
 
 /// Remove a version from a view and set the flags of the object's other versions
 /// there from what is left; returns whether it was a member.

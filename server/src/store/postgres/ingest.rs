@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::entries::{
-    date_added_in, exec, flush_sizes, insert_entry, insert_first_entry, remove_entry, row, rows,
+    date_added_in, exec, flush_sizes, insert_entry, insert_first_entry, object_vids, remove_entry,
+    row, rows,
 };
 use super::tx::Tx;
 use crate::stix::timestamp::now_us;
@@ -29,20 +30,57 @@ pub struct PgIngest<'a, 't>(pub &'a Tx<'t>);
 /// version (an unversioned object: any version), the object's latest version there,
 /// the version row with the very same bytes, and whether any version of the object is
 /// stored at all; in the order given.
-const PROBE: &str = "SELECT \
-       EXISTS (SELECT 1 FROM entries WHERE view_id = $1 AND stix_id = u.id \
+/// The object's entries in the view are asked through its version rows (one lookup of
+/// the id, `v.vids`), each then one `entries_by_version` probe.
+pub(super) const PROBE: &str = concat!(
+    "SELECT \
+       EXISTS (SELECT 1 FROM entries WHERE view_id = $1 AND vid = ANY(v.vids) \
                AND (u.version IS NULL OR version_us = u.version)), \
        l.vid, l.version_us, \
        o.vid, o.sources, o.version_us, o.added_us, \
-       EXISTS (SELECT 1 FROM object_versions WHERE stix_id = u.id) \
+       cardinality(v.vids) > 0 \
      FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY \
           AS u(id, version, version_key, raw, n) \
-     LEFT JOIN LATERAL (SELECT vid, version_us FROM entries WHERE view_id = $1 AND stix_id = u.id \
+     CROSS JOIN LATERAL (SELECT ",
+    object_vids!("u.id"),
+    " AS vids) v \
+     LEFT JOIN LATERAL (SELECT vid, version_us FROM entries WHERE view_id = $1 AND vid = ANY(v.vids) \
                         ORDER BY version_us DESC LIMIT 1) l ON true \
      LEFT JOIN LATERAL (SELECT vid, sources, version_us, added_us FROM object_versions \
                         WHERE stix_id = u.id AND version_key = u.version_key AND raw = u.raw \
                         LIMIT 1) o ON true \
-     ORDER BY u.n";
+     ORDER BY u.n"
+);
+
+/// The latest version of the object `$2` in the view `$1`.
+pub(super) const LAST_IN: &str = concat!(
+    "SELECT vid FROM entries WHERE view_id = $1 AND vid = ANY(",
+    object_vids!("$2"),
+    ") ORDER BY version_us DESC LIMIT 1"
+);
+
+/// The latest version of the object `$2` in each of the views `$1` holding it.
+pub(super) const LAST_IN_EACH: &str = concat!(
+    "SELECT DISTINCT ON (view_id) view_id, vid FROM entries \
+     WHERE view_id = ANY($1) AND vid = ANY(",
+    object_vids!("$2"),
+    ") ORDER BY view_id, version_us DESC"
+);
+
+/// The versions of the object `$2` that the views `$1` hold.
+pub(super) const HELD_IN: &str = concat!(
+    "SELECT view_id, vid FROM entries WHERE view_id = ANY($1) AND vid = ANY(",
+    object_vids!("$2"),
+    ")"
+);
+
+/// The versions of the object `$2` in the view `$1`, with their flags.
+pub(super) const VERSIONS_IN: &str = concat!(
+    "SELECT vid, version_us, spec_version, is_first, is_last FROM entries \
+     WHERE view_id = $1 AND vid = ANY(",
+    object_vids!("$2"),
+    ")"
+);
 
 impl IngestTx for PgIngest<'_, '_> {
     async fn probe(
@@ -279,14 +317,9 @@ impl IngestTx for PgIngest<'_, '_> {
     }
 
     async fn last_in(&self, view_id: i64, stix_id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(row(
-            self.0,
-            "SELECT vid FROM entries WHERE view_id = $1 AND stix_id = $2 \
-             ORDER BY version_us DESC LIMIT 1",
-            &[&view_id, &stix_id],
-        )
-        .await?
-        .map(|r| r.get(0)))
+        Ok(row(self.0, LAST_IN, &[&view_id, &stix_id])
+            .await?
+            .map(|r| r.get(0)))
     }
 
     async fn last_in_each(
@@ -294,28 +327,19 @@ impl IngestTx for PgIngest<'_, '_> {
         views: &[i64],
         stix_id: &str,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(rows(
-            self.0,
-            "SELECT DISTINCT ON (view_id) view_id, vid FROM entries \
-             WHERE view_id = ANY($1) AND stix_id = $2 ORDER BY view_id, version_us DESC",
-            &[&views, &stix_id],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        Ok(rows(self.0, LAST_IN_EACH, &[&views, &stix_id])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     async fn held_in(&self, views: &[i64], stix_id: &str) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(rows(
-            self.0,
-            "SELECT view_id, vid FROM entries WHERE view_id = ANY($1) AND stix_id = $2",
-            &[&views, &stix_id],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        Ok(rows(self.0, HELD_IN, &[&views, &stix_id])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     async fn load(&self, vids: &[i64]) -> Result<Vec<Evaluated<'static>>, StoreError> {
@@ -368,22 +392,17 @@ impl IngestTx for PgIngest<'_, '_> {
         view_id: i64,
         stix_id: &str,
     ) -> Result<Vec<HeldVersion>, StoreError> {
-        Ok(rows(
-            self.0,
-            "SELECT vid, version_us, spec_version, is_first, is_last FROM entries \
-             WHERE view_id = $1 AND stix_id = $2",
-            &[&view_id, &stix_id],
-        )
-        .await?
-        .iter()
-        .map(|r| HeldVersion {
-            vid: r.get(0),
-            version_us: r.get(1),
-            spec_version: r.get(2),
-            is_first: r.get(3),
-            is_last: r.get(4),
-        })
-        .collect())
+        Ok(rows(self.0, VERSIONS_IN, &[&view_id, &stix_id])
+            .await?
+            .iter()
+            .map(|r| HeldVersion {
+                vid: r.get(0),
+                version_us: r.get(1),
+                spec_version: r.get(2),
+                is_first: r.get(3),
+                is_last: r.get(4),
+            })
+            .collect())
     }
 
     async fn sources_of(&self, vid: i64) -> Result<String, StoreError> {

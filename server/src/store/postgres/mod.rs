@@ -26,6 +26,7 @@ mod feed_state;
 mod handle;
 mod ingest;
 mod inner;
+mod plans;
 mod probe;
 mod read;
 mod rebuilder;
@@ -36,4 +37,6 @@ mod views;
 pub use backend::REGISTRY_MAX_AGE;
 pub use copy::{copy_from_sqlite, CopyReport};
 pub use handle::{write_permits, PostgresStore};
+#[doc(hidden)]
+pub use plans::{object_statements, ObjectStatement};
 pub use schema::known_version as schema_version;

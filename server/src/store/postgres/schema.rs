@@ -188,6 +188,16 @@ const MIGRATIONS: &[&str] = &[
      WHERE w.kind = 'query'
      ORDER BY e.view_id, e.vid;
     "#,
+    // 7: no index of entries by object id (as SQLite's migration 10). Ids are random,
+    // so each new entry cost that index a leaf page of its own: after every checkpoint
+    // a whole page image in the WAL, and a read once the database outgrew its buffers
+    // — half the ingest rate at 10M objects. An object's entries are asked through its
+    // version rows (`object_versions_by_version`), each then one `entries_by_version`
+    // probe (`entries::object_vids!`). Replicas of an older release still running
+    // against the database read entries by id the old way, slowly, until replaced.
+    r#"
+    DROP INDEX entries_by_object;
+    "#,
 ];
 
 /// The schema version this binary writes.

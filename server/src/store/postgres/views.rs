@@ -410,6 +410,10 @@ async fn members(
     .collect())
 }
 
+/// Which of the objects `$2` the view `$1` holds some version of.
+pub(super) const OBJECTS_HELD: &str = "SELECT DISTINCT o.stix_id FROM object_versions o \
+     JOIN entries e ON e.view_id = $1 AND e.vid = o.vid WHERE o.stix_id = ANY($2)";
+
 /// The STIX ids of `batch` of which a view holds some version.
 async fn objects_held(
     tx: &Tx<'_>,
@@ -417,15 +421,11 @@ async fn objects_held(
     batch: &[Candidate],
 ) -> Result<HashSet<String>, StoreError> {
     let ids: Vec<&str> = batch.iter().map(|c| c.row.stix_id.as_str()).collect();
-    Ok(rows(
-        tx,
-        "SELECT DISTINCT stix_id FROM entries WHERE view_id = $1 AND stix_id = ANY($2)",
-        &[&view_id, &ids],
-    )
-    .await?
-    .iter()
-    .map(|r| r.get(0))
-    .collect())
+    Ok(rows(tx, OBJECTS_HELD, &[&view_id, &ids])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Whether each candidate of `batch` belongs in `view` (whose query is `query`), decided
