@@ -11,7 +11,8 @@ and measures, in this order:
   2. 1,000-object pages of the stored and the query collection, at the start and deep
      (through `next` and through `added_after`), with wrk at 1 and 16 connections,
      each followed by the same page as static bytes from `static_page` (same stack,
-     same headers) — the limit the figures are quoted against;
+     same headers) and from nginx serving the page's bytes from a file (issue 21's
+     baseline: at least 50 % of nginx; skipped without nginx);
   2b. the start pages again with `Accept-Encoding: gzip` at 16 connections, against
      nginx gzip-coding the same bytes at `gzip_comp_level 1` (skipped without nginx;
      run.sh installs Debian's nginx-light);
@@ -693,21 +694,33 @@ def start_static(args, body_file, head_file, path, body):
 
 def measure_pages(args, port, admin_port, cpu, name, coll, pages, duration, work):
     """wrk on start / deep-next / deep-added_after pages of one collection (the page
-    cache warm: every request after the first a hit), each against static_page."""
+    cache warm: every request after the first a hit), each against static_page and
+    against nginx serving the same bytes from a file (when nginx is installed)."""
     rows = []
     for where, path, depth in page_targets(coll, pages):
         body_file, head_file, body, count = capture_page(port, path, work)
         static, sport = start_static(args, body_file, head_file, path, body)
-        label = where if where == "start" else f"{where} (after {depth:,})"
-        for conns in (1, 16):
-            log(f"  {name} {where}: wrk -c{conns} ({count} objects, {len(body):,} bytes)")
-            t = with_hit_rate(admin_port, lambda: run_wrk(
-                f"http://127.0.0.1:{port}{path}", conns, duration, cpu))
-            s = run_wrk(f"http://127.0.0.1:{sport}{path}", conns, duration,
-                        CpuMeter([static.pid]))
-            rows.append({"collection": name, "where": label, "conns": conns, "objects": count,
-                         "bytes": len(body), "path": path, "t": t, "s": s})
-        PROCS.stop(static)
+        nginx, nport = start_nginx(work, body_file) if shutil.which("nginx") else (None, None)
+        try:
+            if nginx is not None and get_coded(nport, path, "identity") != (None, body):
+                raise SystemExit("nginx does not serve the captured page")
+            label = where if where == "start" else f"{where} (after {depth:,})"
+            for conns in (1, 16):
+                log(f"  {name} {where}: wrk -c{conns} ({count} objects, {len(body):,} bytes)")
+                t = with_hit_rate(admin_port, lambda: run_wrk(
+                    f"http://127.0.0.1:{port}{path}", conns, duration, cpu))
+                s = run_wrk(f"http://127.0.0.1:{sport}{path}", conns, duration,
+                            CpuMeter([static.pid]))
+                n = None if nginx is None else run_wrk(
+                    f"http://127.0.0.1:{nport}{path}", conns, duration,
+                    CpuMeter([], postmaster=nginx.pid))
+                rows.append({"collection": name, "where": label, "conns": conns,
+                             "objects": count, "bytes": len(body), "path": path, "t": t,
+                             "s": s, "n": n})
+        finally:
+            PROCS.stop(static)
+            if nginx is not None:
+                PROCS.stop(nginx)
     return rows
 
 
@@ -727,9 +740,10 @@ def measure_cold(port, admin_port, cpu, rows, duration, config_dir, store):
 
 
 def start_nginx(work, body_file):
-    """nginx (Debian's nginx-light) answering every GET with `body_file`, gzip-coding it
-    on the fly at `gzip_comp_level 1` for clients that accept gzip, as a proxy in front
-    of a server that does not compress would. Returns (process, port)."""
+    """nginx (Debian's nginx-light) answering every GET with `body_file` — from the file
+    with `sendfile`, as Debian's own configuration serves files, to clients that do not
+    accept gzip; gzip-coded on the fly at `gzip_comp_level 1` to those that do, as a
+    proxy in front of a server that does not compress would. Returns (process, port)."""
     port = free_port()
     root = os.path.abspath(os.path.join(work, "nginx"))
     os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
@@ -745,6 +759,8 @@ error_log {root}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    sendfile on;
+    tcp_nopush on;
     client_body_temp_path {root}/tmp/body;
     proxy_temp_path {root}/tmp/proxy;
     fastcgi_temp_path {root}/tmp/fastcgi;
@@ -1378,30 +1394,39 @@ def cpu_who(r):
 
 def render_pages(r, w):
     w("### Pages of 1,000 objects (`GET …/objects/?limit=1000`)\n")
-    w("*Static*: the same response bytes and headers served by `static_page` (same "
-      "tokio/hyper/axum stack), measured right after the Taxiway figure; *ratio* = Taxiway "
+    w("*nginx*: the same response bytes served from a file by nginx (`nginx-light`, "
+      "`sendfile on`, `worker_processes auto`), measured right after the Taxiway figure; "
+      "*ratio to nginx* = Taxiway pages/s ÷ nginx pages/s (issue 21's target: at least "
+      "50 %). *Static*: the same bytes and headers served by `static_page` (same "
+      "tokio/hyper/axum stack), measured right after nginx; *ratio* = Taxiway "
       f"pages/s ÷ static pages/s. *CPU ms/page*: {cpu_who(r)} per page, "
-      "Taxiway and static; *CPU ratio* = static ÷ Taxiway CPU per page, the throughput ratio "
-      "a CPU-bound dedicated machine would see — less sensitive to other load than "
-      "wall-clock figures. *Others*: share of the machine's CPU used by processes other than "
-      "the server and wrk during the Taxiway figure. *Hits*: the page cache's hit rate "
-      "during the figure. *Cold*: the same figure with the page cache off (every page read "
-      "from the store), measured after all warm figures, and its ratio to the same static "
-      "figure.\n")
+      "Taxiway, static and nginx (master and workers); *CPU ratio* = static ÷ Taxiway CPU "
+      "per page, the throughput ratio a CPU-bound dedicated machine would see — less "
+      "sensitive to other load than wall-clock figures. *Others*: share of the machine's "
+      "CPU used by processes other than the server and wrk during the Taxiway figure. "
+      "*Hits*: the page cache's hit rate during the figure. *Cold*: the same figure with "
+      "the page cache off (every page read from the store), measured after all warm "
+      "figures, and its ratio to the same nginx figure (static without nginx).\n")
     w("| collection | page | conns | objects | p50 ms | p99 ms | pages/s | objects/s | "
-      "static pages/s | **ratio** | static p50 / p99 ms | CPU ms/page | CPU ratio | hits | "
+      "nginx pages/s | **ratio to nginx** | static pages/s | **ratio** | "
+      "static p50 / p99 ms | CPU ms/page | CPU ratio | hits | "
       "cold pages/s (ratio) | cold CPU ms/page | others |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      "---:|---:|")
     for row in r["rows"]:
-        t, s = row["t"], row["s"]
+        t, s, n = row["t"], row["s"], row.get("n")
+        base = n or s
         cold = row.get("cold")
-        cold_rate = f"{cold['rps']:.0f} ({ratio(cold, s):.0%})" if cold else "–"
+        cold_rate = f"{cold['rps']:.0f} ({ratio(cold, base):.0%})" if cold else "–"
         cold_cpu = f"{cold['cpu_ms']:.2f}" if cold else "–"
+        nginx_rate = f"{n['rps']:.0f} | **{ratio(t, n):.0%}**" if n else "– | –"
+        nginx_cpu = f" / {n['cpu_ms']:.2f}" if n else ""
         w(f"| {row['collection']} | {row['where']} | {row['conns']} | {row['objects']:,} | "
           f"{fmt_ms(t['p50'])} | {fmt_ms(t['p99'])} | {t['rps']:.0f} | "
-          f"{t['rps'] * row['objects']:,.0f} | {s['rps']:.0f} | **{ratio(t, s):.0%}** | "
-          f"{fmt_ms(s['p50'])} / {fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f} | "
-          f"{cpu_ratio(t, s):.0%} | {fmt_rate(t)} | {cold_rate} | {cold_cpu} | "
+          f"{t['rps'] * row['objects']:,.0f} | {nginx_rate} | {s['rps']:.0f} | "
+          f"**{ratio(t, s):.0%}** | "
+          f"{fmt_ms(s['p50'])} / {fmt_ms(s['p99'])} | {t['cpu_ms']:.2f} / {s['cpu_ms']:.2f}"
+          f"{nginx_cpu} | {cpu_ratio(t, s):.0%} | {fmt_rate(t)} | {cold_rate} | {cold_cpu} | "
           f"{t['others']:.0%} |")
     w("")
 
@@ -1585,6 +1610,10 @@ def render_comparison(args, results):
             w(f"| {coll} {lr['where']}, {conns} conn: ratio to static; CPU ms/page | "
               f"{ratio(lt, lr['s']):.0%}; {lt['cpu_ms']:.2f} | {ratio(pt, pr['s']):.0%}; "
               f"{pt['cpu_ms']:.2f} | {pt['cpu_ms'] / lt['cpu_ms']:.2f} (CPU) |")
+            if lr.get("n") and pr.get("n"):
+                w(f"| {coll} {lr['where']}, {conns} conn: ratio to nginx | "
+                  f"{ratio(lt, lr['n']):.0%} | {ratio(pt, pr['n']):.0%} | "
+                  f"{ratio(pt, lt):.2f} |")
     for lw, pw, q in zip(lite["rebuilds"], pg["rebuilds"], (QUERY_CHANGED, QUERY)):
         w(f"| query rebuild after a change to `…{q[-15:]}`, s (wall) | {lw[0]:.1f} | "
           f"{pw[0]:.1f} | {pw[0] / lw[0]:.2f} |")
