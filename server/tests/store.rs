@@ -1422,7 +1422,8 @@ async fn a_request_mixing_new_stored_and_repeated_objects_keeps_its_order(place:
 async fn pg_an_objects_entries_are_found_by_version() {
     // Entries have no index by object id (schema step 7): every statement asking for
     // one object's entries must reach them through its version rows and
-    // `entries_by_version`. Seq scans are switched off so that a plan with no usable
+    // `entries_by_version`, and find those version rows through `object_versions_by_id`
+    // (a hash index since step 8). Seq scans are switched off so that a plan with no usable
     // index shows as one (a table this small would be scanned anyway), and the generic
     // plan is the one checked: what a prepared statement runs after five executions.
     let db = TestDb::create().await;
@@ -1471,48 +1472,66 @@ async fn pg_an_objects_entries_are_found_by_version() {
             })
             .expect("a plan");
         let plan: Value = serde_json::from_str(&plan).expect("a JSON plan");
-        let mut scans = Vec::new();
-        entries_scans(&plan, &mut scans);
+        let (mut entries, mut versions) = (Vec::new(), Vec::new());
+        relation_scans(&plan, "entries", &mut entries);
+        relation_scans(&plan, "object_versions", &mut versions);
+        // Version rows looked up by id (not by `vid`, the primary key).
+        versions.retain(|scan| scan_index(scan).1.is_some_and(|c| c.contains("stix_id")));
         assert!(
-            !scans.is_empty(),
-            "{}: no scan of entries\n{plan:#}",
+            !entries.is_empty() || !versions.is_empty(),
+            "{}: no scan of entries or version rows by id\n{plan:#}",
             statement.name
         );
-        for scan in scans {
-            let (index, cond) = match scan["Node Type"].as_str() {
-                // A bitmap scan: the index its bitmap comes from, the condition rechecked.
-                Some("Bitmap Heap Scan") => (
-                    scan["Plans"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|p| p["Node Type"] == "Bitmap Index Scan")
-                        .and_then(|p| p["Index Name"].as_str()),
-                    scan["Recheck Cond"].as_str(),
-                ),
-                _ => (scan["Index Name"].as_str(), scan["Index Cond"].as_str()),
-            };
+        for scan in entries {
+            let (index, cond) = scan_index(scan);
             assert!(
                 index == Some("entries_by_version") && cond.is_some_and(|c| c.contains("vid")),
                 "{} must reach the object's entries by version, not scan {index:?} on {cond:?}:\n{plan:#}",
                 statement.name
             );
         }
+        for scan in versions {
+            let (index, cond) = scan_index(scan);
+            assert!(
+                index == Some("object_versions_by_id"),
+                "{} must find the object's version rows by id, not scan {index:?} on {cond:?}:\n{plan:#}",
+                statement.name
+            );
+        }
     }
 }
 
-/// The scans of `entries` in an `EXPLAIN (FORMAT JSON)` plan (not its inserts, updates
-/// and deletes themselves).
-fn entries_scans<'p>(plan: &'p Value, out: &mut Vec<&'p Value>) {
+/// The index a scan node reads and its condition: a bitmap heap scan's is the index
+/// its bitmap comes from, with the condition it rechecks; a sequential scan has none
+/// (its filter is returned).
+fn scan_index(scan: &Value) -> (Option<&str>, Option<&str>) {
+    match scan["Node Type"].as_str() {
+        Some("Bitmap Heap Scan") => (
+            scan["Plans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["Node Type"] == "Bitmap Index Scan")
+                .and_then(|p| p["Index Name"].as_str()),
+            scan["Recheck Cond"].as_str(),
+        ),
+        Some("Seq Scan") => (None, scan["Filter"].as_str()),
+        _ => (scan["Index Name"].as_str(), scan["Index Cond"].as_str()),
+    }
+}
+
+/// The scans of `relation` in an `EXPLAIN (FORMAT JSON)` plan (not its inserts,
+/// updates and deletes themselves).
+fn relation_scans<'p>(plan: &'p Value, relation: &str, out: &mut Vec<&'p Value>) {
     match plan {
-        Value::Array(items) => items.iter().for_each(|i| entries_scans(i, out)),
+        Value::Array(items) => items.iter().for_each(|i| relation_scans(i, relation, out)),
         Value::Object(node) => {
-            if node.get("Relation Name").and_then(Value::as_str) == Some("entries")
+            if node.get("Relation Name").and_then(Value::as_str) == Some(relation)
                 && node.get("Node Type").and_then(Value::as_str) != Some("ModifyTable")
             {
                 out.push(plan);
             }
-            node.values().for_each(|v| entries_scans(v, out));
+            node.values().for_each(|v| relation_scans(v, relation, out));
         }
         _ => {}
     }

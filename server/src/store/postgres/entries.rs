@@ -40,7 +40,7 @@ pub async fn exec(
 
 pub use crate::store::membership::{SizeChanges, VersionRow};
 
-/// The `vid`s of one object's version rows (by `object_versions_by_version`), the id
+/// The `vid`s of one object's version rows (by `object_versions_by_id`, schema step 8), the id
 /// given as the statement parameter or column named by the argument: a statement on an
 /// object's entries in a view asks `entries_by_version (view_id, vid)` for these.
 /// There is no index of entries by object id (schema step 7, as SQLite's step 10):

@@ -52,6 +52,10 @@ pub(super) const PROBE: &str = concat!(
      ORDER BY u.n"
 );
 
+/// Which of the ids `$1` have a version stored (in any collection).
+pub(super) const STORED_AMONG: &str =
+    "SELECT DISTINCT stix_id FROM object_versions WHERE stix_id = ANY($1)";
+
 /// The latest version of the object `$2` in the view `$1`.
 pub(super) const LAST_IN: &str = concat!(
     "SELECT vid FROM entries WHERE view_id = $1 AND vid = ANY(",
@@ -172,15 +176,11 @@ impl IngestTx for PgIngest<'_, '_> {
     }
 
     async fn stored_among(&self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
-        Ok(rows(
-            self.0,
-            "SELECT DISTINCT stix_id FROM object_versions WHERE stix_id = ANY($1)",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+        Ok(rows(self.0, STORED_AMONG, &[&ids])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
     /// Two statements for the whole batch, whatever its size: the version rows, then

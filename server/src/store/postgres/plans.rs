@@ -1,11 +1,13 @@
-//! The statements that ask for one object's entries in a view, listed for the plan
-//! test (`server/tests/store.rs`, `pg_an_objects_entries_are_found_by_version`):
-//! entries have no index by object id (schema step 7), so each must reach them
-//! through the object's version rows and `entries_by_version (view_id, vid)` — a plan
-//! that scans a view's entries instead is O(collection) per posted object.
+//! The statements that ask for one object's entries in a view or for its version rows,
+//! listed for the plan test (`server/tests/store.rs`,
+//! `pg_an_objects_entries_are_found_by_version`): entries have no index by object id
+//! (schema step 7), so each must reach them through the object's version rows
+//! (`object_versions_by_id`, a hash index since step 8) and `entries_by_version
+//! (view_id, vid)` — a plan that scans a view's entries, or the version rows, instead
+//! is O(collection) per posted object.
 
 use super::entries::{INSERT_ENTRY, REMOVE_ENTRY};
-use super::ingest::{HELD_IN, LAST_IN, LAST_IN_EACH, PROBE, VERSIONS_IN};
+use super::ingest::{HELD_IN, LAST_IN, LAST_IN_EACH, PROBE, STORED_AMONG, VERSIONS_IN};
 use super::read::listing_sql;
 use super::views::OBJECTS_HELD;
 use crate::store::listing::{Listing, VersionMatch};
@@ -21,7 +23,8 @@ pub struct ObjectStatement {
     pub args: &'static str,
 }
 
-/// Every statement of the store that asks for an object's entries by its id.
+/// Every statement of the store that asks for an object's entries or version rows by
+/// its id.
 #[doc(hidden)]
 pub fn object_statements() -> Vec<ObjectStatement> {
     let by_id = Listing {
@@ -50,6 +53,11 @@ pub fn object_statements() -> Vec<ObjectStatement> {
             "probe posted versions",
             PROBE,
             "1, ARRAY['indicator--0'], ARRAY[4::bigint], ARRAY[4::bigint], ARRAY['{}']",
+        ),
+        statement(
+            "ids stored anywhere",
+            STORED_AMONG,
+            "ARRAY['indicator--0', 'indicator--1']",
         ),
         statement("latest in a view", LAST_IN, "1, 'indicator--0'"),
         statement(
