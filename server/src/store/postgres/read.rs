@@ -22,6 +22,11 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
 const SERVING_VIEW: &str = "(SELECT v.view_id FROM views v WHERE v.collection = $1 \
      AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)";
 
+/// The kind (`'query'` or `'stored'`) of the view [`SERVING_VIEW`] picks: uncorrelated,
+/// so PostgreSQL evaluates it once per statement.
+const SERVING_KIND: &str = "(SELECT v.kind FROM views v WHERE v.collection = $1 \
+     AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)";
+
 /// The generation of the view serving `collection` (`None` while it has none).
 pub async fn generation<C: GenericClient>(
     client: &C,
@@ -125,13 +130,15 @@ pub async fn list_objects<C: GenericClient>(
     collection: &str,
     listing: &Listing,
 ) -> Result<ObjectsPage, StoreError> {
-    // A query view's own copy of the JSON, else (a stored view) the version's; the
-    // second lookup only runs when the first found nothing.
-    let mut sql = String::from(
-        "SELECT e.date_added, COALESCE( \
+    // A query view's own copy of the JSON (the version's should it lack one); a stored
+    // view has no copies, so its rows go straight to the version: one index probe per
+    // object, not a failed one into `view_objects` first.
+    let mut sql = format!(
+        "SELECT e.date_added, CASE WHEN {SERVING_KIND} = 'query' THEN COALESCE( \
            (SELECT o.raw FROM view_objects o WHERE o.view_id = e.view_id AND o.vid = e.vid), \
-           (SELECT v.raw FROM object_versions v WHERE v.vid = e.vid)) AS raw \
-         FROM entries e",
+           (SELECT v.raw FROM object_versions v WHERE v.vid = e.vid)) \
+         ELSE (SELECT v.raw FROM object_versions v WHERE v.vid = e.vid) END AS raw \
+         FROM entries e"
     );
     let mut page = ObjectsPage::for_listing(listing);
     let Some(mut args) = filter(&mut sql, collection, listing) else {
