@@ -15,17 +15,27 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// The view serving a collection, resolved by the database in the same statement as
-/// the read (no replica-local registry cache: a view switched or first built by
-/// another replica is read at once). Query views before stored ones, as the registry
-/// orders them.
-const SERVING_VIEW: &str = "(SELECT v.view_id FROM views v WHERE v.collection = $1 \
-     AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)";
+/// A column of the view serving the collection `$1`, resolved by the database in the
+/// same statement as the read (no replica-local registry cache: a view switched or
+/// first built by another replica is read at once). Query views before stored ones,
+/// as the registry orders them.
+macro_rules! serving_view {
+    ($column:literal) => {
+        concat!(
+            "(SELECT v.",
+            $column,
+            " FROM views v WHERE v.collection = $1 \
+             AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)"
+        )
+    };
+}
 
-/// The kind (`'query'` or `'stored'`) of the view [`SERVING_VIEW`] picks: uncorrelated,
-/// so PostgreSQL evaluates it once per statement.
-const SERVING_KIND: &str = "(SELECT v.kind FROM views v WHERE v.collection = $1 \
-     AND v.state = 'active' ORDER BY v.kind = 'stored', v.view_id LIMIT 1)";
+/// The view serving the collection `$1`.
+const SERVING_VIEW: &str = serving_view!("view_id");
+
+/// Its kind (`'query'` or `'stored'`): uncorrelated, so PostgreSQL evaluates it once
+/// per statement.
+const SERVING_KIND: &str = serving_view!("kind");
 
 /// The generation of the view serving `collection` (`None` while it has none).
 pub async fn generation<C: GenericClient>(
