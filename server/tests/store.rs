@@ -1506,6 +1506,75 @@ async fn pg_an_objects_entries_are_found_by_version() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: TAXIWAY_TEST_POSTGRES_URL, run with --include-ignored"]
+async fn pg_a_stored_page_reads_versions_only_and_a_query_page_its_copies() {
+    // A stored view has no copies of its objects' JSON in `view_objects` (only query
+    // views do): its page must not probe there for each object before reading the
+    // version row. Checked on what the statement actually ran (`EXPLAIN ANALYZE`).
+    let db = TestDb::create().await;
+    let store = db.open().await;
+    store
+        .apply_config(&common::store_setup(&config("type:indicator")))
+        .await
+        .expect("apply");
+    wait_built(&*store).await;
+    let objects = (0..50u32)
+        .map(|n| indicator(n, 1, "192.0.2.1", 80))
+        .collect();
+    store
+        .add_objects("feeds", INBOX, new_objects(objects))
+        .await
+        .expect("add");
+    let client = db.client().await;
+    let sql = taxiway_server::store::postgres::objects_page_statement();
+    client
+        .batch_execute(&format!("PREPARE page AS {sql}"))
+        .await
+        .expect("prepare");
+    let loops = |plan: &Value, relation: &str| {
+        let mut scans = Vec::new();
+        relation_scans(plan, relation, &mut scans);
+        scans
+            .iter()
+            .map(|s| s["Actual Loops"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    for (collection, copies) in [(INBOX, false), (INDICATORS, true)] {
+        let plan = client
+            .simple_query(&format!(
+                "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page('{collection}', {}, 1001)",
+                i64::MIN
+            ))
+            .await
+            .expect("explain")
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })
+            .expect("a plan");
+        let plan: Value = serde_json::from_str(&plan).expect("a JSON plan");
+        let (in_copies, in_versions) = (
+            loops(&plan, "view_objects"),
+            loops(&plan, "object_versions"),
+        );
+        if copies {
+            assert!(
+                in_copies >= 50 && in_versions == 0,
+                "a query page reads its own copies: {in_copies} probes of view_objects, \
+                 {in_versions} of object_versions\n{plan:#}"
+            );
+        } else {
+            assert!(
+                in_copies == 0 && in_versions >= 50,
+                "a stored page reads the version rows only: {in_copies} probes of \
+                 view_objects, {in_versions} of object_versions\n{plan:#}"
+            );
+        }
+    }
+}
+
 /// The index a scan node reads and its condition: a bitmap heap scan's is the index
 /// its bitmap comes from, with the condition it rechecks; a sequential scan has none
 /// (its filter is returned).

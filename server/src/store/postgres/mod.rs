@@ -38,5 +38,5 @@ pub use backend::REGISTRY_MAX_AGE;
 pub use copy::{copy_from_sqlite, CopyReport};
 pub use handle::{write_permits, PostgresStore};
 #[doc(hidden)]
-pub use plans::{object_statements, ObjectStatement};
+pub use plans::{object_statements, objects_page_statement, ObjectStatement};
 pub use schema::known_version as schema_version;

@@ -8,7 +8,7 @@
 
 use super::entries::{INSERT_ENTRY, REMOVE_ENTRY};
 use super::ingest::{HELD_IN, LAST_IN, LAST_IN_EACH, PROBE, STORED_AMONG, VERSIONS_IN};
-use super::read::listing_sql;
+use super::read::{listing_sql, objects_page_sql};
 use super::views::OBJECTS_HELD;
 use crate::store::listing::{Listing, VersionMatch};
 
@@ -82,4 +82,22 @@ pub fn object_statements() -> Vec<ObjectStatement> {
             args: "'inbox', 0, ARRAY['indicator--0'], 1001",
         },
     ]
+}
+
+/// The statement of an objects page (`limit` 1,000, no filter): its parameters are
+/// the collection, the position after which to start (`i64::MIN` for the first page)
+/// and the rows to fetch. For the test that a stored collection's page reads each
+/// object's version row only, never the query views' copies.
+#[doc(hidden)]
+pub fn objects_page_statement() -> String {
+    objects_page_sql(&Listing {
+        ids: Vec::new(),
+        types: Vec::new(),
+        versions: VersionMatch::all(),
+        spec_versions: Vec::new(),
+        after: None,
+        limit: 1000,
+        with_raw: true,
+        max_bytes: None,
+    })
 }

@@ -132,14 +132,16 @@ pub(super) fn listing_sql(listing: &Listing) -> String {
         .unwrap_or_default()
 }
 
-/// One page of objects as bytes: only `date_added` and the object's JSON are read.
-/// The byte budget is applied in the database, so what crosses the wire is the page
-/// plus at most the one object that did not fit (which tells `more`).
-pub async fn list_objects<C: GenericClient>(
-    client: &C,
-    collection: &str,
-    listing: &Listing,
-) -> Result<ObjectsPage, StoreError> {
+/// The text of [`list_objects`]'s statement for `listing` (for the plan test).
+pub(super) fn objects_page_sql(listing: &Listing) -> String {
+    objects_statement("", listing)
+        .map(|(sql, _)| sql)
+        .unwrap_or_default()
+}
+
+/// The statement of [`list_objects`] and its arguments; `None` when the version match
+/// selects nothing at all.
+fn objects_statement(collection: &str, listing: &Listing) -> Option<(String, Args)> {
     // A query view's own copy of the JSON (the version's should it lack one); a stored
     // view has no copies, so its rows go straight to the version: one index probe per
     // object, not a failed one into `view_objects` first.
@@ -150,10 +152,7 @@ pub async fn list_objects<C: GenericClient>(
          ELSE (SELECT v.raw FROM object_versions v WHERE v.vid = e.vid) END AS raw \
          FROM entries e"
     );
-    let mut page = ObjectsPage::for_listing(listing);
-    let Some(mut args) = filter(&mut sql, collection, listing) else {
-        return Ok(page);
-    };
+    let mut args = filter(&mut sql, collection, listing)?;
     let fetch = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
     args.push(Box::new(fetch));
     sql.push_str(&format!(" ORDER BY e.date_added LIMIT ${}", args.len()));
@@ -172,6 +171,21 @@ pub async fn list_objects<C: GenericClient>(
             args.len()
         );
     }
+    Some((sql, args))
+}
+
+/// One page of objects as bytes: only `date_added` and the object's JSON are read.
+/// The byte budget is applied in the database, so what crosses the wire is the page
+/// plus at most the one object that did not fit (which tells `more`).
+pub async fn list_objects<C: GenericClient>(
+    client: &C,
+    collection: &str,
+    listing: &Listing,
+) -> Result<ObjectsPage, StoreError> {
+    let mut page = ObjectsPage::for_listing(listing);
+    let Some((sql, args)) = objects_statement(collection, listing) else {
+        return Ok(page);
+    };
     let stmt = client.prepare_cached(&sql).await?;
     for row in client.query(&stmt, &refs(&args)).await? {
         let raw: &str = row.try_get(1)?;
