@@ -4,7 +4,8 @@
 //!
 //! - **Key**: the collection, the [`PageGeneration`] of its serving view, and the
 //!   whole listing (position, limit, filters, the page byte budget). The generation
-//!   is read *before* the page, so a cached page is never older than its key.
+//!   is read *before* the page, so a cached page is never older than its key; pages of
+//!   one collection asked at once share that read (`crate::store::generation_reads`).
 //! - **Exactness**: every change to a view's existing entries (a removal, a version
 //!   no longer the latest or the first, a restamp when a rebuild switches) moves its
 //!   change counter in the same transaction, by a trigger, whichever process or

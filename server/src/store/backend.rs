@@ -41,7 +41,9 @@ pub trait Store: Send + Sync {
 
     /// The generation of the view serving a collection now (`None` while it has none,
     /// or when the backend cannot tell). Read it *before* the page it keys: the page
-    /// is then at least as new as its generation.
+    /// is then at least as new as its generation. Concurrent callers may share one
+    /// read, never one that started before they called (see
+    /// `store::generation_reads`).
     async fn page_generation(
         &self,
         _collection: &str,

@@ -1,7 +1,7 @@
 //! Why the store could not do what was asked, and how database errors map onto it.
 
 /// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The database failed (I/O, corruption, full disk, locked).
     #[error("database error: {0}")]

@@ -20,6 +20,7 @@ mod backend;
 mod clock;
 mod error;
 pub mod feed_run;
+pub(crate) mod generation_reads;
 pub(crate) mod ingest;
 mod listing;
 pub(crate) mod membership;

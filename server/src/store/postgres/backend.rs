@@ -301,8 +301,11 @@ impl Store for PostgresStore {
         &self,
         collection: &str,
     ) -> Result<Option<PageGeneration>, StoreError> {
-        let client = self.client().await?;
-        read::generation(&client, collection).await
+        let read = || async {
+            let client = self.client().await?;
+            read::generation(&client, collection).await
+        };
+        self.inner.generations.read(collection, read).await
     }
 
     async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {

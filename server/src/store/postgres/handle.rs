@@ -18,6 +18,7 @@ use super::views::{self, QueryCache};
 use crate::config::{PostgresSettings, PostgresTls};
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
+use crate::store::generation_reads::GenerationReads;
 use crate::store::micros::Micros;
 use crate::store::registry::Registry;
 
@@ -95,6 +96,7 @@ impl PostgresStore {
                 retention_hours: AtomicU64::new(48),
                 refresh_secs: AtomicU64::new(60),
                 rebuilds: AtomicU64::new(0),
+                generations: GenerationReads::default(),
             }),
         })
     }

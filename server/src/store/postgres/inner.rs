@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::probe;
 use super::views::QueryCache;
 use crate::store::error::StoreError;
+use crate::store::generation_reads::GenerationReads;
 use crate::store::registry::Registry;
 
 /// The view registry as last loaded, and when.
@@ -35,6 +36,8 @@ pub(super) struct Inner {
     pub(super) retention_hours: AtomicU64,
     pub(super) refresh_secs: AtomicU64,
     pub(super) rebuilds: AtomicU64,
+    /// Page generation reads shared among concurrent pages of a collection.
+    pub(super) generations: GenerationReads,
 }
 
 /// The error of a store lock poisoned by a panic.

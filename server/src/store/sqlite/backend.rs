@@ -206,11 +206,14 @@ impl Store for SqliteStore {
         &self,
         collection: &str,
     ) -> Result<Option<PageGeneration>, StoreError> {
-        let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
-            return Ok(None);
+        let read = || async {
+            let Some(view_id) = self.registry()?.active(collection).map(|v| v.view_id) else {
+                return Ok(None);
+            };
+            self.blocking(move |inner| read::generation(&*inner.readers.get()?, view_id))
+                .await
         };
-        self.blocking(move |inner| read::generation(&*inner.readers.get()?, view_id))
-            .await
+        self.inner.generations.read(collection, read).await
     }
 
     async fn count(&self, collection: &str, listing: &Listing) -> Result<u64, StoreError> {

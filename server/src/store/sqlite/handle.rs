@@ -16,6 +16,7 @@ use super::log_restart::LogRestart;
 use super::schema;
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
+use crate::store::generation_reads::GenerationReads;
 use crate::store::registry::Registry;
 
 /// The SQLite store.
@@ -66,6 +67,7 @@ impl SqliteStore {
             running: Mutex::new(HashSet::new()),
             retention_hours: AtomicU64::new(48),
             log_restart: LogRestart::default(),
+            generations: GenerationReads::default(),
         });
         let checkpointer = Checkpointer::start(&path, Arc::downgrade(&inner))?;
         Ok(SqliteStore {

@@ -11,6 +11,7 @@ use rusqlite::{Connection, Transaction};
 use super::log_restart::LogRestart;
 use crate::store::clock::Clock;
 use crate::store::error::StoreError;
+use crate::store::generation_reads::GenerationReads;
 use crate::store::registry::Registry;
 
 /// What every handle of one SQLite store shares.
@@ -24,6 +25,8 @@ pub(super) struct Inner {
     /// The checkpointer's request that the next write transaction first finish the
     /// write-ahead log so that it restarts.
     pub(super) log_restart: LogRestart,
+    /// Page generation reads shared among concurrent pages of a collection.
+    pub(super) generations: GenerationReads,
 }
 
 /// The newest `date_added` of the store: one index probe per view, and the newest
