@@ -1457,21 +1457,12 @@ async fn pg_an_objects_entries_are_found_by_version() {
             .batch_execute(&format!("PREPARE s{n} AS {}", statement.sql))
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", statement.name));
-        // The text protocol: the plan is `json`, read here as its text.
-        let plan = client
-            .simple_query(&format!(
-                "EXPLAIN (FORMAT JSON) EXECUTE s{n}({})",
-                statement.args
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", statement.name))
-            .into_iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-                _ => None,
-            })
-            .expect("a plan");
-        let plan: Value = serde_json::from_str(&plan).expect("a JSON plan");
+        let plan = json_plan(
+            &client,
+            &format!("EXPLAIN (FORMAT JSON) EXECUTE s{n}({})", statement.args),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", statement.name));
         let (mut entries, mut versions) = (Vec::new(), Vec::new());
         relation_scans(&plan, "entries", &mut entries);
         relation_scans(&plan, "object_versions", &mut versions);
@@ -1541,20 +1532,15 @@ async fn pg_a_stored_page_reads_versions_only_and_a_query_page_its_copies() {
             .sum::<u64>()
     };
     for (collection, copies) in [(INBOX, false), (INDICATORS, true)] {
-        let plan = client
-            .simple_query(&format!(
+        let plan = json_plan(
+            &client,
+            &format!(
                 "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page('{collection}', {}, 1001)",
                 i64::MIN
-            ))
-            .await
-            .expect("explain")
-            .into_iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-                _ => None,
-            })
-            .expect("a plan");
-        let plan: Value = serde_json::from_str(&plan).expect("a JSON plan");
+            ),
+        )
+        .await
+        .expect("explain");
         let (in_copies, in_versions) = (
             loops(&plan, "view_objects"),
             loops(&plan, "object_versions"),
@@ -1573,6 +1559,24 @@ async fn pg_a_stored_page_reads_versions_only_and_a_query_page_its_copies() {
             );
         }
     }
+}
+
+/// The plan an `EXPLAIN (… FORMAT JSON)` statement returns. Over the text protocol the
+/// plan is `json`, read here as its text.
+async fn json_plan(
+    client: &tokio_postgres::Client,
+    explain: &str,
+) -> Result<Value, tokio_postgres::Error> {
+    let plan = client
+        .simple_query(explain)
+        .await?
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("a plan");
+    Ok(serde_json::from_str(&plan).expect("a JSON plan"))
 }
 
 /// The index a scan node reads and its condition: a bitmap heap scan's is the index
