@@ -11,6 +11,7 @@ use rusqlite::Connection;
 
 use super::checkpointer::{Checkpointer, BACKSTOP_PAGES};
 use super::db_file::DB_FILE;
+use super::gathered_log;
 use super::inner::{poisoned, Inner, LAST_STAMP};
 use super::log_restart::LogRestart;
 use super::schema;
@@ -18,6 +19,20 @@ use crate::store::clock::Clock;
 use crate::store::error::StoreError;
 use crate::store::generation_reads::GenerationReads;
 use crate::store::registry::Registry;
+
+/// The writer's connection: through the VFS that writes its log in large pieces
+/// ([`gathered_log`]), which relies on the `synchronous=FULL` that
+/// [`schema::configure`] gives the writer.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    Ok(match gathered_log::registered() {
+        true => Connection::open_with_flags_and_vfs(
+            path,
+            rusqlite::OpenFlags::default(),
+            gathered_log::VFS_NAME,
+        )?,
+        false => Connection::open(path)?,
+    })
+}
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -38,7 +53,7 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let mut writer = Connection::open(&path)?;
+        let mut writer = open_writer(&path)?;
         schema::configure(&writer, true)?;
         // The checkpointer copies the log; the writer only if it falls far behind.
         writer.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;

@@ -10,6 +10,7 @@ mod checkpointer;
 pub(crate) mod db_file;
 mod entries;
 mod feed_state;
+mod gathered_log;
 mod handle;
 mod ingest;
 mod inner;
