@@ -183,7 +183,9 @@ async fn readiness_follows_a_vanished_database_while_the_pool_is_saturated() {
     assert_eq!(readyz(&admin).await, StatusCode::OK);
 
     // Saturate the pool: lock every table a read goes through (on a connection that
-    // does not pass the forwarder), then send as many reads as the pool has connections.
+    // does not pass the forwarder), then send as many reads as the pool has connections
+    // — each of another collection: concurrent pages of one collection share a single
+    // read of its generation (`store::generation_reads`), so they would hold one.
     let mut locker = db.client().await;
     let lock = locker.transaction().await.expect("begin");
     lock.batch_execute(
@@ -191,12 +193,15 @@ async fn readiness_follows_a_vanished_database_while_the_pool_is_saturated() {
     )
     .await
     .expect("lock the tables");
-    let reads: Vec<_> = (0..POOL)
-        .map(|_| {
+    let collections = [INBOX, INDICATORS];
+    assert_eq!(collections.len(), POOL);
+    let reads: Vec<_> = collections
+        .into_iter()
+        .map(|collection| {
             let router = router.clone();
             tokio::spawn(async move {
                 router
-                    .oneshot(get(&objects_url(INBOX)))
+                    .oneshot(get(&objects_url(collection)))
                     .await
                     .expect("infallible")
                     .status()
