@@ -16,17 +16,21 @@
 //!   `fsync` — which writes what is gathered first;
 //! - frames of a transaction that rolled back after its pages spilled into the log are
 //!   written (as SQLite would have written them at once) before the writer lets go of
-//!   the log's write lock — the main database file is wrapped for that one hook on its
-//!   `xShmLock` — so they can never land over frames that another connection or process
-//!   (an `import` beside the server) commits afterwards;
-//! - a failed write of gathered frames fails the call that caused it (SQLite rolls the
-//!   transaction back) and discards them: they belonged to no finished commit;
+//!   the log's write lock, or of the database file's lock in `locking_mode=EXCLUSIVE` —
+//!   the main database file is wrapped for these hooks — so they can never land over
+//!   frames that another connection or process (an `import` beside the server) commits
+//!   afterwards;
+//! - a failed write of gathered frames fails the call that caused it with
+//!   `SQLITE_IOERR_WRITE`, which rolls the whole transaction back, and they stay
+//!   gathered for the next try until the transaction ends: SQLite counts them as
+//!   written;
 //! - on a connection run with less than `synchronous=FULL` (only tests do), frames are
 //!   written before the log's shared header makes them visible (the `xShmBarrier` SQLite
 //!   places between the header's two copies); a failure to write them there cannot fail
 //!   the commit any more, which is why the store's writer runs with `FULL`.
 //!
-//! A log whose database file is not ours (no such link) is not gathered at all.
+//! A log whose database file is not ours, or on a device where a write may disturb the
+//! bytes beside it (no `SQLITE_IOCAP_POWERSAFE_OVERWRITE`), is not gathered at all.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::{align_of, size_of};
@@ -151,7 +155,12 @@ unsafe extern "C" fn open(
     }
     let log = file.cast::<LogFile>();
     let db = ffi::sqlite3_database_file_object(name);
-    let main = match !db.is_null() && ptr::eq((*db).pMethods, &MAIN_METHODS) {
+    // Gathered only beside a database file of ours (for the hooks), and only where
+    // a write never disturbs bytes beside it (without that, SQLite pads a commit and
+    // writes its last frame's tail after the sync).
+    let ours = !db.is_null() && ptr::eq((*db).pMethods, &MAIN_METHODS);
+    let main = match ours && device_characteristics(db) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0
+    {
         true => db.cast::<MainFile>(),
         false => ptr::null_mut(),
     };
@@ -211,14 +220,27 @@ impl Gathered {
         ffi::SQLITE_OK
     }
 
-    /// Writes what is gathered; on failure it is discarded (see the module's docs).
+    /// Writes what is gathered. On failure it stays gathered, to be written by the
+    /// next flush — SQLite counts those frames as written — and the call fails with
+    /// `SQLITE_IOERR_WRITE`, an error that rolls the whole transaction back (a
+    /// `SQLITE_FULL` would undo only the statement, and the transaction could commit
+    /// over frames never written).
     fn flush(&mut self, mut through: impl FnMut(&[u8], i64) -> c_int) -> c_int {
         if self.bytes.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let rc = through(&self.bytes, self.start);
+        match through(&self.bytes, self.start) {
+            ffi::SQLITE_OK => {
+                self.bytes.clear();
+                ffi::SQLITE_OK
+            }
+            _ => ffi::SQLITE_IOERR_WRITE,
+        }
+    }
+
+    /// Forgets what is gathered: frames of a transaction that will never commit.
+    fn discard(&mut self) {
         self.bytes.clear();
-        rc
     }
 }
 
@@ -243,6 +265,22 @@ macro_rules! forwarded {
     }};
 }
 
+/// Defines `$name`, an io method that calls the inner file's `$m` (`$missing` when it
+/// has none) — after `$before(file)` when given, whose error it returns.
+macro_rules! io_method {
+    ($name:ident, $m:ident, $missing:expr, ($($arg:ident: $ty:ty),*) $(, $before:ident)?) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            $(
+                let rc = $before(file.cast());
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+            )?
+            forwarded!(file, $m, $missing $(, $arg)*)
+        }
+    };
+}
+
 /// Writes what `log` gathered.
 unsafe fn flush(log: *mut LogFile) -> c_int {
     let inner = inner(log.cast());
@@ -251,15 +289,14 @@ unsafe fn flush(log: *mut LogFile) -> c_int {
         .flush(|data, at| write_through(inner, data, at))
 }
 
-/// The inner file's method `$m`, called with `$args` once what is gathered is written.
-macro_rules! flushed_then {
-    ($file:ident, $m:ident, $missing:expr $(, $arg:expr)*) => {{
-        let rc = flush($file.cast());
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        forwarded!($file, $m, $missing $(, $arg)*)
-    }};
+/// The end of a write transaction on `log`: committed frames were written by the
+/// commit's sync, so what is left belongs to a transaction that rolled back. It is
+/// written as SQLite would have written it at once — before anyone else may write the
+/// log — or, failing that, forgotten.
+unsafe fn release(log: *mut LogFile) {
+    if !log.is_null() && flush(log) != ffi::SQLITE_OK {
+        (*log).gathered.discard();
+    }
 }
 
 // The log's methods.
@@ -280,15 +317,6 @@ unsafe extern "C" fn log_close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn log_read(
-    file: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    flushed_then!(file, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset)
-}
-
 unsafe extern "C" fn log_write(
     file: *mut ffi::sqlite3_file,
     buf: *const c_void,
@@ -302,6 +330,11 @@ unsafe extern "C" fn log_write(
     };
     let data = std::slice::from_raw_parts(buf.cast::<u8>(), len);
     if (*log).main.is_null() {
+        // Not gathered (any longer): what was, first.
+        let rc = flush(log);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
         return write_through(inner, data, offset);
     }
     (*log)
@@ -309,34 +342,12 @@ unsafe extern "C" fn log_write(
         .write(data, offset, |data, at| write_through(inner, data, at))
 }
 
-unsafe extern "C" fn log_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    flushed_then!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
-}
-
-unsafe extern "C" fn log_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    flushed_then!(file, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
-}
-
-unsafe extern "C" fn log_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    flushed_then!(file, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
-}
-
-unsafe extern "C" fn log_file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    flushed_then!(file, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
-}
-
-unsafe extern "C" fn log_fetch(
-    file: *mut ffi::sqlite3_file,
-    offset: i64,
-    amount: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    flushed_then!(file, xFetch, no_fetch(out), offset, amount, out)
-}
+io_method!(log_read, xRead, ffi::SQLITE_IOERR_READ, (buf: *mut c_void, amount: c_int, offset: i64), flush);
+io_method!(log_truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: i64), flush);
+io_method!(log_sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int), flush);
+io_method!(log_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut i64), flush);
+io_method!(log_file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void), flush);
+io_method!(log_fetch, xFetch, no_fetch(out), (offset: i64, amount: c_int, out: *mut *mut c_void), flush);
 
 static LOG_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
@@ -353,15 +364,15 @@ static LOG_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xSectorSize: Some(sector_size),
     xDeviceCharacteristics: Some(device_characteristics),
     xShmMap: Some(shm_map),
-    xShmLock: Some(forwarded_shm_lock),
+    xShmLock: Some(shm_lock),
     xShmBarrier: Some(shm_barrier),
     xShmUnmap: Some(shm_unmap),
     xFetch: Some(log_fetch),
     xUnfetch: Some(unfetch),
 };
 
-// The main database file's methods: `unix`'s, but for the log's link and the write
-// lock's release.
+// The main database file's methods: `unix`'s, but for the log's link and the ends of
+// write transactions.
 
 unsafe extern "C" fn main_close(file: *mut ffi::sqlite3_file) -> c_int {
     let main = file.cast::<MainFile>();
@@ -379,15 +390,17 @@ unsafe extern "C" fn main_shm_lock(
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    let releases_write_lock =
-        offset == WAL_WRITE_LOCK && flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE;
-    let log = (*file.cast::<MainFile>()).log;
-    if releases_write_lock && !log.is_null() {
-        // Committed frames were written by the commit's sync; what is left belongs to
-        // a transaction that rolled back. A failure to write it loses nothing.
-        let _ = flush(log);
+    if offset == WAL_WRITE_LOCK && flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE {
+        release((*file.cast::<MainFile>()).log);
     }
     forwarded!(file, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
+}
+
+unsafe extern "C" fn main_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    // In `locking_mode=EXCLUSIVE` the log's locks are not taken in shared memory; the
+    // database file's lock is what others wait for.
+    release((*file.cast::<MainFile>()).log);
+    forwarded!(file, xUnlock, ffi::SQLITE_OK, level)
 }
 
 unsafe extern "C" fn main_shm_barrier(file: *mut ffi::sqlite3_file) {
@@ -402,122 +415,6 @@ unsafe extern "C" fn main_shm_barrier(file: *mut ffi::sqlite3_file) {
     forwarded!(file, xShmBarrier, ())
 }
 
-unsafe extern "C" fn read(
-    file: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    forwarded!(file, xRead, ffi::SQLITE_IOERR_READ, buf, amount, offset)
-}
-
-unsafe extern "C" fn write(
-    file: *mut ffi::sqlite3_file,
-    buf: *const c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    forwarded!(file, xWrite, ffi::SQLITE_IOERR_WRITE, buf, amount, offset)
-}
-
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    forwarded!(file, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, size)
-}
-
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    forwarded!(file, xSync, ffi::SQLITE_IOERR_FSYNC, flags)
-}
-
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    forwarded!(file, xFileSize, ffi::SQLITE_IOERR_FSTAT, size)
-}
-
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    forwarded!(file, xLock, ffi::SQLITE_OK, level)
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    forwarded!(file, xUnlock, ffi::SQLITE_OK, level)
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    forwarded!(file, xCheckReservedLock, ffi::SQLITE_OK, out)
-}
-
-unsafe extern "C" fn file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    forwarded!(file, xFileControl, ffi::SQLITE_NOTFOUND, op, arg)
-}
-
-unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    forwarded!(file, xSectorSize, 4096)
-}
-
-unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    forwarded!(file, xDeviceCharacteristics, 0)
-}
-
-unsafe extern "C" fn shm_map(
-    file: *mut ffi::sqlite3_file,
-    region: c_int,
-    size: c_int,
-    extend: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    forwarded!(
-        file,
-        xShmMap,
-        ffi::SQLITE_IOERR_SHMMAP,
-        region,
-        size,
-        extend,
-        out
-    )
-}
-
-unsafe extern "C" fn forwarded_shm_lock(
-    file: *mut ffi::sqlite3_file,
-    offset: c_int,
-    n: c_int,
-    flags: c_int,
-) -> c_int {
-    forwarded!(file, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, offset, n, flags)
-}
-
-unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
-    forwarded!(file, xShmBarrier, ())
-}
-
-unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    forwarded!(file, xShmUnmap, ffi::SQLITE_OK, delete)
-}
-
-/// "No memory map here": SQLite then reads the page.
-unsafe fn no_fetch(out: *mut *mut c_void) -> c_int {
-    *out = ptr::null_mut();
-    ffi::SQLITE_OK
-}
-
-unsafe extern "C" fn fetch(
-    file: *mut ffi::sqlite3_file,
-    offset: i64,
-    amount: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    forwarded!(file, xFetch, no_fetch(out), offset, amount, out)
-}
-
-unsafe extern "C" fn unfetch(
-    file: *mut ffi::sqlite3_file,
-    offset: i64,
-    page: *mut c_void,
-) -> c_int {
-    forwarded!(file, xUnfetch, ffi::SQLITE_OK, offset, page)
-}
-
 static MAIN_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
     xClose: Some(main_close),
@@ -527,7 +424,7 @@ static MAIN_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xSync: Some(sync),
     xFileSize: Some(file_size),
     xLock: Some(lock),
-    xUnlock: Some(unlock),
+    xUnlock: Some(main_unlock),
     xCheckReservedLock: Some(check_reserved_lock),
     xFileControl: Some(file_control),
     xSectorSize: Some(sector_size),
@@ -539,6 +436,35 @@ static MAIN_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xFetch: Some(fetch),
     xUnfetch: Some(unfetch),
 };
+
+// Methods both files forward as they are.
+
+io_method!(read, xRead, ffi::SQLITE_IOERR_READ, (buf: *mut c_void, amount: c_int, offset: i64));
+io_method!(write, xWrite, ffi::SQLITE_IOERR_WRITE, (buf: *const c_void, amount: c_int, offset: i64));
+io_method!(truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: i64));
+io_method!(sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int));
+io_method!(file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut i64));
+io_method!(lock, xLock, ffi::SQLITE_OK, (level: c_int));
+io_method!(unlock, xUnlock, ffi::SQLITE_OK, (level: c_int));
+io_method!(check_reserved_lock, xCheckReservedLock, ffi::SQLITE_OK, (out: *mut c_int));
+io_method!(file_control, xFileControl, ffi::SQLITE_NOTFOUND, (op: c_int, arg: *mut c_void));
+io_method!(sector_size, xSectorSize, 4096, ());
+io_method!(device_characteristics, xDeviceCharacteristics, 0, ());
+io_method!(shm_map, xShmMap, ffi::SQLITE_IOERR_SHMMAP, (region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void));
+io_method!(shm_lock, xShmLock, ffi::SQLITE_IOERR_SHMLOCK, (offset: c_int, n: c_int, flags: c_int));
+io_method!(shm_unmap, xShmUnmap, ffi::SQLITE_OK, (delete: c_int));
+io_method!(fetch, xFetch, no_fetch(out), (offset: i64, amount: c_int, out: *mut *mut c_void));
+io_method!(unfetch, xUnfetch, ffi::SQLITE_OK, (offset: i64, page: *mut c_void));
+
+unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
+    forwarded!(file, xShmBarrier, ())
+}
+
+/// "No memory map here": SQLite then reads the page.
+unsafe fn no_fetch(out: *mut *mut c_void) -> c_int {
+    *out = ptr::null_mut();
+    ffi::SQLITE_OK
+}
 
 #[cfg(test)]
 mod tests {
@@ -638,16 +564,25 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_fails_the_call_and_is_not_repeated() {
+    fn a_failed_write_fails_the_call_as_an_io_error_and_is_tried_again() {
         let mut gathered = Gathered::default();
         let mut file = Vec::new();
         gathered.write(b"first", 0, |d, o| put(&mut file, d, o));
-        let rc = gathered.flush(|_, _| ffi::SQLITE_IOERR_WRITE);
+        // A full disk fails the call as an I/O error, which rolls the transaction back.
+        let rc = gathered.flush(|_, _| ffi::SQLITE_FULL);
         assert_eq!(rc, ffi::SQLITE_IOERR_WRITE);
+        let rc = gathered.write(b"second", 100, |_, _| ffi::SQLITE_FULL);
+        assert_eq!(rc, ffi::SQLITE_IOERR_WRITE);
+        // The next flush writes the frames SQLite counts as written.
         gathered.write(b"second", 100, |d, o| put(&mut file, d, o));
         gathered.flush(|d, o| put(&mut file, d, o));
-        assert_eq!(&file[..5], &[0; 5], "the failed bytes were written later");
+        assert_eq!(&file[..5], b"first");
         assert_eq!(&file[100..], b"second");
+        // What is discarded is never written.
+        gathered.write(b"third", 200, |d, o| put(&mut file, d, o));
+        gathered.discard();
+        gathered.flush(|d, o| put(&mut file, d, o));
+        assert_eq!(file.len(), 106);
     }
 
     fn writer(path: &std::path::Path) -> Connection {
@@ -661,6 +596,23 @@ mod tests {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .expect("no autocheckpoint");
         conn
+    }
+
+    /// A fresh database in a directory of its own, with table `t`, written through the VFS.
+    fn table() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let conn = writer(&path);
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+            .expect("table");
+        (dir, path, conn)
+    }
+
+    fn assert_intact(reader: &Connection) {
+        let check: String = reader
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("check");
+        assert_eq!(check, "ok");
     }
 
     /// Count and byte sum of the table, as another connection sees them.
@@ -693,11 +645,7 @@ mod tests {
 
     #[test]
     fn every_commit_is_read_by_other_connections_and_survives_reopening() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = writer(&path);
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
-            .expect("table");
+        let (_dir, path, mut conn) = table();
         let reader = Connection::open(&path).expect("reader");
         let mut rows = 0;
         for round in 0..12 {
@@ -721,10 +669,7 @@ mod tests {
         fill(&mut conn, rows, 50);
         rows += 50;
         assert_eq!(seen(&reader), expected(rows));
-        let check: String = reader
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("check");
-        assert_eq!(check, "ok");
+        assert_intact(&reader);
         drop(reader);
         // Closed without a checkpoint of the last commits: they are read from the log.
         std::mem::forget(conn);
@@ -734,11 +679,7 @@ mod tests {
 
     #[test]
     fn a_transaction_larger_than_the_cache_reads_back_its_spilled_pages() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = writer(&path);
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
-            .expect("table");
+        let (_dir, path, mut conn) = table();
         // A cache of 20 pages: the transaction's pages go to the log before its
         // commit, are read back from it, and rewritten in place.
         conn.pragma_update(None, "cache_size", 20).expect("cache");
@@ -759,19 +700,12 @@ mod tests {
         tx.commit().expect("commit");
         let reader = Connection::open(&path).expect("reader");
         assert_eq!(seen(&reader), expected(3000));
-        let check: String = reader
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("check");
-        assert_eq!(check, "ok");
+        assert_intact(&reader);
     }
 
     #[test]
     fn frames_of_a_rolled_back_transaction_never_land_over_a_later_commit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = writer(&path);
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
-            .expect("table");
+        let (_dir, path, mut conn) = table();
         conn.pragma_update(None, "cache_size", 20).expect("cache");
         // Spills frames into the log (the last of them still gathered), then rolls back.
         {
@@ -792,9 +726,6 @@ mod tests {
         assert_eq!(count, 600);
         let reader = Connection::open(&path).expect("reader");
         assert_eq!(seen(&reader), expected(600));
-        let check: String = reader
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("check");
-        assert_eq!(check, "ok");
+        assert_intact(&reader);
     }
 }
